@@ -1,0 +1,3 @@
+//! `otlp-client`: the otlp-rust agent and operator tool.
+
+fn main() {}

@@ -1,0 +1,384 @@
+//! The unit that flows through otlp-rust: an encoded OTLP export request.
+
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::{
+    DecodeError, JoinError, Payload, Signal, Split,
+    wire::{Field, Fields, len_field_size, message, put_len_header},
+};
+
+/// An encoded OTLP export request of one signal, with its item count.
+///
+/// The bytes are a complete `Export{Trace,Metrics,Logs}ServiceRequest` in
+/// protobuf encoding. They are encoded once, where the data is made or
+/// received, and then flow unchanged: retries resend a cheap clone, the disk
+/// queue stores them as they are, gRPC sends them through a pass-through codec.
+///
+/// Protobuf merge semantics make two encoded requests of the same type
+/// concatenate into one valid request, so [`Batch::join`] appends bytes.
+///
+/// # Example
+///
+/// ```
+/// use bytes::Bytes;
+/// use otlp_core::{Batch, Signal};
+///
+/// // An ExportTraceServiceRequest with one resource, one scope and one empty span.
+/// let encoded = Bytes::from_static(&[0x0a, 0x04, 0x12, 0x02, 0x12, 0x00]);
+/// let batch = Batch::from_encoded(Signal::Traces, encoded)?;
+/// assert_eq!(batch.items(), 1);
+///
+/// let joined = batch.join(&batch)?;
+/// assert_eq!(joined.items(), 2);
+/// assert_eq!(joined.byte_size(), 12);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Batch {
+    signal: Signal,
+    bytes: Bytes,
+    items: u64,
+}
+
+/// One indivisible unit of a request when splitting: a span, a log record,
+/// or a whole metric (with all its data points).
+#[derive(Debug)]
+struct Unit<'a> {
+    raw: &'a [u8],
+    items: u64,
+}
+
+#[derive(Debug)]
+struct Scope<'a> {
+    header: Vec<&'a [u8]>,
+    units: Vec<Unit<'a>>,
+}
+
+#[derive(Debug)]
+struct Resource<'a> {
+    header: Vec<&'a [u8]>,
+    scopes: Vec<Scope<'a>>,
+}
+
+#[derive(Debug)]
+struct Parsed<'a> {
+    other: Vec<&'a [u8]>,
+    resources: Vec<Resource<'a>>,
+}
+
+// === impl Batch ===
+
+impl Batch {
+    /// Wraps encoded bytes whose item count the caller already knows (for
+    /// example because it encoded them).
+    ///
+    /// Use [`Batch::from_encoded`] for bytes from elsewhere.
+    pub fn new(signal: Signal, bytes: Bytes, items: u64) -> Self {
+        Self {
+            signal,
+            bytes,
+            items,
+        }
+    }
+
+    /// An empty request of `signal` (zero bytes is a valid, empty request).
+    pub fn empty(signal: Signal) -> Self {
+        Self::new(signal, Bytes::new(), 0)
+    }
+
+    /// Wraps encoded bytes from elsewhere, counting their items by walking the
+    /// wire format (no full decode).
+    ///
+    /// # Errors
+    ///
+    /// Returns [`DecodeError`] when the resource / scope / item structure is
+    /// not well-formed protobuf.
+    pub fn from_encoded(signal: Signal, bytes: Bytes) -> Result<Self, DecodeError> {
+        let items = count_items(signal, &bytes)?;
+        Ok(Self::new(signal, bytes, items))
+    }
+
+    /// The signal of the request.
+    pub fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    /// The encoded request.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Consumes the batch, returning the encoded request.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
+    /// The number of spans, metric data points or log records.
+    pub fn items(&self) -> u64 {
+        self.items
+    }
+
+    /// The encoded size in bytes.
+    pub fn byte_size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the request carries no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Joins two requests of one signal into one by appending their bytes.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`JoinError`] when the signals differ.
+    pub fn join(&self, other: &Batch) -> Result<Batch, JoinError> {
+        Batch::concat(self.signal, [self, other])
+    }
+
+    /// Joins many requests of `signal` into one, copying each byte once.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`JoinError`] when any batch is of another signal.
+    pub fn concat<'a>(
+        signal: Signal,
+        batches: impl IntoIterator<Item = &'a Batch> + Clone,
+    ) -> Result<Batch, JoinError> {
+        let mut len = 0;
+        let mut items = 0;
+        for b in batches.clone() {
+            if b.signal != signal {
+                return Err(JoinError {
+                    left: signal,
+                    right: b.signal,
+                });
+            }
+            len += b.bytes.len();
+            items += b.items;
+        }
+        let mut out = BytesMut::with_capacity(len);
+        for b in batches {
+            out.extend_from_slice(&b.bytes);
+        }
+        Ok(Batch::new(signal, out.freeze(), items))
+    }
+
+    /// Splits the request into two requests carrying about half the items
+    /// each, keeping every resource and scope with its items.
+    ///
+    /// The smallest unit is one span, one log record, or one metric with all
+    /// its data points.
+    ///
+    /// # Errors
+    ///
+    /// Returns `Ok(None)` when there is only one unit left, and
+    /// [`DecodeError`] when the bytes are malformed.
+    pub fn try_split(&self) -> Result<Option<(Batch, Batch)>, DecodeError> {
+        let parsed = parse(self.signal, &self.bytes)?;
+        let units: Vec<u64> = parsed
+            .resources
+            .iter()
+            .flat_map(|r| r.scopes.iter())
+            .flat_map(|s| s.units.iter().map(|u| u.items))
+            .collect();
+        if units.len() < 2 {
+            return Ok(None);
+        }
+        let total: u64 = units.iter().sum();
+        // The left half ends after the first unit that brings it to half the items,
+        // but always leaves at least one unit for the right half.
+        let mut cut = units.len() / 2;
+        if total > 0 {
+            let mut acc = 0;
+            for (i, n) in units.iter().enumerate() {
+                acc += n;
+                if acc * 2 >= total {
+                    cut = i + 1;
+                    break;
+                }
+            }
+        }
+        let cut = cut.clamp(1, units.len() - 1);
+        let left = encode_part(&parsed, 0..cut, true);
+        let right = encode_part(&parsed, cut..units.len(), false);
+        Ok(Some((
+            Batch::new(self.signal, left.0, left.1),
+            Batch::new(self.signal, right.0, right.1),
+        )))
+    }
+}
+
+impl Payload for Batch {
+    fn items(&self) -> u64 {
+        self.items
+    }
+
+    fn byte_size(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn label(&self) -> &'static str {
+        self.signal.as_str()
+    }
+}
+
+impl Split for Batch {
+    /// Malformed bytes cannot be split; they are sent (and refused) whole.
+    fn split(&self) -> Option<(Self, Self)> {
+        self.try_split().ok().flatten()
+    }
+}
+
+/// Counts the items of an encoded export request without decoding it.
+///
+/// Spans for traces, log records for logs, and data points for metrics (the
+/// unit OTLP partial success counts in).
+///
+/// # Errors
+///
+/// Returns [`DecodeError`] when the walked structure is malformed.
+pub fn count_items(signal: Signal, buf: &[u8]) -> Result<u64, DecodeError> {
+    let mut n = 0;
+    for resource in Fields::new(buf) {
+        let resource = resource?;
+        if resource.number != 1 {
+            continue;
+        }
+        for scope in Fields::new(message(&resource)?) {
+            let scope = scope?;
+            if scope.number != 2 {
+                continue;
+            }
+            for item in Fields::new(message(&scope)?) {
+                let item = item?;
+                if item.number == 2 {
+                    n += unit_items(signal, &item)?;
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// The items in one unit: 1 for a span or log record, the data points of a metric.
+fn unit_items(signal: Signal, item: &Field<'_>) -> Result<u64, DecodeError> {
+    let body = message(item)?;
+    match signal {
+        Signal::Traces | Signal::Logs => Ok(1),
+        Signal::Metrics => {
+            let mut n = 0;
+            for data in Fields::new(body) {
+                let data = data?;
+                // gauge = 5, sum = 7, histogram = 9, exponential_histogram = 10, summary = 11;
+                // each holds its data points in field 1.
+                if matches!(data.number, 5 | 7 | 9 | 10 | 11) {
+                    for point in Fields::new(message(&data)?) {
+                        let point = point?;
+                        if point.number == 1 {
+                            message(&point)?;
+                            n += 1;
+                        }
+                    }
+                }
+            }
+            Ok(n)
+        }
+    }
+}
+
+fn parse(signal: Signal, buf: &[u8]) -> Result<Parsed<'_>, DecodeError> {
+    let mut parsed = Parsed {
+        other: Vec::new(),
+        resources: Vec::new(),
+    };
+    for resource in Fields::new(buf) {
+        let resource = resource?;
+        if resource.number != 1 {
+            parsed.other.push(resource.raw);
+            continue;
+        }
+        let mut r = Resource {
+            header: Vec::new(),
+            scopes: Vec::new(),
+        };
+        for scope in Fields::new(message(&resource)?) {
+            let scope = scope?;
+            if scope.number != 2 {
+                r.header.push(scope.raw);
+                continue;
+            }
+            let mut s = Scope {
+                header: Vec::new(),
+                units: Vec::new(),
+            };
+            for item in Fields::new(message(&scope)?) {
+                let item = item?;
+                if item.number == 2 {
+                    s.units.push(Unit {
+                        raw: item.raw,
+                        items: unit_items(signal, &item)?,
+                    });
+                } else {
+                    s.header.push(item.raw);
+                }
+            }
+            r.scopes.push(s);
+        }
+        parsed.resources.push(r);
+    }
+    Ok(parsed)
+}
+
+/// Encodes the units whose flat index is in `range`, each inside its own
+/// resource and scope headers. Entries without units (and top-level fields
+/// other than resources) travel with the first part so nothing is lost.
+fn encode_part(parsed: &Parsed<'_>, range: Range<usize>, first: bool) -> (Bytes, u64) {
+    let mut out = Vec::new();
+    let mut items = 0;
+    let mut idx = 0;
+    if first {
+        for raw in &parsed.other {
+            out.extend_from_slice(raw);
+        }
+    }
+    for r in &parsed.resources {
+        let mut body = Vec::new();
+        for raw in &r.header {
+            body.extend_from_slice(raw);
+        }
+        let mut any = first && r.scopes.iter().all(|s| s.units.is_empty());
+        for s in &r.scopes {
+            let mut scope_body = Vec::new();
+            for raw in &s.header {
+                scope_body.extend_from_slice(raw);
+            }
+            let mut scope_any = first && s.units.is_empty();
+            for u in &s.units {
+                if range.contains(&idx) {
+                    scope_body.extend_from_slice(u.raw);
+                    items += u.items;
+                    scope_any = true;
+                }
+                idx += 1;
+            }
+            if scope_any {
+                body.reserve(len_field_size(2, scope_body.len()));
+                put_len_header(&mut body, 2, scope_body.len());
+                body.extend_from_slice(&scope_body);
+                any = true;
+            }
+        }
+        if any {
+            put_len_header(&mut out, 1, body.len());
+            out.extend_from_slice(&body);
+        }
+    }
+    (Bytes::from(out), items)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,411 @@
+//! Tests of join, split and count against the real OTLP protobuf types.
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::{
+    collector::{
+        logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+        trace::v1::ExportTraceServiceRequest,
+    },
+    common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value},
+    logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
+    metrics::v1::{
+        Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
+        ScopeMetrics, Sum, metric::Data,
+    },
+    resource::v1::Resource,
+    trace::v1::{ResourceSpans, ScopeSpans, Span},
+};
+use proptest::prelude::*;
+use prost::Message;
+
+use super::*;
+
+fn kv(k: &str, v: &str) -> KeyValue {
+    KeyValue {
+        key: k.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v.to_owned())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn resource(i: usize) -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![kv("service.name", &format!("svc-{i}"))],
+        ..Default::default()
+    })
+}
+
+fn scope(i: usize) -> Option<InstrumentationScope> {
+    Some(InstrumentationScope {
+        name: format!("scope-{i}"),
+        version: "1.0".to_owned(),
+        ..Default::default()
+    })
+}
+
+/// A trace request with `shape[r][s]` spans in scope `s` of resource `r`.
+fn traces(shape: &[Vec<usize>]) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: shape
+            .iter()
+            .enumerate()
+            .map(|(r, scopes)| ResourceSpans {
+                resource: resource(r),
+                scope_spans: scopes
+                    .iter()
+                    .enumerate()
+                    .map(|(s, &n)| ScopeSpans {
+                        scope: scope(s),
+                        spans: (0..n)
+                            .map(|i| Span {
+                                trace_id: vec![r as u8; 16],
+                                span_id: vec![s as u8; 8],
+                                name: format!("span-{r}-{s}-{i}"),
+                                start_time_unix_nano: i as u64,
+                                attributes: vec![kv("k", "v")],
+                                ..Default::default()
+                            })
+                            .collect(),
+                        schema_url: "https://opentelemetry.io/schemas/1.30.0".to_owned(),
+                    })
+                    .collect(),
+                schema_url: String::new(),
+            })
+            .collect(),
+    }
+}
+
+fn logs(shape: &[Vec<usize>]) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: shape
+            .iter()
+            .enumerate()
+            .map(|(r, scopes)| ResourceLogs {
+                resource: resource(r),
+                scope_logs: scopes
+                    .iter()
+                    .enumerate()
+                    .map(|(s, &n)| ScopeLogs {
+                        scope: scope(s),
+                        log_records: (0..n)
+                            .map(|i| LogRecord {
+                                time_unix_nano: i as u64,
+                                severity_text: "INFO".to_owned(),
+                                body: Some(AnyValue {
+                                    value: Some(any_value::Value::StringValue(format!("log {i}"))),
+                                }),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        schema_url: String::new(),
+                    })
+                    .collect(),
+                schema_url: String::new(),
+            })
+            .collect(),
+    }
+}
+
+fn number_points(n: usize) -> Vec<NumberDataPoint> {
+    (0..n)
+        .map(|i| NumberDataPoint {
+            time_unix_nano: i as u64,
+            attributes: vec![kv("i", &i.to_string())],
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// A metric request: `shape[r][s]` lists the data point counts of each metric,
+/// cycling through gauge, sum and histogram.
+fn metrics(shape: &[Vec<Vec<usize>>]) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: shape
+            .iter()
+            .enumerate()
+            .map(|(r, scopes)| ResourceMetrics {
+                resource: resource(r),
+                scope_metrics: scopes
+                    .iter()
+                    .enumerate()
+                    .map(|(s, ms)| ScopeMetrics {
+                        scope: scope(s),
+                        metrics: ms
+                            .iter()
+                            .enumerate()
+                            .map(|(m, &points)| Metric {
+                                name: format!("metric_{m}"),
+                                unit: "1".to_owned(),
+                                data: Some(match m % 3 {
+                                    0 => Data::Gauge(Gauge {
+                                        data_points: number_points(points),
+                                    }),
+                                    1 => Data::Sum(Sum {
+                                        data_points: number_points(points),
+                                        aggregation_temporality: 2,
+                                        is_monotonic: true,
+                                    }),
+                                    _ => Data::Histogram(Histogram {
+                                        data_points: (0..points)
+                                            .map(|i| HistogramDataPoint {
+                                                count: i as u64,
+                                                bucket_counts: vec![1, 2],
+                                                explicit_bounds: vec![1.0],
+                                                ..Default::default()
+                                            })
+                                            .collect(),
+                                        aggregation_temporality: 1,
+                                    }),
+                                }),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        schema_url: String::new(),
+                    })
+                    .collect(),
+                schema_url: String::new(),
+            })
+            .collect(),
+    }
+}
+
+fn span_count(r: &ExportTraceServiceRequest) -> u64 {
+    r.resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len() as u64)
+        .sum()
+}
+
+fn point_count(r: &ExportMetricsServiceRequest) -> u64 {
+    r.resource_metrics
+        .iter()
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+            Some(Data::Summary(s)) => s.data_points.len(),
+            None => 0,
+        } as u64)
+        .sum()
+}
+
+fn log_count(r: &ExportLogsServiceRequest) -> u64 {
+    r.resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len() as u64)
+        .sum()
+}
+
+fn batch_of<M: Message>(signal: Signal, m: &M) -> Batch {
+    Batch::from_encoded(signal, Bytes::from(m.encode_to_vec())).unwrap()
+}
+
+/// All spans of a request in order, with their resource and scope names, so two
+/// requests with the same spans under the same headers compare equal however
+/// their entries are grouped.
+fn flat_spans(r: &ExportTraceServiceRequest) -> Vec<(Option<Resource>, String, Span)> {
+    r.resource_spans
+        .iter()
+        .flat_map(|rs| {
+            rs.scope_spans.iter().flat_map(move |ss| {
+                ss.spans.iter().map(move |sp| {
+                    (
+                        rs.resource.clone(),
+                        ss.scope
+                            .as_ref()
+                            .map(|s| s.name.clone())
+                            .unwrap_or_default(),
+                        sp.clone(),
+                    )
+                })
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn joined_bytes_decode_to_the_merged_request() {
+    let a = traces(&[vec![2, 1], vec![3]]);
+    let b = traces(&[vec![4]]);
+    let joined = batch_of(Signal::Traces, &a)
+        .join(&batch_of(Signal::Traces, &b))
+        .unwrap();
+
+    let mut merged = a.clone();
+    merged.resource_spans.extend(b.resource_spans.clone());
+    let decoded = ExportTraceServiceRequest::decode(joined.bytes().clone()).unwrap();
+    assert_eq!(decoded, merged);
+    assert_eq!(joined.items(), 10);
+    assert_eq!(
+        joined.byte_size(),
+        a.encoded_len() + b.encoded_len(),
+        "join must append every byte of both requests"
+    );
+}
+
+#[test]
+fn join_that_loses_a_byte_is_caught() {
+    // The same check as above, against a deliberately broken join: it must fail,
+    // which shows the test above can detect a join that drops a byte.
+    let a = batch_of(Signal::Logs, &logs(&[vec![3]]));
+    let b = batch_of(Signal::Logs, &logs(&[vec![2, 2]]));
+    let good = a.join(&b).unwrap();
+    let mut broken = good.bytes().to_vec();
+    broken.pop();
+    let merged = {
+        let mut m = logs(&[vec![3]]);
+        m.resource_logs.extend(logs(&[vec![2, 2]]).resource_logs);
+        m
+    };
+    assert_eq!(
+        ExportLogsServiceRequest::decode(good.bytes().clone()).unwrap(),
+        merged
+    );
+    let broken_decoded = ExportLogsServiceRequest::decode(broken.as_slice());
+    assert!(broken_decoded.map(|d| d != merged).unwrap_or(true));
+    assert!(Batch::from_encoded(Signal::Logs, Bytes::from(broken)).is_err());
+}
+
+#[test]
+fn join_refuses_mixed_signals() {
+    let t = batch_of(Signal::Traces, &traces(&[vec![1]]));
+    let l = batch_of(Signal::Logs, &logs(&[vec![1]]));
+    let err = t.join(&l).unwrap_err();
+    assert_eq!(err.left, Signal::Traces);
+    assert_eq!(err.right, Signal::Logs);
+    assert!(err.to_string().contains("within one signal"));
+}
+
+#[test]
+fn metrics_count_data_points_of_every_kind() {
+    let m = metrics(&[vec![vec![3, 2, 5], vec![0]], vec![vec![1]]]);
+    let b = batch_of(Signal::Metrics, &m);
+    assert_eq!(b.items(), 11);
+    assert_eq!(b.items(), point_count(&m));
+}
+
+#[test]
+fn empty_request_has_no_items_and_cannot_split() {
+    let b = Batch::from_encoded(Signal::Traces, Bytes::new()).unwrap();
+    assert_eq!(b.items(), 0);
+    assert!(b.is_empty());
+    assert_eq!(b.try_split().unwrap(), None);
+    let one = batch_of(Signal::Traces, &traces(&[vec![1]]));
+    assert_eq!(one.try_split().unwrap(), None);
+}
+
+#[test]
+fn split_of_one_scope_keeps_headers_on_both_halves() {
+    let req = traces(&[vec![5]]);
+    let (l, r) = batch_of(Signal::Traces, &req).try_split().unwrap().unwrap();
+    assert_eq!((l.items(), r.items()), (3, 2));
+    for half in [&l, &r] {
+        let d = ExportTraceServiceRequest::decode(half.bytes().clone()).unwrap();
+        assert_eq!(d.resource_spans.len(), 1);
+        assert_eq!(d.resource_spans[0].resource, req.resource_spans[0].resource);
+        assert_eq!(
+            d.resource_spans[0].scope_spans[0].scope,
+            req.resource_spans[0].scope_spans[0].scope
+        );
+        assert_eq!(
+            d.resource_spans[0].scope_spans[0].schema_url,
+            req.resource_spans[0].scope_spans[0].schema_url
+        );
+    }
+}
+
+#[test]
+fn malformed_bytes_are_an_error_not_a_panic() {
+    for bad in [
+        &[0x0a, 0x10, 0x00][..],
+        &[0x0a, 0x02, 0x12, 0x05][..],
+        &[0x08, 0x01][..],             // field 1 as a varint: not a message
+        &[0x0a, 0x02, 0x10, 0x01][..], // scope field 2 as varint
+        &[0xff, 0xff, 0xff][..],
+    ] {
+        for s in Signal::ALL {
+            assert!(
+                Batch::from_encoded(s, Bytes::copy_from_slice(bad)).is_err(),
+                "{s}: {bad:?}"
+            );
+        }
+    }
+}
+
+fn shape() -> impl Strategy<Value = Vec<Vec<usize>>> {
+    prop::collection::vec(prop::collection::vec(0usize..6, 0..4), 0..4)
+}
+
+fn metric_shape() -> impl Strategy<Value = Vec<Vec<Vec<usize>>>> {
+    prop::collection::vec(
+        prop::collection::vec(prop::collection::vec(0usize..5, 0..4), 0..3),
+        0..3,
+    )
+}
+
+proptest! {
+    #[test]
+    fn wire_count_equals_decoded_count(t in shape(), l in shape(), m in metric_shape()) {
+        let t = traces(&t);
+        prop_assert_eq!(batch_of(Signal::Traces, &t).items(), span_count(&t));
+        let l = logs(&l);
+        prop_assert_eq!(batch_of(Signal::Logs, &l).items(), log_count(&l));
+        let m = metrics(&m);
+        prop_assert_eq!(batch_of(Signal::Metrics, &m).items(), point_count(&m));
+    }
+
+    #[test]
+    fn split_halves_carry_every_span_once_in_order(t in shape()) {
+        let req = traces(&t);
+        let batch = batch_of(Signal::Traces, &req);
+        match batch.try_split().unwrap() {
+            None => prop_assert!(span_count(&req) <= 1),
+            Some((l, r)) => {
+                prop_assert!(l.items() > 0 && r.items() > 0);
+                prop_assert_eq!(l.items() + r.items(), batch.items());
+                // The counts the split reports are the counts of the bytes it wrote.
+                prop_assert_eq!(Batch::from_encoded(Signal::Traces, l.bytes().clone()).unwrap().items(), l.items());
+                let joined = l.join(&r).unwrap();
+                let decoded = ExportTraceServiceRequest::decode(joined.bytes().clone()).unwrap();
+                prop_assert_eq!(flat_spans(&decoded), flat_spans(&req));
+            }
+        }
+    }
+
+    #[test]
+    fn split_recursively_reaches_single_units(m in metric_shape()) {
+        let req = metrics(&m);
+        let mut stack = vec![batch_of(Signal::Metrics, &req)];
+        let mut leaves = Vec::new();
+        while let Some(b) = stack.pop() {
+            match b.split() {
+                Some((l, r)) => { stack.push(r); stack.push(l); }
+                None => leaves.push(b),
+            }
+        }
+        let total: u64 = leaves.iter().map(|b| b.items()).sum();
+        prop_assert_eq!(total, point_count(&req));
+        for leaf in &leaves {
+            let d = ExportMetricsServiceRequest::decode(leaf.bytes().clone()).unwrap();
+            let metrics_in_leaf: usize = d.resource_metrics.iter().flat_map(|r| &r.scope_metrics).map(|s| s.metrics.len()).sum();
+            prop_assert!(metrics_in_leaf <= 1);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        for s in Signal::ALL {
+            let b = Bytes::from(bytes.clone());
+            if let Ok(batch) = Batch::from_encoded(s, b) {
+                let _ = batch.try_split();
+            }
+        }
+    }
+}

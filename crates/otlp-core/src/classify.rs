@@ -1,0 +1,111 @@
+//! How a failed export is classified: retry it, wait and retry it, split it, or give up.
+
+use std::time::Duration;
+
+/// What a failed export means for the data it carried.
+///
+/// Every error type in otlp-rust implements [`Classify`] and maps itself onto
+/// one of these, following the OTLP specification's rules for gRPC codes and
+/// HTTP statuses (the mapping tables live in `otlp-transport`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retryability {
+    /// A transient failure: the same request may succeed later (e.g. gRPC
+    /// `UNAVAILABLE`, HTTP 503, a refused connection).
+    Retryable,
+    /// The server asked us to slow down and said for how long (gRPC `RetryInfo`,
+    /// HTTP `Retry-After`). The next attempt must wait at least this long.
+    Throttled(Duration),
+    /// Retrying the same bytes cannot succeed (e.g. gRPC `INVALID_ARGUMENT`, HTTP 400).
+    Permanent,
+    /// The request was refused for its size (HTTP 413, gRPC message too large):
+    /// it may succeed when split into smaller requests.
+    TooLarge,
+}
+
+/// Classifies an error for retry and recovery decisions.
+///
+/// Layers in `otlp-resilience` are generic over the error type and only need
+/// this trait, so they can wrap any tower service, not just ours.
+///
+/// ```
+/// use otlp_core::{Classify, Retryability};
+///
+/// #[derive(Debug)]
+/// struct Refused;
+///
+/// impl Classify for Refused {
+///     fn classify(&self) -> Retryability {
+///         Retryability::Retryable
+///     }
+///     fn is_connection_error(&self) -> bool {
+///         true
+///     }
+/// }
+///
+/// assert!(Refused.classify().is_retryable());
+/// ```
+pub trait Classify {
+    /// How the failed request should be treated.
+    fn classify(&self) -> Retryability;
+
+    /// Whether the failure happened at the connection level (DNS, connect,
+    /// TLS handshake, reset), so that re-establishing the connection may help.
+    fn is_connection_error(&self) -> bool {
+        false
+    }
+}
+
+// === impl Retryability ===
+
+impl Retryability {
+    /// Whether the same request may be sent again (retryable or throttled).
+    pub const fn is_retryable(self) -> bool {
+        matches!(self, Retryability::Retryable | Retryability::Throttled(_))
+    }
+
+    /// The server's throttle hint, if any.
+    pub const fn throttle(self) -> Option<Duration> {
+        match self {
+            Retryability::Throttled(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// A short, fixed label for metrics and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Retryability::Retryable => "retryable",
+            Retryability::Throttled(_) => "throttled",
+            Retryability::Permanent => "permanent",
+            Retryability::TooLarge => "too_large",
+        }
+    }
+}
+
+impl<T: Classify + ?Sized> Classify for Box<T> {
+    fn classify(&self) -> Retryability {
+        (**self).classify()
+    }
+
+    fn is_connection_error(&self) -> bool {
+        (**self).is_connection_error()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_retryable_and_throttled_are_retried() {
+        assert!(Retryability::Retryable.is_retryable());
+        assert!(Retryability::Throttled(Duration::from_secs(1)).is_retryable());
+        assert!(!Retryability::Permanent.is_retryable());
+        assert!(!Retryability::TooLarge.is_retryable());
+        assert_eq!(
+            Retryability::Throttled(Duration::from_millis(300)).throttle(),
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(Retryability::Retryable.throttle(), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! Shared helpers of the otlp-rust end-to-end tests.

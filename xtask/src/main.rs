@@ -1,0 +1,3 @@
+//! xtask: project automation written in Rust.
+
+fn main() {}
