@@ -7,3 +7,6 @@
 //! ```
 //! assert_eq!(otlp_core::Signal::Traces.as_str(), "traces");
 //! ```
+
+// --- exporters (owned by the exporter work) ---
+// --- receivers (owned by the receiver work) ---
