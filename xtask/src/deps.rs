@@ -1,0 +1,124 @@
+//! Fails on a crate compiled in two versions (the seed's "dependency version
+//! conflict"), unless the duplicate is on the allow-list below with a reason.
+//!
+//! Only normal and build dependencies count: they are what a user of our
+//! crates compiles. Dev-only duplicates (criterion, proptest) cost only us.
+
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+use crate::Result;
+
+/// Duplicates we accept, each with the reason. Remove an entry as soon as the
+/// ecosystem converges.
+const ALLOWED: &[(&str, &str)] = &[
+    // (name, why two versions are unavoidable today)
+    (
+        "getrandom",
+        "rand 0.9 (via tower/opentelemetry_sdk) and newer rand use different getrandom majors",
+    ),
+    (
+        "rand",
+        "opentelemetry_sdk pins rand 0.9 while others moved on",
+    ),
+    ("rand_core", "follows the two rand versions above"),
+    ("rand_chacha", "follows the two rand versions above"),
+    (
+        "hashbrown",
+        "indexmap and the std-like maps pull different majors",
+    ),
+    (
+        "windows-sys",
+        "platform crates pin different windows-sys majors (not built on Linux)",
+    ),
+    ("thiserror", "some dependencies are still on thiserror 1"),
+    ("thiserror-impl", "follows the two thiserror versions above"),
+    (
+        "syn",
+        "proc-macro crates are mid-migration: async-trait and futures-macro use syn 3, \
+         serde_derive, prost-derive and thiserror-impl syn 2 (build time only, not in binaries)",
+    ),
+];
+
+pub(crate) fn check(root: &Path) -> Result {
+    let out = Command::new("cargo")
+        .args([
+            "tree",
+            "--workspace",
+            "--all-features",
+            "--duplicates",
+            "--edges",
+            "normal,build",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("could not run cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let dups = duplicates(&text);
+    let mut bad = Vec::new();
+    for (name, versions) in &dups {
+        let allowed = ALLOWED.iter().any(|(n, _)| n == name);
+        println!(
+            "duplicate: {name} {} {}",
+            versions.join(", "),
+            if allowed { "(allowed)" } else { "" }
+        );
+        if !allowed {
+            bad.push(format!("{name} ({})", versions.join(", ")));
+        }
+    }
+    if bad.is_empty() {
+        println!("dependency check: no unexpected duplicate versions");
+        Ok(())
+    } else {
+        Err(format!(
+            "crates compiled in several versions: {}; align the versions in [workspace.dependencies] \
+             or add the crate to ALLOWED in xtask/src/deps.rs with the reason",
+            bad.join(", ")
+        ))
+    }
+}
+
+/// Parses `cargo tree --duplicates --prefix none --format {p}` output into
+/// crate name -> distinct versions, keeping only names with several versions.
+fn duplicates(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let (Some(name), Some(version)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        if !version.starts_with('v') {
+            continue;
+        }
+        let versions = map.entry(name.to_owned()).or_default();
+        if !versions.iter().any(|v| v == version) {
+            versions.push(version.to_owned());
+        }
+    }
+    map.retain(|_, v| v.len() > 1);
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_duplicates_and_ignores_single_versions() {
+        let text =
+            "rand v0.9.2\nrand v0.8.5\nrand v0.9.2\nbytes v1.10.0\n\nsyn v2.0.1 (proc-macro)\n";
+        let d = duplicates(text);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d["rand"], vec!["v0.9.2", "v0.8.5"]);
+    }
+}
