@@ -8,11 +8,12 @@
 //! - `tidy`: the repository hygiene checks (also a `#[test]`).
 //! - `deps`: fails on a duplicated crate version outside the allow-list.
 //! - `build-times`: the clean build time of each component crate alone.
-//! - `bench`: the criterion benchmarks.
+//! - `bench`: the end-to-end comparison with opentelemetry-otlp (BENCHMARKS.md).
 //! - `setup`: installs the test peers (Python venv, promtool).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool reports on its terminal.
 
+mod bench;
 mod deps;
 mod setup;
 mod tidy;
@@ -45,7 +46,7 @@ fn main() -> ExitCode {
         "tidy" => tidy::run(&root()),
         "deps" => deps::check(&root()),
         "build-times" => build_times(),
-        "bench" => bench(rest),
+        "bench" => bench::run(rest),
         "setup" => setup::install(&root()),
         "help" | "--help" | "-h" => {
             println!("{}", HELP);
@@ -69,7 +70,8 @@ commands:
   tidy          repository hygiene checks (also run as a test)
   deps          fail on a duplicated dependency version outside the allow-list
   build-times   clean build time of each component crate alone
-  bench         run the criterion benchmarks (extra args go to cargo bench)
+  bench         end-to-end comparison with opentelemetry-otlp, rewrites BENCHMARKS.md
+                (--quick, --runs N, --spans N; `bench criterion [args]` runs cargo bench)
   setup         install the interop peers (Python venv) and check promtool";
 
 /// The workspace root, derived from this package's manifest directory.
@@ -228,10 +230,4 @@ fn build_times() -> Result {
         println!("| {krate} | {secs:.1}s | {units} |");
     }
     Ok(())
-}
-
-fn bench(args: &[String]) -> Result {
-    let mut a = vec!["bench", "--workspace"];
-    a.extend(args.iter().map(String::as_str));
-    run("cargo", &a, &[])
 }

@@ -1,9 +1,59 @@
 //! Self-metrics, health checks, the admin server, a log ring and a stage profiler.
 //!
-//! This crate is being built; see ARCHITECTURE.md for its place in the stack.
+//! This crate sits beside the pipeline: the pipeline, the resilience layers
+//! and the transport report into it ([`SelfMetrics`] implements
+//! [`otlp_core::Observer`]; the [`Metrics`] tower layer wraps the export
+//! service), and the agent binary serves what it collected on the admin
+//! port. It depends on `otlp-core` only.
 //!
 //! # Example
 //!
 //! ```
-//! assert_eq!(otlp_core::Signal::Traces.as_str(), "traces");
+//! use otlp_core::{Observer, Signal};
+//! use otlp_observability::SelfMetrics;
+//!
+//! let metrics = SelfMetrics::new();
+//! metrics.accepted(Signal::Traces, 3);
+//! assert!(metrics.encode_text()?.contains("otlp_items_accepted_total{signal=\"traces\"} 3"));
+//! # Ok::<(), otlp_observability::ObservabilityError>(())
 //! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | `admin` | yes | the admin HTTP server (`/health`, `/metrics`, `/debug/*`) on hyper 1 |
+//! | `logging` | yes | `init_logging`: text or JSON logs to stderr or a file, filtered by `RUST_LOG` |
+
+#[cfg(feature = "admin")]
+mod admin;
+mod error;
+mod health;
+mod layer;
+mod log_ring;
+#[cfg(feature = "logging")]
+mod logging;
+pub mod names;
+mod process;
+mod profiler;
+mod self_metrics;
+
+#[cfg(feature = "admin")]
+pub use self::admin::{AdminServer, AdminState, BoundAdmin};
+#[cfg(feature = "logging")]
+pub use self::logging::{LogFormat, LogOptions, UnknownLogFormat, init_logging};
+pub use self::{
+    error::ObservabilityError,
+    health::{
+        CheckFuture, CheckResult, Detail, DiskCheck, ExporterCheck, ExporterHealth, HealthCheck,
+        HealthChecker, HealthReport, HealthStatus, MemoryCheck, NamedResult, Probe, QueueCheck,
+        QueueLevel,
+    },
+    layer::{Metrics, MetricsLayer, ResponseFuture},
+    log_ring::{LevelCounts, LogAnalysis, LogEntry, LogRing},
+    process::ProcessStats,
+    profiler::{ProfileReport, Stage, StageProfiler, StageReport, StageTimer},
+    self_metrics::{
+        OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE, RecoveryAction, SelfMetrics,
+    },
+};

@@ -1,12 +1,58 @@
 //! OTLP/gRPC and OTLP/HTTP exporters and receivers as tower services.
 //!
-//! This crate is being built; see ARCHITECTURE.md for its place in the stack.
+//! This crate sits at the bottom of the export stack: below retry, timeout and
+//! concurrency layers (otlp-resilience) it turns one encoded [`Batch`](otlp_core::Batch)
+//! into one request to a collector, and classifies every failure by the OTLP
+//! specification ([`TransportError`] implements `otlp_core::Classify`). It
+//! depends only on otlp-core; the facade `otlp` wires it under the other layers.
 //!
 //! # Example
 //!
 //! ```
-//! assert_eq!(otlp_core::Signal::Traces.as_str(), "traces");
+//! # #[cfg(feature = "grpc")]
+//! # {
+//! use otlp_transport::{Exporter, Protocol, TransportError};
+//!
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+//! # rt.block_on(async {
+//! // Connections are made lazily, so building needs no collector.
+//! let exporter = Exporter::builder()
+//!     .with_endpoint("http://localhost:4317")
+//!     .with_protocol(Protocol::Grpc)
+//!     .with_header("authorization", "Bearer secret")
+//!     .build()?;
+//! assert_eq!(exporter.endpoints(), 1);
+//!
+//! // An endpoint that is not a URL is refused with a clear message.
+//! let err = Exporter::builder().with_endpoint("http://").build().unwrap_err();
+//! assert!(err.to_string().contains("missing host"));
+//! # Ok::<(), TransportError>(())
+//! # })?;
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | `grpc` | yes | OTLP/gRPC exporter and receiver (tonic) |
+//! | `http` | yes | OTLP/HTTP with protobuf bodies (hyper 1) |
+//! | `http-json` | no | OTLP/HTTP with JSON bodies (re-encodes through the generated types) |
+//! | `gzip` | yes | gzip request compression |
+//! | `zstd` | no | zstd request compression |
+//! | `tls` | no | `https://` endpoints with rustls: custom CA, mTLS, system roots; TLS step of `diagnose` |
+
+mod error;
+pub mod export;
 
 // --- exporters (owned by the exporter work) ---
+pub use self::{
+    error::{ConnectStep, TransportError},
+    export::{Compression, Exporter, ExporterBuilder, ExporterConfig, Protocol, TlsConfig},
+};
+#[cfg(feature = "grpc")]
+pub use self::export::GrpcExporter;
+#[cfg(feature = "http")]
+pub use self::export::HttpExporter;
 // --- receivers (owned by the receiver work) ---

@@ -1,0 +1,305 @@
+//! "explain-config": the effective config with the source of every value,
+//! per-signal endpoints resolved, and secrets redacted.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use crate::{
+    model::Config,
+    resolve::{Resolved, Sources},
+    schema::{self, Kind},
+    source::{Problem, Raw, Source},
+    units,
+};
+
+/// What replaces every header value and URL password in explanations.
+pub const REDACTED: &str = "<redacted>";
+
+/// The effective config, explained: each key's value and source, then each
+/// signal's resolved export settings.
+#[derive(Clone, Debug)]
+pub struct Explained {
+    /// Every config key with its effective value (redacted) and source.
+    pub entries: Vec<ExplainEntry>,
+    /// The resolved export settings per signal.
+    pub signals: Vec<ExplainSignal>,
+    /// The problems found while resolving.
+    pub problems: Vec<Problem>,
+}
+
+/// One key of [`Explained`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExplainEntry {
+    /// The dotted key.
+    pub key: String,
+    /// The effective value as text, secrets redacted; `(unset)` when it has none.
+    pub value: String,
+    /// Where the value came from.
+    pub source: Source,
+}
+
+/// One signal of [`Explained`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExplainSignal {
+    /// `traces`, `metrics` or `logs`.
+    pub signal: String,
+    /// The resolved endpoint (URL password redacted).
+    pub endpoint: String,
+    /// The key the endpoint came from (`traces.endpoint`, `endpoint`) or `default`.
+    pub endpoint_from: String,
+    /// The protocol.
+    pub protocol: String,
+    /// Header names with redacted values.
+    pub headers: Vec<(String, String)>,
+    /// The timeout.
+    pub timeout: String,
+    /// The compression.
+    pub compression: String,
+    /// Whether TLS is used (https endpoint).
+    pub tls: bool,
+}
+
+/// Resolves `sources` and explains the result.
+pub fn explain(sources: &Sources) -> Explained {
+    sources.resolve().explain()
+}
+
+// === impl Resolved (explain) ===
+
+impl Resolved {
+    /// Explains this resolution; see [`Explained`].
+    pub fn explain(&self) -> Explained {
+        let config = &self.config;
+        let mut entries = Vec::new();
+        for def in schema::keys() {
+            let key = def.key;
+            let setting = self.settings.get(key);
+            let is_signal_key = ["traces.", "metrics.", "logs."].iter().any(|p| key.starts_with(p));
+            if setting.is_none() && is_signal_key {
+                // Shown resolved in the per-signal section instead.
+                continue;
+            }
+            let value = match setting {
+                Some(s) => match &s.raw {
+                    Raw::Text(t) if def.kind == Kind::Url => redact_url(t),
+                    Raw::Text(t) => t.clone(),
+                    Raw::Null => "(empty)".into(),
+                    Raw::Map(pairs) => redact_headers(pairs),
+                    Raw::List(items) => items.iter().map(|u| redact_url(u)).collect::<Vec<_>>().join(", "),
+                },
+                None => default_value(config, key),
+            };
+            let source = match setting {
+                Some(s) => s.source.clone(),
+                None if is_preset_key(key) => Source::Preset(config.preset),
+                None => Source::Default,
+            };
+            entries.push(ExplainEntry {
+                key: key.to_owned(),
+                value,
+                source,
+            });
+        }
+        let signals = config
+            .signals
+            .iter()
+            .map(|sc| {
+                let src = &self.signal_sources[sc.signal.index()];
+                ExplainSignal {
+                    signal: sc.signal.as_str().to_owned(),
+                    endpoint: redact_url(&sc.endpoint),
+                    endpoint_from: src.endpoint.clone().unwrap_or_else(|| "default".into()),
+                    protocol: sc.protocol.as_str().to_owned(),
+                    headers: sc.headers.iter().map(|(k, _)| (k.clone(), REDACTED.to_owned())).collect(),
+                    timeout: units::format_duration(sc.timeout),
+                    compression: sc.compression.as_str().to_owned(),
+                    tls: sc.endpoint.trim().to_ascii_lowercase().starts_with("https://"),
+                }
+            })
+            .collect();
+        Explained {
+            entries,
+            signals,
+            problems: self.problems.clone(),
+        }
+    }
+}
+
+// === impl Explained ===
+
+impl Explained {
+    /// A human-readable table: `key = value  (source)` lines, then the signals, then problems.
+    pub fn render_text(&self) -> String {
+        let width = self.entries.iter().map(|e| e.key.len()).max().unwrap_or(0);
+        let mut out = String::from("effective configuration (precedence: default < file < env < flag)\n\n");
+        for e in &self.entries {
+            let _ = writeln!(out, "{:width$} = {}  ({})", e.key, e.value, e.source);
+        }
+        out.push_str("\nresolved per signal:\n");
+        for s in &self.signals {
+            let headers = if s.headers.is_empty() {
+                "none".to_owned()
+            } else {
+                s.headers.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "  {:7} {} via {} (from {}), timeout {}, compression {}, tls {}, headers {}",
+                s.signal,
+                s.endpoint,
+                s.protocol,
+                s.endpoint_from,
+                s.timeout,
+                s.compression,
+                if s.tls { "on" } else { "off" },
+                headers
+            );
+        }
+        if !self.problems.is_empty() {
+            out.push_str("\nproblems:\n");
+            for p in &self.problems {
+                let _ = writeln!(out, "{p}");
+            }
+        }
+        out
+    }
+
+    /// The same as JSON: `{"entries": [...], "signals": [...], "problems": [...]}`.
+    pub fn render_json(&self) -> String {
+        let entries: Vec<Value> = self
+            .entries
+            .iter()
+            .map(|e| json!({"key": e.key, "value": e.value, "source": e.source.kind(), "from": e.source.to_string()}))
+            .collect();
+        let signals: Vec<Value> = self
+            .signals
+            .iter()
+            .map(|s| {
+                json!({
+                    "signal": s.signal, "endpoint": s.endpoint, "endpoint_from": s.endpoint_from,
+                    "protocol": s.protocol, "timeout": s.timeout, "compression": s.compression,
+                    "tls": s.tls,
+                    "headers": s.headers.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let problems: Vec<Value> = self.problems.iter().map(problem_json).collect();
+        json!({"entries": entries, "signals": signals, "problems": problems}).to_string()
+    }
+}
+
+pub(crate) fn problem_json(p: &Problem) -> Value {
+    let (line, column) = match &p.source {
+        Source::File { line, column, .. } => (Some(*line), Some(*column)),
+        _ => (None, None),
+    };
+    json!({
+        "path": p.path, "severity": p.severity.as_str(), "message": p.message,
+        "hint": p.hint, "source": p.source.kind(), "location": p.location(),
+        "line": line, "column": column,
+    })
+}
+
+fn is_preset_key(key: &str) -> bool {
+    key.starts_with("batch.") || key == "queue.max_items" || key == "queue.max_bytes" || key == "tuning.max_concurrency"
+}
+
+fn default_value(c: &Config, key: &str) -> String {
+    let d = units::format_duration;
+    let z = units::format_size;
+    let first = &c.signals[0];
+    match key {
+        "preset" => c.preset.as_str().into(),
+        "endpoint" => "(per protocol: http://localhost:4317 grpc, http://localhost:4318 http)".into(),
+        "protocol" => "grpc".into(),
+        "timeout" => d(first.timeout),
+        "connect_timeout" => d(c.connect_timeout),
+        "headers" => "(none)".into(),
+        "compression" => "none".into(),
+        "tls.insecure" => "false".into(),
+        "retry.max_retries" => c.retry.max_retries.to_string(),
+        "retry.initial_backoff" => d(c.retry.initial_backoff),
+        "retry.max_backoff" => d(c.retry.max_backoff),
+        "retry.multiplier" => c.retry.multiplier.to_string(),
+        "retry.jitter" => c.retry.jitter.to_string(),
+        "retry.max_elapsed" => d(c.retry.max_elapsed),
+        "batch.max_batch_size" => c.batch.max_batch_size.to_string(),
+        "batch.max_batch_bytes" => z(c.batch.max_batch_bytes),
+        "batch.batch_timeout" => d(c.batch.batch_timeout),
+        "queue.max_items" => c.queue.max_items.to_string(),
+        "queue.max_bytes" => z(c.queue.max_bytes),
+        "queue.overflow" => c.queue.overflow.as_str().into(),
+        "queue.persistent.max_bytes" => z(crate::resolve::DEFAULT_PERSISTENT_MAX_BYTES),
+        "queue.persistent.fsync" => "true".into(),
+        "tuning.adaptive" => c.tuning.adaptive.to_string(),
+        "tuning.min_concurrency" => c.tuning.min_concurrency.to_string(),
+        "tuning.max_concurrency" => c.tuning.max_concurrency.to_string(),
+        "memory_limit" => z(c.memory_limit),
+        "admin.listen" => c.admin.listen.to_string(),
+        "receivers.enabled" => c.receivers.is_some().to_string(),
+        "receivers.grpc" => crate::model::DEFAULT_RECEIVER_GRPC.into(),
+        "receivers.http" => crate::model::DEFAULT_RECEIVER_HTTP.into(),
+        "endpoints" => "(none)".into(),
+        _ => "(unset)".into(),
+    }
+}
+
+fn redact_headers(pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        return "(none)".into();
+    }
+    pairs
+        .iter()
+        .map(|(k, _)| format!("{k}={REDACTED}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Replaces the password of `scheme://user:password@host` with [`REDACTED`].
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(auth_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:{REDACTED}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{env::Env, source::Flags};
+
+    #[test]
+    fn explain_names_each_source_and_redacts_secrets() {
+        let env = Env::from_map([
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s3cret"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ]);
+        let flags = Flags::new().with_flag("--endpoint", "endpoint", "https://u:pw@collector:4318");
+        let ex = explain(&Sources::new().with_env(env).with_flags(flags));
+        let text = ex.render_text();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(!text.contains("pw@"), "{text}");
+        let json = ex.render_json();
+        assert!(!json.contains("s3cret") && !json.contains(":pw@"), "{json}");
+        let endpoint = ex.entries.iter().find(|e| e.key == "endpoint").unwrap();
+        assert_eq!(endpoint.source, Source::Flag("--endpoint".into()));
+        let protocol = ex.entries.iter().find(|e| e.key == "protocol").unwrap();
+        assert_eq!(protocol.source, Source::Env("OTEL_EXPORTER_OTLP_PROTOCOL".into()));
+        let batch = ex.entries.iter().find(|e| e.key == "batch.max_batch_size").unwrap();
+        assert_eq!(batch.source.kind(), "preset");
+        assert_eq!(ex.signals[0].endpoint, format!("https://u:{REDACTED}@collector:4318/v1/traces"));
+        assert!(ex.signals[0].tls);
+        assert_eq!(ex.signals[2].headers, vec![("api-key".to_owned(), REDACTED.to_owned())]);
+        let parsed: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(parsed["signals"][1]["endpoint_from"], "endpoint");
+    }
+}

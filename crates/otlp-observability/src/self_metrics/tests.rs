@@ -1,0 +1,115 @@
+//! Tests of the self-metrics registry.
+
+use std::time::Duration;
+
+use otlp_core::{DropReason, FailReason, Observer, Signal};
+
+use super::*;
+
+#[test]
+fn every_name_constant_appears_in_the_text_exposition() {
+    let m = SelfMetrics::new();
+    m.record_request("traces", "ok", Duration::from_millis(5));
+    let text = m.encode_text().unwrap();
+    for name in names::ALL {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} missing from:\n{text}"
+        );
+    }
+    assert!(text.contains("otlp_request_duration_seconds_bucket{signal=\"traces\",le="));
+    assert!(text.contains("otlp_build_info{version=\""));
+}
+
+#[test]
+fn observer_calls_land_in_per_signal_and_reason_counters() {
+    let m = SelfMetrics::new();
+    m.accepted(Signal::Logs, 7);
+    m.sent(Signal::Logs, 4);
+    m.dropped(Signal::Logs, DropReason::QueueFull, 2);
+    m.failed(Signal::Logs, FailReason::Rejected, 1);
+    m.queue_depth(Signal::Metrics, 30, 4096);
+    assert_eq!(m.sent_items(Signal::Logs), 4);
+    assert_eq!(m.dropped_items(Signal::Logs, DropReason::QueueFull), 2);
+    assert_eq!(m.dropped_items(Signal::Traces, DropReason::QueueFull), 0);
+    let text = m.encode_text().unwrap();
+    assert!(text.contains("otlp_items_accepted_total{signal=\"logs\"} 7"));
+    assert!(text.contains("otlp_items_dropped_total{signal=\"logs\",reason=\"queue_full\"} 2"));
+    assert!(text.contains("otlp_items_failed_total{signal=\"logs\",reason=\"rejected\"} 1"));
+    assert!(text.contains("otlp_partial_success_rejected_items_total{signal=\"logs\"} 1"));
+    assert!(text.contains("otlp_queue_items{signal=\"metrics\"} 30"));
+    assert!(text.contains("otlp_queue_bytes{signal=\"metrics\"} 4096"));
+}
+
+#[test]
+fn every_bounded_label_set_is_exported_before_any_event() {
+    let text = SelfMetrics::new().encode_text().unwrap();
+    for s in Signal::ALL {
+        for r in DropReason::ALL {
+            let series = format!(
+                "otlp_items_dropped_total{{signal=\"{}\",reason=\"{}\"}} 0",
+                s.as_str(),
+                r.as_str()
+            );
+            assert!(text.contains(&series), "{series}");
+        }
+        for r in FailReason::ALL {
+            let series = format!(
+                "otlp_items_failed_total{{signal=\"{}\",reason=\"{}\"}} 0",
+                s.as_str(),
+                r.as_str()
+            );
+            assert!(text.contains(&series), "{series}");
+        }
+    }
+}
+
+#[test]
+fn plain_methods_set_their_gauges_and_counters() {
+    let m = SelfMetrics::new();
+    m.record_retry(Signal::Traces);
+    m.record_retry(Signal::Traces);
+    m.record_throttle(Signal::Metrics);
+    m.record_partial_success(Signal::Traces, 3);
+    m.record_recovery(RecoveryAction::Split, true);
+    m.set_concurrency_limit(12);
+    m.set_queue_capacity(2048, 1 << 20);
+    m.connection_opened();
+    m.connection_opened();
+    m.connection_closed();
+    m.record_request("metrics", "retryable", Duration::from_millis(50));
+    let text = m.encode_text().unwrap();
+    assert!(text.contains("otlp_retries_total{signal=\"traces\"} 2"));
+    assert!(text.contains("otlp_throttles_total{signal=\"metrics\"} 1"));
+    assert!(text.contains("otlp_partial_success_rejected_items_total{signal=\"traces\"} 3"));
+    assert!(text.contains("otlp_recoveries_total{action=\"split\",outcome=\"ok\"} 1"));
+    assert!(text.contains("otlp_concurrency_limit 12"));
+    assert!(text.contains("otlp_queue_capacity_items 2048"));
+    assert!(text.contains("otlp_queue_capacity_bytes 1048576"));
+    assert!(text.contains("otlp_active_connections 1"));
+    assert!(text.contains("otlp_requests_total{signal=\"metrics\",outcome=\"retryable\"} 1"));
+    assert!(text.contains("otlp_errors_total{signal=\"metrics\",kind=\"retryable\"} 1"));
+    assert_eq!(m.queue_level(), (0, 0, 2048, 1 << 20));
+}
+
+#[test]
+fn openmetrics_exposition_ends_with_eof_marker() {
+    let m = SelfMetrics::new();
+    m.sent(Signal::Traces, 1);
+    let text = m.encode_openmetrics().unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(text.contains("# UNIT otlp_memory_usage_bytes bytes"));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn scrape_reads_process_memory_from_the_os() {
+    let m = SelfMetrics::new();
+    let text = m.encode_text().unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("otlp_memory_usage_bytes "))
+        .unwrap();
+    let value: f64 = line.split(' ').nth(1).unwrap().parse().unwrap();
+    assert!(value > 0.0, "{line}");
+}

@@ -1,0 +1,176 @@
+//! The per-signal batcher: appends each encoded item to its (resource, scope)
+//! buffer as it arrives and writes the entry headers around the buffers at cut time.
+
+use bytes::Bytes;
+use otlp_core::{Batch, Signal};
+use tokio::time::Instant;
+
+use crate::item::{Group, Item, len_field_size, put_len_header};
+
+/// Upper bound of a tag plus a length varint: what a new entry may add at cut time.
+const ENTRY_OVERHEAD: u64 = 11;
+
+/// The open batch of one signal.
+#[derive(Debug)]
+pub(crate) struct Batcher {
+    signal: Signal,
+    resources: Vec<ResourceBuf>,
+    /// Already-encoded requests from the raw path, appended after the grouped items.
+    raw: Vec<Batch>,
+    items: u64,
+    /// Bytes charged to the memory budget: an upper bound of the cut size.
+    charged: u64,
+    /// When the first item of the open batch arrived.
+    started: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct ResourceBuf {
+    group: Group,
+    scopes: Vec<ScopeBuf>,
+}
+
+#[derive(Debug)]
+struct ScopeBuf {
+    group: Group,
+    /// The items, each as field 2 (tag, length, body).
+    buf: Vec<u8>,
+}
+
+// === impl Batcher ===
+
+impl Batcher {
+    pub(crate) fn new(signal: Signal) -> Self {
+        Self {
+            signal,
+            resources: Vec::new(),
+            raw: Vec::new(),
+            items: 0,
+            charged: 0,
+            started: None,
+        }
+    }
+
+    pub(crate) fn items(&self) -> u64 {
+        self.items
+    }
+
+    pub(crate) fn charged(&self) -> u64 {
+        self.charged
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.resources.is_empty() && self.raw.is_empty()
+    }
+
+    pub(crate) fn started(&self) -> Option<Instant> {
+        self.started
+    }
+
+    /// The bytes `item` would add to the memory budget (at most).
+    pub(crate) fn cost(&self, item: &Item) -> u64 {
+        let mut cost = item.encoded_len() as u64;
+        match self.resources.iter().rev().find(|r| r.group == item.resource) {
+            None => cost += 2 * ENTRY_OVERHEAD + (item.resource.len() + item.scope.len()) as u64,
+            Some(r) if !r.scopes.iter().rev().any(|s| s.group == item.scope) => {
+                cost += ENTRY_OVERHEAD + item.scope.len() as u64
+            }
+            Some(_) => {}
+        }
+        cost
+    }
+
+    /// Appends `item`; `cost` is what [`Batcher::cost`] returned for it.
+    pub(crate) fn push(&mut self, item: Item, cost: u64) {
+        self.started.get_or_insert_with(Instant::now);
+        self.items += item.count;
+        self.charged += cost;
+        // Most producers use one resource and few scopes: search from the most recent.
+        let r = match self
+            .resources
+            .iter()
+            .rposition(|r| r.group == item.resource)
+        {
+            Some(i) => &mut self.resources[i],
+            None => {
+                self.resources.push(ResourceBuf {
+                    group: item.resource,
+                    scopes: Vec::new(),
+                });
+                let last = self.resources.len() - 1;
+                &mut self.resources[last]
+            }
+        };
+        let s = match r.scopes.iter().rposition(|s| s.group == item.scope) {
+            Some(i) => &mut r.scopes[i],
+            None => {
+                r.scopes.push(ScopeBuf {
+                    group: item.scope,
+                    buf: Vec::new(),
+                });
+                let last = r.scopes.len() - 1;
+                &mut r.scopes[last]
+            }
+        };
+        s.buf.reserve(len_field_size(item.body.len()));
+        put_len_header(&mut s.buf, 2, item.body.len());
+        s.buf.extend_from_slice(&item.body);
+    }
+
+    /// Appends an already-encoded request.
+    pub(crate) fn push_raw(&mut self, batch: Batch) {
+        self.started.get_or_insert_with(Instant::now);
+        self.items += batch.items();
+        self.charged += batch.byte_size() as u64;
+        self.raw.push(batch);
+    }
+
+    /// Cuts the open batch, returning it with the bytes that were charged for
+    /// it, or `None` when nothing is open (an empty request is never emitted).
+    pub(crate) fn cut(&mut self) -> Option<(Batch, u64)> {
+        if self.is_empty() {
+            return None;
+        }
+        let mut scope_lens = Vec::new();
+        let mut resource_lens = Vec::with_capacity(self.resources.len());
+        let mut total = 0;
+        for r in &self.resources {
+            let mut rlen = r.group.len();
+            for s in &r.scopes {
+                let slen = s.group.len() + s.buf.len();
+                scope_lens.push(slen);
+                rlen += len_field_size(slen);
+            }
+            resource_lens.push(rlen);
+            total += len_field_size(rlen);
+        }
+        total += self.raw.iter().map(Batch::byte_size).sum::<usize>();
+        let mut out = Vec::with_capacity(total);
+        let mut si = 0;
+        for (r, rlen) in self.resources.iter().zip(&resource_lens) {
+            put_len_header(&mut out, 1, *rlen);
+            out.extend_from_slice(r.group.as_bytes());
+            for s in &r.scopes {
+                put_len_header(&mut out, 2, scope_lens[si]);
+                si += 1;
+                out.extend_from_slice(s.group.as_bytes());
+                out.extend_from_slice(&s.buf);
+            }
+        }
+        for b in &self.raw {
+            out.extend_from_slice(b.bytes());
+        }
+        debug_assert_eq!(out.len(), total);
+        let batch = Batch::new(self.signal, Bytes::from(out), self.items);
+        let charged = self.charged;
+        self.resources.clear();
+        self.raw.clear();
+        self.items = 0;
+        self.charged = 0;
+        self.started = None;
+        Some((batch, charged))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+//! The cut bytes decode, with the real OTLP types, to exactly the expected request.
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::{
+    collector::{
+        logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+        trace::v1::ExportTraceServiceRequest,
+    },
+    common::v1::{InstrumentationScope, KeyValue},
+    logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
+    metrics::v1::{Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric::Data},
+    resource::v1::Resource,
+    trace::v1::{ResourceSpans, ScopeSpans, Span},
+};
+use prost::Message;
+
+use super::*;
+
+fn resource(i: usize) -> Resource {
+    Resource {
+        attributes: vec![KeyValue {
+            key: format!("service.name.{i}"),
+            value: None,
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn scope(i: usize) -> InstrumentationScope {
+    InstrumentationScope {
+        name: format!("scope-{i}"),
+        version: "1".to_owned(),
+        ..Default::default()
+    }
+}
+
+fn span(i: usize) -> Span {
+    Span {
+        trace_id: vec![1; 16],
+        span_id: vec![2; 8],
+        name: format!("span-{i}"),
+        start_time_unix_nano: i as u64,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn cut_traces_decode_to_grouped_request() {
+    let groups_r: Vec<Group> = (0..2)
+        .map(|r| Group::resource(&resource(r).encode_to_vec(), if r == 0 { "" } else { "s" }))
+        .collect();
+    let groups_s: Vec<Group> = (0..2)
+        .map(|s| Group::scope(&scope(s).encode_to_vec(), "https://x/1.0"))
+        .collect();
+    let mut b = Batcher::new(Signal::Traces);
+    // Interleave items of two resources and two scopes.
+    let mut expected = vec![(0usize, 0usize, Vec::new()); 0];
+    for i in 0..20 {
+        let (r, s) = (i % 2, (i / 2) % 2);
+        let item = Item::new(
+            Signal::Traces,
+            groups_r[r].clone(),
+            // A fresh copy of the scope bytes exercises the byte comparison.
+            Group::from_fields(Bytes::copy_from_slice(groups_s[s].as_bytes())),
+            Bytes::from(span(i).encode_to_vec()),
+            1,
+        );
+        let cost = b.cost(&item);
+        b.push(item, cost);
+        match expected.iter_mut().find(|(er, es, _)| *er == r && *es == s) {
+            Some(e) => e.2.push(span(i)),
+            None => expected.push((r, s, vec![span(i)])),
+        }
+    }
+    let charged_before = b.charged();
+    let (batch, charged) = b.cut().unwrap();
+    assert!(b.is_empty());
+    assert!(b.cut().is_none(), "an empty batcher never emits a request");
+    assert_eq!(charged, charged_before);
+    assert!(batch.byte_size() as u64 <= charged, "the charge bounds the cut size");
+    assert_eq!(batch.items(), 20);
+
+    let decoded = ExportTraceServiceRequest::decode(batch.bytes().clone()).unwrap();
+    let want = ExportTraceServiceRequest {
+        resource_spans: (0..2)
+            .map(|r| ResourceSpans {
+                resource: Some(resource(r)),
+                schema_url: if r == 0 { String::new() } else { "s".to_owned() },
+                scope_spans: expected
+                    .iter()
+                    .filter(|e| e.0 == r)
+                    .map(|(_, s, spans)| ScopeSpans {
+                        scope: Some(scope(*s)),
+                        spans: spans.clone(),
+                        schema_url: "https://x/1.0".to_owned(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    };
+    assert_eq!(decoded, want);
+    // The wire count agrees with the batcher's count.
+    assert_eq!(otlp_core::count_items(Signal::Traces, batch.bytes()).unwrap(), 20);
+}
+
+#[test]
+fn raw_requests_are_appended_after_items_and_merge() {
+    let log = |i: u64| LogRecord {
+        time_unix_nano: i,
+        ..Default::default()
+    };
+    let raw = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource(9)),
+            scope_logs: vec![ScopeLogs {
+                scope: None,
+                log_records: vec![log(100), log(101)],
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    };
+    let mut b = Batcher::new(Signal::Logs);
+    let item = Item::new(
+        Signal::Logs,
+        Group::empty(),
+        Group::empty(),
+        Bytes::from(log(1).encode_to_vec()),
+        1,
+    );
+    let cost = b.cost(&item);
+    b.push(item, cost);
+    b.push_raw(Batch::from_encoded(Signal::Logs, Bytes::from(raw.encode_to_vec())).unwrap());
+    let (batch, _) = b.cut().unwrap();
+    assert_eq!(batch.items(), 3);
+    let decoded = ExportLogsServiceRequest::decode(batch.bytes().clone()).unwrap();
+    assert_eq!(decoded.resource_logs.len(), 2);
+    assert_eq!(decoded.resource_logs[0].resource, None);
+    assert_eq!(decoded.resource_logs[0].scope_logs[0].log_records, vec![log(1)]);
+    assert_eq!(decoded.resource_logs[1], raw.resource_logs[0]);
+}
+
+#[test]
+fn metric_items_count_their_data_points() {
+    let metric = Metric {
+        name: "m".to_owned(),
+        data: Some(Data::Gauge(Gauge {
+            data_points: vec![NumberDataPoint::default(); 3],
+        })),
+        ..Default::default()
+    };
+    let mut b = Batcher::new(Signal::Metrics);
+    let r = Group::resource(&resource(0).encode_to_vec(), "");
+    for _ in 0..2 {
+        let item = Item::new(
+            Signal::Metrics,
+            r.clone(),
+            Group::empty(),
+            Bytes::from(metric.encode_to_vec()),
+            3,
+        );
+        let cost = b.cost(&item);
+        b.push(item, cost);
+    }
+    let (batch, _) = b.cut().unwrap();
+    assert_eq!(batch.items(), 6);
+    assert_eq!(otlp_core::count_items(Signal::Metrics, batch.bytes()).unwrap(), 6);
+    let decoded = ExportMetricsServiceRequest::decode(batch.bytes().clone()).unwrap();
+    assert_eq!(
+        decoded,
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(resource(0)),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: None,
+                    metrics: vec![metric.clone(), metric],
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    );
+}

@@ -1,0 +1,931 @@
+//! The pipeline: per-signal batchers, the bounded queue (memory or disk), the
+//! export workers, and the producer handle.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    fmt,
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use otlp_core::{
+    Batch, Classify, DropReason, ExportResponse, FailReason, NoopObserver, Observer, Retryability,
+    Signal,
+};
+use tokio::{runtime::Handle, sync::Notify, task::JoinHandle, time::Instant};
+use tower::{Service, ServiceExt};
+
+#[cfg(feature = "disk-queue")]
+use crate::disk::{AppendError, DiskQueue, RecordId};
+use crate::{
+    Item, Overflow, PipelineConfig, PipelineError, ShutdownReport, Stats, TrySendError,
+    batcher::Batcher, stats::Counters,
+};
+
+/// The most export workers a pipeline runs.
+pub const MAX_WORKERS: usize = 1024;
+
+/// Batches telemetry, queues it within a memory limit, and exports it with N workers.
+///
+/// Build it with [`Pipeline::builder`], hand out [`Sender`]s to producers, and
+/// end it with [`Pipeline::shutdown`]. Dropping a pipeline without shutting it
+/// down stops its tasks and loses what the memory queue held.
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    tasks: Mutex<Tasks>,
+}
+
+/// Configures and builds a [`Pipeline`].
+#[derive(Debug)]
+pub struct PipelineBuilder {
+    config: PipelineConfig,
+    observer: Arc<dyn Observer>,
+}
+
+/// The producer handle: cheap to clone, usable from any thread.
+///
+/// No method touches the network: a full queue is handled by the overflow policy.
+#[derive(Clone, Debug)]
+pub struct Sender {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: PipelineConfig,
+    core: Mutex<Core>,
+    counters: Counters,
+    /// A batch was queued, or workers must re-check their stop flags.
+    work: Notify,
+    /// Memory was released, or the pipeline closed: blocked producers retry.
+    space: Notify,
+    /// Items were settled: `flush` and `shutdown` re-check.
+    settled: Notify,
+}
+
+struct Core {
+    batchers: [Batcher; 3],
+    /// Cut batches waiting in memory (with the disk queue: those the disk could not take).
+    queue: VecDeque<Batch>,
+    /// Items and bytes held in memory: batchers, queue and batches in flight.
+    mem_items: u64,
+    mem_bytes: u64,
+    /// Memory bytes per signal.
+    mem_held: [u64; 3],
+    inflight: HashMap<u64, Flight>,
+    next_id: u64,
+    closed: bool,
+    #[cfg(feature = "disk-queue")]
+    disk: Option<DiskQueue>,
+}
+
+/// A batch handed to a worker and not yet settled.
+#[derive(Debug)]
+struct Flight {
+    signal: Signal,
+    items: u64,
+    /// Bytes it holds in memory (0 when it came from disk: it was not charged).
+    mem_bytes: u64,
+    #[cfg(feature = "disk-queue")]
+    disk: Option<(RecordId, u64)>,
+}
+
+struct Tasks {
+    workers: Vec<Worker>,
+    timer: Option<JoinHandle<()>>,
+    spawn: Box<dyn Fn(Arc<AtomicBool>) -> JoinHandle<()> + Send + Sync>,
+    report: Option<ShutdownReport>,
+}
+
+struct Worker {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<()>,
+}
+
+/// The input of the admission path.
+enum Input {
+    Item(Item),
+    Raw(Batch),
+}
+
+/// Why admission did not complete.
+enum Refused {
+    /// The `block` policy says wait for room; the input comes back.
+    Wait(Input),
+    /// Dropped and counted.
+    Dropped(TrySendError),
+}
+
+/// What a worker's export came to.
+type Outcome = Result<ExportResponse, (Retryability, String)>;
+
+// === impl Pipeline ===
+
+impl Pipeline {
+    /// Starts configuring a pipeline.
+    pub fn builder(config: PipelineConfig) -> PipelineBuilder {
+        PipelineBuilder {
+            config,
+            observer: Arc::new(NoopObserver),
+        }
+    }
+
+    /// A producer handle.
+    pub fn sender(&self) -> Sender {
+        Sender {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// A snapshot of the accounting, per signal.
+    pub fn stats(&self) -> Stats {
+        self.shared.counters.snapshot()
+    }
+
+    /// The number of running export workers.
+    pub fn workers(&self) -> usize {
+        self.lock_tasks()
+            .workers
+            .iter()
+            .filter(|w| !w.stop.load(Ordering::Relaxed))
+            .count()
+    }
+
+    /// Changes the number of export workers at run time (for adaptive concurrency).
+    ///
+    /// Removed workers finish the batch they are exporting first.
+    ///
+    /// # Errors
+    ///
+    /// [`PipelineError::InvalidConfig`] when `n` is 0 or above [`MAX_WORKERS`],
+    /// [`PipelineError::Closed`] after shutdown.
+    pub fn set_workers(&self, n: usize) -> Result<(), PipelineError> {
+        if n == 0 || n > MAX_WORKERS {
+            return Err(PipelineError::InvalidConfig {
+                problems: vec![format!("workers is {n}: use 1 to {MAX_WORKERS}")],
+            });
+        }
+        let mut tasks = self.lock_tasks();
+        if tasks.report.is_some() {
+            return Err(PipelineError::Closed);
+        }
+        // Forget workers that have exited after being stopped.
+        tasks
+            .workers
+            .retain(|w| !(w.stop.load(Ordering::Relaxed) && w.handle.is_finished()));
+        let mut active: Vec<usize> = (0..tasks.workers.len())
+            .filter(|i| !tasks.workers[*i].stop.load(Ordering::Relaxed))
+            .collect();
+        while active.len() > n {
+            if let Some(i) = active.pop() {
+                tasks.workers[i].stop.store(true, Ordering::Relaxed);
+            }
+        }
+        for _ in active.len()..n {
+            let stop = Arc::new(AtomicBool::new(false));
+            let handle = (tasks.spawn)(stop.clone());
+            tasks.workers.push(Worker { stop, handle });
+        }
+        drop(tasks);
+        // Wake idle workers so the stopped ones notice.
+        self.shared.work.notify_waiters();
+        Ok(())
+    }
+
+    /// Waits until everything accepted before the call is sent, dropped or failed.
+    ///
+    /// Open batches are cut at once. With an unreachable collector this waits
+    /// as long as the inner service does; bound it with `tokio::time::timeout`
+    /// or use [`Pipeline::shutdown`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future only stops waiting.
+    pub async fn flush(&self) {
+        let target = self.shared.cut_all(false);
+        self.shared.wait_settled(target).await;
+    }
+
+    /// Stops intake, drains within `timeout`, stops the workers and reports.
+    ///
+    /// Always returns by the deadline, even with a dead collector. What the
+    /// memory queue still holds then is dropped (reason `shutdown`); what the
+    /// disk queue holds stays on disk for the next start (`left_queued`).
+    /// Calling it again returns the first report.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: intake is already closed when the future is dropped,
+    /// and the workers keep draining until the pipeline is dropped.
+    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        if let Some(r) = &self.lock_tasks().report {
+            return r.clone();
+        }
+        let target = self.shared.cut_all(true);
+        self.shared.space.notify_waiters();
+        let drained = tokio::time::timeout(timeout, self.shared.wait_settled(target))
+            .await
+            .is_ok();
+        let mut tasks = self.lock_tasks();
+        if let Some(r) = &tasks.report {
+            return r.clone();
+        }
+        for w in &tasks.workers {
+            w.stop.store(true, Ordering::Relaxed);
+            w.handle.abort();
+        }
+        if let Some(t) = tasks.timer.take() {
+            t.abort();
+        }
+        let left_queued = self.shared.abandon();
+        let stats = self.shared.counters.snapshot();
+        let total = stats.total();
+        let report = ShutdownReport {
+            sent: total.sent,
+            dropped: total.dropped_total(),
+            failed: total.failed_total(),
+            left_queued,
+            drained,
+            stats,
+        };
+        tasks.report = Some(report.clone());
+        if !drained {
+            tracing::warn!(
+                ?timeout,
+                left_queued,
+                dropped = report.dropped,
+                "pipeline shutdown deadline passed before the queue drained"
+            );
+        }
+        report
+    }
+
+    fn lock_tasks(&self) -> MutexGuard<'_, Tasks> {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.space.notify_waiters();
+        let mut tasks = self.lock_tasks();
+        for w in &tasks.workers {
+            w.handle.abort();
+        }
+        if let Some(t) = tasks.timer.take() {
+            t.abort();
+        }
+    }
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("config", &self.shared.config)
+            .field("counters", &self.shared.counters)
+            .finish()
+    }
+}
+
+// === impl PipelineBuilder ===
+
+impl PipelineBuilder {
+    /// Reports every accounting event to `observer` (e.g. Prometheus counters).
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// The configuration being built.
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    /// Validates the config, recovers the disk queue if any, and starts the
+    /// workers and the batch timer on the current tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// [`PipelineError::NoRuntime`] outside a tokio runtime,
+    /// [`PipelineError::InvalidConfig`] listing every bad field,
+    /// [`PipelineError::DiskQueueDisabled`] or [`PipelineError::Disk`] for the
+    /// persistent queue.
+    pub fn build<S>(self, service: S) -> Result<Pipeline, PipelineError>
+    where
+        S: Service<Batch, Response = ExportResponse> + Clone + Send + 'static,
+        S::Future: Send,
+        S::Error: Classify + fmt::Display + Send,
+    {
+        let runtime = Handle::try_current().map_err(|_| PipelineError::NoRuntime)?;
+        self.config.validate()?;
+        let counters = Counters::new(self.observer);
+        #[cfg(feature = "disk-queue")]
+        let disk = match &self.config.queue.persistent {
+            None => None,
+            Some(cfg) => {
+                let (disk, rec) = DiskQueue::open(cfg)?;
+                for s in Signal::ALL {
+                    let i = s.index();
+                    counters.recovered(s, rec.recovered[i] + rec.corrupt[i]);
+                    counters.dropped(s, DropReason::Corrupt, rec.corrupt[i]);
+                    counters.held(s, disk.held(s));
+                }
+                Some(disk)
+            }
+        };
+        #[cfg(not(feature = "disk-queue"))]
+        if self.config.queue.persistent.is_some() {
+            return Err(PipelineError::DiskQueueDisabled);
+        }
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core {
+                batchers: Signal::ALL.map(Batcher::new),
+                queue: VecDeque::new(),
+                mem_items: 0,
+                mem_bytes: 0,
+                mem_held: [0; 3],
+                inflight: HashMap::new(),
+                next_id: 0,
+                closed: false,
+                #[cfg(feature = "disk-queue")]
+                disk,
+            }),
+            config: self.config,
+            counters,
+            work: Notify::new(),
+            space: Notify::new(),
+            settled: Notify::new(),
+        });
+        let spawn = {
+            let shared = shared.clone();
+            let runtime = runtime.clone();
+            // The service need not be Sync: the spawner keeps it behind a mutex
+            // and only ever clones it.
+            let proto = Mutex::new(service);
+            Box::new(move |stop: Arc<AtomicBool>| {
+                let svc = proto.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                runtime.spawn(work(shared.clone(), svc, stop))
+            })
+        };
+        let timer = runtime.spawn(tick(Arc::downgrade(&shared)));
+        let pipeline = Pipeline {
+            shared,
+            tasks: Mutex::new(Tasks {
+                workers: Vec::new(),
+                timer: Some(timer),
+                spawn,
+                report: None,
+            }),
+        };
+        pipeline.set_workers(pipeline.shared.config.workers)?;
+        Ok(pipeline)
+    }
+}
+
+// === impl Sender ===
+
+impl Sender {
+    /// Hands one item to its signal's batcher without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError`] when the item was dropped (full queue under any policy,
+    /// larger than the queue, or pipeline closed); the drop is counted.
+    pub fn try_send(&self, item: Item) -> Result<(), TrySendError> {
+        match self.shared.admit(Input::Item(item), false) {
+            Ok(()) => Ok(()),
+            Err(Refused::Dropped(e)) => Err(e),
+            Err(Refused::Wait(input)) => Err(self.shared.drop_input(input, DropReason::QueueFull)),
+        }
+    }
+
+    /// Hands one item to its signal's batcher, waiting for room up to the
+    /// `block` policy's deadline (other policies never wait).
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::try_send`]; with `block`, a deadline passed is
+    /// [`TrySendError::Full`] with reason `block_timeout`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: an item whose future is dropped while waiting is lost
+    /// without being counted as accepted.
+    pub async fn send(&self, item: Item) -> Result<(), TrySendError> {
+        self.shared.admit_waiting(Input::Item(item)).await
+    }
+
+    /// Hands an already-encoded export request to the batcher without waiting.
+    ///
+    /// Small requests are joined by appending bytes; one larger than
+    /// `max_batch_bytes` is split until its parts fit (or cannot be split).
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::try_send`]; the first error of the parts is returned.
+    pub fn try_send_batch(&self, batch: Batch) -> Result<(), TrySendError> {
+        let mut first_err = None;
+        for part in self.shared.fit(batch) {
+            let res = match self.shared.admit(Input::Raw(part), false) {
+                Ok(()) => Ok(()),
+                Err(Refused::Dropped(e)) => Err(e),
+                Err(Refused::Wait(input)) => {
+                    Err(self.shared.drop_input(input, DropReason::QueueFull))
+                }
+            };
+            if let Err(e) = res {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Hands an already-encoded export request to the batcher, waiting for
+    /// room per the `block` policy.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::send`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe, as [`Sender::send`].
+    pub async fn send_batch(&self, batch: Batch) -> Result<(), TrySendError> {
+        let mut first_err = None;
+        for part in self.shared.fit(batch) {
+            if let Err(e) = self.shared.admit_waiting(Input::Raw(part)).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Cuts every open batch now and queues it.
+    ///
+    /// With the disk queue, everything accepted before this call is on disk
+    /// when it returns (durable against `kill -9`; against power loss per the
+    /// fsync policy).
+    pub fn commit(&self) {
+        self.shared.cut_all(false);
+    }
+}
+
+// === impl Shared ===
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        // A panic elsewhere while holding the lock leaves counts that are still
+        // consistent (every update is a single step), so keep going.
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Splits a raw request until every part fits `max_batch_bytes`.
+    fn fit(&self, batch: Batch) -> Vec<Batch> {
+        let max = self.config.batch.max_batch_bytes;
+        let mut out = Vec::new();
+        let mut stack = vec![batch];
+        // Bounded: every split makes strictly smaller parts.
+        while let Some(b) = stack.pop() {
+            if b.byte_size() as u64 <= max {
+                out.push(b);
+                continue;
+            }
+            match b.try_split() {
+                Ok(Some((l, r))) => {
+                    stack.push(r);
+                    stack.push(l);
+                }
+                _ => out.push(b),
+            }
+        }
+        out
+    }
+
+    async fn admit_waiting(&self, mut input: Input) -> Result<(), TrySendError> {
+        let deadline = match self.config.queue.overflow {
+            Overflow::Block { deadline } => Instant::now() + deadline,
+            _ => Instant::now(),
+        };
+        // Bounded by the deadline: each turn either admits, drops, or waits.
+        loop {
+            let space = self.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            match self.admit(input, true) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Dropped(e)) => return Err(e),
+                Err(Refused::Wait(back)) => input = back,
+            }
+            if Instant::now() >= deadline
+                || tokio::time::timeout_at(deadline, space).await.is_err()
+            {
+                // One last try: room may have appeared right at the deadline.
+                return match self.admit(input, false) {
+                    Ok(()) => Ok(()),
+                    Err(Refused::Dropped(e)) => Err(e),
+                    Err(Refused::Wait(back)) => {
+                        Err(self.drop_input(back, DropReason::BlockTimeout))
+                    }
+                };
+            }
+        }
+    }
+
+    /// Counts `input` as accepted and dropped for `reason`.
+    fn drop_input(&self, input: Input, reason: DropReason) -> TrySendError {
+        let (signal, items) = match &input {
+            Input::Item(i) => (i.signal, i.count),
+            Input::Raw(b) => (b.signal(), b.items()),
+        };
+        self.counters.accepted(signal, items);
+        self.counters.dropped(signal, reason, items);
+        TrySendError::Full { reason, items }
+    }
+
+    /// Puts `input` into its batcher if the memory limit allows; applies the
+    /// overflow policy when it does not. `may_wait` says the caller can wait.
+    fn admit(&self, input: Input, may_wait: bool) -> Result<(), Refused> {
+        let q = &self.config.queue;
+        let (signal, items) = match &input {
+            Input::Item(i) => (i.signal, i.count),
+            Input::Raw(b) => (b.signal(), b.items()),
+        };
+        let mut core = self.lock();
+        let core = &mut *core;
+        if core.closed {
+            self.counters.accepted(signal, items);
+            self.counters.dropped(signal, DropReason::Shutdown, items);
+            return Err(Refused::Dropped(TrySendError::Closed));
+        }
+        let cost = match &input {
+            Input::Item(i) => core.batchers[signal.index()].cost(i),
+            Input::Raw(b) => b.byte_size() as u64,
+        };
+        if cost > q.max_bytes || items > q.max_items {
+            self.counters.accepted(signal, items);
+            self.counters.dropped(signal, DropReason::Oversized, items);
+            return Err(Refused::Dropped(TrySendError::Oversized {
+                bytes: cost,
+                limit: q.max_bytes,
+            }));
+        }
+        let batcher = &core.batchers[signal.index()];
+        if !batcher.is_empty() && batcher.charged() + cost > self.config.batch.max_batch_bytes {
+            self.cut(core, signal);
+        }
+        // Make room, per policy. Bounded: each turn evicts one queued batch.
+        while core.mem_bytes + cost > q.max_bytes || core.mem_items + items > q.max_items {
+            let evicted = match q.overflow {
+                Overflow::DropOldest => core.queue.pop_front(),
+                _ => None,
+            };
+            match evicted {
+                Some(b) => {
+                    core.release(b.signal(), b.items(), b.byte_size() as u64);
+                    self.counters.dropped(b.signal(), DropReason::Evicted, b.items());
+                }
+                None if may_wait && matches!(q.overflow, Overflow::Block { .. }) => {
+                    return Err(Refused::Wait(input));
+                }
+                None => {
+                    self.counters.accepted(signal, items);
+                    self.counters.dropped(signal, DropReason::QueueFull, items);
+                    return Err(Refused::Dropped(TrySendError::Full {
+                        reason: DropReason::QueueFull,
+                        items,
+                    }));
+                }
+            }
+        }
+        self.counters.accepted(signal, items);
+        core.mem_items += items;
+        core.mem_bytes += cost;
+        core.mem_held[signal.index()] += cost;
+        let batcher = &mut core.batchers[signal.index()];
+        match input {
+            Input::Item(i) => batcher.push(i, cost),
+            Input::Raw(b) => batcher.push_raw(b),
+        }
+        if batcher.items() >= self.config.batch.max_batch_size {
+            self.cut(core, signal);
+        }
+        self.publish(core, signal);
+        Ok(())
+    }
+
+    /// Cuts `signal`'s open batch and queues it (on disk when configured).
+    fn cut(&self, core: &mut Core, signal: Signal) {
+        let Some((batch, charged)) = core.batchers[signal.index()].cut() else {
+            return;
+        };
+        let size = batch.byte_size() as u64;
+        // The charge was an upper bound of the size: give back the difference.
+        core.release(signal, 0, charged - size.min(charged));
+        #[cfg(feature = "disk-queue")]
+        if let Some(disk) = core.disk.as_mut() {
+            match disk.append(&batch) {
+                Ok(()) => {
+                    core.release(signal, batch.items(), size);
+                    self.space.notify_waiters();
+                    self.work.notify_one();
+                    return;
+                }
+                Err(e) => {
+                    if let AppendError::Io(e) = &e {
+                        tracing::warn!(error = %e, "disk queue: write failed, treated as a full disk");
+                    }
+                    if !matches!(self.config.queue.overflow, Overflow::Block { .. }) {
+                        tracing::warn!(
+                            signal = %signal,
+                            items = batch.items(),
+                            "disk queue full: batch dropped (disk_full)"
+                        );
+                        core.release(signal, batch.items(), size);
+                        self.counters
+                            .dropped(signal, DropReason::DiskFull, batch.items());
+                        self.space.notify_waiters();
+                        return;
+                    }
+                    // `block`: the batch waits in memory, within the memory limit,
+                    // so producers block once that fills up too.
+                }
+            }
+        }
+        core.queue.push_back(batch);
+        self.work.notify_one();
+    }
+
+    /// Cuts every open batch; `close` also stops intake. Returns the number of
+    /// items admitted so far, which `wait_settled` waits for.
+    fn cut_all(&self, close: bool) -> u64 {
+        let mut core = self.lock();
+        if close {
+            core.closed = true;
+        }
+        for s in Signal::ALL {
+            self.cut(&mut core, s);
+            self.publish(&core, s);
+        }
+        #[cfg(feature = "disk-queue")]
+        if let Some(d) = core.disk.as_mut() {
+            d.sync();
+        }
+        self.counters.admitted()
+    }
+
+    async fn wait_settled(&self, target: u64) {
+        // Bounded by the caller's deadline; each turn waits for a settlement.
+        loop {
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            if self.counters.settled() >= target {
+                return;
+            }
+            settled.await;
+        }
+    }
+
+    /// Takes the oldest queued batch for a worker.
+    fn take(&self) -> Option<(u64, Batch)> {
+        let mut core = self.lock();
+        let core = &mut *core;
+        #[cfg(feature = "disk-queue")]
+        if let Some(disk) = core.disk.as_mut() {
+            // Bounded: each turn removes one pending record.
+            while disk.has_pending() {
+                match disk.take() {
+                    Some(Ok((rid, batch))) => {
+                        let id = core.next_id;
+                        core.next_id += 1;
+                        let flight = Flight {
+                            signal: batch.signal(),
+                            items: batch.items(),
+                            mem_bytes: 0,
+                            disk: Some((rid, batch.byte_size() as u64)),
+                        };
+                        core.inflight.insert(id, flight);
+                        return Some((id, batch));
+                    }
+                    Some(Err(bad)) => {
+                        disk.ack(bad.id, bad.signal, bad.len);
+                        self.counters
+                            .dropped(bad.signal, DropReason::Corrupt, bad.items);
+                        self.settled.notify_waiters();
+                    }
+                    None => break,
+                }
+            }
+        }
+        let batch = core.queue.pop_front()?;
+        let id = core.next_id;
+        core.next_id += 1;
+        core.inflight.insert(
+            id,
+            Flight {
+                signal: batch.signal(),
+                items: batch.items(),
+                mem_bytes: batch.byte_size() as u64,
+                #[cfg(feature = "disk-queue")]
+                disk: None,
+            },
+        );
+        Some((id, batch))
+    }
+
+    /// Records the outcome of batch `id`, unless shutdown already settled it.
+    fn settle(&self, id: u64, outcome: Outcome) {
+        let flight = {
+            let mut core = self.lock();
+            let Some(f) = core.inflight.remove(&id) else {
+                return;
+            };
+            core.release(f.signal, f.items, f.mem_bytes);
+            #[cfg(feature = "disk-queue")]
+            if let (Some((rid, len)), Some(disk)) = (f.disk, core.disk.as_mut()) {
+                disk.ack(rid, f.signal, len);
+            }
+            self.publish(&core, f.signal);
+            f
+        };
+        let (signal, items) = (flight.signal, flight.items);
+        match outcome {
+            Ok(resp) => {
+                let rejected = resp.rejected.min(items);
+                if rejected > 0 {
+                    tracing::debug!(%signal, rejected, message = %resp.message, "partial success");
+                }
+                self.counters.sent(signal, items - rejected);
+                self.counters.failed(signal, FailReason::Rejected, rejected);
+            }
+            Err((class, message)) => {
+                let reason = match class {
+                    Retryability::Permanent => FailReason::Permanent,
+                    Retryability::TooLarge => FailReason::TooLarge,
+                    Retryability::Retryable | Retryability::Throttled(_) => {
+                        FailReason::RetriesExhausted
+                    }
+                };
+                tracing::warn!(%signal, items, %reason, error = %message, "export failed");
+                self.counters.failed(signal, reason, items);
+            }
+        }
+        self.counters.depth(signal);
+        self.space.notify_waiters();
+        self.settled.notify_waiters();
+    }
+
+    /// After the workers stopped: settles what the memory holds as dropped
+    /// (shutdown) and returns the items the disk keeps for the next start.
+    fn abandon(&self) -> u64 {
+        let mut core = self.lock();
+        let core = &mut *core;
+        let mut left = 0;
+        for (_, f) in core.inflight.drain() {
+            #[cfg(feature = "disk-queue")]
+            if f.disk.is_some() {
+                left += f.items;
+                continue;
+            }
+            self.counters.dropped(f.signal, DropReason::Shutdown, f.items);
+        }
+        for b in core.queue.drain(..) {
+            self.counters.dropped(b.signal(), DropReason::Shutdown, b.items());
+        }
+        core.mem_items = 0;
+        core.mem_bytes = 0;
+        core.mem_held = [0; 3];
+        #[cfg(feature = "disk-queue")]
+        if let Some(disk) = core.disk.as_mut() {
+            disk.sync();
+            left += disk.pending_items().iter().sum::<u64>();
+        }
+        for s in Signal::ALL {
+            self.publish(core, s);
+        }
+        self.settled.notify_waiters();
+        left
+    }
+
+    /// Publishes `signal`'s held bytes (memory and disk).
+    fn publish(&self, core: &Core, signal: Signal) {
+        #[allow(unused_mut)]
+        let mut bytes = core.mem_held[signal.index()];
+        #[cfg(feature = "disk-queue")]
+        if let Some(d) = &core.disk {
+            bytes += d.held(signal);
+        }
+        self.counters.held(signal, bytes);
+    }
+
+    /// Cuts batches whose timeout passed; syncs the disk per its interval.
+    fn on_tick(&self, now: Instant) {
+        let timeout = self.config.batch.batch_timeout;
+        let mut core = self.lock();
+        for s in Signal::ALL {
+            if core.batchers[s.index()]
+                .started()
+                .is_some_and(|t| now.duration_since(t) >= timeout)
+            {
+                self.cut(&mut core, s);
+                self.publish(&core, s);
+            }
+        }
+        #[cfg(feature = "disk-queue")]
+        if let Some(d) = core.disk.as_mut() {
+            d.maybe_sync();
+        }
+    }
+
+    fn tick_period(&self) -> Duration {
+        #[allow(unused_mut)]
+        let mut p = self.config.batch.batch_timeout / 4;
+        #[cfg(feature = "disk-queue")]
+        if let Some(i) = self.lock().disk.as_ref().and_then(DiskQueue::sync_interval) {
+            p = p.min(i);
+        }
+        p.max(Duration::from_millis(1))
+    }
+}
+
+// === impl Core ===
+
+impl Core {
+    fn release(&mut self, signal: Signal, items: u64, bytes: u64) {
+        self.mem_items = self.mem_items.saturating_sub(items);
+        self.mem_bytes = self.mem_bytes.saturating_sub(bytes);
+        let held = &mut self.mem_held[signal.index()];
+        *held = held.saturating_sub(bytes);
+    }
+}
+
+/// One export worker: waits for the service to be ready, then for a batch.
+async fn work<S>(shared: Arc<Shared>, proto: S, stop: Arc<AtomicBool>)
+where
+    S: Service<Batch, Response = ExportResponse> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Classify + fmt::Display + Send,
+{
+    let mut svc = proto.clone();
+    while !stop.load(Ordering::Relaxed) {
+        // Readiness first, so back-pressure keeps batches in the queue, where
+        // the overflow policy can act on them.
+        if let Err(e) = svc.ready().await {
+            tracing::warn!(error = %e, "export service failed while becoming ready; retrying with a fresh clone");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            svc = proto.clone();
+            continue;
+        }
+        let Some((id, batch)) = next_batch(&shared, &stop).await else {
+            return;
+        };
+        let outcome = svc
+            .call(batch)
+            .await
+            .map_err(|e| (e.classify(), e.to_string()));
+        shared.settle(id, outcome);
+    }
+}
+
+async fn next_batch(shared: &Shared, stop: &AtomicBool) -> Option<(u64, Batch)> {
+    loop {
+        let work = shared.work.notified();
+        tokio::pin!(work);
+        work.as_mut().enable();
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        if let Some(next) = shared.take() {
+            return Some(next);
+        }
+        work.await;
+    }
+}
+
+/// The batch timer; ends when the pipeline is gone.
+async fn tick(shared: std::sync::Weak<Shared>) {
+    let period = match shared.upgrade() {
+        Some(s) => s.tick_period(),
+        None => return,
+    };
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let now = interval.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.on_tick(now);
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}

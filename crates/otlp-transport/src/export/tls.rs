@@ -1,0 +1,125 @@
+//! rustls client configuration from [`TlsConfig`] (custom CA, mTLS, system roots)
+//! and the translation of handshake failures into actionable words.
+
+use std::sync::Arc;
+
+use rustls::{
+    ClientConfig, RootCertStore,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _},
+};
+
+use crate::{TransportError, export::TlsConfig};
+
+/// Builds the rustls client config. `alpn` is the protocol list to offer
+/// (`h2` for gRPC, `http/1.1` for OTLP/HTTP).
+///
+/// Roots: the CA file when set, otherwise the system store, falling back to
+/// the bundled Mozilla roots when the system store is empty.
+pub(crate) fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TransportError> {
+    let mut roots = RootCertStore::empty();
+    if let Some(ca) = &tls.ca_file {
+        let certs = load_certs("ca_file", ca)?;
+        for cert in certs {
+            roots.add(cert).map_err(|e| TransportError::TlsConfig {
+                setting: "ca_file",
+                value: ca.display().to_string(),
+                reason: format!("certificate rejected: {e}; the file must hold PEM CA certificates"),
+            })?;
+        }
+    } else {
+        let native = rustls_native_certs::load_native_certs();
+        let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+        if added == 0 {
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TransportError::TlsConfig {
+            setting: "protocol_versions",
+            value: "default".into(),
+            reason: format!("{e}"),
+        })?
+        .with_root_certificates(roots);
+    let mut config = match (&tls.cert_file, &tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain = load_certs("cert_file", cert)?;
+            let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TransportError::TlsConfig {
+                setting: "key_file",
+                value: key.display().to_string(),
+                reason: format!("cannot read a PEM private key: {e}; point key_file at the client key (PKCS#8, PKCS#1 or SEC1 PEM)"),
+            })?;
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| TransportError::TlsConfig {
+                setting: "cert_file",
+                value: cert.display().to_string(),
+                reason: format!("client certificate and key do not fit together: {e}"),
+            })?
+        }
+        (None, None) => builder.with_no_client_auth(),
+        (Some(cert), None) => {
+            return Err(TransportError::TlsConfig {
+                setting: "key_file",
+                value: cert.display().to_string(),
+                reason: "cert_file is set but key_file is not; mTLS needs both".into(),
+            });
+        }
+        (None, Some(key)) => {
+            return Err(TransportError::TlsConfig {
+                setting: "cert_file",
+                value: key.display().to_string(),
+                reason: "key_file is set but cert_file is not; mTLS needs both".into(),
+            });
+        }
+    };
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+fn load_certs(setting: &'static str, path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+    let err = |reason: String| TransportError::TlsConfig {
+        setting,
+        value: path.display().to_string(),
+        reason,
+    };
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(format!("cannot read the file: {e}; check the path and permissions")))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(format!("invalid PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate found in the file".into()));
+    }
+    Ok(certs)
+}
+
+/// Words an on-call engineer can act on for a failed handshake.
+pub(crate) fn describe_handshake_error(err: &std::io::Error, host: &str) -> String {
+    use rustls::{CertificateError as C, Error as E};
+    let inner = err.get_ref().and_then(|e| e.downcast_ref::<E>());
+    match inner {
+        Some(E::InvalidCertificate(cert)) => match cert {
+            C::UnknownIssuer => "server certificate is signed by an unknown CA; set tls ca_file to the CA that signed the collector's certificate".into(),
+            C::NotValidForName | C::NotValidForNameContext { .. } => format!(
+                "server certificate is not valid for the name '{host}' (name mismatch); connect with a name listed in the certificate's SAN or reissue the certificate"
+            ),
+            C::Expired | C::ExpiredContext { .. } => "server certificate has expired; renew the collector's certificate".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => "server certificate is not valid yet; check the clocks of both hosts".into(),
+            C::Revoked => "server certificate has been revoked".into(),
+            C::BadSignature => "server certificate has a bad signature".into(),
+            other => format!("server certificate rejected: {other:?}"),
+        },
+        Some(E::AlertReceived(alert)) => format!(
+            "server rejected the handshake with alert {alert:?}; if the collector requires mutual TLS set tls cert_file and key_file"
+        ),
+        Some(E::InvalidMessage(_)) | Some(E::InappropriateMessage { .. }) => {
+            "peer does not speak TLS on this port; use http:// if the collector listens in plaintext".into()
+        }
+        Some(other) => format!("tls error: {other}"),
+        None => match err.kind() {
+            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => {
+                "peer closed the connection during the tls handshake; it may require client certificates (mTLS) or not speak TLS".into()
+            }
+            _ => format!("tls handshake failed: {err}"),
+        },
+    }
+}

@@ -1,0 +1,135 @@
+//! OTLP receivers: gRPC and HTTP servers that hand each received export
+//! request to an inner `tower::Service<Batch>`.
+//!
+//! The agent is `receiver -> pipeline -> exporter`: a receiver decodes nothing
+//! it does not have to (protobuf requests are only walked to count and
+//! validate them; OTLP/JSON is re-encoded), applies [`ReceiverLimits`] that
+//! hold under hostile input, and answers with the codes of the OTLP
+//! specification, including back-pressure with a retry hint when the inner
+//! service is not ready.
+//!
+//! Both receivers bind first ([`GrpcReceiver::bind`], [`HttpReceiver::bind`]),
+//! which gives the local address (port 0 works), then
+//! [`BoundReceiver::serve`] runs until a shutdown future resolves.
+
+use std::{fmt, future::Future, net::SocketAddr};
+
+use otlp_core::{Batch, Classify, ExportResponse};
+use tokio::net::TcpListener;
+use tower::Service;
+
+mod body;
+mod dispatch;
+mod error;
+#[cfg(feature = "grpc")]
+mod grpc;
+#[cfg(feature = "http")]
+mod http;
+#[cfg(feature = "http-json")]
+mod json;
+mod limits;
+mod rpc;
+mod serve;
+
+#[cfg(feature = "grpc")]
+pub use self::grpc::GrpcReceiver;
+#[cfg(feature = "http")]
+pub use self::http::HttpReceiver;
+pub use self::{error::ReceiveError, limits::ReceiverLimits};
+
+/// A receiver bound to its socket, ready to serve.
+///
+/// Made by [`GrpcReceiver::bind`] or [`HttpReceiver::bind`].
+#[derive(Debug)]
+pub struct BoundReceiver<S> {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    limits: ReceiverLimits,
+    protocol: Protocol<S>,
+}
+
+#[derive(Debug)]
+enum Protocol<S> {
+    #[cfg(feature = "grpc")]
+    Grpc(grpc::GrpcRouter<S>),
+    #[cfg(feature = "http")]
+    Http(http::HttpHandler<S>),
+    #[cfg(not(any(feature = "grpc", feature = "http")))]
+    #[allow(dead_code)] // Only there so `S` is used when no protocol is built in.
+    None(std::marker::PhantomData<S>),
+}
+
+// === impl BoundReceiver ===
+
+impl<S> BoundReceiver<S>
+where
+    S: Service<Batch, Response = ExportResponse> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Classify + fmt::Display + Send,
+{
+    #[cfg(feature = "grpc")]
+    fn grpc(
+        listener: TcpListener,
+        local_addr: SocketAddr,
+        limits: ReceiverLimits,
+        router: grpc::GrpcRouter<S>,
+    ) -> Self {
+        Self {
+            listener,
+            local_addr,
+            limits,
+            protocol: Protocol::Grpc(router),
+        }
+    }
+
+    #[cfg(feature = "http")]
+    fn http(
+        listener: TcpListener,
+        local_addr: SocketAddr,
+        limits: ReceiverLimits,
+        handler: http::HttpHandler<S>,
+    ) -> Self {
+        Self {
+            listener,
+            local_addr,
+            limits,
+            protocol: Protocol::Http(handler),
+        }
+    }
+
+    /// The address the receiver listens on (with the real port when 0 was asked).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets open
+    /// connections finish their requests for up to the shutdown grace, and
+    /// closes the rest. The gRPC receiver reports `NOT_SERVING` on its health
+    /// service as shutdown begins.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future closes the listener; connections already accepted
+    /// run to completion on their own tasks.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) {
+        let Self {
+            listener,
+            limits,
+            protocol,
+            ..
+        } = self;
+        match protocol {
+            #[cfg(feature = "grpc")]
+            Protocol::Grpc(router) => serve::serve(listener, limits, true, router, shutdown).await,
+            #[cfg(feature = "http")]
+            Protocol::Http(handler) => {
+                serve::serve(listener, limits, false, handler, shutdown).await
+            }
+            #[cfg(not(any(feature = "grpc", feature = "http")))]
+            Protocol::None(_) => {
+                let _ = (listener, limits);
+                shutdown.await
+            }
+        }
+    }
+}

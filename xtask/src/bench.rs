@@ -1,0 +1,1039 @@
+//! `cargo xtask bench`: the end-to-end comparison with opentelemetry-otlp.
+//!
+//! It builds the benchmark binaries of `otlp-benches` in release once, then
+//! runs every scenario several times. One run starts `count-sink` (the
+//! counting receiver) and the producer as separate processes, measures the
+//! producer from outside (wall time, user+sys CPU, peak RSS through
+//! `/usr/bin/time`, or `/proc` polling where that is missing), takes the
+//! delivered count from the sink, and kills everything that outlives its
+//! deadline. Medians of the runs go into `BENCHMARKS.md` at the workspace
+//! root, with the machine, the command and the span shape, and with ratios
+//! against the peer measured in the same invocation.
+//!
+//! `cargo xtask bench criterion [args]` runs the criterion benches instead.
+
+use std::{
+    fmt::Write as _,
+    fs,
+    io::{BufRead, BufReader, Read},
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use crate::{Result, root};
+
+/// GNU time, from the Debian package `time`.
+const GNU_TIME: &str = "/usr/bin/time";
+
+/// Its output format: one line we can find among the child's complaints.
+const TIME_FORMAT: &str = "xtask-time user=%U sys=%S maxrss_kb=%M exit=%x";
+
+/// How long count-sink may take to print its addresses.
+const SINK_START: Duration = Duration::from_secs(10);
+
+/// The options of one invocation.
+#[derive(Clone, Debug, PartialEq)]
+struct Options {
+    runs: usize,
+    spans: u64,
+    quick: bool,
+    /// Deadline of one producer run.
+    timeout: Duration,
+    /// Only scenarios whose key contains one of these.
+    only: Vec<String>,
+    out: PathBuf,
+}
+
+/// Which side of the comparison a scenario measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    /// opentelemetry_sdk batch processor + opentelemetry-otlp.
+    Peer,
+    /// The same SDK tracer, exported by our SDK bridge.
+    OurSdkBridge,
+    /// Our facade API producing the same shape.
+    OurNative,
+    /// `otlp-client run` forwarding what `otlp-client send` sends it.
+    Relay,
+}
+
+/// The producer process of a scenario.
+#[derive(Clone, Copy, Debug)]
+enum Producer {
+    /// `peer-otlp` with these fixed flags (the endpoint and count are added).
+    Peer {
+        signal: &'static str,
+        protocol: &'static str,
+        /// `None`: the SDK default queue; `Some(0)`: as large as the run.
+        queue: Option<u64>,
+    },
+    /// Not built yet: the scenario is listed, never measured or faked.
+    Pending { waiting_for: &'static str },
+}
+
+/// One line of the comparison.
+#[derive(Clone, Copy, Debug)]
+struct Scenario {
+    key: &'static str,
+    title: &'static str,
+    side: Side,
+    signal: &'static str,
+    protocol: &'static str,
+    producer: Producer,
+    /// The peer scenario this one's ratios are taken against.
+    baseline: &'static str,
+}
+
+/// What one run measured.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Run {
+    wall_s: f64,
+    cpu_s: f64,
+    max_rss_kib: u64,
+    created: u64,
+    delivered: u64,
+    sink_cpu_s: f64,
+    /// Whether the numbers came from `/proc` polling instead of GNU time.
+    polled: bool,
+    note: String,
+}
+
+/// The medians of a scenario's runs.
+#[derive(Clone, Debug, PartialEq)]
+struct Summary {
+    runs: usize,
+    wall_s: f64,
+    cpu_s: f64,
+    max_rss_kib: f64,
+    created: f64,
+    delivered: f64,
+    sink_cpu_s: f64,
+}
+
+/// Every scenario, in table order. "Ours" entries stay `Pending` until their
+/// producer exists; they are listed in BENCHMARKS.md, never in the table.
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        key: "peer-grpc-default",
+        title: "peer: SDK batch processor + opentelemetry-otlp, gRPC, default queue (2048)",
+        side: Side::Peer,
+        signal: "traces",
+        protocol: "grpc",
+        producer: Producer::Peer {
+            signal: "traces",
+            protocol: "grpc",
+            queue: None,
+        },
+        baseline: "peer-grpc-default",
+    },
+    Scenario {
+        key: "peer-grpc-full",
+        title: "peer: SDK batch processor + opentelemetry-otlp, gRPC, queue = whole run",
+        side: Side::Peer,
+        signal: "traces",
+        protocol: "grpc",
+        producer: Producer::Peer {
+            signal: "traces",
+            protocol: "grpc",
+            queue: Some(0),
+        },
+        baseline: "peer-grpc-full",
+    },
+    Scenario {
+        key: "peer-http-full",
+        title: "peer: SDK batch processor + opentelemetry-otlp, HTTP/protobuf, queue = whole run",
+        side: Side::Peer,
+        signal: "traces",
+        protocol: "http",
+        producer: Producer::Peer {
+            signal: "traces",
+            protocol: "http",
+            queue: Some(0),
+        },
+        baseline: "peer-http-full",
+    },
+    Scenario {
+        key: "peer-logs-grpc-full",
+        title: "peer: SDK batch log processor + opentelemetry-otlp, logs, gRPC, queue = whole run",
+        side: Side::Peer,
+        signal: "logs",
+        protocol: "grpc",
+        producer: Producer::Peer {
+            signal: "logs",
+            protocol: "grpc",
+            queue: Some(0),
+        },
+        baseline: "peer-logs-grpc-full",
+    },
+    Scenario {
+        key: "ours-sdk-grpc-default",
+        title: "ours: same SDK tracer, our SDK bridge, gRPC, defaults",
+        side: Side::OurSdkBridge,
+        signal: "traces",
+        protocol: "grpc",
+        producer: Producer::Pending {
+            waiting_for: "the SDK bridge of the facade crate `otlp` (feature `sdk-bridge`)",
+        },
+        baseline: "peer-grpc-default",
+    },
+    Scenario {
+        key: "ours-sdk-grpc-block",
+        title: "ours: same SDK tracer, our SDK bridge, gRPC, block policy",
+        side: Side::OurSdkBridge,
+        signal: "traces",
+        protocol: "grpc",
+        producer: Producer::Pending {
+            waiting_for: "the SDK bridge of the facade crate `otlp` (feature `sdk-bridge`)",
+        },
+        baseline: "peer-grpc-full",
+    },
+    Scenario {
+        key: "ours-sdk-http-block",
+        title: "ours: same SDK tracer, our SDK bridge, HTTP/protobuf, block policy",
+        side: Side::OurSdkBridge,
+        signal: "traces",
+        protocol: "http",
+        producer: Producer::Pending {
+            waiting_for: "the SDK bridge of the facade crate `otlp` (feature `sdk-bridge`)",
+        },
+        baseline: "peer-http-full",
+    },
+    Scenario {
+        key: "ours-native-grpc",
+        title: "ours: native facade API, gRPC",
+        side: Side::OurNative,
+        signal: "traces",
+        protocol: "grpc",
+        producer: Producer::Pending {
+            waiting_for: "the facade crate `otlp` and `otlp-client send`",
+        },
+        baseline: "peer-grpc-full",
+    },
+    Scenario {
+        key: "ours-native-logs-grpc",
+        title: "ours: native facade API, logs, gRPC",
+        side: Side::OurNative,
+        signal: "logs",
+        protocol: "grpc",
+        producer: Producer::Pending {
+            waiting_for: "the facade crate `otlp` (logs)",
+        },
+        baseline: "peer-logs-grpc-full",
+    },
+    Scenario {
+        key: "relay-grpc",
+        title: "relay: `otlp-client send` -> `otlp-client run` -> count-sink, gRPC",
+        side: Side::Relay,
+        signal: "traces",
+        protocol: "grpc",
+        producer: Producer::Pending {
+            waiting_for: "`otlp-client run` and `otlp-client send` (the agent is measured too)",
+        },
+        baseline: "peer-grpc-full",
+    },
+];
+
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--spans N] [--timeout SECS] [--only KEY]... [--out FILE]
+       cargo xtask bench criterion [cargo bench args]
+
+Runs the end-to-end comparison (release build, separate processes, medians of
+--runs runs, default 3, of --spans items each, default 1000000) and rewrites
+BENCHMARKS.md. --quick: 1 run of 50000 items. --only keeps the scenarios whose
+key contains KEY.";
+
+// === impl Options ===
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options> {
+        let mut o = Options {
+            runs: 3,
+            spans: 1_000_000,
+            quick: false,
+            timeout: Duration::ZERO,
+            only: Vec::new(),
+            out: root().join("BENCHMARKS.md"),
+        };
+        let mut runs = None;
+        let mut spans = None;
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let mut value = || {
+                it.next()
+                    .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))
+            };
+            match flag.as_str() {
+                "--quick" => o.quick = true,
+                "--runs" => runs = Some(number(flag, value()?)?),
+                "--spans" => spans = Some(number(flag, value()?)?),
+                "--timeout" => o.timeout = Duration::from_secs(number(flag, value()?)?),
+                "--only" => o.only.push(value()?.clone()),
+                "--out" => o.out = PathBuf::from(value()?),
+                "--help" | "-h" => return Err(USAGE.to_owned()),
+                other => return Err(format!("unknown flag '{other}'\n\n{USAGE}")),
+            }
+        }
+        if o.quick {
+            o.runs = 1;
+            o.spans = 50_000;
+        }
+        o.runs = runs.map_or(o.runs, |r| r as usize);
+        o.spans = spans.unwrap_or(o.spans);
+        if o.runs == 0 || o.spans == 0 {
+            return Err("--runs and --spans must be at least 1".to_owned());
+        }
+        if o.timeout.is_zero() {
+            // The slowest producer measured so far makes ~100k items/s;
+            // leave it several times that plus start-up.
+            o.timeout = Duration::from_secs(30 + o.spans / 20_000);
+        }
+        Ok(o)
+    }
+
+    fn selected(&self, s: &Scenario) -> bool {
+        self.only.is_empty() || self.only.iter().any(|k| s.key.contains(k.as_str()))
+    }
+}
+
+fn number(flag: &str, raw: &str) -> Result<u64> {
+    raw.replace('_', "")
+        .parse()
+        .map_err(|e| format!("{flag} '{raw}': {e}; give a whole number"))
+}
+
+// === impl Side ===
+
+impl Side {
+    fn as_str(self) -> &'static str {
+        match self {
+            Side::Peer => "peer",
+            Side::OurSdkBridge => "our SDK bridge",
+            Side::OurNative => "our native path",
+            Side::Relay => "relay",
+        }
+    }
+}
+
+/// Entry point of `cargo xtask bench`.
+pub(crate) fn run(args: &[String]) -> Result {
+    if args.first().map(String::as_str) == Some("criterion") {
+        let mut a = vec!["bench", "-p", "otlp-benches"];
+        a.extend(args[1..].iter().map(String::as_str));
+        return crate::run("cargo", &a, &[]);
+    }
+    let opts = Options::parse(args)?;
+    crate::run(
+        "cargo",
+        &["build", "--release", "-p", "otlp-benches", "--bins"],
+        &[],
+    )?;
+    let bin = target_dir().join("release");
+    let sink = bin.join("count-sink");
+    let peer = bin.join("peer-otlp");
+    for b in [&sink, &peer] {
+        if !b.exists() {
+            return Err(format!(
+                "{} is missing after the build; is CARGO_TARGET_DIR the same for cargo and xtask?",
+                b.display()
+            ));
+        }
+    }
+    let shape = capture(Command::new(&peer).arg("--describe"))?;
+    let gnu_time = Path::new(GNU_TIME).exists();
+    if !gnu_time {
+        println!(
+            "note: {GNU_TIME} is missing (Debian package `time`); measuring by polling /proc instead"
+        );
+    }
+    let mut results: Vec<(&Scenario, Vec<Run>)> = Vec::new();
+    for s in SCENARIOS.iter().filter(|s| opts.selected(s)) {
+        let Producer::Peer { .. } = s.producer else {
+            continue;
+        };
+        let mut runs = Vec::with_capacity(opts.runs);
+        for i in 0..opts.runs {
+            let r = run_once(s, &opts, &sink, &peer, gnu_time)?;
+            println!(
+                "{} run {}/{}: {} of {} delivered in {:.2}s, {:.2} CPU-s, {} MiB peak{}",
+                s.key,
+                i + 1,
+                opts.runs,
+                r.delivered,
+                r.created,
+                r.wall_s,
+                r.cpu_s,
+                r.max_rss_kib / 1024,
+                if r.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.note)
+                }
+            );
+            runs.push(r);
+        }
+        results.push((s, runs));
+    }
+    let md = render(&opts, args, &machine(), &shape, &results, gnu_time);
+    fs::write(&opts.out, md).map_err(|e| format!("writing {}: {e}", opts.out.display()))?;
+    println!("\nwrote {}", opts.out.display());
+    Ok(())
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => root().join(d),
+        None => root().join("target"),
+    }
+}
+
+/// Runs a command to completion and returns its stdout.
+fn capture(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("could not start {cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Kills a process group we started (the producer under GNU time, or the sink).
+fn kill_group(child: &Child, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A started count-sink: its process and the lines it prints.
+struct SinkProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl SinkProcess {
+    fn start(sink: &Path, expect: u64, max_secs: u64) -> Result<(SinkProcess, String, String)> {
+        let mut child = Command::new(sink)
+            .args([
+                "--expect",
+                &expect.to_string(),
+                "--max-secs",
+                &max_secs.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("could not start {}: {e}", sink.display()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("count-sink stdout was not captured")?;
+        // Bounded: count-sink prints two lines in its life.
+        let (tx, lines) = mpsc::sync_channel(16);
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut p = SinkProcess { child, lines };
+        let first = match p.lines.recv_timeout(SINK_START) {
+            Ok(l) => l,
+            Err(_) => {
+                p.stop();
+                return Err(format!(
+                    "count-sink printed no addresses within {SINK_START:?}"
+                ));
+            }
+        };
+        let (Some(grpc), Some(http)) = (json_field(&first, "grpc"), json_field(&first, "http"))
+        else {
+            p.stop();
+            return Err(format!("count-sink start line without addresses: {first}"));
+        };
+        Ok((p, grpc.to_owned(), http.to_owned()))
+    }
+
+    /// Stops the sink (SIGTERM) unless it already stopped, and returns its
+    /// final line and its CPU seconds.
+    fn finish(mut self, deadline: Duration) -> Result<(String, f64)> {
+        let cpu = proc_cpu_s(self.child.id()).unwrap_or(0.0);
+        if matches!(self.child.try_wait(), Ok(None)) {
+            kill_group(&self.child, "-TERM");
+        }
+        let started = Instant::now();
+        let mut last = None;
+        while started.elapsed() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(l) if l.contains("\"final\"") => {
+                    last = Some(l);
+                    break;
+                }
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.stop();
+        last.map(|l| (l, cpu))
+            .ok_or_else(|| "count-sink printed no final counts".to_owned())
+    }
+
+    fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            kill_group(&self.child, "-KILL");
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// One run of one scenario.
+fn run_once(s: &Scenario, opts: &Options, sink: &Path, peer: &Path, gnu_time: bool) -> Result<Run> {
+    let Producer::Peer {
+        signal,
+        protocol,
+        queue,
+    } = s.producer
+    else {
+        return Err(format!("scenario {} has no producer yet", s.key));
+    };
+    let max_secs = opts.timeout.as_secs() + 30;
+    let (sink_proc, grpc, http) = SinkProcess::start(sink, opts.spans, max_secs)?;
+    let endpoint = format!("http://{}", if protocol == "grpc" { &grpc } else { &http });
+    let queue = match queue {
+        None => 2048,
+        Some(_) => opts.spans,
+    };
+    let mut producer_args: Vec<String> = [
+        "--signal", signal, "--protocol", protocol, "--endpoint", &endpoint,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    producer_args.extend([
+        "--count".to_owned(),
+        opts.spans.to_string(),
+        "--queue".to_owned(),
+        queue.to_string(),
+    ]);
+    let time_file = std::env::temp_dir().join(format!("xtask-bench-{}.time", std::process::id()));
+    let _ = fs::remove_file(&time_file);
+    let mut cmd = if gnu_time {
+        let mut c = Command::new(GNU_TIME);
+        c.arg("-f")
+            .arg(TIME_FORMAT)
+            .arg("-o")
+            .arg(&time_file)
+            .arg(peer)
+            .args(&producer_args);
+        c
+    } else {
+        let mut c = Command::new(peer);
+        c.args(&producer_args);
+        c
+    };
+    let started = Instant::now();
+    let mut child = match cmd.stdout(Stdio::piped()).process_group(0).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = sink_proc.finish(Duration::from_secs(5));
+            return Err(format!("could not start the producer {cmd:?}: {e}"));
+        }
+    };
+    let mut polled = Polled::default();
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break Some(status);
+        }
+        if started.elapsed() > opts.timeout {
+            kill_group(&child, "-KILL");
+            let _ = child.wait();
+            break None;
+        }
+        if !gnu_time {
+            polled.sample(child.id());
+        }
+        thread::sleep(Duration::from_millis(if gnu_time { 5 } else { 20 }));
+    };
+    let wall_s = started.elapsed().as_secs_f64();
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    let (final_line, sink_cpu_s) = sink_proc.finish(Duration::from_secs(10))?;
+    let Some(status) = status else {
+        return Err(format!(
+            "{} timed out after {:?} and was killed; raise --timeout or lower --spans",
+            s.key, opts.timeout
+        ));
+    };
+    if !status.success() {
+        return Err(format!("{} producer failed ({status}): {out}", s.key));
+    }
+    let mut run = Run {
+        wall_s,
+        created: json_field(&out, "created")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{} producer printed no created count: {out}", s.key))?,
+        delivered: json_field(&final_line, &format!("{}_items", s.signal))
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("count-sink final line without counts: {final_line}"))?,
+        sink_cpu_s,
+        polled: !gnu_time,
+        ..Run::default()
+    };
+    if gnu_time {
+        let text = fs::read_to_string(&time_file)
+            .map_err(|e| format!("reading {}: {e}", time_file.display()))?;
+        let _ = fs::remove_file(&time_file);
+        let (cpu, rss) = parse_time(&text)
+            .ok_or_else(|| format!("{GNU_TIME} wrote no measurement line: {text}"))?;
+        run.cpu_s = cpu;
+        run.max_rss_kib = rss;
+    } else {
+        run.cpu_s = polled.cpu_s;
+        run.max_rss_kib = polled.max_rss_kib;
+    }
+    if json_field(&out, "shutdown_ok") == Some("false") {
+        run.note = "shutdown timed out".to_owned();
+    }
+    Ok(run)
+}
+
+/// What `/proc` polling saw of a running process.
+#[derive(Debug, Default)]
+struct Polled {
+    cpu_s: f64,
+    max_rss_kib: u64,
+}
+
+impl Polled {
+    fn sample(&mut self, pid: u32) {
+        if let Some(cpu) = proc_cpu_s(pid) {
+            self.cpu_s = self.cpu_s.max(cpu);
+        }
+        if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status"))
+            && let Some(kib) = status_kib(&status, "VmHWM:")
+        {
+            self.max_rss_kib = self.max_rss_kib.max(kib);
+        }
+    }
+}
+
+/// utime + stime of a live process, in seconds (assuming 100 ticks per second).
+fn proc_cpu_s(pid: u32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_cpu_s(&stat)
+}
+
+fn stat_cpu_s(stat: &str) -> Option<f64> {
+    // The command name may hold spaces; the fields after its ')' are fixed.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3 overall, utime 14 and stime 15.
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+fn status_kib(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Reads GNU time's line: (user + sys seconds, peak RSS in KiB).
+fn parse_time(text: &str) -> Option<(f64, u64)> {
+    let line = text.lines().find(|l| l.starts_with("xtask-time "))?;
+    let get = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k).and_then(|v| v.strip_prefix('=')))
+    };
+    let user: f64 = get("user")?.parse().ok()?;
+    let sys: f64 = get("sys")?.parse().ok()?;
+    let rss: u64 = get("maxrss_kb")?.parse().ok()?;
+    Some((user + sys, rss))
+}
+
+/// The value of `key` in a flat JSON object as serde_json prints it
+/// (no spaces): a number, `true`/`false`/`null`, or a string without escapes.
+fn json_field<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let pat = format!("\"{key}\":");
+    let start = json.find(&pat)? + pat.len();
+    let rest = &json[start..];
+    if let Some(s) = rest.strip_prefix('"') {
+        return s.find('"').map(|end| &s[..end]);
+    }
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(rest[..end].trim())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+// === impl Summary ===
+
+impl Summary {
+    fn of(runs: &[Run]) -> Summary {
+        let m = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        Summary {
+            runs: runs.len(),
+            wall_s: m(|r| r.wall_s),
+            cpu_s: m(|r| r.cpu_s),
+            max_rss_kib: m(|r| r.max_rss_kib as f64),
+            created: m(|r| r.created as f64),
+            delivered: m(|r| r.delivered as f64),
+            sink_cpu_s: m(|r| r.sink_cpu_s),
+        }
+    }
+
+    fn throughput(&self) -> f64 {
+        if self.wall_s > 0.0 {
+            self.delivered / self.wall_s
+        } else {
+            0.0
+        }
+    }
+
+    fn dropped(&self) -> f64 {
+        (self.created - self.delivered).max(0.0)
+    }
+
+    fn cpu_per_million(&self) -> f64 {
+        if self.created > 0.0 {
+            self.cpu_s * 1e6 / self.created
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The machine, one Markdown bullet per line.
+fn machine() -> String {
+    let cpus = thread::available_parallelism().map_or(0, |n| n.get());
+    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown", |(_, v)| v.trim())
+        .to_owned();
+    let meminfo = fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem = status_kib(&meminfo, "MemTotal:").map_or("unknown".to_owned(), |k| {
+        format!("{:.1} GiB", k as f64 / 1024.0 / 1024.0)
+    });
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or("unknown".to_owned(), |s| s.trim().to_owned());
+    let rustc = capture(Command::new("rustc").arg("--version"))
+        .map_or("unknown".to_owned(), |s| s.trim().to_owned());
+    format!(
+        "- CPUs: {cpus} (available parallelism), {model}\n- Memory: {mem}\n- Kernel: Linux {kernel}\n- Compiler: {rustc}, release profile (fat LTO, 1 codegen unit)\n- Network: loopback (127.0.0.1)\n"
+    )
+}
+
+/// Today's date (UTC) as YYYY-MM-DD HH:MM, from the system clock.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    civil(secs)
+}
+
+fn civil(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
+}
+
+fn mib(kib: f64) -> f64 {
+    kib / 1024.0
+}
+
+/// Formats a ratio, or "baseline" for the row that is its own baseline.
+fn ratio(value: f64, base: f64) -> String {
+    if base > 0.0 {
+        format!("{:.2}x", value / base)
+    } else {
+        "n/a".to_owned()
+    }
+}
+
+/// BENCHMARKS.md, whole.
+fn render(
+    opts: &Options,
+    args: &[String],
+    machine: &str,
+    shape: &str,
+    results: &[(&Scenario, Vec<Run>)],
+    gnu_time: bool,
+) -> String {
+    let mut md = String::new();
+    let cmd = if args.is_empty() {
+        "cargo xtask bench".to_owned()
+    } else {
+        format!("cargo xtask bench {}", args.join(" "))
+    };
+    let _ = writeln!(md, "# Benchmarks\n");
+    let _ = writeln!(
+        md,
+        "<!-- Written by `cargo xtask bench` (xtask/src/bench.rs); rerun it rather than editing. -->\n"
+    );
+    let _ = writeln!(md, "Measured {} with `{cmd}`.", utc_now());
+    let _ = writeln!(
+        md,
+        "Each number is the median of {} run(s) of {} items per scenario.\n",
+        opts.runs, opts.spans
+    );
+    let _ = writeln!(md, "## Machine\n\n{machine}");
+    let _ = writeln!(md, "## Method\n");
+    let _ = writeln!(
+        md,
+        "Each run starts two processes: `count-sink` (benches/src/bin/count-sink.rs), a receiver that counts OTLP items by walking the protobuf wire format without decoding, and the producer."
+    );
+    let _ = writeln!(
+        md,
+        "The producer creates the items from one thread as fast as it can, then flushes and shuts down; it is measured from outside: wall time from spawn to exit, user+sys CPU and peak RSS {}.",
+        if gnu_time {
+            "from GNU time (`/usr/bin/time`)"
+        } else {
+            "by polling `/proc/<pid>` every 20 ms (GNU time was missing; CPU may miss the last 20 ms)"
+        }
+    );
+    let _ = writeln!(
+        md,
+        "Delivered is what count-sink received; dropped = created - delivered; throughput = delivered / wall time; CPU per million is per million items created."
+    );
+    let _ = writeln!(
+        md,
+        "Ratios compare each row with the peer row named in its last column, measured in the same invocation.\n"
+    );
+    let _ = writeln!(md, "## Telemetry shape\n\n{shape}");
+    let _ = writeln!(md, "## Results\n");
+    let _ = writeln!(
+        md,
+        "| scenario | side | signal | protocol | created | delivered | dropped | delivered/s | wall s | CPU s | CPU-s per 1M | peak RSS MiB | vs peer (throughput / CPU / RSS) |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let summaries: Vec<(&Scenario, Summary)> =
+        results.iter().map(|(s, r)| (*s, Summary::of(r))).collect();
+    for (s, m) in &summaries {
+        let base = summaries
+            .iter()
+            .find(|(b, _)| b.key == s.baseline)
+            .map(|(_, b)| b);
+        let vs = match base {
+            Some(_) if s.baseline == s.key => "baseline".to_owned(),
+            Some(b) => format!(
+                "{} / {} / {} of `{}`",
+                ratio(m.throughput(), b.throughput()),
+                ratio(m.cpu_per_million(), b.cpu_per_million()),
+                ratio(m.max_rss_kib, b.max_rss_kib),
+                s.baseline
+            ),
+            None => format!("`{}` not run", s.baseline),
+        };
+        let dropped_pct = if m.created > 0.0 {
+            100.0 * m.dropped() / m.created
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            md,
+            "| {} `{}` | {} | {} | {} | {:.0} | {:.0} | {:.0} ({dropped_pct:.1}%) | {:.0} | {:.2} | {:.2} | {:.2} | {:.0} | {vs} |",
+            s.title,
+            s.key,
+            s.side.as_str(),
+            s.signal,
+            s.protocol,
+            m.created,
+            m.delivered,
+            m.dropped(),
+            m.throughput(),
+            m.wall_s,
+            m.cpu_s,
+            m.cpu_per_million(),
+            mib(m.max_rss_kib),
+        );
+    }
+    let _ = writeln!(md, "\n## Not measured yet\n");
+    let _ = writeln!(
+        md,
+        "These scenarios are part of the comparison but their producer does not exist yet; they join the table when it does, never with made-up numbers.\n"
+    );
+    for s in SCENARIOS {
+        if let Producer::Pending { waiting_for } = s.producer {
+            let _ = writeln!(
+                md,
+                "- `{}` ({}): {}; compared with `{}`; waiting for {waiting_for}.",
+                s.key,
+                s.side.as_str(),
+                s.title,
+                s.baseline
+            );
+        }
+    }
+    let _ = writeln!(md, "\n## Every run\n");
+    let _ = writeln!(
+        md,
+        "| scenario | run | created | delivered | wall s | CPU s | peak RSS MiB | sink CPU s | note |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
+    for (s, runs) in results {
+        for (i, r) in runs.iter().enumerate() {
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {}{} |",
+                s.key,
+                i + 1,
+                r.created,
+                r.delivered,
+                r.wall_s,
+                r.cpu_s,
+                mib(r.max_rss_kib as f64),
+                r.sink_cpu_s,
+                if r.polled { "polled /proc " } else { "" },
+                r.note
+            );
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_default_quick_and_explicit() {
+        let o = Options::parse(&[]).unwrap();
+        assert_eq!((o.runs, o.spans, o.timeout.as_secs()), (3, 1_000_000, 80));
+        let o = Options::parse(&args(&["--quick"])).unwrap();
+        assert_eq!((o.runs, o.spans), (1, 50_000));
+        let o = Options::parse(&args(&["--quick", "--runs", "2", "--spans", "200_000"])).unwrap();
+        assert_eq!((o.runs, o.spans), (2, 200_000));
+        assert!(Options::parse(&args(&["--runs"])).unwrap_err().contains("needs a value"));
+        assert!(Options::parse(&args(&["--runs", "0"])).is_err());
+        assert!(Options::parse(&args(&["--fast"])).unwrap_err().contains("'--fast'"));
+    }
+
+    #[test]
+    fn only_filters_scenarios_by_key() {
+        let o = Options::parse(&args(&["--only", "http"])).unwrap();
+        let keys: Vec<_> = SCENARIOS.iter().filter(|s| o.selected(s)).map(|s| s.key).collect();
+        assert_eq!(keys, ["peer-http-full", "ours-sdk-http-block"]);
+    }
+
+    #[test]
+    fn every_baseline_is_a_peer_scenario() {
+        for s in SCENARIOS {
+            let b = SCENARIOS.iter().find(|b| b.key == s.baseline).unwrap();
+            assert_eq!(b.side, Side::Peer, "{}", s.key);
+            assert_eq!((b.signal, b.protocol), (s.signal, s.protocol), "{}", s.key);
+        }
+    }
+
+    #[test]
+    fn json_fields_are_read_from_flat_objects() {
+        let line = r#"{"event":"final","items":123,"last_item_s":null,"traces_items":120,"ok":true}"#;
+        assert_eq!(json_field(line, "items"), Some("123"));
+        assert_eq!(json_field(line, "traces_items"), Some("120"));
+        assert_eq!(json_field(line, "event"), Some("final"));
+        assert_eq!(json_field(line, "ok"), Some("true"));
+        assert_eq!(json_field(line, "last_item_s"), Some("null"));
+        assert_eq!(json_field(line, "logs_items"), None);
+    }
+
+    #[test]
+    fn gnu_time_line_is_found_after_child_complaints() {
+        let text = "Command exited with non-zero status 1\nxtask-time user=1.50 sys=0.25 maxrss_kb=65536 exit=1\n";
+        assert_eq!(parse_time(text), Some((1.75, 65_536)));
+        assert_eq!(parse_time("garbage"), None);
+    }
+
+    #[test]
+    fn proc_stat_cpu_survives_spaces_in_the_name() {
+        let stat = "42 (peer otlp) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1 2 3";
+        assert_eq!(stat_cpu_s(stat), Some(3.0));
+        assert_eq!(status_kib("VmPeak:\t 10 kB\nVmHWM:\t  2048 kB\n", "VmHWM:"), Some(2048));
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
+
+    #[test]
+    fn civil_dates_are_correct() {
+        assert_eq!(civil(0), "1970-01-01 00:00 UTC");
+        assert_eq!(civil(951_782_400 + 3_660), "2000-02-29 01:01 UTC");
+        assert_eq!(civil(1_767_225_600), "2026-01-01 00:00 UTC");
+    }
+
+    #[test]
+    fn report_has_ratios_against_the_peer_and_lists_pending_scenarios() {
+        let opts = Options::parse(&args(&["--runs", "1", "--spans", "1000"])).unwrap();
+        let run = |wall_s: f64, delivered: u64| Run {
+            wall_s,
+            cpu_s: wall_s,
+            max_rss_kib: 2048,
+            created: 1000,
+            delivered,
+            ..Run::default()
+        };
+        let peer = SCENARIOS.iter().find(|s| s.key == "peer-grpc-full").unwrap();
+        // A made-up second row using the peer as its baseline, to check the ratio columns.
+        let other = Scenario {
+            key: "test-row",
+            baseline: "peer-grpc-full",
+            ..*peer
+        };
+        let results = vec![(peer, vec![run(2.0, 1000)]), (&other, vec![run(1.0, 500)])];
+        let md = render(&opts, &args(&["--runs", "1"]), "- CPUs: 2\n", "shape\n", &results, true);
+        assert!(md.contains("`cargo xtask bench --runs 1`"));
+        assert!(md.contains("| 1000 | 1000 | 0 (0.0%) | 500 |"), "{md}");
+        // Same throughput (500/s), half the CPU per million, same RSS.
+        assert!(md.contains("1.00x / 0.50x / 1.00x of `peer-grpc-full`"), "{md}");
+        assert!(md.contains("baseline"));
+        assert!(md.contains("`ours-sdk-grpc-block` (our SDK bridge)"), "{md}");
+        assert!(!md.contains("| ours: "), "pending scenarios must stay out of the table");
+    }
+}
