@@ -40,5 +40,5 @@ mod sink;
 pub use self::{
     error::BenchesError,
     peer::{PeerConfig, PeerReport, Protocol},
-    sink::{DEFAULT_MAX_BODY, SignalStats, Sink, SinkConfig, Snapshot},
+    sink::{DEFAULT_MAX_BODY, SignalStats, Sink, SinkConfig, Snapshot, process_cpu_s},
 };

@@ -128,6 +128,22 @@ struct Export {
     state: Arc<State>,
 }
 
+/// The CPU time (user + sys, seconds) this process has used so far, read from
+/// `/proc/self/stat`; `None` where that file does not exist (not Linux).
+///
+/// count-sink reports it in its final line so the harness can show that the
+/// receiver is not the bottleneck.
+pub fn process_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name may hold spaces; the fields after its ')' are fixed:
+    // utime and stime are the 12th and 13th, in clock ticks (USER_HZ, 100 on Linux).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace().skip(11);
+    let utime: u64 = f.next()?.parse().ok()?;
+    let stime: u64 = f.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
 // === impl SinkConfig ===
 
 impl Default for SinkConfig {

@@ -464,9 +464,8 @@ impl SinkProcess {
     }
 
     /// Stops the sink (SIGTERM) unless it already stopped, and returns its
-    /// final line and its CPU seconds.
+    /// final line and the CPU seconds it reports there.
     fn finish(mut self, deadline: Duration) -> Result<(String, f64)> {
-        let cpu = proc_cpu_s(self.child.id()).unwrap_or(0.0);
         if matches!(self.child.try_wait(), Ok(None)) {
             kill_group(&self.child, "-TERM");
         }
@@ -484,7 +483,12 @@ impl SinkProcess {
             }
         }
         self.stop();
-        last.map(|l| (l, cpu))
+        last.map(|l| {
+            let cpu = json_field(&l, "cpu_s")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            (l, cpu)
+        })
             .ok_or_else(|| "count-sink printed no final counts".to_owned())
     }
 
@@ -749,8 +753,12 @@ fn machine() -> String {
         .map_or("unknown".to_owned(), |s| s.trim().to_owned());
     let rustc = capture(Command::new("rustc").arg("--version"))
         .map_or("unknown".to_owned(), |s| s.trim().to_owned());
+    // Other work on the machine skews every number; say how busy it was.
+    let load = fs::read_to_string("/proc/loadavg").map_or("unknown".to_owned(), |s| {
+        s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    });
     format!(
-        "- CPUs: {cpus} (available parallelism), {model}\n- Memory: {mem}\n- Kernel: Linux {kernel}\n- Compiler: {rustc}, release profile (fat LTO, 1 codegen unit)\n- Network: loopback (127.0.0.1)\n"
+        "- CPUs: {cpus} (available parallelism), {model}\n- Memory: {mem}\n- Kernel: Linux {kernel}\n- Compiler: {rustc}, release profile (fat LTO, 1 codegen unit)\n- Network: loopback (127.0.0.1)\n- Load average before the runs (1, 5, 15 min): {load}\n"
     )
 }
 

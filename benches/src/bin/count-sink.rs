@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use otlp_benches::{BenchesError, Sink, SinkConfig};
+use otlp_benches::{BenchesError, Sink, SinkConfig, process_cpu_s};
 use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
@@ -49,6 +49,7 @@ async fn serve(config: SinkConfig) -> Result<(), BenchesError> {
     let mut json = sink.snapshot().to_json();
     json.insert("event".into(), "final".into());
     json.insert("reason".into(), reason.into());
+    json.insert("cpu_s".into(), process_cpu_s().into());
     println!("{}", serde_json::Value::Object(json));
     Ok(())
 }

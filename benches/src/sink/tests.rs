@@ -153,3 +153,17 @@ fn flags_set_addresses_and_limits() {
     let err = SinkConfig::from_args(["--bogus".to_owned()]).unwrap_err();
     assert!(err.to_string().contains("--bogus"));
 }
+
+#[test]
+fn process_cpu_time_is_read_and_grows_with_work() {
+    let before = process_cpu_s().unwrap();
+    // Burn some CPU (bounded): encode and count requests for at least 50 ms of CPU.
+    let start = std::time::Instant::now();
+    let mut n = 0;
+    while process_cpu_s().unwrap() < before + 0.05 && start.elapsed() < Duration::from_secs(20) {
+        let bytes = shape::encode(&shape::trace_request(64)).unwrap();
+        n += count_items(Signal::Traces, &bytes).unwrap();
+    }
+    assert!(n > 0);
+    assert!(process_cpu_s().unwrap() >= before + 0.05);
+}

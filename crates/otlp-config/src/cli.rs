@@ -75,7 +75,10 @@ pub fn fix_file(path: impl AsRef<Path>, write: bool, format: OutputFormat) -> Co
         backup.push(".bak");
         let backup = std::path::PathBuf::from(backup);
         let written = std::fs::write(&backup, file.text())
-            .map_err(|source| ConfigError::Write { path: backup.clone(), source })
+            .map_err(|source| ConfigError::Write {
+                path: backup.clone(),
+                source,
+            })
             .and_then(|()| {
                 std::fs::write(path, &fixed.text).map_err(|source| ConfigError::Write {
                     path: path.to_owned(),
@@ -99,7 +102,16 @@ pub fn fix_file(path: impl AsRef<Path>, write: bool, format: OutputFormat) -> Co
             if fixed.fixes.is_empty() {
                 summary.push_str("no safe fixes to apply\n");
             } else {
-                let _ = writeln!(summary, "{} fix(es){}:", fixed.fixes.len(), if write { " written (original kept as .bak)" } else { "" });
+                let _ = writeln!(
+                    summary,
+                    "{} fix(es){}:",
+                    fixed.fixes.len(),
+                    if write {
+                        " written (original kept as .bak)"
+                    } else {
+                        ""
+                    }
+                );
                 for f in &fixed.fixes {
                     let _ = writeln!(summary, "  {f}");
                 }
@@ -120,7 +132,12 @@ pub fn fix_file(path: impl AsRef<Path>, write: bool, format: OutputFormat) -> Co
 
 /// `explain-config [--config FILE]`: the effective config from `file`, `env` and `flags`.
 /// Exit code 1 when the result has errors (they are listed), 2 when the file is unreadable.
-pub fn explain_config(file: Option<&Path>, env: Env, flags: Flags, format: OutputFormat) -> CommandOutcome {
+pub fn explain_config(
+    file: Option<&Path>,
+    env: Env,
+    flags: Flags,
+    format: OutputFormat,
+) -> CommandOutcome {
     let mut sources = Sources::new().with_env(env).with_flags(flags);
     if let Some(path) = file {
         match ConfigFile::read(path) {
@@ -129,7 +146,11 @@ pub fn explain_config(file: Option<&Path>, env: Env, flags: Flags, format: Outpu
         }
     }
     let resolved = sources.resolve();
-    let exit_code = if resolved.is_valid() { EXIT_VALID } else { EXIT_INVALID };
+    let exit_code = if resolved.is_valid() {
+        EXIT_VALID
+    } else {
+        EXIT_INVALID
+    };
     let explained: Explained = resolved.explain();
     let mut text = match format {
         OutputFormat::Text => explained.render_text(),
@@ -161,7 +182,10 @@ fn unreadable(path: &Path, e: &ConfigError, format: OutputFormat) -> CommandOutc
             s
         }
     };
-    CommandOutcome { exit_code: EXIT_UNREADABLE, text }
+    CommandOutcome {
+        exit_code: EXIT_UNREADABLE,
+        text,
+    }
 }
 
 fn exit_code(problems: &[Problem]) -> i32 {
@@ -172,7 +196,12 @@ fn exit_code(problems: &[Problem]) -> i32 {
     }
 }
 
-fn report(path: &Path, problems: &[Problem], format: OutputFormat, prefix: Option<String>) -> CommandOutcome {
+fn report(
+    path: &Path,
+    problems: &[Problem],
+    format: OutputFormat,
+    prefix: Option<String>,
+) -> CommandOutcome {
     match format {
         OutputFormat::Text => report_text(path, problems, prefix),
         OutputFormat::Json => report_json(path, problems, None),
@@ -184,16 +213,37 @@ fn report_text(path: &Path, problems: &[Problem], prefix: Option<String>) -> Com
     for p in problems {
         let _ = writeln!(text, "{p}");
     }
-    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
     let warnings = problems.len() - errors;
     let code = exit_code(problems);
-    let verdict = if code == EXIT_VALID { "valid" } else { "invalid" };
-    let _ = writeln!(text, "{}: {verdict} ({errors} error(s), {warnings} warning(s))", path.display());
-    CommandOutcome { exit_code: code, text }
+    let verdict = if code == EXIT_VALID {
+        "valid"
+    } else {
+        "invalid"
+    };
+    let _ = writeln!(
+        text,
+        "{}: {verdict} ({errors} error(s), {warnings} warning(s))",
+        path.display()
+    );
+    CommandOutcome {
+        exit_code: code,
+        text,
+    }
 }
 
-fn report_json(path: &Path, problems: &[Problem], extra: Option<serde_json::Value>) -> CommandOutcome {
-    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+fn report_json(
+    path: &Path,
+    problems: &[Problem],
+    extra: Option<serde_json::Value>,
+) -> CommandOutcome {
+    let errors = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count();
     let code = exit_code(problems);
     let mut value = json!({
         "file": path.display().to_string(),
@@ -203,10 +253,15 @@ fn report_json(path: &Path, problems: &[Problem], extra: Option<serde_json::Valu
         "warnings": problems.len() - errors,
         "problems": problems.iter().map(problem_json).collect::<Vec<_>>(),
     });
-    if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) = (extra, &mut value) {
+    if let (Some(serde_json::Value::Object(extra)), serde_json::Value::Object(map)) =
+        (extra, &mut value)
+    {
         map.extend(extra);
     }
     let mut text = value.to_string();
     text.push('\n');
-    CommandOutcome { exit_code: code, text }
+    CommandOutcome {
+        exit_code: code,
+        text,
+    }
 }

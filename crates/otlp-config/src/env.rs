@@ -133,7 +133,9 @@ impl Env {
     }
 
     /// An environment from name/value pairs.
-    pub fn from_map<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
+    pub fn from_map<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
         Self {
             vars: vars
                 .into_iter()
@@ -175,10 +177,26 @@ impl Env {
 /// names, applied later, win. Each maps to a config key and a format.
 pub(crate) fn table() -> Vec<(String, String, EnvFormat)> {
     let mut out = vec![
-        (OTLP_PRESET.to_owned(), "preset".to_owned(), EnvFormat::Plain),
-        (OTLP_ENDPOINT.to_owned(), "endpoint".to_owned(), EnvFormat::Plain),
-        (OTLP_PROTOCOL.to_owned(), "protocol".to_owned(), EnvFormat::Plain),
-        (OTLP_TIMEOUT.to_owned(), "timeout".to_owned(), EnvFormat::Seconds),
+        (
+            OTLP_PRESET.to_owned(),
+            "preset".to_owned(),
+            EnvFormat::Plain,
+        ),
+        (
+            OTLP_ENDPOINT.to_owned(),
+            "endpoint".to_owned(),
+            EnvFormat::Plain,
+        ),
+        (
+            OTLP_PROTOCOL.to_owned(),
+            "protocol".to_owned(),
+            EnvFormat::Plain,
+        ),
+        (
+            OTLP_TIMEOUT.to_owned(),
+            "timeout".to_owned(),
+            EnvFormat::Seconds,
+        ),
     ];
     let fields: [(&str, &str, EnvFormat); 9] = [
         ("ENDPOINT", "endpoint", EnvFormat::Plain),
@@ -192,7 +210,11 @@ pub(crate) fn table() -> Vec<(String, String, EnvFormat)> {
         ("INSECURE", "tls.insecure", EnvFormat::Bool),
     ];
     for (suffix, key, format) in fields {
-        out.push((format!("OTEL_EXPORTER_OTLP_{suffix}"), key.to_owned(), format));
+        out.push((
+            format!("OTEL_EXPORTER_OTLP_{suffix}"),
+            key.to_owned(),
+            format,
+        ));
     }
     for signal in otlp_core::Signal::ALL {
         let upper = signal.as_str().to_ascii_uppercase();

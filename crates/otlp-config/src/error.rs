@@ -47,7 +47,10 @@ pub enum ConfigError {
 }
 
 fn count_errors(problems: &[Problem]) -> usize {
-    problems.iter().filter(|p| p.severity == Severity::Error).count()
+    problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .count()
 }
 
 fn first_error(problems: &[Problem]) -> String {

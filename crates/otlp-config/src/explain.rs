@@ -75,7 +75,9 @@ impl Resolved {
         for def in schema::keys() {
             let key = def.key;
             let setting = self.settings.get(key);
-            let is_signal_key = ["traces.", "metrics.", "logs."].iter().any(|p| key.starts_with(p));
+            let is_signal_key = ["traces.", "metrics.", "logs."]
+                .iter()
+                .any(|p| key.starts_with(p));
             if setting.is_none() && is_signal_key {
                 // Shown resolved in the per-signal section instead.
                 continue;
@@ -86,7 +88,11 @@ impl Resolved {
                     Raw::Text(t) => t.clone(),
                     Raw::Null => "(empty)".into(),
                     Raw::Map(pairs) => redact_headers(pairs),
-                    Raw::List(items) => items.iter().map(|u| redact_url(u)).collect::<Vec<_>>().join(", "),
+                    Raw::List(items) => items
+                        .iter()
+                        .map(|u| redact_url(u))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 },
                 None => default_value(config, key),
             };
@@ -111,10 +117,18 @@ impl Resolved {
                     endpoint: redact_url(&sc.endpoint),
                     endpoint_from: src.endpoint.clone().unwrap_or_else(|| "default".into()),
                     protocol: sc.protocol.as_str().to_owned(),
-                    headers: sc.headers.iter().map(|(k, _)| (k.clone(), REDACTED.to_owned())).collect(),
+                    headers: sc
+                        .headers
+                        .iter()
+                        .map(|(k, _)| (k.clone(), REDACTED.to_owned()))
+                        .collect(),
                     timeout: units::format_duration(sc.timeout),
                     compression: sc.compression.as_str().to_owned(),
-                    tls: sc.endpoint.trim().to_ascii_lowercase().starts_with("https://"),
+                    tls: sc
+                        .endpoint
+                        .trim()
+                        .to_ascii_lowercase()
+                        .starts_with("https://"),
                 }
             })
             .collect();
@@ -132,7 +146,8 @@ impl Explained {
     /// A human-readable table: `key = value  (source)` lines, then the signals, then problems.
     pub fn render_text(&self) -> String {
         let width = self.entries.iter().map(|e| e.key.len()).max().unwrap_or(0);
-        let mut out = String::from("effective configuration (precedence: default < file < env < flag)\n\n");
+        let mut out =
+            String::from("effective configuration (precedence: default < file < env < flag)\n\n");
         for e in &self.entries {
             let _ = writeln!(out, "{:width$} = {}  ({})", e.key, e.value, e.source);
         }
@@ -141,7 +156,11 @@ impl Explained {
             let headers = if s.headers.is_empty() {
                 "none".to_owned()
             } else {
-                s.headers.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+                s.headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             let _ = writeln!(
                 out,
@@ -202,7 +221,10 @@ pub(crate) fn problem_json(p: &Problem) -> Value {
 }
 
 fn is_preset_key(key: &str) -> bool {
-    key.starts_with("batch.") || key == "queue.max_items" || key == "queue.max_bytes" || key == "tuning.max_concurrency"
+    key.starts_with("batch.")
+        || key == "queue.max_items"
+        || key == "queue.max_bytes"
+        || key == "tuning.max_concurrency"
 }
 
 fn default_value(c: &Config, key: &str) -> String {
@@ -211,7 +233,9 @@ fn default_value(c: &Config, key: &str) -> String {
     let first = &c.signals[0];
     match key {
         "preset" => c.preset.as_str().into(),
-        "endpoint" => "(per protocol: http://localhost:4317 grpc, http://localhost:4318 http)".into(),
+        "endpoint" => {
+            "(per protocol: http://localhost:4317 grpc, http://localhost:4318 http)".into()
+        }
         "protocol" => "grpc".into(),
         "timeout" => d(first.timeout),
         "connect_timeout" => d(c.connect_timeout),
@@ -293,12 +317,25 @@ mod tests {
         let endpoint = ex.entries.iter().find(|e| e.key == "endpoint").unwrap();
         assert_eq!(endpoint.source, Source::Flag("--endpoint".into()));
         let protocol = ex.entries.iter().find(|e| e.key == "protocol").unwrap();
-        assert_eq!(protocol.source, Source::Env("OTEL_EXPORTER_OTLP_PROTOCOL".into()));
-        let batch = ex.entries.iter().find(|e| e.key == "batch.max_batch_size").unwrap();
+        assert_eq!(
+            protocol.source,
+            Source::Env("OTEL_EXPORTER_OTLP_PROTOCOL".into())
+        );
+        let batch = ex
+            .entries
+            .iter()
+            .find(|e| e.key == "batch.max_batch_size")
+            .unwrap();
         assert_eq!(batch.source.kind(), "preset");
-        assert_eq!(ex.signals[0].endpoint, format!("https://u:{REDACTED}@collector:4318/v1/traces"));
+        assert_eq!(
+            ex.signals[0].endpoint,
+            format!("https://u:{REDACTED}@collector:4318/v1/traces")
+        );
         assert!(ex.signals[0].tls);
-        assert_eq!(ex.signals[2].headers, vec![("api-key".to_owned(), REDACTED.to_owned())]);
+        assert_eq!(
+            ex.signals[2].headers,
+            vec![("api-key".to_owned(), REDACTED.to_owned())]
+        );
         let parsed: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed["signals"][1]["endpoint_from"], "endpoint");
     }

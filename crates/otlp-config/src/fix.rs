@@ -60,8 +60,16 @@ struct Edit {
 
 impl fmt::Display for Fix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let before = if self.before.is_empty() { "(empty)" } else { &self.before };
-        write!(f, "line {}: {}: {} -> {} ({})", self.line, self.path, before, self.after, self.reason)
+        let before = if self.before.is_empty() {
+            "(empty)"
+        } else {
+            &self.before
+        };
+        write!(
+            f,
+            "line {}: {}: {} -> {} ({})",
+            self.line, self.path, before, self.after, self.reason
+        )
     }
 }
 
@@ -104,8 +112,14 @@ fn collect(section: &str, entries: &[Entry], root: &Node, text: &str, edits: &mu
         let mut path = schema::join(section, &entry.key);
         if schema::lookup(&path).is_none() && !schema::is_section(&path) {
             // A typo of a key of the same section, not already present.
-            let Some(suggested) = schema::suggest_key(section, &entry.key) else { continue };
-            let new_name = suggested.rsplit('.').next().unwrap_or(&suggested).to_owned();
+            let Some(suggested) = schema::suggest_key(section, &entry.key) else {
+                continue;
+            };
+            let new_name = suggested
+                .rsplit('.')
+                .next()
+                .unwrap_or(&suggested)
+                .to_owned();
             let same_section = suggested == schema::join(section, &new_name);
             if !same_section || names.contains(&new_name.as_str()) {
                 continue;
@@ -130,7 +144,9 @@ fn collect(section: &str, entries: &[Entry], root: &Node, text: &str, edits: &mu
             }
             continue;
         }
-        let Some(def) = schema::lookup(&path) else { continue };
+        let Some(def) = schema::lookup(&path) else {
+            continue;
+        };
         let value = match &entry.value.kind {
             NodeKind::Scalar(s) => Some(s.as_str()),
             NodeKind::Null => None,
@@ -138,31 +154,55 @@ fn collect(section: &str, entries: &[Entry], root: &Node, text: &str, edits: &mu
         };
         let field = path.rsplit('.').next().unwrap_or(&path);
         let replacement: Option<(String, &str)> = match (def.kind, value) {
-            (Kind::Url, None) => Some((default_endpoint(root, &path), "empty endpoint set to the default")),
-            (Kind::Url, Some(v)) if v.trim().is_empty() => {
-                Some((default_endpoint(root, &path), "empty endpoint set to the default"))
-            }
+            (Kind::Url, None) => Some((
+                default_endpoint(root, &path),
+                "empty endpoint set to the default",
+            )),
+            (Kind::Url, Some(v)) if v.trim().is_empty() => Some((
+                default_endpoint(root, &path),
+                "empty endpoint set to the default",
+            )),
             (Kind::Url, Some(v)) if !v.contains("://") && !v.contains(char::is_whitespace) => {
                 if uses_tls(root, &path) || v.trim_end_matches('/').ends_with(":443") {
-                    Some((format!("https://{}", v.trim()), "missing scheme; https:// because TLS is configured"))
+                    Some((
+                        format!("https://{}", v.trim()),
+                        "missing scheme; https:// because TLS is configured",
+                    ))
                 } else {
-                    Some((format!("http://{}", v.trim()), "missing scheme; http:// added"))
+                    Some((
+                        format!("http://{}", v.trim()),
+                        "missing scheme; http:// added",
+                    ))
                 }
             }
-            (Kind::Duration, Some(v)) if field.ends_with("timeout") && path != "batch.batch_timeout" && is_zero(v) => {
+            (Kind::Duration, Some(v))
+                if field.ends_with("timeout") && path != "batch.batch_timeout" && is_zero(v) =>
+            {
                 Some(("10s".into(), "a zero timeout never lets an export finish"))
             }
-            (Kind::Count, Some(v)) if path == "retry.max_retries" && v.trim() == "0" => {
-                Some(("3".into(), "zero retries drop data on the first transient failure"))
-            }
+            (Kind::Count, Some(v)) if path == "retry.max_retries" && v.trim() == "0" => Some((
+                "3".into(),
+                "zero retries drop data on the first transient failure",
+            )),
             (Kind::Enum(values), Some(v)) if !values.contains(&v.trim()) => {
-                schema::suggest_enum(v, values).map(|s| (s.to_owned(), "unknown value replaced by the accepted one it resembles"))
+                schema::suggest_enum(v, values).map(|s| {
+                    (
+                        s.to_owned(),
+                        "unknown value replaced by the accepted one it resembles",
+                    )
+                })
             }
             _ => None,
         };
-        let Some((new_value, reason)) = replacement else { continue };
+        let Some((new_value, reason)) = replacement else {
+            continue;
+        };
         let (start, end) = value_range(entry, text);
-        let rendered = if start == end { format!(" {}", yaml_scalar(&new_value)) } else { yaml_scalar(&new_value) };
+        let rendered = if start == end {
+            format!(" {}", yaml_scalar(&new_value))
+        } else {
+            yaml_scalar(&new_value)
+        };
         edits.push(Edit {
             start,
             end,
@@ -195,13 +235,15 @@ fn value_range(entry: &Entry, text: &str) -> (usize, usize) {
 
 fn is_zero(v: &str) -> bool {
     let t = v.trim();
-    t.chars().all(|c| c == '0' || c == '.') && !t.is_empty() || units::parse_duration(t).is_ok_and(|d| d.is_zero())
+    t.chars().all(|c| c == '0' || c == '.') && !t.is_empty()
+        || units::parse_duration(t).is_ok_and(|d| d.is_zero())
 }
 
 /// Writes `v` as a YAML scalar, quoting when plain style could change its meaning.
 fn yaml_scalar(v: &str) -> String {
     let plain = !v.is_empty()
-        && v.chars().all(|c| c.is_ascii_alphanumeric() || "/:._-".contains(c))
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/:._-".contains(c))
         && !v.starts_with(['-', ':'])
         && !v.contains(": ");
     if plain {
@@ -214,7 +256,9 @@ fn yaml_scalar(v: &str) -> String {
 fn find<'a>(root: &'a Node, path: &str) -> Option<&'a Node> {
     let mut node = root;
     for part in path.split('.') {
-        let NodeKind::Map(entries) = &node.kind else { return None };
+        let NodeKind::Map(entries) = &node.kind else {
+            return None;
+        };
         node = &entries.iter().find(|e| e.key == part)?.value;
     }
     Some(node)
@@ -229,7 +273,9 @@ fn scalar<'a>(root: &'a Node, path: &str) -> Option<&'a str> {
 
 /// The default endpoint for the endpoint key `path`, given the file's protocol.
 fn default_endpoint(root: &Node, path: &str) -> String {
-    let signal = path.split_once('.').and_then(|(s, _)| s.parse::<Signal>().ok());
+    let signal = path
+        .split_once('.')
+        .and_then(|(s, _)| s.parse::<Signal>().ok());
     let protocol = signal
         .and_then(|s| scalar(root, &format!("{s}.protocol")))
         .or_else(|| scalar(root, "protocol"))
@@ -264,7 +310,9 @@ mod tests {
 
     #[test]
     fn seed_fixes_apply_and_comments_survive() {
-        let out = fix("# my config\nendpoint: collector:4317 # upstream\ntimeout: 0s\nretry:\n  max_retries: 0\n");
+        let out = fix(
+            "# my config\nendpoint: collector:4317 # upstream\ntimeout: 0s\nretry:\n  max_retries: 0\n",
+        );
         assert_eq!(
             out.text,
             "# my config\nendpoint: http://collector:4317 # upstream\ntimeout: 10s\nretry:\n  max_retries: 3\n"
@@ -276,21 +324,38 @@ mod tests {
     #[test]
     fn empty_endpoint_gets_the_protocol_default_and_missing_scheme_gets_https_with_tls() {
         let out = fix("protocol: http/protobuf\nendpoint:\n");
-        assert_eq!(out.text, "protocol: http/protobuf\nendpoint: http://localhost:4318\n");
+        assert_eq!(
+            out.text,
+            "protocol: http/protobuf\nendpoint: http://localhost:4318\n"
+        );
         let out = fix("endpoint: \"\"\n");
         assert_eq!(out.text, "endpoint: http://localhost:4317\n");
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n").unwrap();
-        let out = fix(&format!("endpoint: collector:4317\ntls:\n  ca_file: {}\n", ca.display()));
-        assert!(out.text.starts_with("endpoint: https://collector:4317\n"), "{}", out.text);
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let out = fix(&format!(
+            "endpoint: collector:4317\ntls:\n  ca_file: {}\n",
+            ca.display()
+        ));
+        assert!(
+            out.text.starts_with("endpoint: https://collector:4317\n"),
+            "{}",
+            out.text
+        );
         assert!(out.remaining.is_empty(), "{:?}", out.remaining);
     }
 
     #[test]
     fn misspelled_keys_and_values_are_corrected_but_secrets_untouched() {
         let out = fix("protocl: gprc\nheaders:\n  api-key: \"\"\nretry:\n  max_retry: 4\n");
-        assert_eq!(out.text, "protocol: grpc\nheaders:\n  api-key: \"\"\nretry:\n  max_retries: 4\n");
+        assert_eq!(
+            out.text,
+            "protocol: grpc\nheaders:\n  api-key: \"\"\nretry:\n  max_retries: 4\n"
+        );
         assert_eq!(out.fixes.len(), 3, "{:?}", out.fixes);
     }
 

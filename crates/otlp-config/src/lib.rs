@@ -1,15 +1,70 @@
-//! Configuration of otlp-rust: model, loading from file, environment and flags, validation and autofix.
+//! Configuration of otlp-rust: one config model loaded from defaults, a YAML file, the environment and flags, with a validator that reports every problem and a safe autofix.
 //!
-//! Placeholder docs while being built.
+//! This crate sits directly on `otlp-core` and knows no other crate of the
+//! workspace. The facade (`otlp`) calls [`Sources::load`] (or
+//! [`Sources::resolve`]) once at startup and builds each component's own
+//! settings from the plain structs of [`Config`]: per-signal
+//! [`SignalConfig`] for the transports, [`RetryConfig`] for resilience,
+//! [`BatchConfig`] and [`QueueConfig`] for the pipeline, [`AdminConfig`] and
+//! [`ReceiversConfig`] for the agent. The `otlp-client` commands
+//! `validate-config` and `explain-config` are thin wrappers over
+//! [`validate_file`], [`fix_file`] and [`explain_config`], which return the exit
+//! code and the text to print.
+//!
+//! Precedence is defaults < file < environment < flags, decided in one place,
+//! [`Sources::resolve`]. The environment follows the OpenTelemetry spec
+//! (`OTEL_EXPORTER_OTLP_*` and per-signal variants, see [`mod@env`]) and accepts the
+//! seed's short forms `OTLP_ENDPOINT`, `OTLP_PROTOCOL` and `OTLP_TIMEOUT`
+//! (seconds); it is always injected as an [`Env`], and only a binary calls
+//! [`Env::from_process`]. Durations are written with a unit (`10s`, `250ms`),
+//! sizes too (`4MiB`). A [`Preset`] (`low_latency`, `balanced`,
+//! `high_throughput`) sets the batch, queue and tuning defaults.
 //!
 //! # Example
 //!
 //! ```
-//! assert_eq!(otlp_core::Signal::Traces.as_str(), "traces");
+//! use std::time::Duration;
+//! use otlp_config::{ConfigFile, Env, Flags, Protocol, Sources, autofix};
+//! use otlp_core::Signal;
+//!
+//! let file = ConfigFile::parse("agent.yaml", "\
+//! endpoint: http://collector:4318
+//! protocol: http/protobuf
+//! preset: low_latency
+//! retry:
+//!   max_retries: 4
+//! ")?;
+//! let env = Env::from_map([("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")]);
+//! let flags = Flags::new().with_flag("--compression", "compression", "gzip");
+//! let config = Sources::new().with_file(file).with_env(env).with_flags(flags).load()?;
+//!
+//! let traces = config.signal(Signal::Traces);
+//! assert_eq!(traces.endpoint, "http://collector:4318/v1/traces");
+//! assert_eq!(traces.protocol, Protocol::HttpProtobuf);
+//! assert_eq!(traces.timeout, Duration::from_millis(2500));
+//! assert_eq!(config.batch.max_batch_size, 100);
+//!
+//! // Every problem at once, with its path, position and a hint.
+//! let broken = ConfigFile::parse("c.yaml", "endpont: collector:4317\ntimeout: 0s\n")?;
+//! let problems = Sources::new().with_file(broken.clone()).resolve().problems;
+//! assert_eq!(problems[0].to_string(), "c.yaml:1:1: error: endpont: unknown key 'endpont'\n    hint: did you mean 'endpoint'?");
+//! assert_eq!(problems.len(), 2);
+//!
+//! // The safe fixes, listed, in the original text.
+//! let fixed = autofix(&broken)?;
+//! assert_eq!(fixed.text, "endpoint: http://collector:4317\ntimeout: 10s\n");
+//! assert!(fixed.remaining.is_empty());
+//! # Ok::<(), otlp_config::ConfigError>(())
 //! ```
+//!
+//! # Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---------|---------|--------------|
+//! | (none)  |         | otlp-config has no optional features; YAML is parsed by `saphyr-parser` for key positions |
 
-pub mod env;
 mod cli;
+pub mod env;
 mod error;
 mod explain;
 mod fix;
@@ -21,7 +76,10 @@ mod units;
 mod yaml;
 
 pub use self::{
-    cli::{CommandOutcome, EXIT_INVALID, EXIT_UNREADABLE, EXIT_VALID, OutputFormat, explain_config, fix_file, validate_file},
+    cli::{
+        CommandOutcome, EXIT_INVALID, EXIT_UNREADABLE, EXIT_VALID, OutputFormat, explain_config,
+        fix_file, validate_file,
+    },
     env::Env,
     error::ConfigError,
     explain::{ExplainEntry, ExplainSignal, Explained, REDACTED, explain},

@@ -88,6 +88,11 @@ pub enum Compression {
 }
 
 /// TLS material and options of one signal's connection.
+///
+/// Paths written in a config file are resolved against the file's directory;
+/// paths from the environment or flags are taken as given (relative to the
+/// working directory). TLS is used when the endpoint is `https://`; the
+/// validator refuses TLS files on an `http://` endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsConfig {
     /// PEM file of the CA certificate(s) that sign the server's certificate.

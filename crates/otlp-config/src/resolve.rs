@@ -15,9 +15,9 @@ use crate::{
     env::Env,
     error::ConfigError,
     model::{
-        AdminConfig, BatchConfig, Compression, Config, Overflow, PersistentConfig, Preset,
-        Protocol, QueueConfig, ReceiversConfig, RetryConfig, SignalConfig, TlsConfig, TuningConfig,
-        DEFAULT_ADMIN_LISTEN, DEFAULT_RECEIVER_GRPC, DEFAULT_RECEIVER_HTTP,
+        AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN, DEFAULT_RECEIVER_GRPC,
+        DEFAULT_RECEIVER_HTTP, Overflow, PersistentConfig, Preset, Protocol, QueueConfig,
+        ReceiversConfig, RetryConfig, SignalConfig, TlsConfig, TuningConfig,
     },
     schema::{self, Kind},
     source::{ConfigFile, Flags, Problem, Raw, Setting, Severity, Source},
@@ -165,6 +165,8 @@ impl Sources {
                 unique.push(p);
             }
         }
+        // File problems in file order first, then environment and flags.
+        unique.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
         Resolved {
             config,
             problems: unique,
@@ -193,7 +195,9 @@ impl Resolved {
 
     /// The problems that are errors.
     pub fn errors(&self) -> impl Iterator<Item = &Problem> {
-        self.problems.iter().filter(|p| p.severity == Severity::Error)
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
     }
 
     /// The config, or every problem when any is an error.
@@ -279,7 +283,12 @@ impl Reader<'_> {
                 .parse::<f64>()
                 .ok()
                 .filter(|f| f.is_finite())
-                .ok_or_else(|| (format!("'{t}' is not a number"), Some("write a decimal number, e.g. 1.5".into())))
+                .ok_or_else(|| {
+                    (
+                        format!("'{t}' is not a number"),
+                        Some("write a decimal number, e.g. 1.5".into()),
+                    )
+                })
         })
     }
 
@@ -287,7 +296,10 @@ impl Reader<'_> {
         self.get(key, |t| match t.trim().to_ascii_lowercase().as_str() {
             "true" => Ok(true),
             "false" => Ok(false),
-            _ => Err((format!("'{t}' is not a boolean"), Some("use true or false".into()))),
+            _ => Err((
+                format!("'{t}' is not a boolean"),
+                Some("use true or false".into()),
+            )),
         })
     }
 
@@ -315,7 +327,10 @@ impl Reader<'_> {
     fn path(&mut self, key: &str) -> Option<PathBuf> {
         self.get(key, |t| {
             if t.trim().is_empty() {
-                Err(("the path is empty".into(), Some("give a file path or remove the key".into())))
+                Err((
+                    "the path is empty".into(),
+                    Some("give a file path or remove the key".into()),
+                ))
             } else {
                 Ok(PathBuf::from(t))
             }
@@ -337,8 +352,12 @@ impl Reader<'_> {
         for (name, value) in pairs {
             if !units::is_header_name(name) {
                 self.problems.push(
-                    Problem::error(key, &setting.source, format!("header name '{name}' is not a valid HTTP header name"))
-                        .hint("use letters, digits and '-' only, e.g. api-key"),
+                    Problem::error(
+                        key,
+                        &setting.source,
+                        format!("header name '{name}' is not a valid HTTP header name"),
+                    )
+                    .hint("use letters, digits and '-' only, e.g. api-key"),
                 );
             }
             if !units::is_header_value(value) {
@@ -348,7 +367,14 @@ impl Reader<'_> {
                 );
             }
         }
-        Some(pairs.clone())
+        // Header names are case-insensitive and HTTP/2 (so gRPC) sends them
+        // lower-case; lower-casing here matches the OTel SDKs.
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect(),
+        )
     }
 
     fn build(&mut self) -> (Config, [SignalSources; 3]) {
@@ -458,7 +484,10 @@ impl Reader<'_> {
             None
         };
         let endpoints = match self.settings.get("endpoints") {
-            Some(Setting { raw: Raw::List(urls), source }) => {
+            Some(Setting {
+                raw: Raw::List(urls),
+                source,
+            }) => {
                 let source = source.clone();
                 let mut ok = Vec::new();
                 for u in urls {
@@ -481,28 +510,42 @@ impl Reader<'_> {
         let config = Config {
             preset,
             signals,
-            connect_timeout: self.duration("connect_timeout").unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            connect_timeout: self
+                .duration("connect_timeout")
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             retry: RetryConfig {
                 max_retries: self
                     .count("retry.max_retries")
                     .map_or(5, |n| u32::try_from(n).unwrap_or(u32::MAX)),
-                initial_backoff: self.duration("retry.initial_backoff").unwrap_or(Duration::from_secs(1)),
-                max_backoff: self.duration("retry.max_backoff").unwrap_or(Duration::from_secs(30)),
+                initial_backoff: self
+                    .duration("retry.initial_backoff")
+                    .unwrap_or(Duration::from_secs(1)),
+                max_backoff: self
+                    .duration("retry.max_backoff")
+                    .unwrap_or(Duration::from_secs(30)),
                 multiplier: self.float("retry.multiplier").unwrap_or(2.0),
                 jitter: self.float("retry.jitter").unwrap_or(0.2),
-                max_elapsed: self.duration("retry.max_elapsed").unwrap_or(Duration::from_secs(300)),
+                max_elapsed: self
+                    .duration("retry.max_elapsed")
+                    .unwrap_or(Duration::from_secs(300)),
             },
             batch: BatchConfig {
                 max_batch_size: self
                     .count("batch.max_batch_size")
                     .map_or(batch_defaults.max_batch_size, to_usize),
-                max_batch_bytes: self.size("batch.max_batch_bytes").unwrap_or(batch_defaults.max_batch_bytes),
-                batch_timeout: self.duration("batch.batch_timeout").unwrap_or(batch_defaults.batch_timeout),
+                max_batch_bytes: self
+                    .size("batch.max_batch_bytes")
+                    .unwrap_or(batch_defaults.max_batch_bytes),
+                batch_timeout: self
+                    .duration("batch.batch_timeout")
+                    .unwrap_or(batch_defaults.batch_timeout),
             },
             queue: QueueConfig {
                 max_items: self.count("queue.max_items").map_or(max_items, to_usize),
                 max_bytes: self.size("queue.max_bytes").unwrap_or(max_bytes),
-                overflow: self.choice::<Overflow>("queue.overflow").unwrap_or(Overflow::DropOldest),
+                overflow: self
+                    .choice::<Overflow>("queue.overflow")
+                    .unwrap_or(Overflow::DropOldest),
                 persistent: persistent.map(|dir| PersistentConfig {
                     dir,
                     max_bytes: persistent_max.unwrap_or(DEFAULT_PERSISTENT_MAX_BYTES),
@@ -518,9 +561,11 @@ impl Reader<'_> {
             },
             memory_limit: self.size("memory_limit").unwrap_or(DEFAULT_MEMORY_LIMIT),
             admin: AdminConfig {
-                listen: self
-                    .addr("admin.listen")
-                    .unwrap_or(const_addr(DEFAULT_ADMIN_LISTEN, 8080, false)),
+                listen: self.addr("admin.listen").unwrap_or(const_addr(
+                    DEFAULT_ADMIN_LISTEN,
+                    8080,
+                    false,
+                )),
             },
             receivers,
             endpoints,
@@ -533,8 +578,20 @@ impl Reader<'_> {
             ca_file: self.path(&format!("{section}.ca_file")),
             cert_file: self.path(&format!("{section}.cert_file")),
             key_file: self.path(&format!("{section}.key_file")),
-            insecure: self.boolean(&format!("{section}.insecure")).unwrap_or(false),
+            insecure: self
+                .boolean(&format!("{section}.insecure"))
+                .unwrap_or(false),
         }
+    }
+}
+
+/// File problems in file order, then environment by variable, then flags, then defaults.
+fn sort_key(p: &Problem) -> (u8, usize, usize, &str) {
+    match &p.source {
+        Source::File { line, column, .. } => (0, *line, *column, ""),
+        Source::Env(name) => (1, 0, 0, name),
+        Source::Flag(_) => (2, 0, 0, ""),
+        Source::Default | Source::Preset(_) => (3, 0, 0, ""),
     }
 }
 
@@ -556,10 +613,16 @@ fn const_addr(text: &str, port: u16, any: bool) -> SocketAddr {
 fn parse_count(t: &str) -> Result<u64, ParseErr> {
     let t = t.trim();
     if t.starts_with('-') {
-        return Err((format!("'{t}' is negative"), Some("use a whole number of 0 or more".into())));
+        return Err((
+            format!("'{t}' is negative"),
+            Some("use a whole number of 0 or more".into()),
+        ));
     }
     t.replace('_', "").parse::<u64>().map_err(|_| {
-        (format!("'{t}' is not a whole number"), Some("write digits only, e.g. 512".into()))
+        (
+            format!("'{t}' is not a whole number"),
+            Some("write digits only, e.g. 512".into()),
+        )
     })
 }
 
@@ -575,7 +638,9 @@ pub(crate) fn parse_addr(t: &str) -> Result<SocketAddr, ParseErr> {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p));
     }
     let hint = if t.parse::<u16>().is_ok() {
-        format!("add the interface, e.g. 127.0.0.1:{t} (local only) or 0.0.0.0:{t} (all interfaces)")
+        format!(
+            "add the interface, e.g. 127.0.0.1:{t} (local only) or 0.0.0.0:{t} (all interfaces)"
+        )
     } else if t.contains("://") {
         "write host:port without a scheme, e.g. 0.0.0.0:4317".into()
     } else {
@@ -590,11 +655,17 @@ pub(crate) fn parse_url(text: &str) -> Result<Url<'_>, ParseErr> {
     if t.is_empty() {
         return Err((
             "endpoint is empty".into(),
-            Some("write a URL such as http://localhost:4317, or remove the key to use the default".into()),
+            Some(
+                "write a URL such as http://localhost:4317, or remove the key to use the default"
+                    .into(),
+            ),
         ));
     }
     if t.contains(char::is_whitespace) {
-        return Err((format!("endpoint '{t}' contains whitespace"), Some("remove the spaces".into())));
+        return Err((
+            format!("endpoint '{t}' contains whitespace"),
+            Some("remove the spaces".into()),
+        ));
     }
     let Some((scheme, rest)) = t.split_once("://") else {
         return Err((
@@ -610,7 +681,10 @@ pub(crate) fn parse_url(text: &str) -> Result<Url<'_>, ParseErr> {
             ),
             _ => "use http:// (plaintext) or https:// (TLS)".into(),
         };
-        return Err((format!("endpoint '{t}': unsupported scheme '{scheme}'"), Some(hint)));
+        return Err((
+            format!("endpoint '{t}': unsupported scheme '{scheme}'"),
+            Some(hint),
+        ));
     }
     let (authority, path) = match rest.find(['/', '?', '#']) {
         Some(i) => rest.split_at(i),
@@ -621,7 +695,10 @@ pub(crate) fn parse_url(text: &str) -> Result<Url<'_>, ParseErr> {
         match v6.split_once(']') {
             Some((h, rest)) => (h, rest.strip_prefix(':')),
             None => {
-                return Err((format!("endpoint '{t}': unclosed '[' in IPv6 address"), Some("write e.g. http://[::1]:4317".into())));
+                return Err((
+                    format!("endpoint '{t}': unclosed '[' in IPv6 address"),
+                    Some("write e.g. http://[::1]:4317".into()),
+                ));
             }
         }
     } else {
@@ -631,10 +708,19 @@ pub(crate) fn parse_url(text: &str) -> Result<Url<'_>, ParseErr> {
         }
     };
     if host.is_empty() {
-        return Err((format!("endpoint '{t}': missing host"), Some("write e.g. http://localhost:4317".into())));
+        return Err((
+            format!("endpoint '{t}': missing host"),
+            Some("write e.g. http://localhost:4317".into()),
+        ));
     }
-    if !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%')) {
-        return Err((format!("endpoint '{t}': invalid host '{host}'"), Some("use a host name or IP address".into())));
+    if !host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%'))
+    {
+        return Err((
+            format!("endpoint '{t}': invalid host '{host}'"),
+            Some("use a host name or IP address".into()),
+        ));
     }
     let port = match port {
         None => None,
@@ -648,7 +734,12 @@ pub(crate) fn parse_url(text: &str) -> Result<Url<'_>, ParseErr> {
             Ok(n) => Some(n),
         },
     };
-    Ok(Url { scheme, host, port, path })
+    Ok(Url {
+        scheme,
+        host,
+        port,
+        path,
+    })
 }
 
 /// Applies the spec's path rule: HTTP protocols get `v1/<signal>` appended to a base URL.
@@ -661,8 +752,17 @@ pub(crate) fn signal_endpoint(base: &str, protocol: Protocol, signal: Signal) ->
 }
 
 /// The cross-field and semantic checks on a built config.
-fn validate(config: &Config, settings: &BTreeMap<String, Setting>, sources: &[SignalSources; 3], problems: &mut Vec<Problem>) {
-    let src = |key: &str| settings.get(key).map_or(Source::Default, |s| s.source.clone());
+fn validate(
+    config: &Config,
+    settings: &BTreeMap<String, Setting>,
+    sources: &[SignalSources; 3],
+    problems: &mut Vec<Problem>,
+) {
+    let src = |key: &str| {
+        settings
+            .get(key)
+            .map_or(Source::Default, |s| s.source.clone())
+    };
 
     for sc in &config.signals {
         let s = sc.signal.as_str();
@@ -673,19 +773,46 @@ fn validate(config: &Config, settings: &BTreeMap<String, Setting>, sources: &[Si
             let source = src(key);
             match (sc.protocol, url.port) {
                 (p, Some(4317)) if p.is_http() => problems.push(
-                    Problem::warning(key.as_str(), &source, format!("port 4317 is the OTLP/gRPC port but {s} use {p}"))
-                        .hint("use port 4318 for OTLP/HTTP, or set protocol: grpc"),
+                    Problem::warning(
+                        key.as_str(),
+                        &source,
+                        format!("port 4317 is the OTLP/gRPC port but {s} use {p}"),
+                    )
+                    .hint("use port 4318 for OTLP/HTTP, or set protocol: grpc"),
                 ),
                 (Protocol::Grpc, Some(4318)) => problems.push(
-                    Problem::warning(key.as_str(), &source, format!("port 4318 is the OTLP/HTTP port but {s} use grpc"))
-                        .hint("use port 4317 for OTLP/gRPC, or set protocol: http/protobuf"),
+                    Problem::warning(
+                        key.as_str(),
+                        &source,
+                        format!("port 4318 is the OTLP/HTTP port but {s} use grpc"),
+                    )
+                    .hint("use port 4317 for OTLP/gRPC, or set protocol: http/protobuf"),
                 ),
                 _ => {}
             }
+            if key == "endpoint"
+                && sc.protocol.is_http()
+                && let Some(base) = settings.get("endpoint").and_then(|s| match &s.raw {
+                    Raw::Text(t) => Some(t.trim().trim_end_matches('/')),
+                    _ => None,
+                })
+                && Signal::ALL
+                    .iter()
+                    .any(|sig| base.ends_with(sig.http_path()))
+            {
+                problems.push(
+                    Problem::warning(key.as_str(), &source, format!("the generic endpoint already ends in a signal path, so {s} are sent to '{}'", sc.endpoint))
+                        .hint(format!("give the base URL only (v1/<signal> is appended), or set {s}.endpoint to the full URL")),
+                );
+            }
             if sc.protocol == Protocol::Grpc && !url.path.is_empty() && url.path != "/" {
                 problems.push(
-                    Problem::warning(key.as_str(), &source, format!("gRPC ignores the URL path '{}'", url.path))
-                        .hint("remove the path, e.g. http://host:4317, or use protocol: http/protobuf"),
+                    Problem::warning(
+                        key.as_str(),
+                        &source,
+                        format!("gRPC ignores the URL path '{}'", url.path),
+                    )
+                    .hint("remove the path, e.g. http://host:4317, or use protocol: http/protobuf"),
                 );
             }
             let plaintext = url.scheme.eq_ignore_ascii_case("http");
@@ -701,91 +828,169 @@ fn validate(config: &Config, settings: &BTreeMap<String, Setting>, sources: &[Si
                         .find(|k| settings.contains_key(k))
                         .unwrap_or_else(|| format!("tls.{field}"));
                     problems.push(
-                        Problem::error(tls_key.as_str(), &src(&tls_key), format!("TLS file set but the {s} endpoint '{}' is plaintext http://", sc.endpoint))
-                            .hint("use https:// in the endpoint, or remove the TLS setting"),
+                        Problem::error(
+                            tls_key.as_str(),
+                            &src(&tls_key),
+                            format!("a TLS file is set but the endpoint from '{key}' is plaintext http://, so it would be ignored"),
+                        )
+                        .hint(format!("use https:// in '{key}', or remove {tls_key}")),
                     );
                 }
             }
         }
         let timeout_key = ss.timeout.clone().unwrap_or_else(|| "timeout".into());
-        check_duration(problems, &timeout_key, &src(&timeout_key), sc.timeout, MAX_TIMEOUT);
+        check_duration(
+            problems,
+            &timeout_key,
+            &src(&timeout_key),
+            sc.timeout,
+            MAX_TIMEOUT,
+        );
         if sc.tls.cert_file.is_some() != sc.tls.key_file.is_some() {
-            let (have, missing) = if sc.tls.cert_file.is_some() { ("cert_file", "key_file") } else { ("key_file", "cert_file") };
+            let (have, missing) = if sc.tls.cert_file.is_some() {
+                ("cert_file", "key_file")
+            } else {
+                ("key_file", "cert_file")
+            };
             let key = [format!("{s}.tls.{have}"), format!("tls.{have}")]
                 .into_iter()
                 .find(|k| settings.contains_key(k))
                 .unwrap_or_else(|| format!("tls.{have}"));
             problems.push(
-                Problem::error(key.as_str(), &src(&key), format!("tls.{have} is set without tls.{missing}"))
-                    .hint("mutual TLS needs both the client certificate and its private key"),
+                Problem::error(
+                    key.as_str(),
+                    &src(&key),
+                    format!("tls.{have} is set without tls.{missing}"),
+                )
+                .hint("mutual TLS needs both the client certificate and its private key"),
             );
         }
     }
     // TLS files: exist and hold PEM of the right kind, checked once per key.
     for (key, setting) in settings {
-        let Some(field) = key.rsplit('.').next() else { continue };
+        let Some(field) = key.rsplit('.').next() else {
+            continue;
+        };
         let want = match field {
             "ca_file" | "cert_file" => "CERTIFICATE",
             "key_file" => "PRIVATE KEY",
             _ => continue,
         };
-        let Raw::Text(path) = &setting.raw else { continue };
+        let Raw::Text(path) = &setting.raw else {
+            continue;
+        };
         if let Some(p) = check_pem(path, want) {
             let (msg, hint) = p;
             problems.push(Problem::error(key.as_str(), &setting.source, msg).hint(hint));
         }
     }
 
-    check_duration(problems, "connect_timeout", &src("connect_timeout"), config.connect_timeout, MAX_TIMEOUT);
+    check_duration(
+        problems,
+        "connect_timeout",
+        &src("connect_timeout"),
+        config.connect_timeout,
+        MAX_TIMEOUT,
+    );
     let r = &config.retry;
     if r.max_retries == 0 && settings.contains_key("retry.max_retries") {
         problems.push(
-            Problem::warning("retry.max_retries", &src("retry.max_retries"), "retries are disabled (0): a single transient failure drops data")
-                .hint("use 3 or more unless you really want no retry"),
+            Problem::warning(
+                "retry.max_retries",
+                &src("retry.max_retries"),
+                "retries are disabled (0): a single transient failure drops data",
+            )
+            .hint("use 3 or more unless you really want no retry"),
         );
     } else if r.max_retries > 100 {
         problems.push(
-            Problem::error("retry.max_retries", &src("retry.max_retries"), format!("{} retries is absurd", r.max_retries))
-                .hint("bound retrying with retry.max_elapsed instead; 3 to 10 retries is typical"),
+            Problem::error(
+                "retry.max_retries",
+                &src("retry.max_retries"),
+                format!("{} retries is absurd", r.max_retries),
+            )
+            .hint("bound retrying with retry.max_elapsed instead; 3 to 10 retries is typical"),
         );
     }
-    check_duration(problems, "retry.initial_backoff", &src("retry.initial_backoff"), r.initial_backoff, MAX_TIMEOUT);
-    check_duration(problems, "retry.max_backoff", &src("retry.max_backoff"), r.max_backoff, MAX_TIMEOUT);
-    check_duration(problems, "retry.max_elapsed", &src("retry.max_elapsed"), r.max_elapsed, Duration::from_secs(86_400));
+    check_duration(
+        problems,
+        "retry.initial_backoff",
+        &src("retry.initial_backoff"),
+        r.initial_backoff,
+        MAX_TIMEOUT,
+    );
+    check_duration(
+        problems,
+        "retry.max_backoff",
+        &src("retry.max_backoff"),
+        r.max_backoff,
+        MAX_TIMEOUT,
+    );
+    check_duration(
+        problems,
+        "retry.max_elapsed",
+        &src("retry.max_elapsed"),
+        r.max_elapsed,
+        Duration::from_secs(86_400),
+    );
     if r.initial_backoff > r.max_backoff {
         problems.push(
-            Problem::error("retry.initial_backoff", &src("retry.initial_backoff"), format!(
-                "initial_backoff {} is larger than max_backoff {}",
-                units::format_duration(r.initial_backoff),
-                units::format_duration(r.max_backoff)
-            ))
+            Problem::error(
+                "retry.initial_backoff",
+                &src("retry.initial_backoff"),
+                format!(
+                    "initial_backoff {} is larger than max_backoff {}",
+                    units::format_duration(r.initial_backoff),
+                    units::format_duration(r.max_backoff)
+                ),
+            )
             .hint("make retry.initial_backoff smaller than retry.max_backoff"),
         );
     }
     if !(1.0..=10.0).contains(&r.multiplier) {
         problems.push(
-            Problem::error("retry.multiplier", &src("retry.multiplier"), format!("multiplier {} is outside 1..10", r.multiplier))
-                .hint("use 1.5 or 2; below 1 backoff would shrink"),
+            Problem::error(
+                "retry.multiplier",
+                &src("retry.multiplier"),
+                format!("multiplier {} is outside 1..10", r.multiplier),
+            )
+            .hint("use 1.5 or 2; below 1 backoff would shrink"),
         );
     }
     if !(0.0..=1.0).contains(&r.jitter) {
         problems.push(
-            Problem::error("retry.jitter", &src("retry.jitter"), format!("jitter {} is outside 0..1", r.jitter))
-                .hint("jitter is a fraction of the backoff, e.g. 0.2"),
+            Problem::error(
+                "retry.jitter",
+                &src("retry.jitter"),
+                format!("jitter {} is outside 0..1", r.jitter),
+            )
+            .hint("jitter is a fraction of the backoff, e.g. 0.2"),
         );
     }
 
     let b = &config.batch;
     let q = &config.queue;
-    check_duration(problems, "batch.batch_timeout", &src("batch.batch_timeout"), b.batch_timeout, MAX_BATCH_TIMEOUT);
+    check_duration(
+        problems,
+        "batch.batch_timeout",
+        &src("batch.batch_timeout"),
+        b.batch_timeout,
+        MAX_BATCH_TIMEOUT,
+    );
     for (key, value) in [
         ("batch.max_batch_size", b.max_batch_size as u64),
         ("batch.max_batch_bytes", b.max_batch_bytes),
         ("queue.max_items", q.max_items as u64),
         ("queue.max_bytes", q.max_bytes),
         ("memory_limit", config.memory_limit),
-        ("tuning.min_concurrency", config.tuning.min_concurrency as u64),
-        ("tuning.max_concurrency", config.tuning.max_concurrency as u64),
+        (
+            "tuning.min_concurrency",
+            config.tuning.min_concurrency as u64,
+        ),
+        (
+            "tuning.max_concurrency",
+            config.tuning.max_concurrency as u64,
+        ),
     ] {
         if value == 0 {
             problems.push(
@@ -796,20 +1001,28 @@ fn validate(config: &Config, settings: &BTreeMap<String, Setting>, sources: &[Si
     }
     if b.max_batch_size > q.max_items && q.max_items > 0 {
         problems.push(
-            Problem::error("batch.max_batch_size", &src("batch.max_batch_size"), format!(
-                "a batch of {} items is larger than the queue ({} items)",
-                b.max_batch_size, q.max_items
-            ))
+            Problem::error(
+                "batch.max_batch_size",
+                &src("batch.max_batch_size"),
+                format!(
+                    "a batch of {} items is larger than the queue ({} items)",
+                    b.max_batch_size, q.max_items
+                ),
+            )
             .hint("raise queue.max_items to several batches, or lower batch.max_batch_size"),
         );
     }
     if b.max_batch_bytes > q.max_bytes && q.max_bytes > 0 {
         problems.push(
-            Problem::error("queue.max_bytes", &src("queue.max_bytes"), format!(
-                "the queue ({}) cannot hold one batch of batch.max_batch_bytes {}",
-                units::format_size(q.max_bytes),
-                units::format_size(b.max_batch_bytes)
-            ))
+            Problem::error(
+                "queue.max_bytes",
+                &src("queue.max_bytes"),
+                format!(
+                    "the queue ({}) cannot hold one batch of batch.max_batch_bytes {}",
+                    units::format_size(q.max_bytes),
+                    units::format_size(b.max_batch_bytes)
+                ),
+            )
             .hint("raise queue.max_bytes to several batches, or lower batch.max_batch_bytes"),
         );
     }
@@ -827,37 +1040,55 @@ fn validate(config: &Config, settings: &BTreeMap<String, Setting>, sources: &[Si
         && p.max_bytes < b.max_batch_bytes
     {
         problems.push(
-            Problem::error("queue.persistent.max_bytes", &src("queue.persistent.max_bytes"), format!(
-                "the disk queue ({}) cannot hold one batch of {}",
-                units::format_size(p.max_bytes),
-                units::format_size(b.max_batch_bytes)
-            ))
+            Problem::error(
+                "queue.persistent.max_bytes",
+                &src("queue.persistent.max_bytes"),
+                format!(
+                    "the disk queue ({}) cannot hold one batch of {}",
+                    units::format_size(p.max_bytes),
+                    units::format_size(b.max_batch_bytes)
+                ),
+            )
             .hint("raise queue.persistent.max_bytes"),
         );
     }
-    if b.max_batch_bytes > GRPC_DEFAULT_MAX_MESSAGE && config.signals.iter().any(|s| s.protocol == Protocol::Grpc) {
+    if b.max_batch_bytes > GRPC_DEFAULT_MAX_MESSAGE
+        && config.signals.iter().any(|s| s.protocol == Protocol::Grpc)
+    {
         problems.push(
-            Problem::warning("batch.max_batch_bytes", &src("batch.max_batch_bytes"), format!(
-                "batches up to {} exceed the collector's default gRPC limit of 4MiB",
-                units::format_size(b.max_batch_bytes)
-            ))
+            Problem::warning(
+                "batch.max_batch_bytes",
+                &src("batch.max_batch_bytes"),
+                format!(
+                    "batches up to {} exceed the collector's default gRPC limit of 4MiB",
+                    units::format_size(b.max_batch_bytes)
+                ),
+            )
             .hint("use 4MiB or less, or raise max_recv_msg_size_mib on the collector"),
         );
     }
     let t = &config.tuning;
     if t.min_concurrency > t.max_concurrency {
         problems.push(
-            Problem::error("tuning.min_concurrency", &src("tuning.min_concurrency"), format!(
-                "min_concurrency {} is larger than max_concurrency {}",
-                t.min_concurrency, t.max_concurrency
-            ))
+            Problem::error(
+                "tuning.min_concurrency",
+                &src("tuning.min_concurrency"),
+                format!(
+                    "min_concurrency {} is larger than max_concurrency {}",
+                    t.min_concurrency, t.max_concurrency
+                ),
+            )
             .hint("make tuning.min_concurrency at most tuning.max_concurrency"),
         );
     }
     if t.max_concurrency > 1024 {
         problems.push(
-            Problem::error("tuning.max_concurrency", &src("tuning.max_concurrency"), format!("{} concurrent exports is absurd", t.max_concurrency))
-                .hint("use at most a few dozen; each export holds a batch in memory"),
+            Problem::error(
+                "tuning.max_concurrency",
+                &src("tuning.max_concurrency"),
+                format!("{} concurrent exports is absurd", t.max_concurrency),
+            )
+            .hint("use at most a few dozen; each export holds a batch in memory"),
         );
     }
     if let Some(r) = &config.receivers {
@@ -867,8 +1098,12 @@ fn validate(config: &Config, settings: &BTreeMap<String, Setting>, sources: &[Si
                 && a.port() == config.admin.listen.port()
             {
                 problems.push(
-                    Problem::error(key, &src(key), format!("port {} is also the admin port", a.port()))
-                        .hint("give the receiver and admin.listen different ports"),
+                    Problem::error(
+                        key,
+                        &src(key),
+                        format!("port {} is also the admin port", a.port()),
+                    )
+                    .hint("give the receiver and admin.listen different ports"),
                 );
             }
         }
@@ -877,23 +1112,40 @@ fn validate(config: &Config, settings: &BTreeMap<String, Setting>, sources: &[Si
             && g.port() == h.port()
         {
             problems.push(
-                Problem::error("receivers.http", &src("receivers.http"), format!("port {} is also the gRPC receiver's port", h.port()))
-                    .hint("use 4317 for gRPC and 4318 for HTTP"),
+                Problem::error(
+                    "receivers.http",
+                    &src("receivers.http"),
+                    format!("port {} is also the gRPC receiver's port", h.port()),
+                )
+                .hint("use 4317 for gRPC and 4318 for HTTP"),
             );
         }
     }
 }
 
-fn check_duration(problems: &mut Vec<Problem>, key: &str, source: &Source, d: Duration, max: Duration) {
+fn check_duration(
+    problems: &mut Vec<Problem>,
+    key: &str,
+    source: &Source,
+    d: Duration,
+    max: Duration,
+) {
     if d.is_zero() {
         problems.push(
-            Problem::error(key, source, format!("{key} is zero"))
+            Problem::error(key, source, "the duration is zero")
                 .hint("a zero duration never lets anything finish; use e.g. 10s"),
         );
     } else if d > max {
         problems.push(
-            Problem::error(key, source, format!("{key} of {} is absurd", units::format_duration(d)))
-                .hint(format!("use at most {}; did you mean ms instead of s?", units::format_duration(max))),
+            Problem::error(
+                key,
+                source,
+                format!("{} is absurdly long", units::format_duration(d)),
+            )
+            .hint(format!(
+                "use at most {}; did you mean ms instead of s?",
+                units::format_duration(max)
+            )),
         );
     }
 }
@@ -910,21 +1162,35 @@ fn check_pem(path: &str, want: &str) -> Option<(String, String)> {
         }
     };
     if meta.len() > 1 << 20 {
-        return Some((format!("'{path}' is larger than 1MiB, not a PEM file"), "point to the PEM file".into()));
+        return Some((
+            format!("'{path}' is larger than 1MiB, not a PEM file"),
+            "point to the PEM file".into(),
+        ));
     }
     let text = match std::fs::read(path) {
         Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) => return Some((format!("cannot read '{path}': {e}"), "check the file's permissions".into())),
+        Err(e) => {
+            return Some((
+                format!("cannot read '{path}': {e}"),
+                "check the file's permissions".into(),
+            ));
+        }
     };
-    let has_block = text
-        .lines()
-        .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with("-----") && l.contains(want));
+    let has_block = text.lines().any(|l| {
+        l.starts_with("-----BEGIN ") && l.trim_end().ends_with("-----") && l.contains(want)
+    });
     if has_block {
         None
     } else {
         Some((
             format!("'{path}' holds no PEM {want} block"),
-            format!("expected a line '-----BEGIN {want}-----' (DER files must be converted: openssl x509 -inform der -in f -out f.pem)"),
+            format!(
+                "expected a line '-----BEGIN {want}-----' (DER files must be converted: openssl x509 -inform der -in f -out f.pem)"
+            ),
         ))
     }
 }
+
+#[cfg(test)]
+#[path = "resolve_tests.rs"]
+mod tests;

@@ -33,55 +33,231 @@ const PRESETS: &[&str] = &["low_latency", "balanced", "high_throughput"];
 macro_rules! signal_keys {
     ($s:literal) => {
         [
-            KeyDef { key: concat!($s, ".endpoint"), kind: Kind::Url, doc: "full URL for this signal, used as given" },
-            KeyDef { key: concat!($s, ".protocol"), kind: Kind::Enum(PROTOCOLS), doc: "protocol for this signal" },
-            KeyDef { key: concat!($s, ".headers"), kind: Kind::Headers, doc: "headers for this signal (replace the generic ones)" },
-            KeyDef { key: concat!($s, ".timeout"), kind: Kind::Duration, doc: "export deadline for this signal" },
-            KeyDef { key: concat!($s, ".compression"), kind: Kind::Enum(COMPRESSIONS), doc: "compression for this signal" },
-            KeyDef { key: concat!($s, ".tls.ca_file"), kind: Kind::Path, doc: "CA certificate PEM for this signal" },
-            KeyDef { key: concat!($s, ".tls.cert_file"), kind: Kind::Path, doc: "client certificate PEM for this signal" },
-            KeyDef { key: concat!($s, ".tls.key_file"), kind: Kind::Path, doc: "client key PEM for this signal" },
-            KeyDef { key: concat!($s, ".tls.insecure"), kind: Kind::Bool, doc: "skip certificate verification for this signal" },
+            KeyDef {
+                key: concat!($s, ".endpoint"),
+                kind: Kind::Url,
+                doc: "full URL for this signal, used as given",
+            },
+            KeyDef {
+                key: concat!($s, ".protocol"),
+                kind: Kind::Enum(PROTOCOLS),
+                doc: "protocol for this signal",
+            },
+            KeyDef {
+                key: concat!($s, ".headers"),
+                kind: Kind::Headers,
+                doc: "headers for this signal (replace the generic ones)",
+            },
+            KeyDef {
+                key: concat!($s, ".timeout"),
+                kind: Kind::Duration,
+                doc: "export deadline for this signal",
+            },
+            KeyDef {
+                key: concat!($s, ".compression"),
+                kind: Kind::Enum(COMPRESSIONS),
+                doc: "compression for this signal",
+            },
+            KeyDef {
+                key: concat!($s, ".tls.ca_file"),
+                kind: Kind::Path,
+                doc: "CA certificate PEM for this signal",
+            },
+            KeyDef {
+                key: concat!($s, ".tls.cert_file"),
+                kind: Kind::Path,
+                doc: "client certificate PEM for this signal",
+            },
+            KeyDef {
+                key: concat!($s, ".tls.key_file"),
+                kind: Kind::Path,
+                doc: "client key PEM for this signal",
+            },
+            KeyDef {
+                key: concat!($s, ".tls.insecure"),
+                kind: Kind::Bool,
+                doc: "skip certificate verification for this signal",
+            },
         ]
     };
 }
 
 const GENERAL: [KeyDef; 35] = [
-    KeyDef { key: "preset", kind: Kind::Enum(PRESETS), doc: "starting point for batch, queue and tuning" },
-    KeyDef { key: "endpoint", kind: Kind::Url, doc: "collector URL; HTTP gets v1/<signal> appended" },
-    KeyDef { key: "protocol", kind: Kind::Enum(PROTOCOLS), doc: "grpc, http/protobuf or http/json" },
-    KeyDef { key: "timeout", kind: Kind::Duration, doc: "deadline of one export request" },
-    KeyDef { key: "connect_timeout", kind: Kind::Duration, doc: "deadline of connection setup" },
-    KeyDef { key: "headers", kind: Kind::Headers, doc: "headers sent with every export" },
-    KeyDef { key: "compression", kind: Kind::Enum(COMPRESSIONS), doc: "none, gzip or zstd" },
-    KeyDef { key: "tls.ca_file", kind: Kind::Path, doc: "CA certificate PEM that signs the server's certificate" },
-    KeyDef { key: "tls.cert_file", kind: Kind::Path, doc: "client certificate PEM (mutual TLS)" },
-    KeyDef { key: "tls.key_file", kind: Kind::Path, doc: "client private key PEM (mutual TLS)" },
-    KeyDef { key: "tls.insecure", kind: Kind::Bool, doc: "skip server certificate verification (testing only)" },
-    KeyDef { key: "retry.max_retries", kind: Kind::Count, doc: "retries after the first attempt" },
-    KeyDef { key: "retry.initial_backoff", kind: Kind::Duration, doc: "first backoff" },
-    KeyDef { key: "retry.max_backoff", kind: Kind::Duration, doc: "cap on one backoff" },
-    KeyDef { key: "retry.multiplier", kind: Kind::Float, doc: "backoff growth per attempt" },
-    KeyDef { key: "retry.jitter", kind: Kind::Float, doc: "random fraction 0..1 of each backoff" },
-    KeyDef { key: "retry.max_elapsed", kind: Kind::Duration, doc: "give up after this long" },
-    KeyDef { key: "batch.max_batch_size", kind: Kind::Count, doc: "items per batch" },
-    KeyDef { key: "batch.max_batch_bytes", kind: Kind::Size, doc: "encoded bytes per batch" },
-    KeyDef { key: "batch.batch_timeout", kind: Kind::Duration, doc: "longest wait for a batch to fill" },
-    KeyDef { key: "queue.max_items", kind: Kind::Count, doc: "items the queue holds" },
-    KeyDef { key: "queue.max_bytes", kind: Kind::Size, doc: "bytes the queue holds" },
-    KeyDef { key: "queue.overflow", kind: Kind::Enum(OVERFLOWS), doc: "drop_newest, drop_oldest or block" },
-    KeyDef { key: "queue.persistent.dir", kind: Kind::Path, doc: "directory of the disk queue" },
-    KeyDef { key: "queue.persistent.max_bytes", kind: Kind::Size, doc: "disk space of the disk queue" },
-    KeyDef { key: "queue.persistent.fsync", kind: Kind::Bool, doc: "sync each write before acknowledging it" },
-    KeyDef { key: "tuning.adaptive", kind: Kind::Bool, doc: "adapt concurrency to latency and errors" },
-    KeyDef { key: "tuning.min_concurrency", kind: Kind::Count, doc: "lowest export concurrency" },
-    KeyDef { key: "tuning.max_concurrency", kind: Kind::Count, doc: "highest export concurrency" },
-    KeyDef { key: "memory_limit", kind: Kind::Size, doc: "memory the pipeline may hold" },
-    KeyDef { key: "admin.listen", kind: Kind::Addr, doc: "address of /health and /metrics" },
-    KeyDef { key: "receivers.enabled", kind: Kind::Bool, doc: "agent mode: receive OTLP" },
-    KeyDef { key: "receivers.grpc", kind: Kind::Addr, doc: "agent OTLP/gRPC listen address" },
-    KeyDef { key: "receivers.http", kind: Kind::Addr, doc: "agent OTLP/HTTP listen address" },
-    KeyDef { key: "endpoints", kind: Kind::UrlList, doc: "extra upstream base URLs to balance across" },
+    KeyDef {
+        key: "preset",
+        kind: Kind::Enum(PRESETS),
+        doc: "starting point for batch, queue and tuning",
+    },
+    KeyDef {
+        key: "endpoint",
+        kind: Kind::Url,
+        doc: "collector URL; HTTP gets v1/<signal> appended",
+    },
+    KeyDef {
+        key: "protocol",
+        kind: Kind::Enum(PROTOCOLS),
+        doc: "grpc, http/protobuf or http/json",
+    },
+    KeyDef {
+        key: "timeout",
+        kind: Kind::Duration,
+        doc: "deadline of one export request",
+    },
+    KeyDef {
+        key: "connect_timeout",
+        kind: Kind::Duration,
+        doc: "deadline of connection setup",
+    },
+    KeyDef {
+        key: "headers",
+        kind: Kind::Headers,
+        doc: "headers sent with every export",
+    },
+    KeyDef {
+        key: "compression",
+        kind: Kind::Enum(COMPRESSIONS),
+        doc: "none, gzip or zstd",
+    },
+    KeyDef {
+        key: "tls.ca_file",
+        kind: Kind::Path,
+        doc: "CA certificate PEM that signs the server's certificate",
+    },
+    KeyDef {
+        key: "tls.cert_file",
+        kind: Kind::Path,
+        doc: "client certificate PEM (mutual TLS)",
+    },
+    KeyDef {
+        key: "tls.key_file",
+        kind: Kind::Path,
+        doc: "client private key PEM (mutual TLS)",
+    },
+    KeyDef {
+        key: "tls.insecure",
+        kind: Kind::Bool,
+        doc: "skip server certificate verification (testing only)",
+    },
+    KeyDef {
+        key: "retry.max_retries",
+        kind: Kind::Count,
+        doc: "retries after the first attempt",
+    },
+    KeyDef {
+        key: "retry.initial_backoff",
+        kind: Kind::Duration,
+        doc: "first backoff",
+    },
+    KeyDef {
+        key: "retry.max_backoff",
+        kind: Kind::Duration,
+        doc: "cap on one backoff",
+    },
+    KeyDef {
+        key: "retry.multiplier",
+        kind: Kind::Float,
+        doc: "backoff growth per attempt",
+    },
+    KeyDef {
+        key: "retry.jitter",
+        kind: Kind::Float,
+        doc: "random fraction 0..1 of each backoff",
+    },
+    KeyDef {
+        key: "retry.max_elapsed",
+        kind: Kind::Duration,
+        doc: "give up after this long",
+    },
+    KeyDef {
+        key: "batch.max_batch_size",
+        kind: Kind::Count,
+        doc: "items per batch",
+    },
+    KeyDef {
+        key: "batch.max_batch_bytes",
+        kind: Kind::Size,
+        doc: "encoded bytes per batch",
+    },
+    KeyDef {
+        key: "batch.batch_timeout",
+        kind: Kind::Duration,
+        doc: "longest wait for a batch to fill",
+    },
+    KeyDef {
+        key: "queue.max_items",
+        kind: Kind::Count,
+        doc: "items the queue holds",
+    },
+    KeyDef {
+        key: "queue.max_bytes",
+        kind: Kind::Size,
+        doc: "bytes the queue holds",
+    },
+    KeyDef {
+        key: "queue.overflow",
+        kind: Kind::Enum(OVERFLOWS),
+        doc: "drop_newest, drop_oldest or block",
+    },
+    KeyDef {
+        key: "queue.persistent.dir",
+        kind: Kind::Path,
+        doc: "directory of the disk queue",
+    },
+    KeyDef {
+        key: "queue.persistent.max_bytes",
+        kind: Kind::Size,
+        doc: "disk space of the disk queue",
+    },
+    KeyDef {
+        key: "queue.persistent.fsync",
+        kind: Kind::Bool,
+        doc: "sync each write before acknowledging it",
+    },
+    KeyDef {
+        key: "tuning.adaptive",
+        kind: Kind::Bool,
+        doc: "adapt concurrency to latency and errors",
+    },
+    KeyDef {
+        key: "tuning.min_concurrency",
+        kind: Kind::Count,
+        doc: "lowest export concurrency",
+    },
+    KeyDef {
+        key: "tuning.max_concurrency",
+        kind: Kind::Count,
+        doc: "highest export concurrency",
+    },
+    KeyDef {
+        key: "memory_limit",
+        kind: Kind::Size,
+        doc: "memory the pipeline may hold",
+    },
+    KeyDef {
+        key: "admin.listen",
+        kind: Kind::Addr,
+        doc: "address of /health and /metrics",
+    },
+    KeyDef {
+        key: "receivers.enabled",
+        kind: Kind::Bool,
+        doc: "agent mode: receive OTLP",
+    },
+    KeyDef {
+        key: "receivers.grpc",
+        kind: Kind::Addr,
+        doc: "agent OTLP/gRPC listen address",
+    },
+    KeyDef {
+        key: "receivers.http",
+        kind: Kind::Addr,
+        doc: "agent OTLP/HTTP listen address",
+    },
+    KeyDef {
+        key: "endpoints",
+        kind: Kind::UrlList,
+        doc: "extra upstream base URLs to balance across",
+    },
 ];
 
 const TRACES: [KeyDef; 9] = signal_keys!("traces");
@@ -153,7 +329,10 @@ pub(crate) fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         }
     }
     let (d, c) = best?;
-    let limit = (word.chars().count() / 3).max(2);
+    // Short words are too easily "close" to another short word ("otlp" and
+    // "tls" are two edits apart), so they get one edit only.
+    let len = word.chars().count();
+    let limit = if len <= 4 { 1 } else { (len / 3).max(2) };
     (d <= limit).then_some(c)
 }
 
@@ -167,7 +346,12 @@ pub(crate) fn suggest_key(section: &str, name: &str) -> Option<String> {
     let lower = name.to_ascii_lowercase().replace('-', "_");
     keys()
         .map(|d| d.key)
-        .find(|k| k.rsplit('.').next() == Some(lower.as_str()) && !k.starts_with("traces") && !k.starts_with("metrics") && !k.starts_with("logs"))
+        .find(|k| {
+            k.rsplit('.').next() == Some(lower.as_str())
+                && !k.starts_with("traces")
+                && !k.starts_with("metrics")
+                && !k.starts_with("logs")
+        })
         .map(str::to_owned)
 }
 
@@ -192,6 +376,18 @@ pub(crate) fn suggest_enum(value: &str, values: &[&'static str]) -> Option<&'sta
         }
     }
     nearest(&lower, values)
+}
+
+/// The hint for an unknown key `name` in `section`.
+pub(crate) fn key_hint(section: &str, name: &str) -> String {
+    match suggest_key(section, name) {
+        Some(s) if s.rsplit('.').next() == Some(name) => match s.rsplit_once('.') {
+            Some((parent, _)) => format!("'{name}' belongs under '{parent}:', as '{s}'"),
+            None => format!("'{name}' is a top-level key; move it out of '{section}:'"),
+        },
+        Some(s) => format!("did you mean '{s}'?"),
+        None => format!("allowed here: {}", children(section).join(", ")),
+    }
 }
 
 pub(crate) fn join(section: &str, name: &str) -> String {
@@ -219,10 +415,25 @@ mod tests {
 
     #[test]
     fn suggestions_find_typos_and_misplaced_keys() {
-        assert_eq!(suggest_key("retry", "max_retry").as_deref(), Some("retry.max_retries"));
+        assert_eq!(
+            suggest_key("retry", "max_retry").as_deref(),
+            Some("retry.max_retries")
+        );
         assert_eq!(suggest_key("", "endpiont").as_deref(), Some("endpoint"));
-        assert_eq!(suggest_key("", "max_batch_size").as_deref(), Some("batch.max_batch_size"));
+        assert_eq!(
+            suggest_key("", "max_batch_size").as_deref(),
+            Some("batch.max_batch_size")
+        );
         assert_eq!(suggest_key("", "zzzzzz"), None);
+        assert_eq!(suggest_key("", "otlp"), None);
+        assert_eq!(
+            key_hint("", "max_batch_size"),
+            "'max_batch_size' belongs under 'batch:', as 'batch.max_batch_size'"
+        );
+        assert_eq!(
+            key_hint("tls", "endpoint"),
+            "'endpoint' is a top-level key; move it out of 'tls:'"
+        );
         assert_eq!(suggest_enum("gprc", PROTOCOLS), Some("grpc"));
         assert_eq!(suggest_enum("HTTP", PROTOCOLS), Some("http/protobuf"));
         assert_eq!(suggest_enum("GZIP", COMPRESSIONS), Some("gzip"));

@@ -147,7 +147,11 @@ impl Severity {
 // === impl Problem ===
 
 impl Problem {
-    pub(crate) fn error(path: impl Into<String>, source: &Source, message: impl Into<String>) -> Self {
+    pub(crate) fn error(
+        path: impl Into<String>,
+        source: &Source,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             path: path.into(),
             severity: Severity::Error,
@@ -157,7 +161,11 @@ impl Problem {
         }
     }
 
-    pub(crate) fn warning(path: impl Into<String>, source: &Source, message: impl Into<String>) -> Self {
+    pub(crate) fn warning(
+        path: impl Into<String>,
+        source: &Source,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             severity: Severity::Warning,
             ..Self::error(path, source, message)
@@ -189,7 +197,13 @@ impl fmt::Display for Problem {
         if let Some(loc) = self.location() {
             write!(f, "{loc}: ")?;
         }
-        write!(f, "{}: {}: {}", self.severity.as_str(), self.path, self.message)?;
+        write!(
+            f,
+            "{}: {}: {}",
+            self.severity.as_str(),
+            self.path,
+            self.message
+        )?;
         if let Some(h) = &self.hint {
             write!(f, "\n    hint: {h}")?;
         }
@@ -235,7 +249,12 @@ impl ConfigFile {
             ConfigError::Syntax {
                 path: path.to_owned(),
                 line,
-                column: offset - before.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1) + 1,
+                column: offset
+                    - before
+                        .iter()
+                        .rposition(|b| *b == b'\n')
+                        .map_or(0, |p| p + 1)
+                    + 1,
                 message: "the file is not UTF-8 text; save it as UTF-8".into(),
             }
         })?;
@@ -292,16 +311,26 @@ impl ConfigFile {
             NodeKind::Null => {}
             NodeKind::Map(_) => self.walk("", &self.root, out, problems),
             _ => problems.push(
-                Problem::error("(root)", &Source::file(&self.path, self.root.pos), format!(
-                    "the file's top level is {}, not a mapping of keys",
-                    self.root.type_name()
-                ))
+                Problem::error(
+                    "(root)",
+                    &Source::file(&self.path, self.root.pos),
+                    format!(
+                        "the file's top level is {}, not a mapping of keys",
+                        self.root.type_name()
+                    ),
+                )
                 .hint("start with keys such as `endpoint: http://localhost:4317`"),
             ),
         }
     }
 
-    fn walk(&self, section: &str, node: &Node, out: &mut Vec<(String, Setting)>, problems: &mut Vec<Problem>) {
+    fn walk(
+        &self,
+        section: &str,
+        node: &Node,
+        out: &mut Vec<(String, Setting)>,
+        problems: &mut Vec<Problem>,
+    ) {
         let NodeKind::Map(entries) = &node.kind else {
             return;
         };
@@ -312,8 +341,12 @@ impl ConfigFile {
             let val_src = Source::file(&self.path, entry.value.pos);
             if seen.contains(&entry.key.as_str()) {
                 problems.push(
-                    Problem::error(&path, &key_src, format!("key '{}' appears twice in the same mapping", entry.key))
-                        .hint("keep one; the later value would silently win"),
+                    Problem::error(
+                        &path,
+                        &key_src,
+                        format!("key '{}' appears twice in the same mapping", entry.key),
+                    )
+                    .hint("keep one; the later value would silently win"),
                 );
             }
             seen.push(&entry.key);
@@ -322,20 +355,47 @@ impl ConfigFile {
                     NodeKind::Map(_) => self.walk(&path, &entry.value, out, problems),
                     NodeKind::Null => {}
                     _ => problems.push(
-                        Problem::error(&path, &val_src, format!("'{path}' must be a mapping of keys, found {}", entry.value.type_name()))
-                            .hint(format!("indent its keys under `{}:`, e.g. {}", entry.key, example_child(&path))),
+                        Problem::error(
+                            &path,
+                            &val_src,
+                            format!(
+                                "'{path}' must be a mapping of keys, found {}",
+                                entry.value.type_name()
+                            ),
+                        )
+                        .hint(format!(
+                            "indent its keys under `{}:`, e.g. {}",
+                            entry.key,
+                            example_child(&path)
+                        )),
                     ),
                 }
                 continue;
             }
             let Some(def) = schema::lookup(&path) else {
                 let mut p = Problem::error(&path, &key_src, format!("unknown key '{}'", entry.key));
-                p = match schema::suggest_key(section, &entry.key) {
-                    Some(s) => p.hint(format!("did you mean '{s}'?")),
-                    None => p.hint(format!(
-                        "allowed here: {}",
-                        schema::children(section).join(", ")
-                    )),
+                let collector_section = section.is_empty()
+                    && matches!(
+                        entry.key.as_str(),
+                        "exporters" | "processors" | "service" | "extensions" | "connectors"
+                    );
+                let wrapped = match &entry.value.kind {
+                    NodeKind::Map(inner) if section.is_empty() => inner
+                        .iter()
+                        .any(|e| schema::lookup(&e.key).is_some() || schema::is_section(&e.key)),
+                    _ => false,
+                };
+                p = if collector_section {
+                    p.hint(
+                        "this looks like an OpenTelemetry Collector config; otlp-client has its own keys (endpoint, protocol, batch, queue, ...), see configs/full.yaml",
+                    )
+                } else if wrapped {
+                    p.hint(format!(
+                        "its keys belong at the top level: remove the '{}:' line and unindent the keys under it",
+                        entry.key
+                    ))
+                } else {
+                    p.hint(schema::key_hint(section, &entry.key))
                 };
                 problems.push(p);
                 continue;
@@ -361,7 +421,11 @@ impl ConfigFile {
                             _ => problems.push(Problem::error(
                                 format!("{path}.{}", item.key),
                                 &Source::file(&self.path, item.value.pos),
-                                format!("header '{}' must have a text value, found {}", item.key, item.value.type_name()),
+                                format!(
+                                    "header '{}' must have a text value, found {}",
+                                    item.key,
+                                    item.value.type_name()
+                                ),
                             )),
                         }
                     }
@@ -375,7 +439,10 @@ impl ConfigFile {
                             _ => problems.push(Problem::error(
                                 &path,
                                 &Source::file(&self.path, item.pos),
-                                format!("each entry of 'endpoints' must be a URL, found {}", item.type_name()),
+                                format!(
+                                    "each entry of 'endpoints' must be a URL, found {}",
+                                    item.type_name()
+                                ),
                             )),
                         }
                     }
@@ -383,19 +450,38 @@ impl ConfigFile {
                 }
                 (_, _) => {
                     problems.push(
-                        Problem::error(&path, &val_src, format!("'{path}' takes a single value, found {}", entry.value.type_name()))
-                            .hint(format!("write it as `{}: <value>` ({})", entry.key, def.doc)),
+                        Problem::error(
+                            &path,
+                            &val_src,
+                            format!(
+                                "'{path}' takes a single value, found {}",
+                                entry.value.type_name()
+                            ),
+                        )
+                        .hint(format!(
+                            "write it as `{}: <value>` ({})",
+                            entry.key, def.doc
+                        )),
                     );
                     continue;
                 }
             };
-            out.push((path, Setting { raw, source: val_src }));
+            out.push((
+                path,
+                Setting {
+                    raw,
+                    source: val_src,
+                },
+            ));
         }
     }
 }
 
 fn example_child(section: &str) -> String {
-    let first = schema::children(section).into_iter().next().unwrap_or("key");
+    let first = schema::children(section)
+        .into_iter()
+        .next()
+        .unwrap_or("key");
     format!("`  {first}: ...`")
 }
 
@@ -415,7 +501,12 @@ impl Flags {
     }
 
     /// Sets `key` to `value` from the flag named `flag` (e.g. `--endpoint`).
-    pub fn with_flag(mut self, flag: impl Into<String>, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_flag(
+        mut self,
+        flag: impl Into<String>,
+        key: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
         self.entries.push((flag.into(), key.into(), value.into()));
         self
     }
@@ -431,9 +522,10 @@ impl Flags {
             let Some(def) = schema::lookup(key) else {
                 let section = key.rsplit_once('.').map_or("", |(s, _)| s);
                 let name = key.rsplit('.').next().unwrap_or(key);
-                let mut p = Problem::error(key.as_str(), &source, format!("unknown config key '{key}'"));
-                if let Some(s) = schema::suggest_key(section, name) {
-                    p = p.hint(format!("did you mean '{s}'?"));
+                let mut p =
+                    Problem::error(key.as_str(), &source, format!("unknown config key '{key}'"));
+                if schema::suggest_key(section, name).is_some() {
+                    p = p.hint(schema::key_hint(section, name));
                 }
                 problems.push(p);
                 continue;
@@ -447,7 +539,12 @@ impl Flags {
                     Raw::Map(pairs)
                 }
                 Kind::UrlList => Raw::List(
-                    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
                 ),
                 _ => Raw::Text(value.clone()),
             };
@@ -457,7 +554,11 @@ impl Flags {
 }
 
 /// The settings of the environment, in application order (short forms first).
-pub(crate) fn env_settings(env: &Env, out: &mut Vec<(String, Setting)>, problems: &mut Vec<Problem>) {
+pub(crate) fn env_settings(
+    env: &Env,
+    out: &mut Vec<(String, Setting)>,
+    problems: &mut Vec<Problem>,
+) {
     let table = crate::env::table();
     for (name, key, format) in &table {
         let Some(value) = env.get(name) else { continue };
@@ -470,8 +571,12 @@ pub(crate) fn env_settings(env: &Env, out: &mut Vec<(String, Setting)>, problems
                 "false" => Raw::Text("false".into()),
                 _ => {
                     problems.push(
-                        Problem::error(key.as_str(), &source, format!("{name}='{value}' is not a boolean"))
-                            .hint("use true or false"),
+                        Problem::error(
+                            key.as_str(),
+                            &source,
+                            format!("{name}='{value}' is not a boolean"),
+                        )
+                        .hint("use true or false"),
                     );
                     continue;
                 }
@@ -500,7 +605,7 @@ pub(crate) fn env_settings(env: &Env, out: &mut Vec<(String, Setting)>, problems
             EnvFormat::Headers => {
                 let (pairs, errors) = units::parse_header_list(value);
                 for e in errors {
-                    problems.push(Problem::error(key.as_str(), &source, format!("{name}: {e}")));
+                    problems.push(Problem::error(key.as_str(), &source, e));
                 }
                 Raw::Map(pairs)
             }
@@ -510,8 +615,14 @@ pub(crate) fn env_settings(env: &Env, out: &mut Vec<(String, Setting)>, problems
     // Unknown OTLP exporter variables are most often typos of known ones.
     let known: Vec<&str> = table.iter().map(|(n, _, _)| n.as_str()).collect();
     for (name, _) in env.iter() {
-        if (name.starts_with("OTEL_EXPORTER_OTLP_") || name.starts_with("OTLP_")) && !known.contains(&name) {
-            let mut p = Problem::warning(name, &Source::Env(name.to_owned()), format!("unknown variable {name} is ignored"));
+        if (name.starts_with("OTEL_EXPORTER_OTLP_") || name.starts_with("OTLP_"))
+            && !known.contains(&name)
+        {
+            let mut p = Problem::warning(
+                name,
+                &Source::Env(name.to_owned()),
+                format!("unknown variable {name} is ignored"),
+            );
             let best = known
                 .iter()
                 .map(|k| (strsim::damerau_levenshtein(name, k), *k))

@@ -24,7 +24,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("empty duration; write a number with a unit, e.g. 10s or 250ms".into());
     }
     if t.starts_with('-') {
-        return Err(format!("'{t}' is negative; a duration must be positive, e.g. 10s"));
+        return Err(format!(
+            "'{t}' is negative; a duration must be positive, e.g. 10s"
+        ));
     }
     if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return Err(format!(
@@ -32,7 +34,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         ));
     }
     humantime::parse_duration(t).map_err(|e| {
-        format!("'{t}' is not a duration ({e}); write a number with a unit: ms, s, m or h, e.g. 10s")
+        format!(
+            "'{t}' is not a duration ({e}); write a number with a unit: ms, s, m or h, e.g. 10s"
+        )
     })
 }
 
@@ -62,7 +66,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let unit = unit.trim();
-    let bad = || format!("'{t}' is not a size; write a number with a unit, e.g. 4MiB, 512KiB or 1GiB");
+    let bad =
+        || format!("'{t}' is not a size; write a number with a unit, e.g. 4MiB, 512KiB or 1GiB");
     if num.is_empty() {
         return Err(bad());
     }
@@ -85,7 +90,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         return Ok(bytes.round() as u64);
     }
     let value: u64 = num.parse().map_err(|_| format!("'{t}' is too large"))?;
-    value.checked_mul(mult).ok_or_else(|| format!("'{t}' is too large"))
+    value
+        .checked_mul(mult)
+        .ok_or_else(|| format!("'{t}' is too large"))
 }
 
 /// Prints a byte size with the largest binary unit that divides it exactly.
@@ -157,14 +164,16 @@ pub(crate) fn parse_header_list(text: &str) -> (Vec<(String, String)>, Vec<Strin
 /// Whether `name` is a valid HTTP header name (an RFC 9110 token).
 pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Whether `value` may be sent as an HTTP header value (no control characters).
 pub(crate) fn is_header_value(value: &str) -> bool {
-    value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+    value
+        .bytes()
+        .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 #[cfg(test)]

@@ -206,8 +206,9 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
                         NodeKind::Map(_) | NodeKind::Seq(_) => {
                             return Err(SyntaxError {
                                 pos: node.pos,
-                                message: "a mapping key must be a plain name, not a mapping or list"
-                                    .into(),
+                                message:
+                                    "a mapping key must be a plain name, not a mapping or list"
+                                        .into(),
                             });
                         }
                     };
@@ -250,7 +251,13 @@ mod tests {
         };
         assert_eq!(entries[0].key, "endpoint");
         assert_eq!(entries[0].key_pos, Pos { line: 2, column: 1 });
-        assert_eq!(entries[0].value.pos, Pos { line: 2, column: 11 });
+        assert_eq!(
+            entries[0].value.pos,
+            Pos {
+                line: 2,
+                column: 11
+            }
+        );
         let (a, b) = entries[0].value.span;
         assert_eq!(&text[a..b], "http://x:4317");
         let NodeKind::Map(inner) = &entries[1].value.kind else {

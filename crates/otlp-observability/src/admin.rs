@@ -132,7 +132,10 @@ impl AdminServer {
     /// # Errors
     ///
     /// [`ObservabilityError::Bind`] when the address is taken or not local.
-    pub async fn bind(addr: SocketAddr, state: AdminState) -> Result<BoundAdmin, ObservabilityError> {
+    pub async fn bind(
+        addr: SocketAddr,
+        state: AdminState,
+    ) -> Result<BoundAdmin, ObservabilityError> {
         Self::new(addr).listen(state).await
     }
 
@@ -243,7 +246,10 @@ impl BoundAdmin {
 
 async fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use GET\n");
+        let mut resp = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: use GET\n",
+        );
         resp.headers_mut()
             .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return resp;
@@ -278,7 +284,10 @@ async fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Byt
             StatusCode::OK,
             "/health /health/live /health/ready /metrics /debug/logs /debug/profile\n",
         ),
-        _ => text(StatusCode::NOT_FOUND, "not found; see / for the endpoints\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; see / for the endpoints\n",
+        ),
     }
 }
 

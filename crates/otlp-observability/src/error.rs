@@ -34,7 +34,9 @@ pub enum ObservabilityError {
         source: io::Error,
     },
     /// The log filter (`RUST_LOG`) could not be parsed.
-    #[error("log filter '{filter}' is invalid: {message}; use directives such as 'info' or 'info,otlp=debug'")]
+    #[error(
+        "log filter '{filter}' is invalid: {message}; use directives such as 'info' or 'info,otlp=debug'"
+    )]
     LogFilter {
         /// The filter text.
         filter: String,
@@ -45,7 +47,9 @@ pub enum ObservabilityError {
     #[error("logging is already initialised in this process; call init_logging once, at startup")]
     LoggingAlreadyInitialised,
     /// A process statistic could not be read from the operating system.
-    #[error("cannot read process statistics from {path}: {source}; /proc must be mounted (Linux only)")]
+    #[error(
+        "cannot read process statistics from {path}: {source}; /proc must be mounted (Linux only)"
+    )]
     ProcessStats {
         /// The file that was read.
         path: &'static str,
@@ -66,6 +70,8 @@ pub enum ObservabilityError {
         source: io::Error,
     },
     /// The metrics registry could not be encoded as text.
-    #[error("metrics exposition failed while encoding the registry: {0}; a metric has an unencodable label")]
+    #[error(
+        "metrics exposition failed while encoding the registry: {0}; a metric has an unencodable label"
+    )]
     Encode(#[from] std::fmt::Error),
 }

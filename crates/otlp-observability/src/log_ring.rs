@@ -289,7 +289,11 @@ impl LogRing {
     pub fn retained_bytes(&self) -> usize {
         let ring = self.lock();
         ring.slots.len() * std::mem::size_of::<Slot>()
-            + ring.slots.iter().map(|s| s.message.capacity()).sum::<usize>()
+            + ring
+                .slots
+                .iter()
+                .map(|s| s.message.capacity())
+                .sum::<usize>()
     }
 
     /// `{"analysis": ..., "events": [...]}` with at most `limit` events, the

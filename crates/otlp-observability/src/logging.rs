@@ -1,15 +1,11 @@
 //! Process-wide logging setup for the binary: text or JSON lines on stderr or
 //! in a file, filtered like `RUST_LOG`, with the log ring attached.
 
-use std::{
-    fmt,
-    fs::OpenOptions,
-    path::PathBuf,
-    str::FromStr,
-    sync::Arc,
-};
+use std::{fmt, fs::OpenOptions, path::PathBuf, str::FromStr, sync::Arc};
 
-use tracing_subscriber::{EnvFilter, Layer, Registry, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer, Registry, layer::SubscriberExt, util::SubscriberInitExt,
+};
 
 use crate::{LogRing, ObservabilityError};
 
@@ -91,12 +87,13 @@ pub fn init_logging(options: LogOptions) -> Result<(), ObservabilityError> {
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| String::from("info")),
     };
-    let filter = EnvFilter::builder()
-        .parse(&directives)
-        .map_err(|e| ObservabilityError::LogFilter {
-            filter: directives.clone(),
-            message: e.to_string(),
-        })?;
+    let filter =
+        EnvFilter::builder()
+            .parse(&directives)
+            .map_err(|e| ObservabilityError::LogFilter {
+                filter: directives.clone(),
+                message: e.to_string(),
+            })?;
 
     let output: Box<dyn Layer<Registry> + Send + Sync> = match options.file {
         Some(path) => {
@@ -105,9 +102,9 @@ pub fn init_logging(options: LogOptions) -> Result<(), ObservabilityError> {
                 .append(true)
                 .open(&path)
                 .map_err(|source| ObservabilityError::LogFile { path, source })?;
-            fmt_layer(options.format, Arc::new(file), false)
+            fmt_layer(options.format, Arc::new(file))
         }
-        None => fmt_layer(options.format, std::io::stderr, true),
+        None => fmt_layer(options.format, std::io::stderr),
     };
 
     tracing_subscriber::registry()
@@ -118,13 +115,15 @@ pub fn init_logging(options: LogOptions) -> Result<(), ObservabilityError> {
         .map_err(|_| ObservabilityError::LoggingAlreadyInitialised)
 }
 
-fn fmt_layer<W>(format: LogFormat, writer: W, ansi: bool) -> Box<dyn Layer<Registry> + Send + Sync>
+fn fmt_layer<W>(format: LogFormat, writer: W) -> Box<dyn Layer<Registry> + Send + Sync>
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
     let layer = tracing_subscriber::fmt::layer().with_writer(writer);
     match format {
-        LogFormat::Text => layer.with_ansi(ansi && cfg!(feature = "_ansi")).boxed(),
+        // No colour codes: the `ansi` feature of tracing-subscriber is off, so
+        // log files and `kubectl logs` stay plain.
+        LogFormat::Text => layer.with_ansi(false).boxed(),
         LogFormat::Json => layer
             .json()
             .flatten_event(true)

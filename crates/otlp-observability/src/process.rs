@@ -56,7 +56,8 @@ const STATM: &str = "/proc/self/statm";
 const STAT: &str = "/proc/self/stat";
 
 fn read_proc(path: &'static str) -> Result<String, ObservabilityError> {
-    std::fs::read_to_string(path).map_err(|source| ObservabilityError::ProcessStats { path, source })
+    std::fs::read_to_string(path)
+        .map_err(|source| ObservabilityError::ProcessStats { path, source })
 }
 
 fn malformed(path: &'static str) -> ObservabilityError {
@@ -134,7 +135,8 @@ mod tests {
 
     #[test]
     fn stat_parsing_survives_parentheses_and_spaces_in_the_command_name() {
-        let stat = "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 1 2 3";
+        let stat =
+            "4242 (my (odd) cmd) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 4 0 1 2 3";
         assert_eq!(parse_stat_cpu_ticks(stat), Some(300));
         assert_eq!(parse_statm_resident("1000 250 30 1 0 200 0\n"), Some(250));
         assert_eq!(parse_statm_resident("garbage"), None);

@@ -234,7 +234,11 @@ impl StageStats {
     }
 
     fn report(&self, stage: &'static str) -> StageReport {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let counts: Vec<u64> = self
+            .buckets
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
         let count: u64 = counts.iter().sum();
         if count == 0 {
             return StageReport {
@@ -361,8 +365,16 @@ mod tests {
         assert_eq!(send.min_us, 1000.0);
         assert_eq!(send.max_us, 100_000.0);
         // Within the 12.5% bucket resolution.
-        assert!((send.p50_us - 50_000.0).abs() / 50_000.0 < 0.125, "{}", send.p50_us);
-        assert!((send.p99_us - 99_000.0).abs() / 99_000.0 < 0.125, "{}", send.p99_us);
+        assert!(
+            (send.p50_us - 50_000.0).abs() / 50_000.0 < 0.125,
+            "{}",
+            send.p50_us
+        );
+        assert!(
+            (send.p99_us - 99_000.0).abs() / 99_000.0 < 0.125,
+            "{}",
+            send.p99_us
+        );
         assert_eq!(r.stage(Stage::Encode).count, 0);
     }
 

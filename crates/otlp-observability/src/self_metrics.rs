@@ -19,13 +19,21 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::{ExporterHealth, ObservabilityError, names, process::CpuSampler, process::ProcessStats};
+use crate::{
+    ExporterHealth, ObservabilityError, names, process::CpuSampler, process::ProcessStats,
+};
 
 type Labels1 = [(&'static str, &'static str); 1];
 type Labels2 = [(&'static str, &'static str); 2];
 /// The `kind` label values of [`names::ERRORS_TOTAL`]: the classifications
 /// of [`otlp_core::Retryability`] plus calls cancelled by the caller.
-const ERROR_KINDS: [&str; 5] = ["retryable", "throttled", "permanent", "too_large", "cancelled"];
+const ERROR_KINDS: [&str; 5] = [
+    "retryable",
+    "throttled",
+    "permanent",
+    "too_large",
+    "cancelled",
+];
 
 type HistogramFamily = Family<Labels1, Histogram, fn() -> Histogram>;
 
@@ -123,14 +131,29 @@ impl SelfMetrics {
         let mut registry = Registry::default();
 
         let requests = Family::<Labels2, Counter>::default();
-        register(&mut registry, names::REQUESTS_TOTAL, "Export requests by signal and outcome", requests.clone());
+        register(
+            &mut registry,
+            names::REQUESTS_TOTAL,
+            "Export requests by signal and outcome",
+            requests.clone(),
+        );
         let request_duration: HistogramFamily = Family::new_with_constructor(|| {
             let (start, factor, count) = SelfMetrics::DURATION_BUCKETS;
             Histogram::new(exponential_buckets(start, factor, count))
         });
-        register(&mut registry, names::REQUEST_DURATION_SECONDS, "Export request duration by signal", request_duration.clone());
+        register(
+            &mut registry,
+            names::REQUEST_DURATION_SECONDS,
+            "Export request duration by signal",
+            request_duration.clone(),
+        );
         let errors = Family::<Labels2, Counter>::default();
-        register(&mut registry, names::ERRORS_TOTAL, "Failed export requests by signal and error class", errors.clone());
+        register(
+            &mut registry,
+            names::ERRORS_TOTAL,
+            "Failed export requests by signal and error class",
+            errors.clone(),
+        );
         // Pre-create the series of the three signals so that alerts and
         // dashboards see zeros, not absent series, before the first export.
         for signal in Signal::ALL.map(Signal::as_str) {
@@ -141,16 +164,44 @@ impl SelfMetrics {
             }
         }
         let active_connections = Gauge::default();
-        register(&mut registry, names::ACTIVE_CONNECTIONS, "Open connections", active_connections.clone());
+        register(
+            &mut registry,
+            names::ACTIVE_CONNECTIONS,
+            "Open connections",
+            active_connections.clone(),
+        );
         let memory = Gauge::default();
-        register(&mut registry, names::MEMORY_USAGE_BYTES, "Resident set size of the process", memory.clone());
+        register(
+            &mut registry,
+            names::MEMORY_USAGE_BYTES,
+            "Resident set size of the process",
+            memory.clone(),
+        );
         let cpu = Gauge::<f64, AtomicU64>::default();
-        register(&mut registry, names::CPU_USAGE_PERCENT, "CPU used since the previous scrape in percent of one core", cpu.clone());
+        register(
+            &mut registry,
+            names::CPU_USAGE_PERCENT,
+            "CPU used since the previous scrape in percent of one core",
+            cpu.clone(),
+        );
 
-        let accepted = per_signal_counter(&mut registry, names::ITEMS_ACCEPTED_TOTAL, "Items accepted into the pipeline");
-        let sent = per_signal_counter(&mut registry, names::ITEMS_SENT_TOTAL, "Items delivered to the collector");
+        let accepted = per_signal_counter(
+            &mut registry,
+            names::ITEMS_ACCEPTED_TOTAL,
+            "Items accepted into the pipeline",
+        );
+        let sent = per_signal_counter(
+            &mut registry,
+            names::ITEMS_SENT_TOTAL,
+            "Items delivered to the collector",
+        );
         let dropped_family = Family::<Labels2, Counter>::default();
-        register(&mut registry, names::ITEMS_DROPPED_TOTAL, "Items dropped before sending, by reason", dropped_family.clone());
+        register(
+            &mut registry,
+            names::ITEMS_DROPPED_TOTAL,
+            "Items dropped before sending, by reason",
+            dropped_family.clone(),
+        );
         let dropped = Signal::ALL.map(|s| {
             DropReason::ALL.map(|r| {
                 dropped_family
@@ -158,37 +209,98 @@ impl SelfMetrics {
             })
         });
         let failed_family = Family::<Labels2, Counter>::default();
-        register(&mut registry, names::ITEMS_FAILED_TOTAL, "Items that failed for good, by reason", failed_family.clone());
+        register(
+            &mut registry,
+            names::ITEMS_FAILED_TOTAL,
+            "Items that failed for good, by reason",
+            failed_family.clone(),
+        );
         let failed = Signal::ALL.map(|s| {
             FailReason::ALL.map(|r| {
                 failed_family.get_or_create_owned(&[("signal", s.as_str()), ("reason", r.as_str())])
             })
         });
-        let retries = per_signal_counter(&mut registry, names::RETRIES_TOTAL, "Retried export attempts");
-        let throttles = per_signal_counter(&mut registry, names::THROTTLES_TOTAL, "Throttle answers from the collector");
-        let rejected = per_signal_counter(&mut registry, names::PARTIAL_SUCCESS_REJECTED_TOTAL, "Items rejected by the collector in a partial success");
+        let retries = per_signal_counter(
+            &mut registry,
+            names::RETRIES_TOTAL,
+            "Retried export attempts",
+        );
+        let throttles = per_signal_counter(
+            &mut registry,
+            names::THROTTLES_TOTAL,
+            "Throttle answers from the collector",
+        );
+        let rejected = per_signal_counter(
+            &mut registry,
+            names::PARTIAL_SUCCESS_REJECTED_TOTAL,
+            "Items rejected by the collector in a partial success",
+        );
 
-        let queue_items = per_signal_gauge(&mut registry, names::QUEUE_ITEMS, "Items waiting in the queue");
-        let queue_bytes = per_signal_gauge(&mut registry, names::QUEUE_BYTES, "Encoded bytes waiting in the queue");
+        let queue_items = per_signal_gauge(
+            &mut registry,
+            names::QUEUE_ITEMS,
+            "Items waiting in the queue",
+        );
+        let queue_bytes = per_signal_gauge(
+            &mut registry,
+            names::QUEUE_BYTES,
+            "Encoded bytes waiting in the queue",
+        );
         let queue_capacity_items = Gauge::default();
-        register(&mut registry, names::QUEUE_CAPACITY_ITEMS, "Queue capacity in items", queue_capacity_items.clone());
+        register(
+            &mut registry,
+            names::QUEUE_CAPACITY_ITEMS,
+            "Queue capacity in items",
+            queue_capacity_items.clone(),
+        );
         let queue_capacity_bytes = Gauge::default();
-        register(&mut registry, names::QUEUE_CAPACITY_BYTES, "Queue capacity in bytes", queue_capacity_bytes.clone());
+        register(
+            &mut registry,
+            names::QUEUE_CAPACITY_BYTES,
+            "Queue capacity in bytes",
+            queue_capacity_bytes.clone(),
+        );
         let in_flight = Gauge::default();
-        register(&mut registry, names::IN_FLIGHT_REQUESTS, "Export requests in flight", in_flight.clone());
+        register(
+            &mut registry,
+            names::IN_FLIGHT_REQUESTS,
+            "Export requests in flight",
+            in_flight.clone(),
+        );
         let concurrency_limit = Gauge::default();
-        register(&mut registry, names::CONCURRENCY_LIMIT, "Adaptive concurrency limit in force", concurrency_limit.clone());
+        register(
+            &mut registry,
+            names::CONCURRENCY_LIMIT,
+            "Adaptive concurrency limit in force",
+            concurrency_limit.clone(),
+        );
         let recoveries = Family::<Labels2, Counter>::default();
-        register(&mut registry, names::RECOVERIES_TOTAL, "Recovery actions by action and outcome", recoveries.clone());
+        register(
+            &mut registry,
+            names::RECOVERIES_TOTAL,
+            "Recovery actions by action and outcome",
+            recoveries.clone(),
+        );
         for action in [RecoveryAction::Split, RecoveryAction::Reconnect] {
             for outcome in ["ok", "failed"] {
-                recoveries.get_or_create_owned(&[("action", action.as_str()), ("outcome", outcome)]);
+                recoveries
+                    .get_or_create_owned(&[("action", action.as_str()), ("outcome", outcome)]);
             }
         }
         let consecutive_failures = Gauge::default();
-        register(&mut registry, names::EXPORTER_CONSECUTIVE_FAILURES, "Failed exports since the last success", consecutive_failures.clone());
+        register(
+            &mut registry,
+            names::EXPORTER_CONSECUTIVE_FAILURES,
+            "Failed exports since the last success",
+            consecutive_failures.clone(),
+        );
         let last_success = Gauge::<f64, AtomicU64>::default();
-        register(&mut registry, names::EXPORTER_LAST_SUCCESS_TIMESTAMP_SECONDS, "Unix time of the last successful export", last_success.clone());
+        register(
+            &mut registry,
+            names::EXPORTER_LAST_SUCCESS_TIMESTAMP_SECONDS,
+            "Unix time of the last successful export",
+            last_success.clone(),
+        );
         let build = Info::new([("version", env!("CARGO_PKG_VERSION"))]);
         register(&mut registry, names::BUILD_INFO, "Build information", build);
 
@@ -464,7 +576,11 @@ fn register(
     }
 }
 
-fn per_signal_counter(registry: &mut Registry, name: &'static str, help: &'static str) -> [Counter; 3] {
+fn per_signal_counter(
+    registry: &mut Registry,
+    name: &'static str,
+    help: &'static str,
+) -> [Counter; 3] {
     let family = Family::<Labels1, Counter>::default();
     register(registry, name, help, family.clone());
     Signal::ALL.map(|s| family.get_or_create_owned(&[("signal", s.as_str())]))

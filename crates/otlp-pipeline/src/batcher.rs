@@ -70,7 +70,12 @@ impl Batcher {
     /// The bytes `item` would add to the memory budget (at most).
     pub(crate) fn cost(&self, item: &Item) -> u64 {
         let mut cost = item.encoded_len() as u64;
-        match self.resources.iter().rev().find(|r| r.group == item.resource) {
+        match self
+            .resources
+            .iter()
+            .rev()
+            .find(|r| r.group == item.resource)
+        {
             None => cost += 2 * ENTRY_OVERHEAD + (item.resource.len() + item.scope.len()) as u64,
             Some(r) if !r.scopes.iter().rev().any(|s| s.group == item.scope) => {
                 cost += ENTRY_OVERHEAD + item.scope.len() as u64

@@ -152,7 +152,8 @@ impl PipelineConfig {
             ));
         }
         if b.batch_timeout.is_zero() {
-            problems.push("batch.batch_timeout is 0s: use a positive duration such as 5s".to_owned());
+            problems
+                .push("batch.batch_timeout is 0s: use a positive duration such as 5s".to_owned());
         }
         let q = &self.queue;
         if q.max_items == 0 {

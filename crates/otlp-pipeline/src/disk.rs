@@ -266,7 +266,9 @@ impl DiskQueue {
             });
         }
         let (Some(w), Some(seg)) = (self.writer.as_mut(), self.segments.back_mut()) else {
-            return Err(AppendError::Io(io::Error::other("disk queue writer missing")));
+            return Err(AppendError::Io(io::Error::other(
+                "disk queue writer missing",
+            )));
         };
         let mut h = [0u8; HEADER as usize];
         h[0..4].copy_from_slice(&(len as u32).to_le_bytes());
@@ -343,7 +345,12 @@ impl DiskQueue {
             Ok(bytes) => Some(Ok((p.id, Batch::new(p.signal, bytes, p.items)))),
             Err(e) => {
                 tracing::warn!(seq = p.id.seq, offset = p.id.offset, error = %e, "disk queue: record unreadable, dropped as corrupt");
-                Some(Err(Unreadable { id: p.id, signal: p.signal, items: p.items, len: p.len }))
+                Some(Err(Unreadable {
+                    id: p.id,
+                    signal: p.signal,
+                    items: p.items,
+                    len: p.len,
+                }))
             }
         }
     }
@@ -357,7 +364,10 @@ impl DiskQueue {
         f.read_exact(&mut buf)?;
         let want = u32::from_le_bytes([h[17], h[18], h[19], h[20]]);
         if parse_header(&h).is_none() || crc32fast::hash(&buf) != want {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "checksum mismatch"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "checksum mismatch",
+            ));
         }
         Ok(Bytes::from(buf))
     }

@@ -111,7 +111,9 @@ impl Eq for Group {}
 
 impl fmt::Debug for Group {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Group").field("len", &self.fields.len()).finish()
+        f.debug_struct("Group")
+            .field("len", &self.fields.len())
+            .finish()
     }
 }
 
@@ -142,7 +144,7 @@ pub(crate) fn len_field_size(len: usize) -> usize {
 
 pub(crate) fn varint_len(v: u64) -> usize {
     // Each byte holds 7 bits; zero still takes one byte.
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {

@@ -395,7 +395,10 @@ impl Sender {
     /// [`TrySendError`] when the item was dropped (full queue under any policy,
     /// larger than the queue, or pipeline closed); the drop is counted.
     pub fn try_send(&self, item: Item) -> Result<(), TrySendError> {
-        match self.shared.admit(Input::Item(item), false) {
+        match self
+            .shared
+            .admit(Input::Item(item), false, DropReason::QueueFull)
+        {
             Ok(()) => Ok(()),
             Err(Refused::Dropped(e)) => Err(e),
             Err(Refused::Wait(input)) => Err(self.shared.drop_input(input, DropReason::QueueFull)),
@@ -429,7 +432,10 @@ impl Sender {
     pub fn try_send_batch(&self, batch: Batch) -> Result<(), TrySendError> {
         let mut first_err = None;
         for part in self.shared.fit(batch) {
-            let res = match self.shared.admit(Input::Raw(part), false) {
+            let res = match self
+                .shared
+                .admit(Input::Raw(part), false, DropReason::QueueFull)
+            {
                 Ok(()) => Ok(()),
                 Err(Refused::Dropped(e)) => Err(e),
                 Err(Refused::Wait(input)) => {
@@ -463,13 +469,18 @@ impl Sender {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Cuts every open batch now and queues it.
+    /// Cuts every open batch now and queues it, returning the number of items
+    /// that are still only in memory.
     ///
-    /// With the disk queue, everything accepted before this call is on disk
-    /// when it returns (durable against `kill -9`; against power loss per the
-    /// fsync policy).
-    pub fn commit(&self) {
+    /// With the disk queue, a return of 0 means everything accepted before
+    /// this call is on disk (durable against `kill -9`; against power loss per
+    /// the fsync policy). A positive return happens only under the `block`
+    /// policy while the disk quota is full: those batches wait in memory and
+    /// move to disk as acknowledgements free space; call again later. Without
+    /// the disk queue it returns the items held in memory.
+    pub fn commit(&self) -> u64 {
         self.shared.cut_all(false);
+        self.shared.lock().queue.iter().map(Batch::items).sum()
     }
 }
 
@@ -514,16 +525,15 @@ impl Shared {
             let space = self.space.notified();
             tokio::pin!(space);
             space.as_mut().enable();
-            match self.admit(input, true) {
+            match self.admit(input, true, DropReason::QueueFull) {
                 Ok(()) => return Ok(()),
                 Err(Refused::Dropped(e)) => return Err(e),
                 Err(Refused::Wait(back)) => input = back,
             }
-            if Instant::now() >= deadline
-                || tokio::time::timeout_at(deadline, space).await.is_err()
+            if Instant::now() >= deadline || tokio::time::timeout_at(deadline, space).await.is_err()
             {
                 // One last try: room may have appeared right at the deadline.
-                return match self.admit(input, false) {
+                return match self.admit(input, false, DropReason::BlockTimeout) {
                     Ok(()) => Ok(()),
                     Err(Refused::Dropped(e)) => Err(e),
                     Err(Refused::Wait(back)) => {
@@ -546,8 +556,9 @@ impl Shared {
     }
 
     /// Puts `input` into its batcher if the memory limit allows; applies the
-    /// overflow policy when it does not. `may_wait` says the caller can wait.
-    fn admit(&self, input: Input, may_wait: bool) -> Result<(), Refused> {
+    /// overflow policy when it does not. `may_wait` says the caller can wait;
+    /// `full` is the drop reason when there is no room and no waiting.
+    fn admit(&self, input: Input, may_wait: bool, full: DropReason) -> Result<(), Refused> {
         let q = &self.config.queue;
         let (signal, items) = match &input {
             Input::Item(i) => (i.signal, i.count),
@@ -585,16 +596,17 @@ impl Shared {
             match evicted {
                 Some(b) => {
                     core.release(b.signal(), b.items(), b.byte_size() as u64);
-                    self.counters.dropped(b.signal(), DropReason::Evicted, b.items());
+                    self.counters
+                        .dropped(b.signal(), DropReason::Evicted, b.items());
                 }
                 None if may_wait && matches!(q.overflow, Overflow::Block { .. }) => {
                     return Err(Refused::Wait(input));
                 }
                 None => {
                     self.counters.accepted(signal, items);
-                    self.counters.dropped(signal, DropReason::QueueFull, items);
+                    self.counters.dropped(signal, full, items);
                     return Err(Refused::Dropped(TrySendError::Full {
-                        reason: DropReason::QueueFull,
+                        reason: full,
                         items,
                     }));
                 }
@@ -614,6 +626,32 @@ impl Shared {
         }
         self.publish(core, signal);
         Ok(())
+    }
+
+    /// Moves batches that waited in memory for a full disk onto the disk, oldest first.
+    #[cfg(feature = "disk-queue")]
+    fn spill_to_disk(&self, core: &mut Core) {
+        let Some(disk) = core.disk.as_mut() else {
+            return;
+        };
+        let mut moved = false;
+        // Bounded: each turn moves one batch or stops.
+        while let Some(front) = core.queue.front() {
+            if disk.append(front).is_err() {
+                break;
+            }
+            if let Some(b) = core.queue.pop_front() {
+                let (signal, items, size) = (b.signal(), b.items(), b.byte_size() as u64);
+                let held = &mut core.mem_held[signal.index()];
+                *held = held.saturating_sub(size);
+                core.mem_items = core.mem_items.saturating_sub(items);
+                core.mem_bytes = core.mem_bytes.saturating_sub(size);
+                moved = true;
+            }
+        }
+        if moved {
+            self.space.notify_waiters();
+        }
     }
 
     /// Cuts `signal`'s open batch and queues it (on disk when configured).
@@ -670,8 +708,11 @@ impl Shared {
             self.publish(&core, s);
         }
         #[cfg(feature = "disk-queue")]
-        if let Some(d) = core.disk.as_mut() {
-            d.sync();
+        {
+            self.spill_to_disk(&mut core);
+            if let Some(d) = core.disk.as_mut() {
+                d.sync();
+            }
         }
         self.counters.admitted()
     }
@@ -747,6 +788,7 @@ impl Shared {
             #[cfg(feature = "disk-queue")]
             if let (Some((rid, len)), Some(disk)) = (f.disk, core.disk.as_mut()) {
                 disk.ack(rid, f.signal, len);
+                self.spill_to_disk(&mut core);
             }
             self.publish(&core, f.signal);
             f
@@ -783,6 +825,7 @@ impl Shared {
     fn abandon(&self) -> u64 {
         let mut core = self.lock();
         let core = &mut *core;
+        #[allow(unused_mut)] // Only the disk queue adds to it.
         let mut left = 0;
         for (_, f) in core.inflight.drain() {
             #[cfg(feature = "disk-queue")]
@@ -790,10 +833,12 @@ impl Shared {
                 left += f.items;
                 continue;
             }
-            self.counters.dropped(f.signal, DropReason::Shutdown, f.items);
+            self.counters
+                .dropped(f.signal, DropReason::Shutdown, f.items);
         }
         for b in core.queue.drain(..) {
-            self.counters.dropped(b.signal(), DropReason::Shutdown, b.items());
+            self.counters
+                .dropped(b.signal(), DropReason::Shutdown, b.items());
         }
         core.mem_items = 0;
         core.mem_bytes = 0;

@@ -153,14 +153,18 @@ impl Counters {
     }
 
     pub(crate) fn accepted(&self, signal: Signal, items: u64) {
-        self.signals[signal.index()].accepted.fetch_add(items, Relaxed);
+        self.signals[signal.index()]
+            .accepted
+            .fetch_add(items, Relaxed);
         self.admitted.fetch_add(items, Relaxed);
         self.observer.accepted(signal, items);
     }
 
     #[cfg_attr(not(feature = "disk-queue"), allow(dead_code))]
     pub(crate) fn recovered(&self, signal: Signal, items: u64) {
-        self.signals[signal.index()].recovered.fetch_add(items, Relaxed);
+        self.signals[signal.index()]
+            .recovered
+            .fetch_add(items, Relaxed);
         self.admitted.fetch_add(items, Relaxed);
     }
 
@@ -197,7 +201,9 @@ impl Counters {
 
     /// Publishes the bytes held for `signal` (memory and disk).
     pub(crate) fn held(&self, signal: Signal, bytes: u64) {
-        self.signals[signal.index()].held_bytes.store(bytes, Relaxed);
+        self.signals[signal.index()]
+            .held_bytes
+            .store(bytes, Relaxed);
     }
 
     /// Reports queue depth to the observer.

@@ -282,7 +282,8 @@ impl HealthChecker {
 
     /// Runs the liveness checks (`/health/live`).
     pub async fn check_liveness(&self) -> HealthReport {
-        self.run(|p| matches!(p, Probe::Liveness | Probe::Both)).await
+        self.run(|p| matches!(p, Probe::Liveness | Probe::Both))
+            .await
     }
 
     /// Runs the readiness checks (`/health/ready`).
@@ -293,22 +294,22 @@ impl HealthChecker {
 
     async fn run(&self, select: impl Fn(Probe) -> bool) -> HealthReport {
         let timeout = self.timeout;
-        let runs = self
-            .checks
-            .iter()
-            .filter(|(probe, _)| select(*probe))
-            .map(|(_, check)| async move {
-                let result = match tokio::time::timeout(timeout, check.check()).await {
-                    Ok(result) => result,
-                    Err(_) => CheckResult::unhealthy(format!(
-                        "check did not answer within {timeout:?}"
-                    )),
-                };
-                NamedResult {
-                    name: check.name().to_owned(),
-                    result,
-                }
-            });
+        let runs =
+            self.checks
+                .iter()
+                .filter(|(probe, _)| select(*probe))
+                .map(|(_, check)| async move {
+                    let result = match tokio::time::timeout(timeout, check.check()).await {
+                        Ok(result) => result,
+                        Err(_) => CheckResult::unhealthy(format!(
+                            "check did not answer within {timeout:?}"
+                        )),
+                    };
+                    NamedResult {
+                        name: check.name().to_owned(),
+                        result,
+                    }
+                });
         let checks = futures_util::future::join_all(runs).await;
         let status = checks
             .iter()

@@ -30,7 +30,12 @@ async fn exporter_check_goes_unhealthy_after_the_failure_streak_and_recovers() {
     let report = checker.check_all().await;
     assert_eq!(report.status, HealthStatus::Unhealthy);
     assert_eq!(report.http_status(), 503);
-    assert!(report.checks[0].result.message.contains("3 consecutive exports failed"));
+    assert!(
+        report.checks[0]
+            .result
+            .message
+            .contains("3 consecutive exports failed")
+    );
     health.record_success();
     assert_eq!(checker.check_all().await.status, HealthStatus::Healthy);
 }
@@ -106,7 +111,11 @@ fn queue_check_reads_the_self_metrics_gauges() {
 
 #[test]
 fn memory_check_compares_usage_with_the_limit() {
-    let status = |used| MemoryCheck::with_reader(1000, move || Ok(used)).evaluate().status;
+    let status = |used| {
+        MemoryCheck::with_reader(1000, move || Ok(used))
+            .evaluate()
+            .status
+    };
     assert_eq!(status(100), HealthStatus::Healthy);
     assert_eq!(status(900), HealthStatus::Degraded);
     assert_eq!(status(1001), HealthStatus::Unhealthy);
@@ -117,7 +126,10 @@ fn disk_check_reads_free_space_and_fails_on_a_missing_directory() {
     let dir = tempfile::tempdir().unwrap();
     let free = DiskCheck::available_bytes(dir.path()).unwrap();
     assert!(free > 0);
-    assert_eq!(DiskCheck::new(dir.path(), 1).evaluate().status, HealthStatus::Healthy);
+    assert_eq!(
+        DiskCheck::new(dir.path(), 1).evaluate().status,
+        HealthStatus::Healthy
+    );
     assert_eq!(
         DiskCheck::new(dir.path(), u64::MAX).evaluate().status,
         HealthStatus::Unhealthy
@@ -134,6 +146,11 @@ async fn report_serializes_to_json_with_every_check() {
         .check_all()
         .await;
     let json = report.to_json();
-    assert!(json.starts_with("{\"status\":\"healthy\",\"checks\":[{\"name\":\"memory\",\"status\":\"healthy\""), "{json}");
+    assert!(
+        json.starts_with(
+            "{\"status\":\"healthy\",\"checks\":[{\"name\":\"memory\",\"status\":\"healthy\""
+        ),
+        "{json}"
+    );
     assert!(json.contains("\"used_bytes\":1"), "{json}");
 }

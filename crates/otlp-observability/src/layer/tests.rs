@@ -39,11 +39,19 @@ fn mock_error(_: tower::BoxError) -> TestError {
     TestError(Retryability::Retryable)
 }
 
-fn setup() -> (Arc<SelfMetrics>, Metrics<MockService>, mock::Handle<Req, ()>) {
+fn setup() -> (
+    Arc<SelfMetrics>,
+    Metrics<MockService>,
+    mock::Handle<Req, ()>,
+) {
     let metrics = Arc::new(SelfMetrics::new());
     let (mock, handle) = mock::pair::<Req, ()>();
     let mock: MockService = mock.map_err(mock_error as fn(tower::BoxError) -> TestError);
-    (metrics.clone(), MetricsLayer::new(metrics).layer(mock), handle)
+    (
+        metrics.clone(),
+        MetricsLayer::new(metrics).layer(mock),
+        handle,
+    )
 }
 
 #[tokio::test(start_paused = true)]

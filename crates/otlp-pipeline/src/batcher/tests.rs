@@ -55,7 +55,7 @@ fn cut_traces_decode_to_grouped_request() {
         .collect();
     let mut b = Batcher::new(Signal::Traces);
     // Interleave items of two resources and two scopes.
-    let mut expected = vec![(0usize, 0usize, Vec::new()); 0];
+    let mut expected: Vec<(usize, usize, Vec<Span>)> = Vec::new();
     for i in 0..20 {
         let (r, s) = (i % 2, (i / 2) % 2);
         let item = Item::new(
@@ -78,7 +78,10 @@ fn cut_traces_decode_to_grouped_request() {
     assert!(b.is_empty());
     assert!(b.cut().is_none(), "an empty batcher never emits a request");
     assert_eq!(charged, charged_before);
-    assert!(batch.byte_size() as u64 <= charged, "the charge bounds the cut size");
+    assert!(
+        batch.byte_size() as u64 <= charged,
+        "the charge bounds the cut size"
+    );
     assert_eq!(batch.items(), 20);
 
     let decoded = ExportTraceServiceRequest::decode(batch.bytes().clone()).unwrap();
@@ -86,7 +89,11 @@ fn cut_traces_decode_to_grouped_request() {
         resource_spans: (0..2)
             .map(|r| ResourceSpans {
                 resource: Some(resource(r)),
-                schema_url: if r == 0 { String::new() } else { "s".to_owned() },
+                schema_url: if r == 0 {
+                    String::new()
+                } else {
+                    "s".to_owned()
+                },
                 scope_spans: expected
                     .iter()
                     .filter(|e| e.0 == r)
@@ -101,7 +108,10 @@ fn cut_traces_decode_to_grouped_request() {
     };
     assert_eq!(decoded, want);
     // The wire count agrees with the batcher's count.
-    assert_eq!(otlp_core::count_items(Signal::Traces, batch.bytes()).unwrap(), 20);
+    assert_eq!(
+        otlp_core::count_items(Signal::Traces, batch.bytes()).unwrap(),
+        20
+    );
 }
 
 #[test]
@@ -137,7 +147,10 @@ fn raw_requests_are_appended_after_items_and_merge() {
     let decoded = ExportLogsServiceRequest::decode(batch.bytes().clone()).unwrap();
     assert_eq!(decoded.resource_logs.len(), 2);
     assert_eq!(decoded.resource_logs[0].resource, None);
-    assert_eq!(decoded.resource_logs[0].scope_logs[0].log_records, vec![log(1)]);
+    assert_eq!(
+        decoded.resource_logs[0].scope_logs[0].log_records,
+        vec![log(1)]
+    );
     assert_eq!(decoded.resource_logs[1], raw.resource_logs[0]);
 }
 
@@ -165,7 +178,10 @@ fn metric_items_count_their_data_points() {
     }
     let (batch, _) = b.cut().unwrap();
     assert_eq!(batch.items(), 6);
-    assert_eq!(otlp_core::count_items(Signal::Metrics, batch.bytes()).unwrap(), 6);
+    assert_eq!(
+        otlp_core::count_items(Signal::Metrics, batch.bytes()).unwrap(),
+        6
+    );
     let decoded = ExportMetricsServiceRequest::decode(batch.bytes().clone()).unwrap();
     assert_eq!(
         decoded,

@@ -15,7 +15,6 @@ pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// gRPC status codes used by the mapping (numbers from the gRPC spec).
 pub(crate) mod code {
-    pub(crate) const OK: i32 = 0;
     pub(crate) const CANCELLED: i32 = 1;
     pub(crate) const DEADLINE_EXCEEDED: i32 = 4;
     pub(crate) const RESOURCE_EXHAUSTED: i32 = 8;

@@ -1,0 +1,235 @@
+//! The command-line interface: every command, flag and exit code of `otlp-client`.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit code: success.
+pub(crate) const EXIT_OK: u8 = 0;
+/// Exit code: the command ran and found a problem (invalid config, failed
+/// diagnosis, items lost in `send`).
+pub(crate) const EXIT_PROBLEM: u8 = 1;
+/// Exit code: bad usage or an input that cannot be read (clap also uses 2).
+pub(crate) const EXIT_USAGE: u8 = 2;
+
+/// otlp-client: the otlp-rust agent and operator tool.
+///
+/// Exit codes: 0 success; 1 the command found a problem (invalid config,
+/// failed diagnosis, undelivered items); 2 bad usage or unreadable input.
+#[derive(Debug, Parser)]
+#[command(name = "otlp-client", version, about, long_about = None, arg_required_else_help = true)]
+pub(crate) struct Cli {
+    /// The seed guide's spelling of `validate-config FILE`.
+    #[arg(long, value_name = "FILE", global = false)]
+    pub(crate) validate_config: Option<PathBuf>,
+
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub(crate) log_format: LogFormat,
+
+    /// Also write logs to this file.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) log_file: Option<PathBuf>,
+
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `otlp=debug`.
+    #[arg(long, default_value = "info", global = true, env = "OTLP_LOG")]
+    pub(crate) log_level: String,
+
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+}
+
+/// Log output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for jq and log shippers).
+    Json,
+}
+
+/// Output formats of reporting commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// For people.
+    Text,
+    /// One JSON document, for machines.
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the agent: OTLP receivers -> pipeline -> upstream exporter, with /health and /metrics.
+    Run(RunArgs),
+    /// Generate load: send spans, metric points or log records through the full stack.
+    Send(SendArgs),
+    /// Run an embedded OTLP receiver that counts what arrives (stands in for a collector).
+    Sink(SinkArgs),
+    /// Diagnose connectivity to a collector: DNS, TCP, TLS and an OTLP probe, with a verdict per step.
+    Diagnose(DiagnoseArgs),
+    /// Show everything end to end with no external collector: sink + full stack + report.
+    Demo(DemoArgs),
+    /// Validate a config file; --fix applies the safe fixes.
+    ValidateConfig(ValidateArgs),
+    /// Print the effective config after defaults, file, environment and flags, with each value's source.
+    ExplainConfig(ExplainArgs),
+}
+
+/// Connection flags shared by commands that export.
+#[derive(Clone, Debug, Args)]
+pub(crate) struct ExportFlags {
+    /// Collector endpoint URL (overrides config and OTEL_EXPORTER_OTLP_ENDPOINT).
+    #[arg(long)]
+    pub(crate) endpoint: Option<String>,
+    /// Protocol: grpc, http/protobuf or http/json.
+    #[arg(long)]
+    pub(crate) protocol: Option<String>,
+    /// Config file (YAML).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// `run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) export: ExportFlags,
+    /// How long shutdown may take to flush what is queued.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub(crate) shutdown_timeout: Duration,
+}
+
+/// Signals for `send`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SignalArg {
+    /// Spans.
+    Traces,
+    /// Metric data points.
+    Metrics,
+    /// Log records.
+    Logs,
+    /// All three.
+    All,
+}
+
+/// `send`.
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    #[command(flatten)]
+    pub(crate) export: ExportFlags,
+    /// Which signal to generate.
+    #[arg(long, value_enum, default_value_t = SignalArg::Traces)]
+    pub(crate) signal: SignalArg,
+    /// Number of items to send (per signal).
+    #[arg(long, conflicts_with = "duration")]
+    pub(crate) count: Option<u64>,
+    /// Send for this long instead of a count, e.g. 10s.
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) duration: Option<Duration>,
+    /// Items per second (default: as fast as possible).
+    #[arg(long)]
+    pub(crate) rate: Option<u64>,
+    /// Attributes per item.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) attributes: usize,
+    /// Bytes of each attribute value.
+    #[arg(long, default_value_t = 16)]
+    pub(crate) attribute_size: usize,
+    /// Final report format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) report: Format,
+    /// How long to wait for delivery at the end.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub(crate) flush_timeout: Duration,
+}
+
+/// `sink`.
+#[derive(Debug, Args)]
+pub(crate) struct SinkArgs {
+    /// OTLP/gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:4317")]
+    pub(crate) grpc: SocketAddr,
+    /// OTLP/HTTP listen address (also serves GET /stats).
+    #[arg(long, default_value = "127.0.0.1:4318")]
+    pub(crate) http: SocketAddr,
+    /// Write every received request as an OTLP/JSON line to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Exit after this many items have arrived (for scripts).
+    #[arg(long)]
+    pub(crate) expect: Option<u64>,
+}
+
+/// `diagnose`.
+#[derive(Debug, Args)]
+pub(crate) struct DiagnoseArgs {
+    /// Collector endpoint URL (default: from config / environment / localhost).
+    #[arg(long)]
+    pub(crate) endpoint: Option<String>,
+    /// Protocol: grpc, http/protobuf or http/json.
+    #[arg(long)]
+    pub(crate) protocol: Option<String>,
+    /// Config file (YAML) for TLS files and defaults.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Per-step timeout.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub(crate) timeout: Duration,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Items per signal.
+    #[arg(long, default_value_t = 200_000)]
+    pub(crate) count: u64,
+    /// Protocol of the demo's exporter: grpc, http/protobuf or http/json.
+    #[arg(long, default_value = "grpc")]
+    pub(crate) protocol: String,
+    /// Keep serving /metrics and /health for this long after the report.
+    #[arg(long, value_parser = parse_duration, default_value = "0s")]
+    pub(crate) linger: Duration,
+}
+
+/// `validate-config`.
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// The config file.
+    pub(crate) file: PathBuf,
+    /// Apply the safe fixes and print the fixed YAML with the list of fixes.
+    #[arg(long)]
+    pub(crate) fix: bool,
+    /// With --fix: replace the file (the original is kept as FILE.bak).
+    #[arg(long, requires = "fix")]
+    pub(crate) write: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+}
+
+/// `explain-config`.
+#[derive(Debug, Args)]
+pub(crate) struct ExplainArgs {
+    /// The config file (optional: defaults and environment alone are explained too).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    #[arg(long)]
+    /// Endpoint flag, as `run` would take it.
+    pub(crate) endpoint: Option<String>,
+    /// Protocol flag, as `run` would take it.
+    #[arg(long)]
+    pub(crate) protocol: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+}
+
+/// Parses `10s`, `250ms`, `1m` (humantime syntax).
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); write e.g. 10s, 250ms or 1m"))
+}

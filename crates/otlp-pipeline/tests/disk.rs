@@ -1,0 +1,474 @@
+//! The disk queue: restart delivery, recovery from a flipped byte and a torn
+//! record, a full quota, and at-least-once delivery across `kill -9`.
+#![cfg(feature = "disk-queue")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::BTreeSet,
+    fmt,
+    io::{BufRead, Write},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::ExportTraceServiceRequest, trace::v1::Span,
+};
+use otlp_core::{Batch, Classify, DropReason, ExportResponse, Retryability, Signal};
+use otlp_pipeline::{
+    BatchConfig, DiskQueueConfig, FsyncPolicy, Group, Item, Overflow, Pipeline, PipelineConfig,
+    QueueConfig, Stats,
+};
+use prost::Message;
+
+#[derive(Debug, Clone)]
+struct TestError;
+
+impl fmt::Display for TestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("test error")
+    }
+}
+
+impl Classify for TestError {
+    fn classify(&self) -> Retryability {
+        Retryability::Retryable
+    }
+}
+
+/// A span whose encoded size does not depend on `i`, so records have equal sizes.
+fn item(i: u64) -> Item {
+    let span = Span {
+        name: format!("span-{i:08}"),
+        trace_id: vec![7; 16],
+        ..Default::default()
+    };
+    Item::new(
+        Signal::Traces,
+        Group::resource(b"\x0a\x00", ""),
+        Group::scope(b"\x0a\x01s", ""),
+        Bytes::from(span.encode_to_vec()),
+        1,
+    )
+}
+
+fn names(b: &Batch) -> Vec<u64> {
+    let r = ExportTraceServiceRequest::decode(b.bytes().clone()).unwrap();
+    r.resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| s.name.trim_start_matches("span-").parse::<u64>().unwrap())
+        .collect()
+}
+
+fn config(dir: &Path, batch: u64, quota: u64, overflow: Overflow) -> PipelineConfig {
+    PipelineConfig {
+        batch: BatchConfig {
+            max_batch_size: batch,
+            max_batch_bytes: 1024 * 1024,
+            batch_timeout: Duration::from_secs(60),
+        },
+        queue: QueueConfig {
+            max_items: 100_000,
+            max_bytes: 8 * 1024 * 1024,
+            overflow,
+            persistent: Some(DiskQueueConfig {
+                dir: dir.to_owned(),
+                max_bytes: quota,
+                fsync: FsyncPolicy::Never,
+            }),
+        },
+        workers: 1,
+    }
+}
+
+type Seen = Arc<Mutex<Vec<u64>>>;
+
+fn recording() -> (
+    Seen,
+    impl tower::Service<
+        Batch,
+        Response = ExportResponse,
+        Error = TestError,
+        Future = impl Future<Output = Result<ExportResponse, TestError>> + Send,
+    > + Clone
+    + Send
+    + 'static,
+) {
+    let seen: Seen = Arc::default();
+    let svc = {
+        let seen = seen.clone();
+        tower::service_fn(move |b: Batch| {
+            seen.lock().unwrap().extend(names(&b));
+            async { Ok::<_, TestError>(ExportResponse::success()) }
+        })
+    };
+    (seen, svc)
+}
+
+fn stalled() -> impl tower::Service<
+    Batch,
+    Response = ExportResponse,
+    Error = TestError,
+    Future = impl Future<Output = Result<ExportResponse, TestError>> + Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(|_b: Batch| std::future::pending::<Result<ExportResponse, TestError>>())
+}
+
+fn assert_adds_up(stats: &Stats) {
+    for s in &stats.signals {
+        assert_eq!(
+            s.accepted + s.recovered,
+            s.sent + s.dropped_total() + s.failed_total() + s.queued_items,
+            "{s:?}"
+        );
+    }
+}
+
+/// Writes `batches` batches of `per` items with a dead collector and shuts down,
+/// leaving them on disk.
+async fn leave_on_disk(dir: &Path, batches: u64, per: u64) {
+    let p = Pipeline::builder(config(dir, per, 1 << 30, Overflow::DropNewest))
+        .build(stalled())
+        .unwrap();
+    let tx = p.sender();
+    for i in 0..batches * per {
+        tx.try_send(item(i)).unwrap();
+    }
+    let report = p.shutdown(Duration::from_millis(50)).await;
+    assert_eq!(report.left_queued, batches * per);
+    assert_eq!(report.dropped, 0);
+    assert_adds_up(&report.stats);
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    v.sort();
+    v
+}
+
+async fn deliver_all(dir: &Path) -> (Vec<u64>, Stats) {
+    let (seen, svc) = recording();
+    let p = Pipeline::builder(config(dir, 10, 1 << 30, Overflow::DropNewest))
+        .build(svc)
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), p.flush())
+        .await
+        .unwrap();
+    let report = p.shutdown(Duration::from_secs(1)).await;
+    assert_adds_up(&report.stats);
+    let got = seen.lock().unwrap().clone();
+    (got, report.stats)
+}
+
+#[tokio::test]
+async fn restart_delivers_what_the_last_run_left_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    leave_on_disk(dir.path(), 5, 10).await;
+    let (got, stats) = deliver_all(dir.path()).await;
+    assert_eq!(got, (0..50).collect::<Vec<_>>());
+    let t = stats.signal(Signal::Traces);
+    assert_eq!((t.recovered, t.sent, t.queued_items), (50, 50, 0));
+    assert!(
+        segments(dir.path()).is_empty(),
+        "acknowledged segments are deleted"
+    );
+}
+
+#[tokio::test]
+async fn flipped_byte_skips_one_record_and_counts_it_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    leave_on_disk(dir.path(), 5, 10).await;
+    let segs = segments(dir.path());
+    assert_eq!(segs.len(), 1);
+    let mut data = std::fs::read(&segs[0]).unwrap();
+    let record = data.len() / 5;
+    assert_eq!(data.len() % 5, 0, "records have equal sizes");
+    // A byte in the payload of the third record.
+    data[2 * record + 21 + 7] ^= 0x40;
+    std::fs::write(&segs[0], &data).unwrap();
+
+    let (got, stats) = deliver_all(dir.path()).await;
+    let want: Vec<u64> = (0..20).chain(30..50).collect();
+    assert_eq!(got, want);
+    let t = stats.signal(Signal::Traces);
+    assert_eq!(t.dropped(DropReason::Corrupt), 10);
+    assert_eq!(t.sent, 40);
+}
+
+#[tokio::test]
+async fn truncated_segment_recovers_intact_records_and_counts_the_torn_one() {
+    let dir = tempfile::tempdir().unwrap();
+    leave_on_disk(dir.path(), 5, 10).await;
+    let segs = segments(dir.path());
+    let len = std::fs::metadata(&segs[0]).unwrap().len();
+    let record = len / 5;
+    // Cut in the middle of the fourth record's payload.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segs[0])
+        .unwrap();
+    f.set_len(3 * record + 30).unwrap();
+    drop(f);
+
+    let (got, stats) = deliver_all(dir.path()).await;
+    assert_eq!(got, (0..30).collect::<Vec<_>>());
+    let t = stats.signal(Signal::Traces);
+    assert_eq!(t.dropped(DropReason::Corrupt), 10);
+    assert_eq!(t.sent, 30);
+}
+
+#[tokio::test]
+async fn garbage_segment_never_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("0000000000000000.seg"), vec![0xAB; 5000]).unwrap();
+    std::fs::write(dir.path().join("0000000000000001.seg"), b"").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"not a segment").unwrap();
+    let (got, stats) = deliver_all(dir.path()).await;
+    assert!(got.is_empty());
+    assert_eq!(stats.total().recovered, 0);
+    // New data still flows through the same directory.
+    let (seen, svc) = recording();
+    let p = Pipeline::builder(config(dir.path(), 10, 1 << 30, Overflow::DropNewest))
+        .build(svc)
+        .unwrap();
+    for i in 0..10 {
+        p.sender().try_send(item(i)).unwrap();
+    }
+    p.flush().await;
+    assert_eq!(seen.lock().unwrap().len(), 10);
+}
+
+#[tokio::test]
+async fn full_quota_is_a_counted_drop_and_the_queue_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let seen: Seen = Arc::default();
+    let svc = {
+        let (gate, seen) = (gate.clone(), seen.clone());
+        tower::service_fn(move |b: Batch| {
+            let (gate, seen) = (gate.clone(), seen.clone());
+            async move {
+                gate.acquire().await.unwrap().forget();
+                seen.lock().unwrap().extend(names(&b));
+                Ok::<_, TestError>(ExportResponse::success())
+            }
+        })
+    };
+    let p = Pipeline::builder(config(dir.path(), 10, 8192, Overflow::DropNewest))
+        .build(svc)
+        .unwrap();
+    let tx = p.sender();
+    // Far more than 8 KiB of batches while the collector is down.
+    for i in 0..1000 {
+        let _ = tx.try_send(item(i));
+    }
+    tx.commit();
+    let s = p.stats();
+    let full = s.signal(Signal::Traces).dropped(DropReason::DiskFull);
+    assert!(full > 0, "the quota filled up: {s:?}");
+    let on_disk: u64 = segments(dir.path())
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum();
+    assert!(on_disk <= 8192, "{on_disk} bytes on disk");
+    assert_adds_up(&s);
+
+    // The collector comes back: everything kept is delivered, and new data flows.
+    gate.add_permits(10_000);
+    tokio::time::timeout(Duration::from_secs(30), p.flush())
+        .await
+        .unwrap();
+    for i in 1000..1100 {
+        tx.try_send(item(i)).unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), p.flush())
+        .await
+        .unwrap();
+    let s = p.stats();
+    let t = s.signal(Signal::Traces);
+    assert_eq!(t.sent + full, 1100);
+    assert_eq!(seen.lock().unwrap().len() as u64, t.sent);
+    assert_adds_up(&s);
+}
+
+#[tokio::test]
+async fn block_policy_keeps_batches_in_memory_while_the_disk_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(
+        dir.path(),
+        10,
+        4096,
+        Overflow::Block {
+            deadline: Duration::from_millis(20),
+        },
+    );
+    c.queue.max_items = 200;
+    let p = Pipeline::builder(c).build(stalled()).unwrap();
+    let tx = p.sender();
+    let mut timeouts = 0;
+    for i in 0..1000 {
+        if tx.send(item(i)).await.is_err() {
+            timeouts += 1;
+        }
+    }
+    let s = p.stats();
+    let t = s.signal(Signal::Traces);
+    assert_eq!(
+        t.dropped(DropReason::DiskFull),
+        0,
+        "block never drops for a full disk"
+    );
+    assert_eq!(t.dropped(DropReason::BlockTimeout), timeouts);
+    assert!(timeouts > 0);
+    assert_adds_up(&s);
+}
+
+// === kill -9 ===
+
+const CHILD_ENV: &str = "OTLP_PIPELINE_TEST_CHILD_DIR";
+const TEST_NAME: &str = "disk_queue_delivers_every_acknowledged_item_after_sigkill";
+
+/// The child role: produce numbered spans forever, commit every 50 and print
+/// `ACK n` (all items up to n are on disk), delivering to a slow "collector"
+/// that writes the numbers it got to `delivered.txt`.
+fn child(dir: PathBuf) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let out = Arc::new(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("delivered.txt"))
+                .unwrap(),
+        ));
+        let svc = tower::service_fn(move |b: Batch| {
+            let out = out.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                let mut text = String::new();
+                for n in names(&b) {
+                    text.push_str(&format!("{n}\n"));
+                }
+                out.lock().unwrap().write_all(text.as_bytes()).unwrap();
+                Ok::<_, TestError>(ExportResponse::success())
+            }
+        });
+        let c = config(
+            &dir.join("queue"),
+            50,
+            64 * 1024,
+            Overflow::Block {
+                deadline: Duration::from_secs(30),
+            },
+        );
+        let p = Pipeline::builder(c).build(svc).unwrap();
+        let tx = p.sender();
+        let mut stdout = std::io::stdout();
+        // Bounded: the parent kills us long before this ends.
+        for i in 0..2_000_000u64 {
+            tx.send(item(i)).await.unwrap();
+            if i % 50 == 49 {
+                // Wait (bounded) until everything is on disk, not just in memory.
+                let mut tries = 0;
+                while tx.commit() > 0 && tries < 10_000 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    tries += 1;
+                }
+                assert_eq!(tx.commit(), 0, "the disk never freed up");
+                writeln!(stdout, "ACK {i}").unwrap();
+                stdout.flush().unwrap();
+            }
+        }
+    });
+}
+
+#[test]
+fn disk_queue_delivers_every_acknowledged_item_after_sigkill() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        child(PathBuf::from(dir));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut proc = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", TEST_NAME, "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = proc.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(1024);
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(n) = line.strip_prefix("ACK ")
+                && tx.send(n.trim().parse().unwrap()).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut acked = None;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(60) {
+        match rx.recv_timeout(Duration::from_secs(1)) {
+            Ok(n) => {
+                acked = Some(n);
+                if n >= 3000 {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // SIGKILL mid-stream.
+    proc.kill().unwrap();
+    proc.wait().unwrap();
+    drop(rx);
+    reader.join().unwrap();
+    let acked = acked.expect("the child acknowledged items before it was killed");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (after, stats) = rt.block_on(deliver_all(&dir.path().join("queue")));
+    let before: Vec<u64> = std::fs::read_to_string(dir.path().join("delivered.txt"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.parse().ok())
+        .collect();
+    let all: BTreeSet<u64> = before.iter().chain(&after).copied().collect();
+    let missing: Vec<u64> = (0..=acked).filter(|n| !all.contains(n)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged items lost, first {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let duplicates = before.len() + after.len() - all.len();
+    assert_eq!(stats.total().dropped(DropReason::Corrupt), 0, "{stats:?}");
+    // Duplicates are allowed (at-least-once); report how many for the record.
+    writeln!(
+        std::io::stderr(),
+        "acked {acked}, delivered before kill {}, after restart {}, duplicates {duplicates}",
+        before.len(),
+        after.len()
+    )
+    .unwrap();
+}
