@@ -2,6 +2,7 @@
 //! span shape and prost-encoding them, per span, as an exporter must at least do.
 
 #![allow(clippy::expect_used)] // Setup failures in a bench have no caller to report to: panic with the reason.
+#![allow(missing_docs)] // criterion_group! generates an undocumented `pub fn`.
 
 use std::hint::black_box;
 

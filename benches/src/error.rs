@@ -24,10 +24,14 @@ pub enum BenchesError {
         source: io::Error,
     },
     /// The tokio runtime could not be started.
-    #[error("cannot start the tokio runtime: {0}; check the process limits (threads, file descriptors)")]
+    #[error(
+        "cannot start the tokio runtime: {0}; check the process limits (threads, file descriptors)"
+    )]
     Runtime(#[source] io::Error),
     /// The OTLP exporter of the peer could not be built.
-    #[error("cannot build the opentelemetry-otlp {protocol} exporter for '{endpoint}': {message}; check the endpoint URL")]
+    #[error(
+        "cannot build the opentelemetry-otlp {protocol} exporter for '{endpoint}': {message}; check the endpoint URL"
+    )]
     Exporter {
         /// `grpc` or `http`.
         protocol: &'static str,

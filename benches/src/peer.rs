@@ -124,7 +124,8 @@ http://127.0.0.1:4318 (http). --describe prints the shape in Markdown.";
         let mut endpoint = None;
         let mut count = 100_000;
         let mut max_queue_size = opentelemetry_sdk::trace::OTEL_BSP_MAX_QUEUE_SIZE_DEFAULT;
-        let mut max_export_batch_size = opentelemetry_sdk::trace::OTEL_BSP_MAX_EXPORT_BATCH_SIZE_DEFAULT;
+        let mut max_export_batch_size =
+            opentelemetry_sdk::trace::OTEL_BSP_MAX_EXPORT_BATCH_SIZE_DEFAULT;
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -164,7 +165,11 @@ http://127.0.0.1:4318 (http). --describe prints the shape in Markdown.";
     }
 
     fn http_url(&self) -> String {
-        format!("{}{}", self.endpoint.trim_end_matches('/'), self.signal.http_path())
+        format!(
+            "{}{}",
+            self.endpoint.trim_end_matches('/'),
+            self.signal.http_path()
+        )
     }
 
     fn exporter_error(&self, e: impl fmt::Display) -> BenchesError {
@@ -324,11 +329,23 @@ mod tests {
 
     #[test]
     fn flags_pick_protocol_queue_and_default_endpoint() {
-        let args = ["--protocol", "http", "--count", "10", "--queue", "1000000", "--signal", "logs"];
+        let args = [
+            "--protocol",
+            "http",
+            "--count",
+            "10",
+            "--queue",
+            "1000000",
+            "--signal",
+            "logs",
+        ];
         let cfg = PeerConfig::from_args(args.map(String::from)).unwrap();
         assert_eq!(cfg.protocol, Protocol::Http);
         assert_eq!(cfg.signal, Signal::Logs);
-        assert_eq!((cfg.count, cfg.max_queue_size, cfg.max_export_batch_size), (10, 1_000_000, 512));
+        assert_eq!(
+            (cfg.count, cfg.max_queue_size, cfg.max_export_batch_size),
+            (10, 1_000_000, 512)
+        );
         assert_eq!(cfg.http_url(), "http://127.0.0.1:4318/v1/logs");
         let cfg = PeerConfig::from_args(Vec::new()).unwrap();
         assert_eq!((cfg.protocol, cfg.max_queue_size), (Protocol::Grpc, 2048));

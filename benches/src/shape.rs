@@ -142,11 +142,7 @@ pub fn emit_logs<L: Logger>(logger: &L, n: u64) {
         record.set_severity_number(Severity::Info);
         record.set_severity_text(LOG_SEVERITY_TEXT);
         record.set_body(opentelemetry::logs::AnyValue::from(LOG_BODY));
-        record.add_attributes(
-            LOG_ATTRIBUTES
-                .iter()
-                .map(|&(k, v)| (k, log_value(v))),
-        );
+        record.add_attributes(LOG_ATTRIBUTES.iter().map(|&(k, v)| (k, log_value(v))));
         logger.emit(record);
     }
 }

@@ -183,7 +183,9 @@ GET /stats on the HTTP address returns the counts so far.";
                 "--grpc" => cfg.grpc = args::value(&mut it, &flag)?,
                 "--http" => cfg.http = args::value(&mut it, &flag)?,
                 "--expect" => cfg.expect = Some(args::value(&mut it, &flag)?),
-                "--max-secs" => cfg.max_time = Duration::from_secs_f64(args::value(&mut it, &flag)?),
+                "--max-secs" => {
+                    cfg.max_time = Duration::from_secs_f64(args::value(&mut it, &flag)?)
+                }
                 "--max-body" => cfg.max_body = args::value(&mut it, &flag)?,
                 _ => return Err(args::unknown(&flag)),
             }
@@ -474,7 +476,10 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Bo
     }
     if path == "/stats" {
         if req.method() != Method::GET {
-            return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "use GET /stats\n".into()));
+            return Ok(text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use GET /stats\n".into(),
+            ));
         }
         let json = serde_json::Value::Object(state.snapshot().to_json()).to_string();
         let mut res = Response::new(Body::new(Full::new(Bytes::from(json))));
@@ -487,7 +492,9 @@ async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Bo
     let Some(signal) = Signal::ALL.into_iter().find(|s| s.http_path() == path) else {
         return Ok(text(
             StatusCode::NOT_FOUND,
-            format!("no route for '{path}': POST /v1/traces, /v1/logs or /v1/metrics, or GET /stats\n"),
+            format!(
+                "no route for '{path}': POST /v1/traces, /v1/logs or /v1/metrics, or GET /stats\n"
+            ),
         ));
     };
     Ok(http_export(req, signal, &state).await)
@@ -506,16 +513,24 @@ async fn http_export(req: Request<Incoming>, signal: Signal, state: &State) -> R
         state.error(signal);
         return text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("content-encoding {enc:?} is not supported: count-sink takes uncompressed protobuf\n"),
+            format!(
+                "content-encoding {enc:?} is not supported: count-sink takes uncompressed protobuf\n"
+            ),
         );
     }
-    let body = match Limited::new(req.into_body(), state.max_body).collect().await {
+    let body = match Limited::new(req.into_body(), state.max_body)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
             state.error(signal);
             return text(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("reading the request body failed (limit {} bytes): {e}\n", state.max_body),
+                format!(
+                    "reading the request body failed (limit {} bytes): {e}\n",
+                    state.max_body
+                ),
             );
         }
     };

@@ -79,11 +79,23 @@ fn peer(args: &[&str]) -> serde_json::Value {
 
 fn delivers_everything(signal: &str, protocol: &str) {
     let sink = Sink::start(&["--expect", "3000"]);
-    let addr = if protocol == "grpc" { &sink.grpc } else { &sink.http };
+    let addr = if protocol == "grpc" {
+        &sink.grpc
+    } else {
+        &sink.http
+    };
     let endpoint = format!("http://{addr}");
     let report = peer(&[
-        "--signal", signal, "--protocol", protocol, "--endpoint", &endpoint, "--count", "3000",
-        "--queue", "4096",
+        "--signal",
+        signal,
+        "--protocol",
+        protocol,
+        "--endpoint",
+        &endpoint,
+        "--count",
+        "3000",
+        "--queue",
+        "4096",
     ]);
     assert_eq!(report["created"], 3000);
     assert_eq!(report["shutdown_ok"], true, "{report}");
@@ -142,7 +154,10 @@ fn bad_flags_fail_with_a_message() {
     let out = Command::new(SINK).arg("--port").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--port"));
-    let out = Command::new(PEER).args(["--count", "many"]).output().unwrap();
+    let out = Command::new(PEER)
+        .args(["--count", "many"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("'many'"));
 }

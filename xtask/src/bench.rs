@@ -348,6 +348,7 @@ pub(crate) fn run(args: &[String]) -> Result {
             "note: {GNU_TIME} is missing (Debian package `time`); measuring by polling /proc instead"
         );
     }
+    let machine = machine();
     let mut results: Vec<(&Scenario, Vec<Run>)> = Vec::new();
     for s in SCENARIOS.iter().filter(|s| opts.selected(s)) {
         let Producer::Peer { .. } = s.producer else {
@@ -376,7 +377,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         }
         results.push((s, runs));
     }
-    let md = render(&opts, args, &machine(), &shape, &results, gnu_time);
+    let md = render(&opts, args, &machine, &shape, &results, gnu_time);
     fs::write(&opts.out, md).map_err(|e| format!("writing {}: {e}", opts.out.display()))?;
     println!("\nwrote {}", opts.out.display());
     Ok(())
@@ -489,7 +490,7 @@ impl SinkProcess {
                 .unwrap_or(0.0);
             (l, cpu)
         })
-            .ok_or_else(|| "count-sink printed no final counts".to_owned())
+        .ok_or_else(|| "count-sink printed no final counts".to_owned())
     }
 
     fn stop(&mut self) {
@@ -518,7 +519,12 @@ fn run_once(s: &Scenario, opts: &Options, sink: &Path, peer: &Path, gnu_time: bo
         Some(_) => opts.spans,
     };
     let mut producer_args: Vec<String> = [
-        "--signal", signal, "--protocol", protocol, "--endpoint", &endpoint,
+        "--signal",
+        signal,
+        "--protocol",
+        protocol,
+        "--endpoint",
+        &endpoint,
     ]
     .iter()
     .map(|a| a.to_string())
@@ -854,7 +860,10 @@ fn render(
         md,
         "| scenario | side | signal | protocol | created | delivered | dropped | delivered/s | wall s | CPU s | CPU-s per 1M | peak RSS MiB | vs peer (throughput / CPU / RSS) |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(
+        md,
+        "|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
     let summaries: Vec<(&Scenario, Summary)> =
         results.iter().map(|(s, r)| (*s, Summary::of(r))).collect();
     for (s, m) in &summaries {
@@ -956,15 +965,27 @@ mod tests {
         assert_eq!((o.runs, o.spans), (1, 50_000));
         let o = Options::parse(&args(&["--quick", "--runs", "2", "--spans", "200_000"])).unwrap();
         assert_eq!((o.runs, o.spans), (2, 200_000));
-        assert!(Options::parse(&args(&["--runs"])).unwrap_err().contains("needs a value"));
+        assert!(
+            Options::parse(&args(&["--runs"]))
+                .unwrap_err()
+                .contains("needs a value")
+        );
         assert!(Options::parse(&args(&["--runs", "0"])).is_err());
-        assert!(Options::parse(&args(&["--fast"])).unwrap_err().contains("'--fast'"));
+        assert!(
+            Options::parse(&args(&["--fast"]))
+                .unwrap_err()
+                .contains("'--fast'")
+        );
     }
 
     #[test]
     fn only_filters_scenarios_by_key() {
         let o = Options::parse(&args(&["--only", "http"])).unwrap();
-        let keys: Vec<_> = SCENARIOS.iter().filter(|s| o.selected(s)).map(|s| s.key).collect();
+        let keys: Vec<_> = SCENARIOS
+            .iter()
+            .filter(|s| o.selected(s))
+            .map(|s| s.key)
+            .collect();
         assert_eq!(keys, ["peer-http-full", "ours-sdk-http-block"]);
     }
 
@@ -979,7 +1000,8 @@ mod tests {
 
     #[test]
     fn json_fields_are_read_from_flat_objects() {
-        let line = r#"{"event":"final","items":123,"last_item_s":null,"traces_items":120,"ok":true}"#;
+        let line =
+            r#"{"event":"final","items":123,"last_item_s":null,"traces_items":120,"ok":true}"#;
         assert_eq!(json_field(line, "items"), Some("123"));
         assert_eq!(json_field(line, "traces_items"), Some("120"));
         assert_eq!(json_field(line, "event"), Some("final"));
@@ -999,7 +1021,10 @@ mod tests {
     fn proc_stat_cpu_survives_spaces_in_the_name() {
         let stat = "42 (peer otlp) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 1 2 3";
         assert_eq!(stat_cpu_s(stat), Some(3.0));
-        assert_eq!(status_kib("VmPeak:\t 10 kB\nVmHWM:\t  2048 kB\n", "VmHWM:"), Some(2048));
+        assert_eq!(
+            status_kib("VmPeak:\t 10 kB\nVmHWM:\t  2048 kB\n", "VmHWM:"),
+            Some(2048)
+        );
     }
 
     #[test]
@@ -1027,7 +1052,10 @@ mod tests {
             delivered,
             ..Run::default()
         };
-        let peer = SCENARIOS.iter().find(|s| s.key == "peer-grpc-full").unwrap();
+        let peer = SCENARIOS
+            .iter()
+            .find(|s| s.key == "peer-grpc-full")
+            .unwrap();
         // A made-up second row using the peer as its baseline, to check the ratio columns.
         let other = Scenario {
             key: "test-row",
@@ -1035,13 +1063,29 @@ mod tests {
             ..*peer
         };
         let results = vec![(peer, vec![run(2.0, 1000)]), (&other, vec![run(1.0, 500)])];
-        let md = render(&opts, &args(&["--runs", "1"]), "- CPUs: 2\n", "shape\n", &results, true);
+        let md = render(
+            &opts,
+            &args(&["--runs", "1"]),
+            "- CPUs: 2\n",
+            "shape\n",
+            &results,
+            true,
+        );
         assert!(md.contains("`cargo xtask bench --runs 1`"));
         assert!(md.contains("| 1000 | 1000 | 0 (0.0%) | 500 |"), "{md}");
         // Same throughput (500/s), half the CPU per million, same RSS.
-        assert!(md.contains("1.00x / 0.50x / 1.00x of `peer-grpc-full`"), "{md}");
+        assert!(
+            md.contains("1.00x / 0.50x / 1.00x of `peer-grpc-full`"),
+            "{md}"
+        );
         assert!(md.contains("baseline"));
-        assert!(md.contains("`ours-sdk-grpc-block` (our SDK bridge)"), "{md}");
-        assert!(!md.contains("| ours: "), "pending scenarios must stay out of the table");
+        assert!(
+            md.contains("`ours-sdk-grpc-block` (our SDK bridge)"),
+            "{md}"
+        );
+        assert!(
+            !md.contains("| ours: "),
+            "pending scenarios must stay out of the table"
+        );
     }
 }

@@ -28,7 +28,10 @@ async fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, 
         .unwrap();
     let text = String::from_utf8_lossy(&out).into_owned();
     let status = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -46,12 +49,28 @@ async fn http_post_counts_requests_items_and_bytes_per_signal() {
     let sink = sink(None).await;
     let traces = shape::encode(&shape::trace_request(10)).unwrap();
     let logs = shape::encode(&shape::logs_request(3)).unwrap();
-    assert_eq!(http(sink.http_addr(), "POST", "/v1/traces", &traces).await.0, 200);
-    assert_eq!(http(sink.http_addr(), "POST", "/v1/traces", &traces).await.0, 200);
-    assert_eq!(http(sink.http_addr(), "POST", "/v1/logs", &logs).await.0, 200);
+    assert_eq!(
+        http(sink.http_addr(), "POST", "/v1/traces", &traces)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        http(sink.http_addr(), "POST", "/v1/traces", &traces)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        http(sink.http_addr(), "POST", "/v1/logs", &logs).await.0,
+        200
+    );
     let snap = sink.snapshot();
     let t = snap.signal(Signal::Traces);
-    assert_eq!((t.requests, t.items, t.bytes, t.errors), (2, 20, 2 * traces.len() as u64, 0));
+    assert_eq!(
+        (t.requests, t.items, t.bytes, t.errors),
+        (2, 20, 2 * traces.len() as u64, 0)
+    );
     let l = snap.signal(Signal::Logs);
     assert_eq!((l.requests, l.items, l.bytes), (1, 3, logs.len() as u64));
     assert_eq!(snap.items(), 23);
@@ -100,7 +119,10 @@ async fn oversized_bodies_are_refused_with_413() {
     .await
     .unwrap();
     let big = shape::encode(&shape::trace_request(2)).unwrap();
-    assert_eq!(http(sink.http_addr(), "POST", "/v1/traces", &big).await.0, 413);
+    assert_eq!(
+        http(sink.http_addr(), "POST", "/v1/traces", &big).await.0,
+        413
+    );
     assert_eq!(sink.snapshot().signal(Signal::Traces).errors, 1);
 }
 
@@ -144,7 +166,14 @@ async fn stats_endpoint_returns_the_counts_as_json() {
 
 #[test]
 fn flags_set_addresses_and_limits() {
-    let args = ["--grpc", "127.0.0.1:4317", "--expect", "1000", "--max-secs", "2.5"];
+    let args = [
+        "--grpc",
+        "127.0.0.1:4317",
+        "--expect",
+        "1000",
+        "--max-secs",
+        "2.5",
+    ];
     let cfg = SinkConfig::from_args(args.map(String::from)).unwrap();
     assert_eq!(cfg.grpc.port(), 4317);
     assert_eq!(cfg.http.port(), 0);

@@ -40,6 +40,21 @@ pub struct AdminState {
 
 /// The admin server's settings; [`bind`](AdminServer::bind) with the defaults
 /// or [`listen`](AdminServer::listen) with these.
+///
+/// ```
+/// use std::{net::SocketAddr, sync::Arc};
+/// use otlp_observability::{AdminServer, AdminState, HealthChecker, SelfMetrics};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), otlp_observability::ObservabilityError> {
+/// let state = AdminState::new(Arc::new(SelfMetrics::new()), HealthChecker::new());
+/// let bound = AdminServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), state).await?;
+/// assert_ne!(bound.local_addr().port(), 0);
+/// // Serve until the shutdown future completes (here: at once).
+/// bound.serve(async {}).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct AdminServer {
     addr: SocketAddr,

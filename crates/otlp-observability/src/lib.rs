@@ -9,14 +9,38 @@
 //! # Example
 //!
 //! ```
+//! use std::sync::Arc;
 //! use otlp_core::{Observer, Signal};
-//! use otlp_observability::SelfMetrics;
+//! use otlp_observability::{
+//!     ExporterCheck, HealthChecker, HealthStatus, QueueCheck, SelfMetrics, Stage, StageProfiler,
+//! };
 //!
-//! let metrics = SelfMetrics::new();
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), otlp_observability::ObservabilityError> {
+//! // The pipeline reports item accounting through `Observer`.
+//! let metrics = Arc::new(SelfMetrics::new());
 //! metrics.accepted(Signal::Traces, 3);
-//! assert!(metrics.encode_text()?.contains("otlp_items_accepted_total{signal=\"traces\"} 3"));
-//! # Ok::<(), otlp_observability::ObservabilityError>(())
+//! metrics.sent(Signal::Traces, 3);
+//! assert!(metrics.encode_text()?.contains("otlp_items_sent_total{signal=\"traces\"} 3"));
+//!
+//! // Health checks read the state the `Metrics` layer and the queue feed.
+//! let health = HealthChecker::new()
+//!     .with_check(ExporterCheck::new(metrics.exporter_health()))
+//!     .with_check(QueueCheck::from_metrics(metrics.clone()));
+//! let report = health.check_readiness().await;
+//! assert_eq!(report.status, HealthStatus::Healthy);
+//! assert_eq!(report.http_status(), 200);
+//!
+//! // The stage profiler times each step of an export.
+//! let profiler = StageProfiler::new();
+//! drop(profiler.time(Stage::Encode));
+//! assert_eq!(profiler.report().stage(Stage::Encode).count, 1);
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! The admin server (feature `admin`) serves all of it:
+//! `AdminServer::bind(addr, AdminState::new(metrics, health)).await?.serve(shutdown)`.
 //!
 //! # Feature flags
 //!

@@ -77,6 +77,7 @@ pub struct SelfMetrics {
     registry: Registry,
     requests: Family<Labels2, Counter>,
     request_duration: HistogramFamily,
+    known: [KnownSignal; 3],
     errors: Family<Labels2, Counter>,
     active_connections: Gauge,
     memory: Gauge,
@@ -99,6 +100,14 @@ pub struct SelfMetrics {
     last_success: Gauge<f64, AtomicU64>,
     exporter: ExporterHealth,
     cpu_sampler: CpuSampler,
+}
+
+/// Pre-resolved request series of one signal.
+struct KnownSignal {
+    ok: Counter,
+    duration: Histogram,
+    failed: [Counter; ERROR_KINDS.len()],
+    errors: [Counter; ERROR_KINDS.len()],
 }
 
 /// Decrements the in-flight gauge when dropped.
@@ -156,13 +165,20 @@ impl SelfMetrics {
         );
         // Pre-create the series of the three signals so that alerts and
         // dashboards see zeros, not absent series, before the first export.
-        for signal in Signal::ALL.map(Signal::as_str) {
-            requests.get_or_create_owned(&[("signal", signal), ("outcome", "ok")]);
-            request_duration.get_or_create_owned(&[("signal", signal)]);
-            for kind in ERROR_KINDS {
-                errors.get_or_create_owned(&[("signal", signal), ("kind", kind)]);
+        // The handles are kept, so recording a request of a known signal
+        // skips the families' locked label lookup.
+        let known = Signal::ALL.map(|signal| {
+            let signal = signal.as_str();
+            KnownSignal {
+                ok: requests.get_or_create_owned(&[("signal", signal), ("outcome", "ok")]),
+                duration: request_duration.get_or_create_owned(&[("signal", signal)]),
+                failed: ERROR_KINDS.map(|kind| {
+                    requests.get_or_create_owned(&[("signal", signal), ("outcome", kind)])
+                }),
+                errors: ERROR_KINDS
+                    .map(|kind| errors.get_or_create_owned(&[("signal", signal), ("kind", kind)])),
             }
-        }
+        });
         let active_connections = Gauge::default();
         register(
             &mut registry,
@@ -308,6 +324,7 @@ impl SelfMetrics {
             registry,
             requests,
             request_duration,
+            known,
             errors,
             active_connections,
             memory,
@@ -342,6 +359,27 @@ impl SelfMetrics {
     /// Records one finished export request of kind `label` (the signal) with
     /// its `outcome` (`"ok"` or an error class) and duration.
     pub fn record_request(&self, label: &'static str, outcome: &'static str, duration: Duration) {
+        if let Some(known) = Signal::ALL
+            .iter()
+            .position(|s| s.as_str() == label)
+            .and_then(|i| self.known.get(i))
+        {
+            if outcome == "ok" {
+                known.duration.observe(duration.as_secs_f64());
+                known.ok.inc();
+                return;
+            }
+            if let Some(k) = ERROR_KINDS.iter().position(|k| *k == outcome) {
+                known.duration.observe(duration.as_secs_f64());
+                known.failed[k].inc();
+                known.errors[k].inc();
+                return;
+            }
+        }
+        self.record_request_slow(label, outcome, duration);
+    }
+
+    fn record_request_slow(&self, label: &'static str, outcome: &'static str, duration: Duration) {
         self.requests
             .get_or_create(&[("signal", label), ("outcome", outcome)])
             .inc();
@@ -366,6 +404,9 @@ impl SelfMetrics {
     }
 
     /// Counts items the collector rejected in a partial success.
+    ///
+    /// [`Observer::failed`] with [`FailReason::Rejected`] already counts
+    /// here; call this only for rejections not reported through the observer.
     pub fn record_partial_success(&self, signal: Signal, rejected: u64) {
         self.rejected[signal.index()].inc_by(rejected);
     }

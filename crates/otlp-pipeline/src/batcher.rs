@@ -10,9 +10,31 @@ use crate::item::{Group, Item, len_field_size, put_len_header};
 /// Upper bound of a tag plus a length varint: what a new entry may add at cut time.
 const ENTRY_OVERHEAD: u64 = 11;
 
-/// The open batch of one signal.
+/// The open batch of one signal, grouped by resource and scope.
+///
+/// Each item's encoded body is appended to its (resource, scope) buffer as it
+/// arrives, so the memory held is the encoded size; [`Batcher::cut`] writes
+/// the `Resource*` (field 1) and `Scope*` (field 2) length headers around the
+/// buffers, in one pass with one allocation. The [`Pipeline`](crate::Pipeline)
+/// runs one per signal; it is public for producers that batch on their own.
+///
+/// ```
+/// use bytes::Bytes;
+/// use otlp_core::Signal;
+/// use otlp_pipeline::{Batcher, Group, Item};
+///
+/// let mut b = Batcher::new(Signal::Logs);
+/// let item = Item::new(Signal::Logs, Group::empty(), Group::empty(), Bytes::from_static(b"\x09\x01\0\0\0\0\0\0\0"), 1);
+/// b.push(item.clone());
+/// b.push(item);
+/// let batch = b.cut().expect("two items were pushed");
+/// assert_eq!(batch.items(), 2);
+/// assert_eq!(otlp_core::count_items(Signal::Logs, batch.bytes())?, 2);
+/// assert!(b.cut().is_none(), "never an empty request");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
-pub(crate) struct Batcher {
+pub struct Batcher {
     signal: Signal,
     resources: Vec<ResourceBuf>,
     /// Already-encoded requests from the raw path, appended after the grouped items.
@@ -40,7 +62,8 @@ struct ScopeBuf {
 // === impl Batcher ===
 
 impl Batcher {
-    pub(crate) fn new(signal: Signal) -> Self {
+    /// An empty batcher for `signal`.
+    pub fn new(signal: Signal) -> Self {
         Self {
             signal,
             resources: Vec::new(),
@@ -51,15 +74,18 @@ impl Batcher {
         }
     }
 
-    pub(crate) fn items(&self) -> u64 {
+    /// Items in the open batch.
+    pub fn items(&self) -> u64 {
         self.items
     }
 
-    pub(crate) fn charged(&self) -> u64 {
+    /// An upper bound of the open batch's encoded size (what the memory limit counts).
+    pub fn charged(&self) -> u64 {
         self.charged
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether no batch is open.
+    pub fn is_empty(&self) -> bool {
         self.resources.is_empty() && self.raw.is_empty()
     }
 
@@ -67,8 +93,8 @@ impl Batcher {
         self.started
     }
 
-    /// The bytes `item` would add to the memory budget (at most).
-    pub(crate) fn cost(&self, item: &Item) -> u64 {
+    /// The bytes `item` would add to [`Batcher::charged`] (at most).
+    pub fn cost(&self, item: &Item) -> u64 {
         let mut cost = item.encoded_len() as u64;
         match self
             .resources
@@ -85,8 +111,14 @@ impl Batcher {
         cost
     }
 
+    /// Appends `item` to its (resource, scope) buffer. The item's signal is not checked.
+    pub fn push(&mut self, item: Item) {
+        let cost = self.cost(&item);
+        self.push_costed(item, cost);
+    }
+
     /// Appends `item`; `cost` is what [`Batcher::cost`] returned for it.
-    pub(crate) fn push(&mut self, item: Item, cost: u64) {
+    pub(crate) fn push_costed(&mut self, item: Item, cost: u64) {
         self.started.get_or_insert_with(Instant::now);
         self.items += item.count;
         self.charged += cost;
@@ -122,17 +154,22 @@ impl Batcher {
         s.buf.extend_from_slice(&item.body);
     }
 
-    /// Appends an already-encoded request.
-    pub(crate) fn push_raw(&mut self, batch: Batch) {
+    /// Appends an already-encoded request (joined by appending its bytes).
+    pub fn push_raw(&mut self, batch: Batch) {
         self.started.get_or_insert_with(Instant::now);
         self.items += batch.items();
         self.charged += batch.byte_size() as u64;
         self.raw.push(batch);
     }
 
-    /// Cuts the open batch, returning it with the bytes that were charged for
-    /// it, or `None` when nothing is open (an empty request is never emitted).
-    pub(crate) fn cut(&mut self) -> Option<(Batch, u64)> {
+    /// Cuts the open batch, or returns `None` when nothing is open (an empty
+    /// request is never emitted).
+    pub fn cut(&mut self) -> Option<Batch> {
+        self.cut_charged().map(|(b, _)| b)
+    }
+
+    /// Cuts the open batch, returning it with the bytes that were charged for it.
+    pub(crate) fn cut_charged(&mut self) -> Option<(Batch, u64)> {
         if self.is_empty() {
             return None;
         }

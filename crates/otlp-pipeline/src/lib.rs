@@ -71,6 +71,7 @@ mod pipeline;
 mod stats;
 
 pub use self::{
+    batcher::Batcher,
     config::{BatchConfig, DiskQueueConfig, FsyncPolicy, Overflow, PipelineConfig, QueueConfig},
     error::{PipelineError, TrySendError},
     item::{Group, Item},

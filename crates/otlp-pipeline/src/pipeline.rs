@@ -571,10 +571,17 @@ impl Shared {
             self.counters.dropped(signal, DropReason::Shutdown, items);
             return Err(Refused::Dropped(TrySendError::Closed));
         }
-        let cost = match &input {
-            Input::Item(i) => core.batchers[signal.index()].cost(i),
+        let cost_of = |b: &Batcher, input: &Input| match input {
+            Input::Item(i) => b.cost(i),
             Input::Raw(b) => b.byte_size() as u64,
         };
+        let mut cost = cost_of(&core.batchers[signal.index()], &input);
+        let batcher = &core.batchers[signal.index()];
+        if !batcher.is_empty() && batcher.charged() + cost > self.config.batch.max_batch_bytes {
+            self.cut(core, signal);
+            // A fresh batch has no group entries yet: the item costs their headers.
+            cost = cost_of(&core.batchers[signal.index()], &input);
+        }
         if cost > q.max_bytes || items > q.max_items {
             self.counters.accepted(signal, items);
             self.counters.dropped(signal, DropReason::Oversized, items);
@@ -582,10 +589,6 @@ impl Shared {
                 bytes: cost,
                 limit: q.max_bytes,
             }));
-        }
-        let batcher = &core.batchers[signal.index()];
-        if !batcher.is_empty() && batcher.charged() + cost > self.config.batch.max_batch_bytes {
-            self.cut(core, signal);
         }
         // Make room, per policy. Bounded: each turn evicts one queued batch.
         while core.mem_bytes + cost > q.max_bytes || core.mem_items + items > q.max_items {
@@ -598,6 +601,7 @@ impl Shared {
                     core.release(b.signal(), b.items(), b.byte_size() as u64);
                     self.counters
                         .dropped(b.signal(), DropReason::Evicted, b.items());
+                    self.publish(core, b.signal());
                 }
                 None if may_wait && matches!(q.overflow, Overflow::Block { .. }) => {
                     return Err(Refused::Wait(input));
@@ -618,7 +622,7 @@ impl Shared {
         core.mem_held[signal.index()] += cost;
         let batcher = &mut core.batchers[signal.index()];
         match input {
-            Input::Item(i) => batcher.push(i, cost),
+            Input::Item(i) => batcher.push_costed(i, cost),
             Input::Raw(b) => batcher.push_raw(b),
         }
         if batcher.items() >= self.config.batch.max_batch_size {
@@ -656,7 +660,7 @@ impl Shared {
 
     /// Cuts `signal`'s open batch and queues it (on disk when configured).
     fn cut(&self, core: &mut Core, signal: Signal) {
-        let Some((batch, charged)) = core.batchers[signal.index()].cut() else {
+        let Some((batch, charged)) = core.batchers[signal.index()].cut_charged() else {
             return;
         };
         let size = batch.byte_size() as u64;

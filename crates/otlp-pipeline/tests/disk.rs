@@ -309,14 +309,14 @@ async fn block_policy_keeps_batches_in_memory_while_the_disk_is_full() {
         10,
         4096,
         Overflow::Block {
-            deadline: Duration::from_millis(20),
+            deadline: Duration::from_millis(5),
         },
     );
     c.queue.max_items = 200;
     let p = Pipeline::builder(c).build(stalled()).unwrap();
     let tx = p.sender();
     let mut timeouts = 0;
-    for i in 0..1000 {
+    for i in 0..400 {
         if tx.send(item(i)).await.is_err() {
             timeouts += 1;
         }
@@ -428,7 +428,7 @@ fn disk_queue_delivers_every_acknowledged_item_after_sigkill() {
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(n) => {
                 acked = Some(n);
-                if n >= 3000 {
+                if n >= 2000 {
                     break;
                 }
             }

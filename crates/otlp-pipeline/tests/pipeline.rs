@@ -144,9 +144,14 @@ fn build_outside_a_runtime_is_an_error_not_a_panic() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn invalid_config_is_refused_with_every_problem() {
-    let mut c = PipelineConfig::default();
-    c.workers = 0;
-    c.batch.batch_timeout = Duration::ZERO;
+    let c = PipelineConfig {
+        workers: 0,
+        batch: BatchConfig {
+            batch_timeout: Duration::ZERO,
+            ..BatchConfig::default()
+        },
+        ..PipelineConfig::default()
+    };
     let err = Pipeline::builder(c).build(ok_service()).unwrap_err();
     let PipelineError::InvalidConfig { problems } = err else {
         panic!("wrong error");
@@ -692,4 +697,21 @@ proptest! {
             assert_eq!(tally.failed.load(Ordering::Relaxed), total.failed_total());
         });
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn item_larger_than_the_whole_queue_is_dropped_as_oversized() {
+    let p = Pipeline::builder(config(10, 1000, 256, Overflow::Block {
+        deadline: Duration::from_secs(1),
+    }))
+    .build(ok_service())
+    .unwrap();
+    let mut big = span_item(Signal::Traces, 1);
+    big.body = Bytes::from(vec![0x2a; 300]);
+    let err = p.sender().send(big).await.unwrap_err();
+    assert!(matches!(err, TrySendError::Oversized { limit: 256, .. }), "{err}");
+    assert!(err.to_string().contains("raise queue.max_bytes"), "{err}");
+    let s = p.stats();
+    assert_eq!(s.signal(Signal::Traces).dropped(DropReason::Oversized), 1);
+    assert_adds_up(&s);
 }

@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest,
     trace::v1::{ResourceSpans, ScopeSpans, Span},
 };
-use otlp_core::{Batch, Classify, ExportResponse, Payload, Retryability, Signal};
+use otlp_core::{Batch, Classify, ExportResponse, Retryability, Signal};
 use otlp_resilience::{
     AdaptiveConcurrencyLayer, ConcurrencyPolicy, RecoveryLayer, RetryBudget, RetryLayer,
     RetryPolicy, RetryStats,
@@ -136,6 +136,13 @@ async fn full_stack_accounts_for_every_span_through_splits_retries_and_rejection
     let sevens = received.keys().filter(|n| n.ends_with('7')).count() as u64;
     assert_eq!(answer.response().unwrap().rejected, sevens);
     assert!(stats.retries() > 0, "the flaky collector was retried");
-    assert!(recovery.stats().strategy("split_too_large").unwrap().applied >= 3);
+    assert!(
+        recovery
+            .stats()
+            .strategy("split_too_large")
+            .unwrap()
+            .applied
+            >= 3
+    );
     assert_eq!(concurrency.handle().in_flight(), 0);
 }

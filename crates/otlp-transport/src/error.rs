@@ -231,12 +231,12 @@ impl Classify for TransportError {
             } => http_retryability(*status, *retry_after),
             TransportError::RequestTooLarge { .. } => Retryability::TooLarge,
             TransportError::Connect { step, .. } => match step {
-                // A certificate or protocol problem does not heal by resending;
-                // it needs an operator.
-                ConnectStep::TlsHandshake | ConnectStep::ProtocolMismatch => {
-                    Retryability::Permanent
-                }
-                ConnectStep::Dns
+                // A certificate problem does not heal by resending; it needs an
+                // operator. A protocol mismatch is retried: an HTTP/2 connection
+                // closed early looks the same, and dropping data on a guess is worse.
+                ConnectStep::TlsHandshake => Retryability::Permanent,
+                ConnectStep::ProtocolMismatch
+                | ConnectStep::Dns
                 | ConnectStep::Refused
                 | ConnectStep::ConnectTimeout
                 | ConnectStep::Tcp => Retryability::Retryable,

@@ -144,7 +144,7 @@ async fn grpc_response_over_cap_is_refused() {
     let huge = Bytes::from(vec![0u8; 5 * 1024 * 1024]);
     let (addr, _rx) = serve(true, Arc::new(move |_| Reply::GrpcOk(huge.clone()))).await;
     let err = exporter(format!("http://{addr}")).send(trace_batch(1)).await.unwrap_err();
-    assert!(matches!(err, TransportError::GrpcStatus { code: 8, .. }), "{err}");
+    assert!(matches!(err, TransportError::ResponseTooLarge { .. }), "{err}");
     assert_eq!(err.classify(), Retryability::Permanent);
 }
 

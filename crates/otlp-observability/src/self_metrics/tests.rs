@@ -113,3 +113,19 @@ fn scrape_reads_process_memory_from_the_os() {
     let value: f64 = line.split(' ').nth(1).unwrap().parse().unwrap();
     assert!(value > 0.0, "{line}");
 }
+
+#[test]
+fn requests_of_known_and_unknown_labels_are_counted_once() {
+    let m = SelfMetrics::new();
+    m.record_request("traces", "ok", Duration::from_millis(1));
+    m.record_request("traces", "too_large", Duration::from_millis(1));
+    m.record_request("traces", "odd_outcome", Duration::from_millis(1));
+    m.record_request("request", "ok", Duration::from_millis(1));
+    let text = m.encode_text().unwrap();
+    assert!(text.contains("otlp_requests_total{signal=\"traces\",outcome=\"ok\"} 1"));
+    assert!(text.contains("otlp_requests_total{signal=\"traces\",outcome=\"too_large\"} 1"));
+    assert!(text.contains("otlp_errors_total{signal=\"traces\",kind=\"too_large\"} 1"));
+    assert!(text.contains("otlp_requests_total{signal=\"traces\",outcome=\"odd_outcome\"} 1"));
+    assert!(text.contains("otlp_request_duration_seconds_count{signal=\"traces\"} 3"));
+    assert!(text.contains("otlp_request_duration_seconds_count{signal=\"request\"} 1"));
+}

@@ -66,15 +66,14 @@ fn cut_traces_decode_to_grouped_request() {
             Bytes::from(span(i).encode_to_vec()),
             1,
         );
-        let cost = b.cost(&item);
-        b.push(item, cost);
+        b.push(item);
         match expected.iter_mut().find(|(er, es, _)| *er == r && *es == s) {
             Some(e) => e.2.push(span(i)),
             None => expected.push((r, s, vec![span(i)])),
         }
     }
     let charged_before = b.charged();
-    let (batch, charged) = b.cut().unwrap();
+    let (batch, charged) = b.cut_charged().unwrap();
     assert!(b.is_empty());
     assert!(b.cut().is_none(), "an empty batcher never emits a request");
     assert_eq!(charged, charged_before);
@@ -139,10 +138,9 @@ fn raw_requests_are_appended_after_items_and_merge() {
         Bytes::from(log(1).encode_to_vec()),
         1,
     );
-    let cost = b.cost(&item);
-    b.push(item, cost);
+    b.push(item);
     b.push_raw(Batch::from_encoded(Signal::Logs, Bytes::from(raw.encode_to_vec())).unwrap());
-    let (batch, _) = b.cut().unwrap();
+    let batch = b.cut().unwrap();
     assert_eq!(batch.items(), 3);
     let decoded = ExportLogsServiceRequest::decode(batch.bytes().clone()).unwrap();
     assert_eq!(decoded.resource_logs.len(), 2);
@@ -173,10 +171,9 @@ fn metric_items_count_their_data_points() {
             Bytes::from(metric.encode_to_vec()),
             3,
         );
-        let cost = b.cost(&item);
-        b.push(item, cost);
+        b.push(item);
     }
-    let (batch, _) = b.cut().unwrap();
+    let batch = b.cut().unwrap();
     assert_eq!(batch.items(), 6);
     assert_eq!(
         otlp_core::count_items(Signal::Metrics, batch.bytes()).unwrap(),

@@ -18,7 +18,11 @@ pub struct RecoveryLayer {
 
 impl RecoveryLayer {
     /// The most resends (`Resend` and `Reconnect` actions) one request may use.
-    pub const DEFAULT_MAX_RESENDS: u32 = 3;
+    ///
+    /// One: below this layer sits [`Retry`](crate::Retry), so each resend is a
+    /// whole retry cycle again, and more than one would multiply the retry
+    /// policy's elapsed budget.
+    pub const DEFAULT_MAX_RESENDS: u32 = 1;
 
     /// A layer trying `strategies` in order.
     pub fn new(strategies: Vec<Arc<dyn RecoveryStrategy>>) -> Self {

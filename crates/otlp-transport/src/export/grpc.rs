@@ -183,7 +183,15 @@ impl Shared {
             }
             let text = chain_text(source);
             let lower = text.to_ascii_lowercase();
-            if lower.contains("frame") || lower.contains("http2") || lower.contains("h2 protocol") || lower.contains("preface") {
+            // An HTTP/1-only peer either answers the HTTP/2 preface with an
+            // HTTP/1 response (a frame error for us) or closes the connection
+            // while we still write the preface (a broken pipe).
+            let h2_rejected = lower.contains("frame")
+                || lower.contains("http2")
+                || lower.contains("h2 protocol")
+                || lower.contains("preface")
+                || (lower.contains("connection error") && lower.contains("broken pipe"));
+            if h2_rejected {
                 return TransportError::Connect {
                     endpoint,
                     step: ConnectStep::ProtocolMismatch,
@@ -200,6 +208,12 @@ impl Shared {
             };
         }
         let message = status.message();
+        if message.contains("decoded message length too large") {
+            return TransportError::ResponseTooLarge {
+                endpoint,
+                limit: MAX_RESPONSE_BYTES,
+            };
+        }
         if message.contains("grpc-status header missing") || message.contains("invalid content-type") {
             return TransportError::Connect {
                 endpoint,

@@ -122,6 +122,7 @@ mod tests {
                         start_time_unix_nano: 1_700_000_000_000_000_001,
                         attributes: vec![KeyValue {
                             key: "n".into(),
+                            key_strindex: 0,
                             value: Some(AnyValue {
                                 value: Some(any_value::Value::IntValue(-7)),
                             }),

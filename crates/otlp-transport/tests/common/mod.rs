@@ -175,6 +175,7 @@ pub fn trace_batch(n: usize) -> Batch {
             end_time_unix_nano: 1_700_000_000_000_100_000 + i as u64,
             attributes: vec![KeyValue {
                 key: "i".into(),
+                key_strindex: 0,
                 value: Some(AnyValue {
                     value: Some(any_value::Value::IntValue(i as i64)),
                 }),

@@ -31,6 +31,8 @@ pub enum Mode {
     NeverReady,
     /// The call waits until the notify fires.
     Block(Arc<Notify>),
+    /// The first `n` calls fail with this classification, later calls are accepted.
+    FailFirst(Arc<std::sync::atomic::AtomicUsize>, Retryability),
 }
 
 #[derive(Debug)]
@@ -92,6 +94,16 @@ impl tower::Service<Batch> for Recorder {
         Box::pin(async move {
             match mode {
                 Mode::Fail(r) => return Err(InnerError(r)),
+                Mode::FailFirst(left, r) => {
+                    let dec = left.fetch_update(
+                        std::sync::atomic::Ordering::SeqCst,
+                        std::sync::atomic::Ordering::SeqCst,
+                        |n| n.checked_sub(1),
+                    );
+                    if dec.is_ok() {
+                        return Err(InnerError(r));
+                    }
+                }
                 Mode::Block(n) => n.notified().await,
                 _ => {}
             }

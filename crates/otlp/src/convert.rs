@@ -1,0 +1,122 @@
+//! Maps otlp-config's plain structs onto each component's settings. The
+//! components know nothing of each other or of the config format; this is the
+//! one place that translates.
+
+use std::time::Duration;
+
+use otlp_config::Config;
+use otlp_core::Signal;
+use otlp_pipeline::{
+    BatchConfig, DiskQueueConfig, FsyncPolicy, Overflow, PipelineConfig, QueueConfig,
+};
+use otlp_resilience::{ConcurrencyPolicy, RetryPolicy};
+use otlp_transport::{Compression, ExporterConfig, Protocol, TlsConfig};
+
+use crate::OtlpError;
+
+/// How long the `block` overflow policy waits for room before dropping.
+///
+/// The config has no key for it: it is the signal's export timeout, the time
+/// a producer would otherwise have waited on the network.
+fn block_deadline(config: &Config) -> Duration {
+    config.signal(Signal::Traces).timeout
+}
+
+/// The exporter settings of one signal.
+pub(crate) fn exporter_config(config: &Config, signal: Signal) -> ExporterConfig {
+    let sc = config.signal(signal);
+    let mut ec = ExporterConfig {
+        endpoint: sc.endpoint.clone(),
+        additional_endpoints: config.endpoints.clone(),
+        protocol: match sc.protocol {
+            otlp_config::Protocol::Grpc => Protocol::Grpc,
+            otlp_config::Protocol::HttpProtobuf => Protocol::HttpProtobuf,
+            otlp_config::Protocol::HttpJson => Protocol::HttpJson,
+        },
+        headers: sc.headers.clone(),
+        timeout: sc.timeout,
+        connect_timeout: config.connect_timeout,
+        compression: match sc.compression {
+            otlp_config::Compression::None => Compression::None,
+            otlp_config::Compression::Gzip => Compression::Gzip,
+            otlp_config::Compression::Zstd => Compression::Zstd,
+        },
+        tls: TlsConfig {
+            ca_file: sc.tls.ca_file.clone(),
+            cert_file: sc.tls.cert_file.clone(),
+            key_file: sc.tls.key_file.clone(),
+            insecure: sc.tls.insecure,
+        },
+        ..ExporterConfig::default()
+    };
+    // Extra upstreams take the signal's HTTP path as the main endpoint does.
+    if ec.protocol != Protocol::Grpc {
+        for e in &mut ec.additional_endpoints {
+            if !e.trim_end_matches('/').ends_with(signal.http_path()) {
+                *e = format!("{}{}", e.trim_end_matches('/'), signal.http_path());
+            }
+        }
+    }
+    ec
+}
+
+pub(crate) fn retry_policy(config: &Config) -> Result<RetryPolicy, OtlpError> {
+    let r = &config.retry;
+    RetryPolicy::builder()
+        .with_initial_backoff(r.initial_backoff)
+        .with_max_backoff(r.max_backoff)
+        .with_multiplier(r.multiplier)
+        .with_jitter(r.jitter)
+        .with_max_retries(Some(r.max_retries))
+        .with_max_elapsed(r.max_elapsed)
+        .build()
+        .map_err(OtlpError::Resilience)
+}
+
+pub(crate) fn concurrency_policy(config: &Config) -> Result<ConcurrencyPolicy, OtlpError> {
+    let t = &config.tuning;
+    let (min, max) = if t.adaptive {
+        (t.min_concurrency, t.max_concurrency)
+    } else {
+        (t.max_concurrency, t.max_concurrency)
+    };
+    ConcurrencyPolicy::builder()
+        .with_min_concurrency(min)
+        .with_max_concurrency(max)
+        .with_initial_concurrency(min.max(1))
+        .build()
+        .map_err(OtlpError::Resilience)
+}
+
+pub(crate) fn pipeline_config(config: &Config) -> PipelineConfig {
+    let q = &config.queue;
+    PipelineConfig {
+        batch: BatchConfig {
+            max_batch_size: config.batch.max_batch_size as u64,
+            max_batch_bytes: config.batch.max_batch_bytes,
+            batch_timeout: config.batch.batch_timeout,
+        },
+        queue: QueueConfig {
+            max_items: q.max_items as u64,
+            // The memory limit caps what the queue may hold, whatever the queue says.
+            max_bytes: q.max_bytes.min(config.memory_limit),
+            overflow: match q.overflow {
+                otlp_config::Overflow::DropNewest => Overflow::DropNewest,
+                otlp_config::Overflow::DropOldest => Overflow::DropOldest,
+                otlp_config::Overflow::Block => Overflow::Block {
+                    deadline: block_deadline(config),
+                },
+            },
+            persistent: q.persistent.as_ref().map(|p| DiskQueueConfig {
+                dir: p.dir.clone(),
+                max_bytes: p.max_bytes,
+                fsync: if p.fsync {
+                    FsyncPolicy::Always
+                } else {
+                    FsyncPolicy::Interval(Duration::from_secs(1))
+                },
+            }),
+        },
+        workers: config.tuning.max_concurrency.max(1),
+    }
+}

@@ -1,0 +1,182 @@
+//! `Otlp`, the assembled exporter, and its builder.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use otlp_config::{Config, ConfigFile, Env, Flags, Sources};
+use otlp_core::{Batch, Observer};
+use otlp_observability::SelfMetrics;
+use otlp_pipeline::{Item, Pipeline, Sender, ShutdownReport, Stats, TrySendError};
+use otlp_resilience::ConcurrencyHandle;
+
+use crate::{OtlpError, convert, stack};
+
+/// The assembled exporter: pipeline, export stack and self-metrics.
+///
+/// Cheap handles to feed it come from [`Otlp::sender`]; everything it
+/// accepted is accounted in [`Otlp::stats`] and its metrics.
+#[derive(Debug)]
+pub struct Otlp {
+    pipeline: Pipeline,
+    metrics: Arc<SelfMetrics>,
+    config: Config,
+    concurrency: Vec<ConcurrencyHandle>,
+}
+
+/// Builds an [`Otlp`] from config sources.
+///
+/// Without any source the defaults apply, then the process environment is
+/// *not* read: call [`OtlpBuilder::with_env`] with `Env::from_process()` to
+/// follow `OTEL_EXPORTER_OTLP_*`.
+#[derive(Debug, Default)]
+pub struct OtlpBuilder {
+    sources: Sources,
+    config: Option<Config>,
+    metrics: Option<Arc<SelfMetrics>>,
+}
+
+// === impl OtlpBuilder ===
+
+impl OtlpBuilder {
+    /// Uses this config as it is (no file, env or flags).
+    pub fn with_config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Reads a YAML config file.
+    ///
+    /// # Errors
+    ///
+    /// Returns [`OtlpError::Config`] when the file cannot be read or is not YAML.
+    pub fn with_config_file(mut self, path: impl AsRef<Path>) -> Result<Self, OtlpError> {
+        self.sources = self.sources.with_file(ConfigFile::read(path)?);
+        Ok(self)
+    }
+
+    /// Takes environment variables from `env` (`Env::from_process()` for the real one).
+    pub fn with_env(mut self, env: Env) -> Self {
+        self.sources = self.sources.with_env(env);
+        self
+    }
+
+    /// Applies command-line style overrides (highest precedence).
+    pub fn with_flags(mut self, flags: Flags) -> Self {
+        self.sources = self.sources.with_flags(flags);
+        self
+    }
+
+    /// Reports into these self-metrics (for example shared with an admin server).
+    pub fn with_metrics(mut self, metrics: Arc<SelfMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Resolves the config and assembles pipeline and stack.
+    ///
+    /// # Errors
+    ///
+    /// [`OtlpError::NoRuntime`] outside a tokio runtime; [`OtlpError::Config`]
+    /// listing every config problem; [`OtlpError::Transport`] when an
+    /// exporter cannot be built (for example an `https://` endpoint without
+    /// the `tls` feature).
+    pub fn build(self) -> Result<Otlp, OtlpError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(OtlpError::NoRuntime);
+        }
+        let config = match self.config {
+            Some(c) => c,
+            None => self.sources.load()?,
+        };
+        let metrics = self.metrics.unwrap_or_default();
+        let stacks = stack::build(&config, &metrics)?;
+        let pipeline_config = convert::pipeline_config(&config);
+        metrics.set_queue_capacity(
+            pipeline_config.queue.max_items,
+            pipeline_config.queue.max_bytes,
+        );
+        let observer: Arc<dyn Observer> = metrics.clone();
+        let pipeline = Pipeline::builder(pipeline_config)
+            .with_observer(observer)
+            .build(stacks.router)?;
+        Ok(Otlp {
+            pipeline,
+            metrics,
+            config,
+            concurrency: stacks.concurrency,
+        })
+    }
+}
+
+// === impl Otlp ===
+
+impl Otlp {
+    /// A builder with default config.
+    pub fn builder() -> OtlpBuilder {
+        OtlpBuilder::default()
+    }
+
+    /// A producer handle (cheap to clone, never waits on the network).
+    pub fn sender(&self) -> Sender {
+        self.pipeline.sender()
+    }
+
+    /// Offers one encoded item; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError`] when the item was not accepted (queue full under a
+    /// drop policy, or shut down); the drop is counted.
+    pub fn try_export(&self, item: Item) -> Result<(), TrySendError> {
+        self.pipeline.sender().try_send(item)
+    }
+
+    /// Offers one already-encoded export request; never blocks.
+    ///
+    /// # Errors
+    ///
+    /// As [`Otlp::try_export`].
+    pub fn try_export_batch(&self, batch: Batch) -> Result<(), TrySendError> {
+        self.pipeline.sender().try_send_batch(batch)
+    }
+
+    /// Waits until everything accepted so far is sent or failed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancelling the wait loses nothing: the pipeline keeps exporting.
+    pub async fn flush(&self) {
+        self.pipeline.flush().await;
+    }
+
+    /// Stops intake, drains within `deadline`, and reports what was left.
+    /// Always returns, even with a dead collector.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        self.pipeline.shutdown(deadline).await
+    }
+
+    /// Item accounting so far.
+    pub fn stats(&self) -> Stats {
+        self.pipeline.stats()
+    }
+
+    /// The self-metrics this exporter reports into.
+    pub fn metrics(&self) -> &Arc<SelfMetrics> {
+        &self.metrics
+    }
+
+    /// The effective config.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The adaptive concurrency limit of each signal's stack (traces, metrics, logs).
+    pub fn concurrency_limits(&self) -> [usize; 3] {
+        let l = |i: usize| self.concurrency.get(i).map_or(0, ConcurrencyHandle::limit);
+        [l(0), l(1), l(2)]
+    }
+
+    /// The pipeline, for callers that need its full API.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+}

@@ -1,0 +1,199 @@
+//! The export stack, assembled in one readable place, top to bottom in request order.
+//!
+//! ```text
+//! Pipeline worker ─► SignalRouter ─► Metrics ─► (fold) ─► Recovery ─► Retry
+//!                     (by signal)                    ─► AdaptiveConcurrency ─► Transport
+//! ```
+
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use otlp_config::Config;
+use otlp_core::{Batch, ExportResponse, Retryability, Signal};
+use otlp_observability::{MetricsLayer, SelfMetrics};
+use otlp_resilience::{
+    AdaptiveConcurrencyLayer, ConcurrencyHandle, GiveUp, Recovered, RecoveryLayer, RetryError,
+    RetryEvents, RetryLayer,
+};
+use otlp_transport::{ExporterBuilder, TransportError};
+use tower::{
+    Service, ServiceBuilder, ServiceExt,
+    util::{BoxCloneSyncService, Oneshot},
+};
+
+use crate::{OtlpError, convert};
+
+/// The error a batch can end with after the whole stack: the transport's
+/// error, possibly wrapped by retry's per-attempt timeout.
+pub type ExportError = RetryError<TransportError>;
+
+/// One signal's export stack, type-erased (the one place generic types are erased).
+pub type ExportService = BoxCloneSyncService<Batch, ExportResponse, ExportError>;
+
+/// Routes each batch to the stack of its signal (each signal may have its own
+/// endpoint, protocol and headers).
+#[derive(Clone, Debug)]
+pub struct SignalRouter {
+    services: [ExportService; 3],
+}
+
+/// What the facade keeps from building the stacks.
+#[derive(Debug)]
+pub(crate) struct Stacks {
+    pub(crate) router: SignalRouter,
+    pub(crate) concurrency: Vec<ConcurrencyHandle>,
+}
+
+/// A no-op that pins a seam to `Service<Batch>`, so a type error names the
+/// layer that broke it instead of the whole stack.
+fn check_service<S: Service<Batch>>(s: S) -> S {
+    s
+}
+
+/// Builds the three signal stacks from config.
+pub(crate) fn build(config: &Config, metrics: &Arc<SelfMetrics>) -> Result<Stacks, OtlpError> {
+    let mut services = Vec::with_capacity(3);
+    let mut concurrency = Vec::with_capacity(3);
+    for signal in Signal::ALL {
+        let (svc, handle) = signal_stack(signal, config, metrics)?;
+        services.push(svc);
+        concurrency.push(handle);
+    }
+    let [t, m, l]: [ExportService; 3] = services
+        .try_into()
+        .map_err(|_| OtlpError::Internal("three signal stacks"))?;
+    Ok(Stacks {
+        router: SignalRouter {
+            services: [t, m, l],
+        },
+        concurrency,
+    })
+}
+
+/// The stack of one signal, outermost layer first.
+fn signal_stack(
+    signal: Signal,
+    config: &Config,
+    metrics: &Arc<SelfMetrics>,
+) -> Result<(ExportService, ConcurrencyHandle), OtlpError> {
+    // Transport: sends the batch's bytes as they are and classifies the answer
+    // per the OTLP spec. It applies the request timeout to each attempt itself.
+    let transport = check_service(
+        ExporterBuilder::from_config(convert::exporter_config(config, signal))
+            .build()
+            .map_err(|source| OtlpError::Transport { signal, source })?,
+    );
+
+    let concurrency = AdaptiveConcurrencyLayer::new(convert::concurrency_policy(config)?);
+    let handle = concurrency.handle();
+
+    let stack = ServiceBuilder::new()
+        // Metrics: outermost, so it records each batch once, with its final
+        // outcome after recovery and retries, and feeds exporter health.
+        .layer(MetricsLayer::new(metrics.clone()))
+        // Recovery answers per part (a split batch can half succeed); fold that
+        // back into one ExportResponse so the pipeline's accounting stays exact.
+        .map_result(fold_recovered)
+        // Recovery: split a too-large batch, reconnect, slow down on throttling
+        // (the built-in strategies, in that order). Outside retry, so each half
+        // of a split batch gets its own retries.
+        .layer(RecoveryLayer::default())
+        // Retry: backoff with jitter, throttle hints, a budget against retry storms.
+        .layer(
+            RetryLayer::new(convert::retry_policy(config)?).with_shared_events(Arc::new(
+                SignalRetryEvents {
+                    signal,
+                    metrics: metrics.clone(),
+                },
+            )),
+        )
+        // Adaptive concurrency: inside retry, so every attempt holds a permit
+        // and every round trip feeds the RTT estimate.
+        .layer(concurrency)
+        .service(transport);
+    let stack = check_service(stack);
+    Ok((BoxCloneSyncService::new(stack), handle))
+}
+
+/// Folds Recovery's answer into one `ExportResponse`: items of parts that
+/// failed for good count as rejected (with the first failure's message). When
+/// nothing was delivered, the first failure is the batch's error.
+fn fold_recovered(
+    res: Result<Recovered<ExportResponse, ExportError>, ExportError>,
+) -> Result<ExportResponse, ExportError> {
+    let recovered = res?;
+    let failed_items = recovered.failed_items();
+    let delivered = recovered.delivered_items();
+    let (response, failed) = recovered.into_parts();
+    match (response, failed.into_iter().next()) {
+        (None, Some(first)) if delivered == 0 => Err(first.error),
+        (response, first) => {
+            let mut response = response.unwrap_or_default();
+            if failed_items > 0 {
+                response.rejected += failed_items;
+                if let Some(first) = first {
+                    if !response.message.is_empty() {
+                        response.message.push_str("; ");
+                    }
+                    response.message.push_str(&format!(
+                        "{failed_items} items failed after the batch was split: {}",
+                        first.error
+                    ));
+                }
+            }
+            Ok(response)
+        }
+    }
+}
+
+/// Feeds retry events of one signal into the self-metrics.
+#[derive(Debug)]
+struct SignalRetryEvents {
+    signal: Signal,
+    metrics: Arc<SelfMetrics>,
+}
+
+impl RetryEvents for SignalRetryEvents {
+    fn on_retry(&self, attempt: u32, delay: Duration, cause: Retryability) {
+        self.metrics.record_retry(self.signal);
+        tracing::debug!(signal = %self.signal, attempt, ?delay, cause = cause.as_str(), "retrying export");
+    }
+
+    fn on_throttle(&self, delay: Duration) {
+        self.metrics.record_throttle(self.signal);
+        tracing::info!(signal = %self.signal, ?delay, "collector asked to slow down");
+    }
+
+    fn on_give_up(&self, reason: GiveUp) {
+        tracing::warn!(signal = %self.signal, reason = reason.as_str(), "giving up on a batch");
+    }
+}
+
+// === impl SignalRouter ===
+
+impl SignalRouter {
+    /// A router over one service per signal (traces, metrics, logs order).
+    pub fn new(services: [ExportService; 3]) -> Self {
+        Self { services }
+    }
+}
+
+impl Service<Batch> for SignalRouter {
+    type Response = ExportResponse;
+    type Error = ExportError;
+    type Future = Oneshot<ExportService, Batch>;
+
+    /// Always ready: which stack is needed is known only in `call`, where the
+    /// chosen stack's own readiness (adaptive concurrency) is awaited.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, batch: Batch) -> Self::Future {
+        let i = batch.signal().index();
+        self.services[i].clone().oneshot(batch)
+    }
+}
