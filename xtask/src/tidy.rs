@@ -71,7 +71,9 @@ fn check_sources(root: &Path, problems: &mut Vec<String>) {
                 continue;
             };
             let r = rel(root, &path);
-            if dir == "crates" && !text.starts_with("//!") {
+            // Inner attributes (`#![allow(..)]`) may come before the `//!` line.
+            let first = text.lines().find(|l| !l.starts_with("#![")).unwrap_or("");
+            if dir == "crates" && !first.starts_with("//!") {
                 problems.push(format!(
                     "{r}: must start with a `//!` line saying what the file is for"
                 ));

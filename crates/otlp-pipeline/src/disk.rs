@@ -35,6 +35,8 @@ pub(crate) struct RecordId {
 #[derive(Debug)]
 struct Pending {
     id: RecordId,
+    /// The pipeline's flush epoch (0 for records recovered at start).
+    epoch: u64,
     len: u64,
     items: u64,
     signal: Signal,
@@ -61,6 +63,7 @@ pub(crate) struct Unreadable {
     pub(crate) signal: Signal,
     pub(crate) items: u64,
     pub(crate) len: u64,
+    pub(crate) epoch: u64,
 }
 
 /// What recovery found on start.
@@ -207,6 +210,7 @@ impl DiskQueue {
             if crc32fast::hash(&payload) == want {
                 self.pending.push_back(Pending {
                     id: RecordId { seq, offset: pos },
+                    epoch: 0,
                     len,
                     items,
                     signal,
@@ -239,8 +243,8 @@ impl DiskQueue {
         Ok(())
     }
 
-    /// Stores `batch` durably (per the fsync policy) at the tail.
-    pub(crate) fn append(&mut self, batch: &Batch) -> Result<(), AppendError> {
+    /// Stores `batch`, cut in flush `epoch`, durably (per the fsync policy) at the tail.
+    pub(crate) fn append(&mut self, batch: &Batch, epoch: u64) -> Result<(), AppendError> {
         let len = batch.byte_size() as u64;
         let rec_len = HEADER + len;
         if self.total_bytes + rec_len > self.max_bytes {
@@ -305,6 +309,7 @@ impl DiskQueue {
         self.dirty = !matches!(self.fsync, FsyncPolicy::Always);
         self.pending.push_back(Pending {
             id,
+            epoch,
             len,
             items: batch.items(),
             signal: batch.signal(),
@@ -339,10 +344,10 @@ impl DiskQueue {
 
     /// Reads the oldest stored record; `Err` is a record that could not be read
     /// back (the caller acknowledges it and counts it as corrupt).
-    pub(crate) fn take(&mut self) -> Option<Result<(RecordId, Batch), Unreadable>> {
+    pub(crate) fn take(&mut self) -> Option<Result<(RecordId, Batch, u64), Unreadable>> {
         let p = self.pending.pop_front()?;
         match self.read(&p) {
-            Ok(bytes) => Some(Ok((p.id, Batch::new(p.signal, bytes, p.items)))),
+            Ok(bytes) => Some(Ok((p.id, Batch::new(p.signal, bytes, p.items), p.epoch))),
             Err(e) => {
                 tracing::warn!(seq = p.id.seq, offset = p.id.offset, error = %e, "disk queue: record unreadable, dropped as corrupt");
                 Some(Err(Unreadable {
@@ -350,6 +355,7 @@ impl DiskQueue {
                     signal: p.signal,
                     items: p.items,
                     len: p.len,
+                    epoch: p.epoch,
                 }))
             }
         }

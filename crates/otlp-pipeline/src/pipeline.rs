@@ -2,7 +2,7 @@
 //! export workers, and the producer handle.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     fmt,
     sync::{
         Arc, Mutex, MutexGuard,
@@ -68,7 +68,11 @@ struct Shared {
 struct Core {
     batchers: [Batcher; 3],
     /// Cut batches waiting in memory (with the disk queue: those the disk could not take).
-    queue: VecDeque<Batch>,
+    queue: VecDeque<(Batch, u64)>,
+    /// The flush epoch: a flush waits for every item admitted in its epoch or before.
+    epoch: u64,
+    /// Unsettled items per epoch (batchers, queue, in flight, disk).
+    outstanding: BTreeMap<u64, u64>,
     /// Items and bytes held in memory: batchers, queue and batches in flight.
     mem_items: u64,
     mem_bytes: u64,
@@ -86,6 +90,7 @@ struct Core {
 struct Flight {
     signal: Signal,
     items: u64,
+    epoch: u64,
     /// Bytes it holds in memory (0 when it came from disk: it was not charged).
     mem_bytes: u64,
     #[cfg(feature = "disk-queue")]
@@ -322,6 +327,8 @@ impl PipelineBuilder {
         let runtime = Handle::try_current().map_err(|_| PipelineError::NoRuntime)?;
         self.config.validate()?;
         let counters = Counters::new(self.observer);
+        #[allow(unused_mut)] // Only the disk queue recovers items.
+        let mut outstanding = BTreeMap::new();
         #[cfg(feature = "disk-queue")]
         let disk = match &self.config.queue.persistent {
             None => None,
@@ -332,6 +339,11 @@ impl PipelineBuilder {
                     counters.recovered(s, rec.recovered[i] + rec.corrupt[i]);
                     counters.dropped(s, DropReason::Corrupt, rec.corrupt[i]);
                     counters.held(s, disk.held(s));
+                }
+                counters.corrupt_records(rec.corrupt_records);
+                let recovered: u64 = rec.recovered.iter().sum();
+                if recovered > 0 {
+                    outstanding.insert(0, recovered);
                 }
                 Some(disk)
             }
@@ -344,6 +356,8 @@ impl PipelineBuilder {
             core: Mutex::new(Core {
                 batchers: Signal::ALL.map(Batcher::new),
                 queue: VecDeque::new(),
+                epoch: 1,
+                outstanding,
                 mem_items: 0,
                 mem_bytes: 0,
                 mem_held: [0; 3],
@@ -480,7 +494,12 @@ impl Sender {
     /// the disk queue it returns the items held in memory.
     pub fn commit(&self) -> u64 {
         self.shared.cut_all(false);
-        self.shared.lock().queue.iter().map(Batch::items).sum()
+        self.shared
+            .lock()
+            .queue
+            .iter()
+            .map(|(b, _)| b.items())
+            .sum()
     }
 }
 
@@ -597,8 +616,10 @@ impl Shared {
                 _ => None,
             };
             match evicted {
-                Some(b) => {
+                Some((b, epoch)) => {
                     core.release(b.signal(), b.items(), b.byte_size() as u64);
+                    leave(&mut core.outstanding, epoch, b.items());
+                    self.settled.notify_waiters();
                     self.counters
                         .dropped(b.signal(), DropReason::Evicted, b.items());
                     self.publish(core, b.signal());
@@ -617,6 +638,7 @@ impl Shared {
             }
         }
         self.counters.accepted(signal, items);
+        *core.outstanding.entry(core.epoch).or_default() += items;
         core.mem_items += items;
         core.mem_bytes += cost;
         core.mem_held[signal.index()] += cost;
@@ -640,11 +662,11 @@ impl Shared {
         };
         let mut moved = false;
         // Bounded: each turn moves one batch or stops.
-        while let Some(front) = core.queue.front() {
-            if disk.append(front).is_err() {
+        while let Some((front, epoch)) = core.queue.front() {
+            if disk.append(front, *epoch).is_err() {
                 break;
             }
-            if let Some(b) = core.queue.pop_front() {
+            if let Some((b, _)) = core.queue.pop_front() {
                 let (signal, items, size) = (b.signal(), b.items(), b.byte_size() as u64);
                 let held = &mut core.mem_held[signal.index()];
                 *held = held.saturating_sub(size);
@@ -664,15 +686,17 @@ impl Shared {
             return;
         };
         let size = batch.byte_size() as u64;
+        let epoch = core.epoch;
         // The charge was an upper bound of the size: give back the difference.
         core.release(signal, 0, charged - size.min(charged));
         #[cfg(feature = "disk-queue")]
         if let Some(disk) = core.disk.as_mut() {
-            match disk.append(&batch) {
+            match disk.append(&batch, epoch) {
                 Ok(()) => {
                     core.release(signal, batch.items(), size);
                     self.space.notify_waiters();
                     self.work.notify_one();
+                    self.counters.depth(signal);
                     return;
                 }
                 Err(e) => {
@@ -686,9 +710,11 @@ impl Shared {
                             "disk queue full: batch dropped (disk_full)"
                         );
                         core.release(signal, batch.items(), size);
+                        leave(&mut core.outstanding, epoch, batch.items());
                         self.counters
                             .dropped(signal, DropReason::DiskFull, batch.items());
                         self.space.notify_waiters();
+                        self.settled.notify_waiters();
                         return;
                     }
                     // `block`: the batch waits in memory, within the memory limit,
@@ -696,12 +722,13 @@ impl Shared {
                 }
             }
         }
-        core.queue.push_back(batch);
+        core.queue.push_back((batch, epoch));
         self.work.notify_one();
+        self.counters.depth(signal);
     }
 
-    /// Cuts every open batch; `close` also stops intake. Returns the number of
-    /// items admitted so far, which `wait_settled` waits for.
+    /// Cuts every open batch and starts a new flush epoch; `close` also stops
+    /// intake. Returns the epoch that ended, which `wait_settled` waits for.
     fn cut_all(&self, close: bool) -> u64 {
         let mut core = self.lock();
         if close {
@@ -718,16 +745,20 @@ impl Shared {
                 d.sync();
             }
         }
-        self.counters.admitted()
+        let epoch = core.epoch;
+        core.epoch += 1;
+        epoch
     }
 
-    async fn wait_settled(&self, target: u64) {
+    /// Waits until no item admitted in `epoch` or before is unsettled.
+    async fn wait_settled(&self, epoch: u64) {
         // Bounded by the caller's deadline; each turn waits for a settlement.
         loop {
             let settled = self.settled.notified();
             tokio::pin!(settled);
             settled.as_mut().enable();
-            if self.counters.settled() >= target {
+            let oldest = self.lock().outstanding.keys().next().copied();
+            if oldest.is_none_or(|e| e > epoch) {
                 return;
             }
             settled.await;
@@ -743,12 +774,13 @@ impl Shared {
             // Bounded: each turn removes one pending record.
             while disk.has_pending() {
                 match disk.take() {
-                    Some(Ok((rid, batch))) => {
+                    Some(Ok((rid, batch, epoch))) => {
                         let id = core.next_id;
                         core.next_id += 1;
                         let flight = Flight {
                             signal: batch.signal(),
                             items: batch.items(),
+                            epoch,
                             mem_bytes: 0,
                             disk: Some((rid, batch.byte_size() as u64)),
                         };
@@ -757,6 +789,7 @@ impl Shared {
                     }
                     Some(Err(bad)) => {
                         disk.ack(bad.id, bad.signal, bad.len);
+                        leave(&mut core.outstanding, bad.epoch, bad.items);
                         self.counters
                             .dropped(bad.signal, DropReason::Corrupt, bad.items);
                         self.settled.notify_waiters();
@@ -765,7 +798,7 @@ impl Shared {
                 }
             }
         }
-        let batch = core.queue.pop_front()?;
+        let (batch, epoch) = core.queue.pop_front()?;
         let id = core.next_id;
         core.next_id += 1;
         core.inflight.insert(
@@ -773,6 +806,7 @@ impl Shared {
             Flight {
                 signal: batch.signal(),
                 items: batch.items(),
+                epoch,
                 mem_bytes: batch.byte_size() as u64,
                 #[cfg(feature = "disk-queue")]
                 disk: None,
@@ -789,6 +823,7 @@ impl Shared {
                 return;
             };
             core.release(f.signal, f.items, f.mem_bytes);
+            leave(&mut core.outstanding, f.epoch, f.items);
             #[cfg(feature = "disk-queue")]
             if let (Some((rid, len)), Some(disk)) = (f.disk, core.disk.as_mut()) {
                 disk.ack(rid, f.signal, len);
@@ -837,10 +872,12 @@ impl Shared {
                 left += f.items;
                 continue;
             }
+            leave(&mut core.outstanding, f.epoch, f.items);
             self.counters
                 .dropped(f.signal, DropReason::Shutdown, f.items);
         }
-        for b in core.queue.drain(..) {
+        for (b, epoch) in core.queue.drain(..) {
+            leave(&mut core.outstanding, epoch, b.items());
             self.counters
                 .dropped(b.signal(), DropReason::Shutdown, b.items());
         }
@@ -908,6 +945,16 @@ impl Core {
         self.mem_bytes = self.mem_bytes.saturating_sub(bytes);
         let held = &mut self.mem_held[signal.index()];
         *held = held.saturating_sub(bytes);
+    }
+}
+
+/// `items` of flush `epoch` were settled.
+fn leave(outstanding: &mut BTreeMap<u64, u64>, epoch: u64, items: u64) {
+    if let Some(n) = outstanding.get_mut(&epoch) {
+        *n = n.saturating_sub(items);
+        if *n == 0 {
+            outstanding.remove(&epoch);
+        }
     }
 }
 

@@ -18,6 +18,9 @@ use otlp_core::{DropReason, FailReason, Observer, Signal};
 pub struct Stats {
     /// Indexed by [`Signal::index`].
     pub signals: [SignalStats; 3],
+    /// Disk-queue records found at start with a damaged header, so that their
+    /// signal and item count are unknown (they are not in any signal's counts).
+    pub corrupt_records: u64,
 }
 
 /// The accounting of one signal.
@@ -64,6 +67,7 @@ pub(crate) struct Counters {
     admitted: AtomicU64,
     /// Items ever settled (sent + dropped + failed), all signals.
     settled: AtomicU64,
+    corrupt_records: AtomicU64,
     observer: Arc<dyn Observer>,
 }
 
@@ -148,6 +152,7 @@ impl Counters {
             signals: Default::default(),
             admitted: AtomicU64::new(0),
             settled: AtomicU64::new(0),
+            corrupt_records: AtomicU64::new(0),
             observer,
         }
     }
@@ -199,6 +204,12 @@ impl Counters {
         self.observer.failed(signal, reason, items);
     }
 
+    /// Records disk records whose items are unknown.
+    #[cfg_attr(not(feature = "disk-queue"), allow(dead_code))]
+    pub(crate) fn corrupt_records(&self, n: u64) {
+        self.corrupt_records.fetch_add(n, Relaxed);
+    }
+
     /// Publishes the bytes held for `signal` (memory and disk).
     pub(crate) fn held(&self, signal: Signal, bytes: u64) {
         self.signals[signal.index()]
@@ -231,7 +242,10 @@ impl Counters {
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
-        let mut stats = Stats::default();
+        let mut stats = Stats {
+            corrupt_records: self.corrupt_records.load(Relaxed),
+            ..Stats::default()
+        };
         for sig in Signal::ALL {
             let s = &self.signals[sig.index()];
             let out = &mut stats.signals[sig.index()];

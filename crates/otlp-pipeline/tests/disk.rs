@@ -236,6 +236,10 @@ async fn garbage_segment_never_stops_the_start() {
     let (got, stats) = deliver_all(dir.path()).await;
     assert!(got.is_empty());
     assert_eq!(stats.total().recovered, 0);
+    assert!(
+        stats.corrupt_records >= 1,
+        "the garbage was counted: {stats:?}"
+    );
     // New data still flows through the same directory.
     let (seen, svc) = recording();
     let p = Pipeline::builder(config(dir.path(), 10, 1 << 30, Overflow::DropNewest))

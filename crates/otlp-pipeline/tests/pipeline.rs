@@ -701,17 +701,63 @@ proptest! {
 
 #[tokio::test(start_paused = true)]
 async fn item_larger_than_the_whole_queue_is_dropped_as_oversized() {
-    let p = Pipeline::builder(config(10, 1000, 256, Overflow::Block {
-        deadline: Duration::from_secs(1),
-    }))
+    let p = Pipeline::builder(config(
+        10,
+        1000,
+        256,
+        Overflow::Block {
+            deadline: Duration::from_secs(1),
+        },
+    ))
     .build(ok_service())
     .unwrap();
     let mut big = span_item(Signal::Traces, 1);
     big.body = Bytes::from(vec![0x2a; 300]);
     let err = p.sender().send(big).await.unwrap_err();
-    assert!(matches!(err, TrySendError::Oversized { limit: 256, .. }), "{err}");
+    assert!(
+        matches!(err, TrySendError::Oversized { limit: 256, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("raise queue.max_bytes"), "{err}");
     let s = p.stats();
     assert_eq!(s.signal(Signal::Traces).dropped(DropReason::Oversized), 1);
     assert_adds_up(&s);
+}
+
+#[tokio::test(start_paused = true)]
+async fn flush_waits_for_earlier_items_even_when_later_ones_settle_first() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let svc = {
+        let gate = gate.clone();
+        tower::service_fn(move |b: Batch| {
+            let gate = gate.clone();
+            async move {
+                let r = ExportTraceServiceRequest::decode(b.bytes().clone()).unwrap();
+                if r.resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano == 0 {
+                    gate.acquire().await.unwrap().forget();
+                }
+                Ok::<_, TestError>(ExportResponse::success())
+            }
+        })
+    };
+    let mut c = config(1, 1000, 1 << 20, Overflow::DropNewest);
+    c.workers = 2;
+    let p = Arc::new(Pipeline::builder(c).build(svc).unwrap());
+    let tx = p.sender();
+    tx.try_send(span_item(Signal::Traces, 0)).unwrap();
+    let flush = tokio::spawn({
+        let p = p.clone();
+        async move { p.flush().await }
+    });
+    tokio::task::yield_now().await;
+    // Later items settle through the other worker while item 0 is stuck.
+    for i in 1..10 {
+        tx.try_send(span_item(Signal::Traces, i)).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(p.stats().signal(Signal::Traces).sent, 9);
+    assert!(!flush.is_finished(), "item 0 is not settled yet");
+    gate.add_permits(1);
+    flush.await.unwrap();
+    assert_eq!(p.stats().signal(Signal::Traces).sent, 10);
 }

@@ -56,3 +56,9 @@ pub use self::export::GrpcExporter;
 #[cfg(feature = "http")]
 pub use self::export::HttpExporter;
 // --- receivers (owned by the receiver work) ---
+mod receive;
+pub use self::receive::{BoundReceiver, ReceiveError, ReceiverLimits};
+#[cfg(feature = "grpc")]
+pub use self::receive::GrpcReceiver;
+#[cfg(feature = "http")]
+pub use self::receive::HttpReceiver;

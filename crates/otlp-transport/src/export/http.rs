@@ -327,6 +327,8 @@ impl Shared {
         let mismatch = lower.contains("invalid http version")
             || lower.contains("invalid status")
             || lower.contains("parse")
+            // An HTTP/2-only server sends its SETTINGS frame before any request.
+            || lower.contains("unexpected message from connection")
             || (lower.contains("connection closed before message completed") && !self.hint.is_empty());
         if mismatch {
             return TransportError::Connect {

@@ -94,7 +94,7 @@ impl tower::Service<Batch> for Recorder {
         Box::pin(async move {
             match mode {
                 Mode::Fail(r) => return Err(InnerError(r)),
-                Mode::FailFirst(left, r) => {
+                Mode::FailFirst(ref left, r) => {
                     let dec = left.fetch_update(
                         std::sync::atomic::Ordering::SeqCst,
                         std::sync::atomic::Ordering::SeqCst,
@@ -104,7 +104,7 @@ impl tower::Service<Batch> for Recorder {
                         return Err(InnerError(r));
                     }
                 }
-                Mode::Block(n) => n.notified().await,
+                Mode::Block(ref n) => n.notified().await,
                 _ => {}
             }
             seen.lock().unwrap().push(batch);
