@@ -228,8 +228,7 @@ pub(crate) struct ExplainArgs {
     pub(crate) format: Format,
 }
 
-/// Parses `10s`, `250ms`, `1m` (humantime syntax).
+/// Parses `10s`, `250ms`, `1m`, with the same rules as config files.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration ({e}); write e.g. 10s, 250ms or 1m"))
+    otlp::config::parse_duration(s)
 }

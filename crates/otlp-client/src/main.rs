@@ -1,3 +1,38 @@
 //! `otlp-client`: the otlp-rust agent and operator tool.
+//!
+//! One binary, several commands (see `otlp-client --help`): `run` is the
+//! agent, `send` / `sink` / `demo` generate and receive load, `diagnose`
+//! checks connectivity, `validate-config` / `explain-config` check config.
 
-fn main() {}
+#![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool reports on its terminal.
+
+mod cli;
+mod cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, EXIT_USAGE, Format};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The seed guide's spelling: `otlp-client --validate-config FILE`.
+    if let Some(file) = cli.validate_config.clone() {
+        return cmd::config::validate(&cli::ValidateArgs {
+            file,
+            fix: false,
+            write: false,
+            format: Format::Text,
+        });
+    }
+    let Some(command) = cli.command else {
+        eprintln!("otlp-client: no command given; see `otlp-client --help`");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    match command {
+        Command::ValidateConfig(args) => cmd::config::validate(&args),
+        Command::ExplainConfig(args) => cmd::config::explain(&args),
+        other => cmd::runtime(&cli.log_format, cli.log_file.as_deref(), &cli.log_level, other),
+    }
+}

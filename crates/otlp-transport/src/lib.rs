@@ -43,11 +43,13 @@
 //! | `zstd` | no | zstd request compression |
 //! | `tls` | no | `https://` endpoints with rustls: custom CA, mTLS, system roots; TLS step of `diagnose` |
 
+pub mod diagnose;
 mod error;
 pub mod export;
 
 // --- exporters (owned by the exporter work) ---
 pub use self::{
+    diagnose::{Diagnosis, diagnose},
     error::{ConnectStep, TransportError},
     export::{Compression, Exporter, ExporterBuilder, ExporterConfig, Protocol, TlsConfig},
 };

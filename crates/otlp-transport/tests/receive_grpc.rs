@@ -16,7 +16,6 @@ use opentelemetry_proto::tonic::collector::{
 use otlp_core::{Retryability, Signal};
 use otlp_transport::{GrpcReceiver, ReceiverLimits};
 use prost::Message;
-use tokio_stream::StreamExt;
 use tonic::{
     Code, Status,
     codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder},
@@ -253,7 +252,7 @@ async fn reflection_lists_the_otlp_services_and_describes_them() {
     let inner = Recorder::new(Mode::Accept);
     let (server, channel) = start(&inner, ReceiverLimits::new()).await;
     let mut client = ServerReflectionClient::new(channel);
-    let requests = tokio_stream::iter([
+    let requests = futures_util::stream::iter([
         ServerReflectionRequest {
             host: String::new(),
             message_request: Some(MessageRequest::ListServices(String::new())),
@@ -266,7 +265,7 @@ async fn reflection_lists_the_otlp_services_and_describes_them() {
         },
     ]);
     let mut responses = client.server_reflection_info(requests).await.unwrap().into_inner();
-    let first = responses.next().await.unwrap().unwrap();
+    let first = responses.message().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
         panic!("expected a service list, got {first:?}");
     };
@@ -275,7 +274,7 @@ async fn reflection_lists_the_otlp_services_and_describes_them() {
         assert!(names.contains(&signal.grpc_service()), "{names:?}");
     }
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
-    let second = responses.next().await.unwrap().unwrap();
+    let second = responses.message().await.unwrap().unwrap();
     let Some(MessageResponse::FileDescriptorResponse(files)) = second.message_response else {
         panic!("expected file descriptors, got {second:?}");
     };

@@ -54,6 +54,7 @@
 mod convert;
 mod encode;
 mod error;
+mod intake;
 mod otlp;
 mod stack;
 
@@ -67,6 +68,7 @@ pub use otlp_transport as transport;
 pub use self::{
     encode::{data_points, log_item, metric_item, resource_group, scope_group, span_item},
     error::OtlpError,
+    intake::{Intake, IntakeError},
     otlp::{Otlp, OtlpBuilder},
     stack::{ExportError, ExportService, SignalRouter},
 };

@@ -4,11 +4,14 @@ use std::{path::Path, sync::Arc, time::Duration};
 
 use otlp_config::{Config, ConfigFile, Env, Flags, Sources};
 use otlp_core::{Batch, Observer};
-use otlp_observability::SelfMetrics;
+use otlp_observability::{
+    DiskCheck, ExporterCheck, HealthChecker, MemoryCheck, Probe, QueueCheck, SelfMetrics,
+    StageProfiler,
+};
 use otlp_pipeline::{Item, Pipeline, Sender, ShutdownReport, Stats, TrySendError};
 use otlp_resilience::ConcurrencyHandle;
 
-use crate::{OtlpError, convert, stack};
+use crate::{Intake, OtlpError, convert, stack};
 
 /// The assembled exporter: pipeline, export stack and self-metrics.
 ///
@@ -18,6 +21,7 @@ use crate::{OtlpError, convert, stack};
 pub struct Otlp {
     pipeline: Pipeline,
     metrics: Arc<SelfMetrics>,
+    profiler: Arc<StageProfiler>,
     config: Config,
     concurrency: Vec<ConcurrencyHandle>,
 }
@@ -88,7 +92,8 @@ impl OtlpBuilder {
             None => self.sources.load()?,
         };
         let metrics = self.metrics.unwrap_or_default();
-        let stacks = stack::build(&config, &metrics)?;
+        let profiler = Arc::new(StageProfiler::new());
+        let stacks = stack::build(&config, &metrics, &profiler)?;
         let pipeline_config = convert::pipeline_config(&config);
         metrics.set_queue_capacity(
             pipeline_config.queue.max_items,
@@ -101,6 +106,7 @@ impl OtlpBuilder {
         Ok(Otlp {
             pipeline,
             metrics,
+            profiler,
             config,
             concurrency: stacks.concurrency,
         })
@@ -164,6 +170,11 @@ impl Otlp {
         &self.metrics
     }
 
+    /// The stage profiler (per-attempt send times are recorded here).
+    pub fn profiler(&self) -> &Arc<StageProfiler> {
+        &self.profiler
+    }
+
     /// The effective config.
     pub fn config(&self) -> &Config {
         &self.config
@@ -173,6 +184,34 @@ impl Otlp {
     pub fn concurrency_limits(&self) -> [usize; 3] {
         let l = |i: usize| self.concurrency.get(i).map_or(0, ConcurrencyHandle::limit);
         [l(0), l(1), l(2)]
+    }
+
+    /// The health checks of this exporter: exporter success (readiness),
+    /// queue saturation, memory against the limit, and the disk queue's free
+    /// space when it is enabled.
+    pub fn health_checker(&self) -> HealthChecker {
+        let mut checker = HealthChecker::new()
+            .with_probe(
+                Probe::Readiness,
+                ExporterCheck::new(self.metrics.exporter_health()),
+            )
+            .with_probe(Probe::Both, QueueCheck::from_metrics(self.metrics.clone()))
+            .with_probe(Probe::Both, MemoryCheck::new(self.config.memory_limit));
+        if let Some(p) = &self.config.queue.persistent {
+            // Degrade before the quota's last batch: one batch of headroom.
+            checker = checker.with_probe(
+                Probe::Readiness,
+                DiskCheck::new(p.dir.clone(), self.config.batch.max_batch_bytes),
+            );
+        }
+        checker
+    }
+
+    /// An intake service for receivers: hands received requests to the
+    /// pipeline (see [`Intake`]).
+    pub fn intake(&self) -> Intake {
+        let wait = matches!(self.config.queue.overflow, otlp_config::Overflow::Block);
+        Intake::new(self.pipeline.sender(), wait)
     }
 
     /// The pipeline, for callers that need its full API.

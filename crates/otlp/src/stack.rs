@@ -8,12 +8,12 @@
 use std::{
     sync::Arc,
     task::{Context, Poll},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use otlp_config::Config;
 use otlp_core::{Batch, ExportResponse, Retryability, Signal};
-use otlp_observability::{MetricsLayer, SelfMetrics};
+use otlp_observability::{MetricsLayer, SelfMetrics, Stage, StageProfiler};
 use otlp_resilience::{
     AdaptiveConcurrencyLayer, ConcurrencyHandle, GiveUp, Recovered, RecoveryLayer, RetryError,
     RetryEvents, RetryLayer,
@@ -54,11 +54,15 @@ fn check_service<S: Service<Batch>>(s: S) -> S {
 }
 
 /// Builds the three signal stacks from config.
-pub(crate) fn build(config: &Config, metrics: &Arc<SelfMetrics>) -> Result<Stacks, OtlpError> {
+pub(crate) fn build(
+    config: &Config,
+    metrics: &Arc<SelfMetrics>,
+    profiler: &Arc<StageProfiler>,
+) -> Result<Stacks, OtlpError> {
     let mut services = Vec::with_capacity(3);
     let mut concurrency = Vec::with_capacity(3);
     for signal in Signal::ALL {
-        let (svc, handle) = signal_stack(signal, config, metrics)?;
+        let (svc, handle) = signal_stack(signal, config, metrics, profiler)?;
         services.push(svc);
         concurrency.push(handle);
     }
@@ -78,7 +82,9 @@ fn signal_stack(
     signal: Signal,
     config: &Config,
     metrics: &Arc<SelfMetrics>,
+    profiler: &Arc<StageProfiler>,
 ) -> Result<(ExportService, ConcurrencyHandle), OtlpError> {
+    let profiler = profiler.clone();
     // Transport: sends the batch's bytes as they are and classifies the answer
     // per the OTLP spec. It applies the request timeout to each attempt itself.
     let transport = check_service(
@@ -113,6 +119,16 @@ fn signal_stack(
         // Adaptive concurrency: inside retry, so every attempt holds a permit
         // and every round trip feeds the RTT estimate.
         .layer(concurrency)
+        // Stage profiler: the time of each attempt on the wire ("send").
+        .map_future(move |fut| {
+            let profiler = profiler.clone();
+            let started = Instant::now();
+            async move {
+                let res = fut.await;
+                profiler.record(Stage::Send, started.elapsed());
+                res
+            }
+        })
         .service(transport);
     let stack = check_service(stack);
     Ok((BoxCloneSyncService::new(stack), handle))

@@ -1,11 +1,15 @@
 //! rustls client configuration from [`TlsConfig`] (custom CA, mTLS, system roots)
 //! and the translation of handshake failures into actionable words.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustls::{
-    ClientConfig, RootCertStore,
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _},
+    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    client::{
+        WebPkiServerVerifier,
+        danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    },
+    pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime, pem::PemObject as _},
 };
 
 use crate::{TransportError, export::TlsConfig};
@@ -16,6 +20,20 @@ use crate::{TransportError, export::TlsConfig};
 /// Roots: the CA file when set, otherwise the system store, falling back to
 /// the bundled Mozilla roots when the system store is empty.
 pub(crate) fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TransportError> {
+    client_config_recording(tls, alpn, None)
+}
+
+/// The server's end-entity certificate as seen during the handshake.
+pub(crate) type SeenCert = Arc<Mutex<Option<CertificateDer<'static>>>>;
+
+/// Like [`client_config`], and when `seen` is given it also records the
+/// server's certificate (whether or not it verifies) for `diagnose`.
+/// Verification is exactly the same: the recorder delegates to webpki.
+pub(crate) fn client_config_recording(
+    tls: &TlsConfig,
+    alpn: &[&[u8]],
+    seen: Option<SeenCert>,
+) -> Result<Arc<ClientConfig>, TransportError> {
     let mut roots = RootCertStore::empty();
     if let Some(ca) = &tls.ca_file {
         let certs = load_certs("ca_file", ca)?;
@@ -34,14 +52,26 @@ pub(crate) fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<Arc<Clien
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| TransportError::TlsConfig {
             setting: "protocol_versions",
             value: "default".into(),
             reason: format!("{e}"),
         })?
-        .with_root_certificates(roots);
+        .dangerous();
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TransportError::TlsConfig {
+            setting: "ca_file",
+            value: tls.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            reason: format!("no usable root certificate: {e}; set ca_file to a PEM CA bundle"),
+        })?;
+    let verifier: Arc<dyn ServerCertVerifier> = match seen {
+        Some(seen) => Arc::new(Recording { inner: webpki, seen }),
+        None => webpki,
+    };
+    let builder = builder.with_custom_certificate_verifier(verifier);
     let mut config = match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
             let chain = load_certs("cert_file", cert)?;
@@ -121,5 +151,52 @@ pub(crate) fn describe_handshake_error(err: &std::io::Error, host: &str) -> Stri
             }
             _ => format!("tls handshake failed: {err}"),
         },
+    }
+}
+
+/// A verifier that records the server certificate and delegates every
+/// decision to webpki.
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<WebPkiServerVerifier>,
+    seen: SeenCert,
+}
+
+impl ServerCertVerifier for Recording {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut seen) = self.seen.lock() {
+            *seen = Some(end_entity.clone().into_owned());
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }

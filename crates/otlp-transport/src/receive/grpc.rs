@@ -206,19 +206,22 @@ where
     fn handle(
         &self,
         req: Request<Incoming>,
-    ) -> impl Future<Output = Response<tonic::body::Body>> + Send + 'static {
+    ) -> impl Future<Output = Response<tonic::body::Body>> + Send + 'static + use<S> {
         let this = self.clone();
         async move { this.route(req).await }
     }
 
-    async fn shutting_down(&self) {
-        self.reporter
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        for signal in Signal::ALL {
-            self.reporter
-                .set_service_status(signal.grpc_service(), ServingStatus::NotServing)
+    fn shutting_down(&self) -> impl Future<Output = ()> + Send + 'static + use<S> {
+        let reporter = self.reporter.clone();
+        async move {
+            reporter
+                .set_service_status("", ServingStatus::NotServing)
                 .await;
+            for signal in Signal::ALL {
+                reporter
+                    .set_service_status(signal.grpc_service(), ServingStatus::NotServing)
+                    .await;
+            }
         }
     }
 }

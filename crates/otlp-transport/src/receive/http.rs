@@ -150,7 +150,7 @@ where
     fn handle(
         &self,
         req: Request<Incoming>,
-    ) -> impl Future<Output = HttpResponse> + Send + 'static {
+    ) -> impl Future<Output = HttpResponse> + Send + 'static + use<S> {
         let inner = self.inner.clone();
         let shared = self.shared.clone();
         async move { handle(inner, shared, req).await }

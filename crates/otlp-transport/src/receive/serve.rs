@@ -33,10 +33,10 @@ pub(crate) trait Handle: Clone + Send + 'static {
     fn handle(
         &self,
         req: Request<Incoming>,
-    ) -> impl Future<Output = Response<Self::Body>> + Send + 'static;
+    ) -> impl Future<Output = Response<Self::Body>> + Send + 'static + use<Self>;
 
     /// Called once when shutdown begins, before connections drain.
-    fn shutting_down(&self) -> impl Future<Output = ()> + Send {
+    fn shutting_down(&self) -> impl Future<Output = ()> + Send + 'static + use<Self> {
         async {}
     }
 }

@@ -1,0 +1,118 @@
+//! `run`: the agent. OTLP receivers -> pipeline -> upstream exporter, with the
+//! admin server (`/health`, `/metrics`, `/debug/*`) beside it.
+
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+
+use otlp::{
+    Otlp,
+    config::{DEFAULT_RECEIVER_GRPC, DEFAULT_RECEIVER_HTTP, Env},
+    observability::{AdminServer, AdminState, LogRing, StageProfiler},
+    transport::{GrpcReceiver, HttpReceiver},
+};
+use tokio::sync::watch;
+
+use crate::cli::{EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, RunArgs};
+
+/// `run --config FILE`.
+pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
+    let mut builder = Otlp::builder().with_env(Env::from_process()).with_flags(super::flags(
+        args.export.endpoint.as_deref(),
+        args.export.protocol.as_deref(),
+    ));
+    if let Some(path) = &args.export.config {
+        builder = match builder.with_config_file(path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("otlp-client run: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        };
+    }
+    let otlp = match builder.build() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("otlp-client run: {e}");
+            return ExitCode::from(EXIT_PROBLEM);
+        }
+    };
+    let config = otlp.config().clone();
+    let (grpc_addr, http_addr) = match &config.receivers {
+        Some(r) => (r.grpc, r.http),
+        None => (
+            parse_addr(DEFAULT_RECEIVER_GRPC),
+            parse_addr(DEFAULT_RECEIVER_HTTP),
+        ),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks = Vec::new();
+
+    let state = AdminState::new(otlp.metrics().clone(), otlp.health_checker())
+        .with_logs(ring)
+        .with_profiler(StageProfiler::new());
+    match AdminServer::bind(config.admin.listen, state).await {
+        Ok(admin) => {
+            tracing::info!(addr = %admin.local_addr(), "admin server: /health /metrics /debug/logs /debug/profile");
+            let stop = stopped();
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = admin.serve(stop).await {
+                    tracing::error!(error = %e, "admin server failed");
+                }
+            }));
+        }
+        Err(e) => {
+            eprintln!("otlp-client run: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    }
+    if let Some(addr) = grpc_addr {
+        match GrpcReceiver::new(otlp.intake()).bind(addr).await {
+            Ok(rx) => {
+                tracing::info!(addr = %rx.local_addr(), "OTLP/gRPC receiver listening");
+                let stop = stopped();
+                tasks.push(tokio::spawn(async move { rx.serve(stop).await }));
+            }
+            Err(e) => {
+                eprintln!("otlp-client run: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    if let Some(addr) = http_addr {
+        match HttpReceiver::new(otlp.intake()).bind(addr).await {
+            Ok(rx) => {
+                tracing::info!(addr = %rx.local_addr(), "OTLP/HTTP receiver listening");
+                let stop = stopped();
+                tasks.push(tokio::spawn(async move { rx.serve(stop).await }));
+            }
+            Err(e) => {
+                eprintln!("otlp-client run: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    tracing::info!(
+        upstream = %config.signal(otlp::core::Signal::Traces).endpoint,
+        "agent running; SIGTERM or Ctrl-C stops it"
+    );
+    super::shutdown_signal().await;
+    tracing::info!(timeout = ?args.shutdown_timeout, "shutting down: stopping intake, flushing");
+    // Stop intake first so nothing new is acknowledged, then drain.
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    let report = otlp.shutdown(args.shutdown_timeout).await;
+    tracing::info!(?report, "shutdown complete");
+    println!("{report}");
+    ExitCode::from(EXIT_OK)
+}
+
+fn parse_addr(s: &str) -> Option<SocketAddr> {
+    s.parse().ok()
+}
