@@ -213,7 +213,8 @@ impl PeerReport {
 /// # Errors
 ///
 /// Returns [`BenchesError::Runtime`] or [`BenchesError::Exporter`] when the
-/// pipeline cannot be built; export failures are reported in [`PeerReport`].
+/// pipeline cannot be built, and [`BenchesError::Arg`] for the metrics signal;
+/// export failures are reported in [`PeerReport`].
 pub fn run(config: &PeerConfig) -> Result<PeerReport, BenchesError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -223,8 +224,12 @@ pub fn run(config: &PeerConfig) -> Result<PeerReport, BenchesError> {
         // The tonic channel is created lazily on the runtime entered here.
         let _guard = rt.enter();
         match config.signal {
+            Signal::Traces => run_traces(config),
             Signal::Logs => run_logs(config),
-            Signal::Traces | Signal::Metrics => run_traces(config),
+            Signal::Metrics => Err(BenchesError::Arg {
+                flag: "--signal".into(),
+                problem: "metrics is not a peer workload, use traces or logs".into(),
+            }),
         }
     };
     rt.shutdown_timeout(Duration::from_secs(1));
@@ -350,6 +355,16 @@ mod tests {
         let cfg = PeerConfig::from_args(Vec::new()).unwrap();
         assert_eq!((cfg.protocol, cfg.max_queue_size), (Protocol::Grpc, 2048));
         assert_eq!(cfg.endpoint, "http://127.0.0.1:4317");
+    }
+
+    #[test]
+    fn running_a_metrics_workload_is_an_error_not_a_traces_run() {
+        let config = PeerConfig {
+            signal: Signal::Metrics,
+            ..PeerConfig::from_args(Vec::new()).unwrap()
+        };
+        let err = run(&config).unwrap_err();
+        assert!(matches!(err, BenchesError::Arg { .. }), "{err}");
     }
 
     #[test]

@@ -62,14 +62,19 @@ enum Side {
 }
 
 /// The producer process of a scenario.
+///
+/// A producer is any release binary of a workspace package that sends to the
+/// sink and prints one JSON line with at least `"created":N` (the items it
+/// handed to its pipeline) on stdout before it exits 0. Plugging our side in
+/// is one more `Bin` entry.
 #[derive(Clone, Copy, Debug)]
 enum Producer {
-    /// `peer-otlp` with these fixed flags (the endpoint and count are added).
-    Peer {
-        signal: &'static str,
-        protocol: &'static str,
-        /// `None`: the SDK default queue; `Some(0)`: as large as the run.
-        queue: Option<u64>,
+    /// Run `bin` (built from `package`) with `args`, where `{endpoint}` becomes
+    /// the sink's URL for the scenario's protocol and `{count}` the item count.
+    Bin {
+        package: &'static str,
+        bin: &'static str,
+        args: &'static [&'static str],
     },
     /// Not built yet: the scenario is listed, never measured or faked.
     Pending { waiting_for: &'static str },
@@ -123,10 +128,19 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::Peer,
         signal: "traces",
         protocol: "grpc",
-        producer: Producer::Peer {
-            signal: "traces",
-            protocol: "grpc",
-            queue: None,
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "peer-otlp",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+            ],
         },
         baseline: "peer-grpc-default",
     },
@@ -136,10 +150,21 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::Peer,
         signal: "traces",
         protocol: "grpc",
-        producer: Producer::Peer {
-            signal: "traces",
-            protocol: "grpc",
-            queue: Some(0),
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "peer-otlp",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--queue",
+                "{count}",
+            ],
         },
         baseline: "peer-grpc-full",
     },
@@ -149,10 +174,21 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::Peer,
         signal: "traces",
         protocol: "http",
-        producer: Producer::Peer {
-            signal: "traces",
-            protocol: "http",
-            queue: Some(0),
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "peer-otlp",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "http",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--queue",
+                "{count}",
+            ],
         },
         baseline: "peer-http-full",
     },
@@ -162,10 +198,21 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::Peer,
         signal: "logs",
         protocol: "grpc",
-        producer: Producer::Peer {
-            signal: "logs",
-            protocol: "grpc",
-            queue: Some(0),
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "peer-otlp",
+            args: &[
+                "--signal",
+                "logs",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--queue",
+                "{count}",
+            ],
         },
         baseline: "peer-logs-grpc-full",
     },
@@ -325,14 +372,24 @@ pub(crate) fn run(args: &[String]) -> Result {
         return crate::run("cargo", &a, &[]);
     }
     let opts = Options::parse(args)?;
-    crate::run(
-        "cargo",
-        &["build", "--release", "-p", "otlp-benches", "--bins"],
-        &[],
-    )?;
-    let bin = target_dir().join("release");
-    let sink = bin.join("count-sink");
-    let peer = bin.join("peer-otlp");
+    // One release build of every package a selected producer comes from.
+    let mut packages = vec!["otlp-benches"];
+    for s in SCENARIOS.iter().filter(|s| opts.selected(s)) {
+        if let Producer::Bin { package, .. } = s.producer
+            && !packages.contains(&package)
+        {
+            packages.push(package);
+        }
+    }
+    let mut build = vec!["build", "--release"];
+    for p in &packages {
+        build.extend(["-p", p]);
+    }
+    build.push("--bins");
+    crate::run("cargo", &build, &[])?;
+    let bin_dir = target_dir().join("release");
+    let sink = bin_dir.join("count-sink");
+    let peer = bin_dir.join("peer-otlp");
     for b in [&sink, &peer] {
         if !b.exists() {
             return Err(format!(
@@ -351,12 +408,12 @@ pub(crate) fn run(args: &[String]) -> Result {
     let machine = machine();
     let mut results: Vec<(&Scenario, Vec<Run>)> = Vec::new();
     for s in SCENARIOS.iter().filter(|s| opts.selected(s)) {
-        let Producer::Peer { .. } = s.producer else {
+        let Producer::Bin { .. } = s.producer else {
             continue;
         };
         let mut runs = Vec::with_capacity(opts.runs);
         for i in 0..opts.runs {
-            let r = run_once(s, &opts, &sink, &peer, gnu_time)?;
+            let r = run_once(s, &opts, &sink, &bin_dir, gnu_time)?;
             println!(
                 "{} run {}/{}: {} of {} delivered in {:.2}s, {:.2} CPU-s, {} MiB peak{}",
                 s.key,
@@ -502,39 +559,24 @@ impl SinkProcess {
 }
 
 /// One run of one scenario.
-fn run_once(s: &Scenario, opts: &Options, sink: &Path, peer: &Path, gnu_time: bool) -> Result<Run> {
-    let Producer::Peer {
-        signal,
-        protocol,
-        queue,
-    } = s.producer
-    else {
+fn run_once(
+    s: &Scenario,
+    opts: &Options,
+    sink: &Path,
+    bin_dir: &Path,
+    gnu_time: bool,
+) -> Result<Run> {
+    let Producer::Bin { bin, args, .. } = s.producer else {
         return Err(format!("scenario {} has no producer yet", s.key));
     };
+    let producer = bin_dir.join(bin);
     let max_secs = opts.timeout.as_secs() + 30;
     let (sink_proc, grpc, http) = SinkProcess::start(sink, opts.spans, max_secs)?;
-    let endpoint = format!("http://{}", if protocol == "grpc" { &grpc } else { &http });
-    let queue = match queue {
-        None => 2048,
-        Some(_) => opts.spans,
-    };
-    let mut producer_args: Vec<String> = [
-        "--signal",
-        signal,
-        "--protocol",
-        protocol,
-        "--endpoint",
-        &endpoint,
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    producer_args.extend([
-        "--count".to_owned(),
-        opts.spans.to_string(),
-        "--queue".to_owned(),
-        queue.to_string(),
-    ]);
+    let endpoint = format!(
+        "http://{}",
+        if s.protocol == "grpc" { &grpc } else { &http }
+    );
+    let producer_args = expand(args, &endpoint, opts.spans);
     let time_file = std::env::temp_dir().join(format!("xtask-bench-{}.time", std::process::id()));
     let _ = fs::remove_file(&time_file);
     let mut cmd = if gnu_time {
@@ -543,11 +585,11 @@ fn run_once(s: &Scenario, opts: &Options, sink: &Path, peer: &Path, gnu_time: bo
             .arg(TIME_FORMAT)
             .arg("-o")
             .arg(&time_file)
-            .arg(peer)
+            .arg(&producer)
             .args(&producer_args);
         c
     } else {
-        let mut c = Command::new(peer);
+        let mut c = Command::new(&producer);
         c.args(&producer_args);
         c
     };
@@ -617,6 +659,16 @@ fn run_once(s: &Scenario, opts: &Options, sink: &Path, peer: &Path, gnu_time: bo
         run.note = "shutdown timed out".to_owned();
     }
     Ok(run)
+}
+
+/// A producer's arguments with `{endpoint}` and `{count}` filled in.
+fn expand(args: &[&str], endpoint: &str, count: u64) -> Vec<String> {
+    args.iter()
+        .map(|a| {
+            a.replace("{endpoint}", endpoint)
+                .replace("{count}", &count.to_string())
+        })
+        .collect()
 }
 
 /// What `/proc` polling saw of a running process.
@@ -1025,6 +1077,25 @@ mod tests {
             status_kib("VmPeak:\t 10 kB\nVmHWM:\t  2048 kB\n", "VmHWM:"),
             Some(2048)
         );
+    }
+
+    #[test]
+    fn producer_args_get_the_endpoint_and_count() {
+        let a = expand(
+            &["--endpoint", "{endpoint}", "--queue", "{count}"],
+            "http://x:1",
+            5,
+        );
+        assert_eq!(a, ["--endpoint", "http://x:1", "--queue", "5"]);
+        for s in SCENARIOS {
+            if let Producer::Bin { args, .. } = s.producer {
+                assert!(
+                    args.contains(&"{endpoint}") && args.contains(&"{count}"),
+                    "{}",
+                    s.key
+                );
+            }
+        }
     }
 
     #[test]

@@ -63,6 +63,13 @@ pub enum Overflow {
 }
 
 /// The persistent queue: append-only segment files in `dir`.
+///
+/// Cut batches are written to disk (the memory limit then covers only the
+/// batchers, batches cached for the workers, and batches waiting for a full
+/// disk). When the quota is full or a write fails (ENOSPC): `drop_newest` and
+/// `drop_oldest` drop the new batch (counted as `disk_full`; records already on
+/// disk are never evicted), and `block` keeps it in memory until the disk has
+/// room, so producers block once the memory limit is reached too.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiskQueueConfig {
     /// The directory holding the segment files (created if missing).

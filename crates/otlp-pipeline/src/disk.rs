@@ -37,6 +37,8 @@ struct Pending {
     id: RecordId,
     /// The pipeline's flush epoch (0 for records recovered at start).
     epoch: u64,
+    /// The bytes, when the pipeline keeps them in memory too (charged to its limit).
+    cached: Option<Bytes>,
     len: u64,
     items: u64,
     signal: Signal,
@@ -211,6 +213,7 @@ impl DiskQueue {
                 self.pending.push_back(Pending {
                     id: RecordId { seq, offset: pos },
                     epoch: 0,
+                    cached: None,
                     len,
                     items,
                     signal,
@@ -243,8 +246,14 @@ impl DiskQueue {
         Ok(())
     }
 
-    /// Stores `batch`, cut in flush `epoch`, durably (per the fsync policy) at the tail.
-    pub(crate) fn append(&mut self, batch: &Batch, epoch: u64) -> Result<(), AppendError> {
+    /// Stores `batch`, cut in flush `epoch`, durably (per the fsync policy) at
+    /// the tail; `cache` keeps its bytes in memory so `take` needs no read.
+    pub(crate) fn append(
+        &mut self,
+        batch: &Batch,
+        epoch: u64,
+        cache: bool,
+    ) -> Result<(), AppendError> {
         let len = batch.byte_size() as u64;
         let rec_len = HEADER + len;
         if self.total_bytes + rec_len > self.max_bytes {
@@ -310,6 +319,7 @@ impl DiskQueue {
         self.pending.push_back(Pending {
             id,
             epoch,
+            cached: cache.then(|| batch.bytes().clone()),
             len,
             items: batch.items(),
             signal: batch.signal(),
@@ -344,10 +354,24 @@ impl DiskQueue {
 
     /// Reads the oldest stored record; `Err` is a record that could not be read
     /// back (the caller acknowledges it and counts it as corrupt).
-    pub(crate) fn take(&mut self) -> Option<Result<(RecordId, Batch, u64), Unreadable>> {
-        let p = self.pending.pop_front()?;
+    /// `Ok` carries the record, its batch, its epoch and whether it was cached.
+    pub(crate) fn take(&mut self) -> Option<Result<(RecordId, Batch, u64, bool), Unreadable>> {
+        let mut p = self.pending.pop_front()?;
+        if let Some(bytes) = p.cached.take() {
+            return Some(Ok((
+                p.id,
+                Batch::new(p.signal, bytes, p.items),
+                p.epoch,
+                true,
+            )));
+        }
         match self.read(&p) {
-            Ok(bytes) => Some(Ok((p.id, Batch::new(p.signal, bytes, p.items), p.epoch))),
+            Ok(bytes) => Some(Ok((
+                p.id,
+                Batch::new(p.signal, bytes, p.items),
+                p.epoch,
+                false,
+            ))),
             Err(e) => {
                 tracing::warn!(seq = p.id.seq, offset = p.id.offset, error = %e, "disk queue: record unreadable, dropped as corrupt");
                 Some(Err(Unreadable {

@@ -91,7 +91,9 @@ struct Flight {
     signal: Signal,
     items: u64,
     epoch: u64,
-    /// Bytes it holds in memory (0 when it came from disk: it was not charged).
+    /// Items and bytes charged to the memory limit (0 when it was read back
+    /// from disk: only cached batches stay charged).
+    mem_items: u64,
     mem_bytes: u64,
     #[cfg(feature = "disk-queue")]
     disk: Option<(RecordId, u64)>,
@@ -663,7 +665,7 @@ impl Shared {
         let mut moved = false;
         // Bounded: each turn moves one batch or stops.
         while let Some((front, epoch)) = core.queue.front() {
-            if disk.append(front, *epoch).is_err() {
+            if disk.append(front, *epoch, false).is_err() {
                 break;
             }
             if let Some((b, _)) = core.queue.pop_front() {
@@ -691,9 +693,15 @@ impl Shared {
         core.release(signal, 0, charged - size.min(charged));
         #[cfg(feature = "disk-queue")]
         if let Some(disk) = core.disk.as_mut() {
-            match disk.append(&batch, epoch) {
+            // While memory is plentiful, a written batch also stays cached in
+            // memory (still charged), so workers need not read it back.
+            let cache = core.mem_bytes <= self.config.queue.max_bytes / 2
+                && core.mem_items <= self.config.queue.max_items / 2;
+            match disk.append(&batch, epoch, cache) {
                 Ok(()) => {
-                    core.release(signal, batch.items(), size);
+                    if !cache {
+                        core.release(signal, batch.items(), size);
+                    }
                     self.space.notify_waiters();
                     self.work.notify_one();
                     self.counters.depth(signal);
@@ -774,14 +782,15 @@ impl Shared {
             // Bounded: each turn removes one pending record.
             while disk.has_pending() {
                 match disk.take() {
-                    Some(Ok((rid, batch, epoch))) => {
+                    Some(Ok((rid, batch, epoch, cached))) => {
                         let id = core.next_id;
                         core.next_id += 1;
                         let flight = Flight {
                             signal: batch.signal(),
                             items: batch.items(),
                             epoch,
-                            mem_bytes: 0,
+                            mem_items: if cached { batch.items() } else { 0 },
+                            mem_bytes: if cached { batch.byte_size() as u64 } else { 0 },
                             disk: Some((rid, batch.byte_size() as u64)),
                         };
                         core.inflight.insert(id, flight);
@@ -807,6 +816,7 @@ impl Shared {
                 signal: batch.signal(),
                 items: batch.items(),
                 epoch,
+                mem_items: batch.items(),
                 mem_bytes: batch.byte_size() as u64,
                 #[cfg(feature = "disk-queue")]
                 disk: None,
@@ -817,30 +827,26 @@ impl Shared {
 
     /// Records the outcome of batch `id`, unless shutdown already settled it.
     fn settle(&self, id: u64, outcome: Outcome) {
-        let flight = {
-            let mut core = self.lock();
-            let Some(f) = core.inflight.remove(&id) else {
-                return;
-            };
-            core.release(f.signal, f.items, f.mem_bytes);
-            leave(&mut core.outstanding, f.epoch, f.items);
-            #[cfg(feature = "disk-queue")]
-            if let (Some((rid, len)), Some(disk)) = (f.disk, core.disk.as_mut()) {
-                disk.ack(rid, f.signal, len);
-                self.spill_to_disk(&mut core);
-            }
-            self.publish(&core, f.signal);
-            f
+        let mut core = self.lock();
+        let Some(f) = core.inflight.remove(&id) else {
+            return;
         };
-        let (signal, items) = (flight.signal, flight.items);
-        match outcome {
+        let (signal, items) = (f.signal, f.items);
+        core.release(signal, f.mem_items, f.mem_bytes);
+        #[cfg(feature = "disk-queue")]
+        if let (Some((rid, len)), Some(disk)) = (f.disk, core.disk.as_mut()) {
+            disk.ack(rid, signal, len);
+            self.spill_to_disk(&mut core);
+        }
+        self.publish(&core, signal);
+        // The counters move before the items leave their epoch, under the same
+        // lock, so a flush that returns always sees them settled.
+        let failure = match outcome {
             Ok(resp) => {
                 let rejected = resp.rejected.min(items);
-                if rejected > 0 {
-                    tracing::debug!(%signal, rejected, message = %resp.message, "partial success");
-                }
                 self.counters.sent(signal, items - rejected);
                 self.counters.failed(signal, FailReason::Rejected, rejected);
+                (rejected > 0).then_some((FailReason::Rejected, rejected, resp.message))
             }
             Err((class, message)) => {
                 let reason = match class {
@@ -850,9 +856,14 @@ impl Shared {
                         FailReason::RetriesExhausted
                     }
                 };
-                tracing::warn!(%signal, items, %reason, error = %message, "export failed");
                 self.counters.failed(signal, reason, items);
+                Some((reason, items, message))
             }
+        };
+        leave(&mut core.outstanding, f.epoch, items);
+        drop(core);
+        if let Some((reason, n, message)) = failure {
+            tracing::warn!(%signal, items = n, %reason, error = %message, "export failed");
         }
         self.counters.depth(signal);
         self.space.notify_waiters();

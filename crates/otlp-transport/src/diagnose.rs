@@ -79,7 +79,12 @@ pub enum Verdict {
 /// # Cancel safety
 ///
 /// Dropping the future abandons the probes; nothing is left running.
-pub async fn diagnose(endpoint: &str, protocol: Protocol, tls: &TlsConfig, timeout: Duration) -> Diagnosis {
+pub async fn diagnose(
+    endpoint: &str,
+    protocol: Protocol,
+    tls: &TlsConfig,
+    timeout: Duration,
+) -> Diagnosis {
     let mut d = Diagnosis {
         endpoint: endpoint.to_owned(),
         protocol,
@@ -88,26 +93,48 @@ pub async fn diagnose(endpoint: &str, protocol: Protocol, tls: &TlsConfig, timeo
     let uri = match parse_endpoint(endpoint, tls) {
         Ok(uri) => uri,
         Err(e) => {
-            d.push(StepKind::Endpoint, endpoint, Verdict::Fail, None, e.to_string(), Some(endpoint_fix(&e)));
+            d.push(
+                StepKind::Endpoint,
+                endpoint,
+                Verdict::Fail,
+                None,
+                e.to_string(),
+                Some(endpoint_fix(&e)),
+            );
             return d;
         }
     };
     let (host, port) = match connect::host_port(&uri) {
         Ok(hp) => hp,
         Err(e) => {
-            d.push(StepKind::Endpoint, endpoint, Verdict::Fail, None, e.to_string(), Some(endpoint_fix(&e)));
+            d.push(
+                StepKind::Endpoint,
+                endpoint,
+                Verdict::Fail,
+                None,
+                e.to_string(),
+                Some(endpoint_fix(&e)),
+            );
             return d;
         }
     };
     let hint = crate::export::port_hint(&uri, protocol);
-    let verdict = if hint.is_empty() { Verdict::Pass } else { Verdict::Warn };
+    let verdict = if hint.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Warn
+    };
     d.push(
         StepKind::Endpoint,
         endpoint,
         verdict,
         None,
         format!("{uri} ({})", protocol.as_str()),
-        (!hint.is_empty()).then(|| hint.trim().trim_matches(|c| c == '(' || c == ')').to_owned()),
+        (!hint.is_empty()).then(|| {
+            hint.trim()
+                .trim_matches(|c| c == '(' || c == ')')
+                .to_owned()
+        }),
     );
 
     // DNS: every address.
@@ -115,7 +142,14 @@ pub async fn diagnose(endpoint: &str, protocol: Protocol, tls: &TlsConfig, timeo
     let addrs = match tokio::time::timeout(timeout, connect::resolve(&host, port)).await {
         Ok(Ok(addrs)) => {
             let list: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
-            d.push(StepKind::Dns, &host, Verdict::Pass, Some(start), format!("resolved to {}", list.join(", ")), None);
+            d.push(
+                StepKind::Dns,
+                &host,
+                Verdict::Pass,
+                Some(start),
+                format!("resolved to {}", list.join(", ")),
+                None,
+            );
             addrs
         }
         Ok(Err(e)) => {
@@ -126,9 +160,14 @@ pub async fn diagnose(endpoint: &str, protocol: Protocol, tls: &TlsConfig, timeo
             return d;
         }
         Err(_) => {
-            d.push(StepKind::Dns, &host, Verdict::Fail, Some(start), format!("no answer within {timeout:?}"), Some(
-                "the DNS server does not answer; check the resolver configuration".into(),
-            ));
+            d.push(
+                StepKind::Dns,
+                &host,
+                Verdict::Fail,
+                Some(start),
+                format!("no answer within {timeout:?}"),
+                Some("the DNS server does not answer; check the resolver configuration".into()),
+            );
             d.skip_rest(&uri, protocol);
             return d;
         }
@@ -140,18 +179,36 @@ pub async fn diagnose(endpoint: &str, protocol: Protocol, tls: &TlsConfig, timeo
         let start = Instant::now();
         match connect::connect_tcp(addr, timeout, None, true).await {
             Ok(stream) => {
-                d.push(StepKind::Tcp, &addr.to_string(), Verdict::Pass, Some(start), "connected".into(), None);
+                d.push(
+                    StepKind::Tcp,
+                    &addr.to_string(),
+                    Verdict::Pass,
+                    Some(start),
+                    "connected".into(),
+                    None,
+                );
                 if reachable.is_none() {
                     reachable = Some(stream);
                 }
             }
             Err(e) => {
                 let fix = match e.connect_step() {
-                    Some(ConnectStep::Refused) => "start the collector or fix the port (OTLP gRPC listens on 4317, OTLP/HTTP on 4318); check it binds 0.0.0.0, not 127.0.0.1",
-                    Some(ConnectStep::ConnectTimeout) => "packets are dropped: check firewalls, security groups and Kubernetes NetworkPolicies, or raise the connect timeout",
+                    Some(ConnectStep::Refused) => {
+                        "start the collector or fix the port (OTLP gRPC listens on 4317, OTLP/HTTP on 4318); check it binds 0.0.0.0, not 127.0.0.1"
+                    }
+                    Some(ConnectStep::ConnectTimeout) => {
+                        "packets are dropped: check firewalls, security groups and Kubernetes NetworkPolicies, or raise the connect timeout"
+                    }
                     _ => "check routing and firewalls towards this address",
                 };
-                d.push(StepKind::Tcp, &addr.to_string(), Verdict::Fail, Some(start), e.to_string(), Some(fix.into()));
+                d.push(
+                    StepKind::Tcp,
+                    &addr.to_string(),
+                    Verdict::Fail,
+                    Some(start),
+                    e.to_string(),
+                    Some(fix.into()),
+                );
             }
         }
     }
@@ -163,7 +220,14 @@ pub async fn diagnose(endpoint: &str, protocol: Protocol, tls: &TlsConfig, timeo
     // TLS.
     if uri.scheme_str() == Some("https") {
         if !d.tls_step(stream, &host, protocol, tls, timeout).await {
-            d.push(StepKind::OtlpProbe, &uri.to_string(), Verdict::Skipped, None, "tls failed".into(), None);
+            d.push(
+                StepKind::OtlpProbe,
+                &uri.to_string(),
+                Verdict::Skipped,
+                None,
+                "tls failed".into(),
+                None,
+            );
             return d;
         }
     } else {
@@ -189,12 +253,27 @@ pub async fn diagnose(endpoint: &str, protocol: Protocol, tls: &TlsConfig, timeo
             &uri.to_string(),
             Verdict::Pass,
             Some(start),
-            format!("empty {} export accepted{}", protocol.as_str(), if resp.message.is_empty() { String::new() } else { format!(": {}", resp.message) }),
+            format!(
+                "empty {} export accepted{}",
+                protocol.as_str(),
+                if resp.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", resp.message)
+                }
+            ),
             None,
         ),
         Err(e) => {
             let fix = probe_fix(&e, protocol);
-            d.push(StepKind::OtlpProbe, &uri.to_string(), Verdict::Fail, Some(start), e.to_string(), Some(fix));
+            d.push(
+                StepKind::OtlpProbe,
+                &uri.to_string(),
+                Verdict::Fail,
+                Some(start),
+                e.to_string(),
+                Some(fix),
+            );
         }
     }
     d
@@ -231,7 +310,10 @@ impl Diagnosis {
     /// Whether every step passed (warnings allowed).
     pub fn is_healthy(&self) -> bool {
         !self.steps.is_empty()
-            && self.steps.iter().all(|s| matches!(s.verdict, Verdict::Pass | Verdict::Warn))
+            && self
+                .steps
+                .iter()
+                .all(|s| matches!(s.verdict, Verdict::Pass | Verdict::Warn))
     }
 
     /// The first failed step, if any.
@@ -244,7 +326,15 @@ impl Diagnosis {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
-    fn push(&mut self, kind: StepKind, target: &str, verdict: Verdict, start: Option<Instant>, detail: String, fix: Option<String>) {
+    fn push(
+        &mut self,
+        kind: StepKind,
+        target: &str,
+        verdict: Verdict,
+        start: Option<Instant>,
+        detail: String,
+        fix: Option<String>,
+    ) {
         self.steps.push(Step {
             kind,
             target: target.to_owned(),
@@ -257,9 +347,23 @@ impl Diagnosis {
 
     fn skip_rest(&mut self, uri: &http::Uri, _protocol: Protocol) {
         if uri.scheme_str() == Some("https") {
-            self.push(StepKind::Tls, &uri.to_string(), Verdict::Skipped, None, "no connection".into(), None);
+            self.push(
+                StepKind::Tls,
+                &uri.to_string(),
+                Verdict::Skipped,
+                None,
+                "no connection".into(),
+                None,
+            );
         }
-        self.push(StepKind::OtlpProbe, &uri.to_string(), Verdict::Skipped, None, "no connection".into(), None);
+        self.push(
+            StepKind::OtlpProbe,
+            &uri.to_string(),
+            Verdict::Skipped,
+            None,
+            "no connection".into(),
+            None,
+        );
     }
 
     #[cfg(feature = "tls")]
@@ -275,50 +379,94 @@ impl Diagnosis {
 
         let start = Instant::now();
         let seen: crate::export::tls::SeenCert = Arc::new(Mutex::new(None));
-        let alpn: &[&[u8]] = if protocol == Protocol::Grpc { &[b"h2"] } else { &[b"http/1.1"] };
-        let config = match crate::export::tls::client_config_recording(tls, alpn, Some(seen.clone())) {
-            Ok(c) => c,
-            Err(e) => {
-                self.push(StepKind::Tls, host, Verdict::Fail, None, e.to_string(), Some("fix the tls file settings".into()));
-                return false;
-            }
+        let alpn: &[&[u8]] = if protocol == Protocol::Grpc {
+            &[b"h2"]
+        } else {
+            &[b"http/1.1"]
         };
+        let config =
+            match crate::export::tls::client_config_recording(tls, alpn, Some(seen.clone())) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.push(
+                        StepKind::Tls,
+                        host,
+                        Verdict::Fail,
+                        None,
+                        e.to_string(),
+                        Some("fix the tls file settings".into()),
+                    );
+                    return false;
+                }
+            };
         let Ok(name) = rustls::pki_types::ServerName::try_from(host.to_owned()) else {
-            self.push(StepKind::Tls, host, Verdict::Fail, None, format!("'{host}' is not a valid tls server name"), None);
+            self.push(
+                StepKind::Tls,
+                host,
+                Verdict::Fail,
+                None,
+                format!("'{host}' is not a valid tls server name"),
+                None,
+            );
             return false;
         };
         let connector = tokio_rustls::TlsConnector::from(config);
         let result = tokio::time::timeout(timeout, connector.connect(name, stream)).await;
         let cert = seen.lock().ok().and_then(|g| g.clone());
-        let info = cert.as_ref().map(|c| describe_cert(c, host)).unwrap_or_default();
+        let info = cert
+            .as_ref()
+            .map(|c| describe_cert(c, host))
+            .unwrap_or_default();
         match result {
             Ok(Ok(conn)) => {
-                let alpn = conn.get_ref().1.alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned());
+                let alpn = conn
+                    .get_ref()
+                    .1
+                    .alpn_protocol()
+                    .map(|p| String::from_utf8_lossy(p).into_owned());
                 let mut verdict = Verdict::Pass;
                 let mut fix = None;
                 if protocol == Protocol::Grpc && alpn.as_deref() != Some("h2") {
                     verdict = Verdict::Warn;
-                    fix = Some("the server did not negotiate HTTP/2 (ALPN h2); gRPC through it may fail".into());
+                    fix = Some(
+                        "the server did not negotiate HTTP/2 (ALPN h2); gRPC through it may fail"
+                            .into(),
+                    );
                 }
                 self.push(
                     StepKind::Tls,
                     host,
                     verdict,
                     Some(start),
-                    format!("handshake ok, alpn {}; {info}", alpn.unwrap_or_else(|| "none".into())),
+                    format!(
+                        "handshake ok, alpn {}; {info}",
+                        alpn.unwrap_or_else(|| "none".into())
+                    ),
                     fix,
                 );
                 true
             }
             Ok(Err(e)) => {
                 let reason = crate::export::tls::describe_handshake_error(&e, host);
-                self.push(StepKind::Tls, host, Verdict::Fail, Some(start), format!("{reason}; {info}"), Some(tls_fix(&reason)));
+                self.push(
+                    StepKind::Tls,
+                    host,
+                    Verdict::Fail,
+                    Some(start),
+                    format!("{reason}; {info}"),
+                    Some(tls_fix(&reason)),
+                );
                 false
             }
             Err(_) => {
-                self.push(StepKind::Tls, host, Verdict::Fail, Some(start), format!("no tls answer within {timeout:?}"), Some(
-                    "the port may be plaintext: try http://".into(),
-                ));
+                self.push(
+                    StepKind::Tls,
+                    host,
+                    Verdict::Fail,
+                    Some(start),
+                    format!("no tls answer within {timeout:?}"),
+                    Some("the port may be plaintext: try http://".into()),
+                );
                 false
             }
         }
@@ -387,7 +535,13 @@ fn describe_cert(der: &rustls::pki_types::CertificateDer<'_>, host: &str) -> Str
                 .collect()
         })
         .unwrap_or_default();
-    let matches = names.iter().any(|n| n == host || (n.starts_with("*.") && host.split_once('.').is_some_and(|(_, rest)| rest == &n[2..])));
+    let matches = names.iter().any(|n| {
+        n == host
+            || (n.starts_with("*.")
+                && host
+                    .split_once('.')
+                    .is_some_and(|(_, rest)| rest == &n[2..]))
+    });
     format!(
         "certificate subject '{}', issuer '{}', expires {}, names [{}] {} '{host}'",
         cert.subject(),
@@ -429,10 +583,23 @@ impl fmt::Display for Step {
 
 impl fmt::Display for Diagnosis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "diagnosis of {} ({})", self.endpoint, self.protocol.as_str())?;
+        writeln!(
+            f,
+            "diagnosis of {} ({})",
+            self.endpoint,
+            self.protocol.as_str()
+        )?;
         for step in &self.steps {
             writeln!(f, "{step}")?;
         }
-        write!(f, "result: {}", if self.is_healthy() { "healthy" } else { "problems found" })
+        write!(
+            f,
+            "result: {}",
+            if self.is_healthy() {
+                "healthy"
+            } else {
+                "problems found"
+            }
+        )
     }
 }

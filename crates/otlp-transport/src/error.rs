@@ -58,7 +58,9 @@ pub enum TransportError {
         reason: String,
     },
     /// A header name or value is not valid HTTP.
-    #[error("header '{name}': invalid name or value; use ASCII letters, digits and '-' in names and visible ASCII in values")]
+    #[error(
+        "header '{name}': invalid name or value; use ASCII letters, digits and '-' in names and visible ASCII in values"
+    )]
     InvalidHeader {
         /// The header name (its value is never shown).
         name: String,
@@ -108,7 +110,9 @@ pub enum TransportError {
         retry_after: Option<Duration>,
     },
     /// The export did not complete within the request timeout.
-    #[error("export to {endpoint} timed out after {after:?}; raise the timeout or check collector latency")]
+    #[error(
+        "export to {endpoint} timed out after {after:?}; raise the timeout or check collector latency"
+    )]
     Timeout {
         /// The collector endpoint.
         endpoint: String,
@@ -116,7 +120,9 @@ pub enum TransportError {
         after: Duration,
     },
     /// The server's response body was larger than the 4 MiB cap.
-    #[error("response from {endpoint} exceeds {limit} bytes; the peer is probably not an OTLP collector")]
+    #[error(
+        "response from {endpoint} exceeds {limit} bytes; the peer is probably not an OTLP collector"
+    )]
     ResponseTooLarge {
         /// The collector endpoint.
         endpoint: String,
@@ -134,7 +140,9 @@ pub enum TransportError {
         connection: bool,
     },
     /// The batch could not be re-encoded (OTLP/JSON) because its bytes do not decode.
-    #[error("batch of {signal} could not be decoded for json re-encoding: {reason}; the batch bytes are not a valid export request")]
+    #[error(
+        "batch of {signal} could not be decoded for json re-encoding: {reason}; the batch bytes are not a valid export request"
+    )]
     Encode {
         /// The signal of the batch.
         signal: &'static str,

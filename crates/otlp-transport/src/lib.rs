@@ -24,8 +24,8 @@
 //! assert_eq!(exporter.endpoints(), 1);
 //!
 //! // An endpoint that is not a URL is refused with a clear message.
-//! let err = Exporter::builder().with_endpoint("http://").build().unwrap_err();
-//! assert!(err.to_string().contains("missing host"));
+//! let err = Exporter::builder().with_endpoint("ftp://collector:4317").build().unwrap_err();
+//! assert!(err.to_string().contains("use http:// or https://"));
 //! # Ok::<(), TransportError>(())
 //! # })?;
 //! # }
@@ -48,19 +48,19 @@ mod error;
 pub mod export;
 
 // --- exporters (owned by the exporter work) ---
+#[cfg(feature = "grpc")]
+pub use self::export::GrpcExporter;
+#[cfg(feature = "http")]
+pub use self::export::HttpExporter;
 pub use self::{
     diagnose::{Diagnosis, diagnose},
     error::{ConnectStep, TransportError},
     export::{Compression, Exporter, ExporterBuilder, ExporterConfig, Protocol, TlsConfig},
 };
-#[cfg(feature = "grpc")]
-pub use self::export::GrpcExporter;
-#[cfg(feature = "http")]
-pub use self::export::HttpExporter;
 // --- receivers (owned by the receiver work) ---
 mod receive;
-pub use self::receive::{BoundReceiver, ReceiveError, ReceiverLimits};
 #[cfg(feature = "grpc")]
 pub use self::receive::GrpcReceiver;
 #[cfg(feature = "http")]
 pub use self::receive::HttpReceiver;
+pub use self::receive::{BoundReceiver, ReceiveError, ReceiverLimits};

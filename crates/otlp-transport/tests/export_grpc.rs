@@ -1,5 +1,6 @@
 //! The gRPC exporter against an in-test HTTP/2 peer on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(all(feature = "grpc", feature = "gzip"))]
 
 mod common;
 
@@ -26,10 +27,24 @@ async fn grpc_sends_batch_bytes_unchanged_with_headers_and_user_agent() {
     let (addr, mut rx) = serve(true, Arc::new(|_| Reply::GrpcOk(Bytes::new()))).await;
     let batch = trace_batch(3);
     let mut exp = exporter(format!("http://{addr}"));
-    let resp = exp.ready().await.unwrap().call(batch.clone()).await.unwrap();
+    let debug = format!("{exp:?}");
+    assert!(
+        debug.contains("authorization") && !debug.contains("t0k3n"),
+        "{debug}"
+    );
+    let resp = exp
+        .ready()
+        .await
+        .unwrap()
+        .call(batch.clone())
+        .await
+        .unwrap();
     assert_eq!(resp, ExportResponse::success());
     let rec = next(&mut rx).await;
-    assert_eq!(rec.path, "/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+    assert_eq!(
+        rec.path,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+    );
     assert_eq!(rec.headers["content-type"], "application/grpc");
     assert_eq!(rec.headers["authorization"], "Bearer t0k3n");
     let ua = rec.headers["user-agent"].to_str().unwrap();
@@ -60,14 +75,24 @@ async fn grpc_gzip_compresses_the_message() {
 
 #[tokio::test]
 async fn grpc_partial_success_is_returned() {
-    let (addr, _rx) = serve(true, Arc::new(|_| Reply::GrpcOk(partial_response(2, "two spans invalid")))).await;
-    let resp = exporter(format!("http://{addr}")).send(trace_batch(3)).await.unwrap();
+    let (addr, _rx) = serve(
+        true,
+        Arc::new(|_| Reply::GrpcOk(partial_response(2, "two spans invalid"))),
+    )
+    .await;
+    let resp = exporter(format!("http://{addr}"))
+        .send(trace_batch(3))
+        .await
+        .unwrap();
     assert_eq!(resp, ExportResponse::partial(2, "two spans invalid"));
 }
 
 async fn status_error(reply: Reply) -> TransportError {
     let (addr, _rx) = serve(true, Arc::new(move |_| reply.clone())).await;
-    exporter(format!("http://{addr}")).send(trace_batch(1)).await.unwrap_err()
+    exporter(format!("http://{addr}"))
+        .send(trace_batch(1))
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -79,8 +104,15 @@ async fn grpc_statuses_are_classified_by_the_spec() {
         retryinfo_trailer: None,
     })
     .await;
-    assert_eq!(unavailable.classify(), Retryability::Retryable, "{unavailable}");
-    assert!(unavailable.to_string().contains("UNAVAILABLE"), "{unavailable}");
+    assert_eq!(
+        unavailable.classify(),
+        Retryability::Retryable,
+        "{unavailable}"
+    );
+    assert!(
+        unavailable.to_string().contains("UNAVAILABLE"),
+        "{unavailable}"
+    );
 
     let invalid = status_error(Reply::GrpcStatus {
         code: 3,
@@ -110,7 +142,11 @@ async fn grpc_retry_info_from_status_details_throttles() {
         retryinfo_trailer: None,
     })
     .await;
-    assert_eq!(err.classify(), Retryability::Throttled(Duration::from_secs(7)), "{err}");
+    assert_eq!(
+        err.classify(),
+        Retryability::Throttled(Duration::from_secs(7)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -122,7 +158,11 @@ async fn grpc_retry_info_from_trailer_throttles() {
         retryinfo_trailer: Some(common::retry_info(4)),
     })
     .await;
-    assert_eq!(err.classify(), Retryability::Throttled(Duration::from_secs(4)), "{err}");
+    assert_eq!(
+        err.classify(),
+        Retryability::Throttled(Duration::from_secs(4)),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -135,7 +175,10 @@ async fn grpc_request_over_max_is_refused_before_sending() {
         .unwrap();
     let err = exp.send(trace_batch(20)).await.unwrap_err();
     assert_eq!(err.classify(), Retryability::TooLarge);
-    assert!(matches!(err, TransportError::RequestTooLarge { max: 100, .. }), "{err}");
+    assert!(
+        matches!(err, TransportError::RequestTooLarge { max: 100, .. }),
+        "{err}"
+    );
     assert!(rx.try_recv().is_err(), "nothing was sent");
 }
 
@@ -143,15 +186,24 @@ async fn grpc_request_over_max_is_refused_before_sending() {
 async fn grpc_response_over_cap_is_refused() {
     let huge = Bytes::from(vec![0u8; 5 * 1024 * 1024]);
     let (addr, _rx) = serve(true, Arc::new(move |_| Reply::GrpcOk(huge.clone()))).await;
-    let err = exporter(format!("http://{addr}")).send(trace_batch(1)).await.unwrap_err();
-    assert!(matches!(err, TransportError::ResponseTooLarge { .. }), "{err}");
+    let err = exporter(format!("http://{addr}"))
+        .send(trace_batch(1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, TransportError::ResponseTooLarge { .. }),
+        "{err}"
+    );
     assert_eq!(err.classify(), Retryability::Permanent);
 }
 
 #[tokio::test]
 async fn grpc_to_closed_port_is_a_refused_connection_error() {
     let addr = closed_port().await;
-    let err = exporter(format!("http://{addr}")).send(trace_batch(1)).await.unwrap_err();
+    let err = exporter(format!("http://{addr}"))
+        .send(trace_batch(1))
+        .await
+        .unwrap_err();
     assert_eq!(err.connect_step(), Some(ConnectStep::Refused), "{err}");
     assert!(err.is_connection_error());
     assert!(err.is_retryable_by_spec());
@@ -160,14 +212,24 @@ async fn grpc_to_closed_port_is_a_refused_connection_error() {
 
 #[tokio::test]
 async fn grpc_to_http1_port_reports_protocol_mismatch() {
-    let (addr, _rx) = serve(false, Arc::new(|_| Reply::Http {
-        status: 404,
-        headers: vec![],
-        body: Bytes::new(),
-    }))
+    let (addr, _rx) = serve(
+        false,
+        Arc::new(|_| Reply::Http {
+            status: 404,
+            headers: vec![],
+            body: Bytes::new(),
+        }),
+    )
     .await;
-    let err = exporter(format!("http://{addr}")).send(trace_batch(1)).await.unwrap_err();
-    assert_eq!(err.connect_step(), Some(ConnectStep::ProtocolMismatch), "{err}");
+    let err = exporter(format!("http://{addr}"))
+        .send(trace_batch(1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.connect_step(),
+        Some(ConnectStep::ProtocolMismatch),
+        "{err}"
+    );
     assert!(err.to_string().contains("http/protobuf"), "{err}");
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP exporter (and endpoint balancing) against in-test peers on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(all(feature = "http", feature = "gzip"))]
 
 mod common;
 
@@ -33,12 +34,25 @@ async fn http_posts_unchanged_protobuf_to_signal_path() {
     let (addr, mut rx) = serve(false, Arc::new(|_| ok_reply())).await;
     let batch = trace_batch(4);
     let exp = exporter(format!("http://{addr}"));
-    assert_eq!(exp.send(batch.clone()).await.unwrap(), ExportResponse::success());
+    let debug = format!("{exp:?}");
+    assert!(
+        debug.contains("x-api-key") && !debug.contains("s3cret"),
+        "{debug}"
+    );
+    assert_eq!(
+        exp.send(batch.clone()).await.unwrap(),
+        ExportResponse::success()
+    );
     let rec = next(&mut rx).await;
     assert_eq!(rec.path, "/v1/traces");
     assert_eq!(rec.headers["content-type"], "application/x-protobuf");
     assert_eq!(rec.headers["x-api-key"], "s3cret");
-    assert!(rec.headers["user-agent"].to_str().unwrap().starts_with("OTel-OTLP-Exporter-Rust/"));
+    assert!(
+        rec.headers["user-agent"]
+            .to_str()
+            .unwrap()
+            .starts_with("OTel-OTLP-Exporter-Rust/")
+    );
     assert_eq!(rec.body, *batch.bytes());
     // A second request reuses the pooled connection and still arrives whole.
     exp.send(batch.clone()).await.unwrap();
@@ -48,7 +62,10 @@ async fn http_posts_unchanged_protobuf_to_signal_path() {
 #[tokio::test]
 async fn http_base_path_is_kept_before_signal_path() {
     let (addr, mut rx) = serve(false, Arc::new(|_| ok_reply())).await;
-    exporter(format!("http://{addr}/otlp/")).send(trace_batch(1)).await.unwrap();
+    exporter(format!("http://{addr}/otlp/"))
+        .send(trace_batch(1))
+        .await
+        .unwrap();
     assert_eq!(next(&mut rx).await.path, "/otlp/v1/traces");
 }
 
@@ -81,11 +98,18 @@ async fn http_partial_success_is_returned() {
         }),
     )
     .await;
-    let resp = exporter(format!("http://{addr}")).send(trace_batch(2)).await.unwrap();
+    let resp = exporter(format!("http://{addr}"))
+        .send(trace_batch(2))
+        .await
+        .unwrap();
     assert_eq!(resp, ExportResponse::partial(1, "one span dropped"));
 }
 
-async fn status_error(status: u16, headers: Vec<(&'static str, String)>, body: &'static [u8]) -> TransportError {
+async fn status_error(
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: &'static [u8],
+) -> TransportError {
     let (addr, _rx) = serve(
         false,
         Arc::new(move |_| Reply::Http {
@@ -95,13 +119,20 @@ async fn status_error(status: u16, headers: Vec<(&'static str, String)>, body: &
         }),
     )
     .await;
-    exporter(format!("http://{addr}")).send(trace_batch(1)).await.unwrap_err()
+    exporter(format!("http://{addr}"))
+        .send(trace_batch(1))
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
 async fn http_statuses_and_retry_after_are_classified_by_the_spec() {
     let e = status_error(503, vec![("retry-after", "9".into())], b"").await;
-    assert_eq!(e.classify(), Retryability::Throttled(Duration::from_secs(9)), "{e}");
+    assert_eq!(
+        e.classify(),
+        Retryability::Throttled(Duration::from_secs(9)),
+        "{e}"
+    );
     let e = status_error(429, vec![], b"").await;
     assert_eq!(e.classify(), Retryability::Retryable, "{e}");
     let e = status_error(413, vec![], b"too big").await;
@@ -116,16 +147,33 @@ async fn http_statuses_and_retry_after_are_classified_by_the_spec() {
 #[tokio::test]
 async fn http_retry_after_as_http_date_is_honoured() {
     // A date far in the future is capped at five minutes.
-    let e = status_error(503, vec![("retry-after", "Fri, 01 Jan 2100 00:00:00 GMT".into())], b"").await;
-    assert_eq!(e.classify(), Retryability::Throttled(Duration::from_secs(300)), "{e}");
+    let e = status_error(
+        503,
+        vec![("retry-after", "Fri, 01 Jan 2100 00:00:00 GMT".into())],
+        b"",
+    )
+    .await;
+    assert_eq!(
+        e.classify(),
+        Retryability::Throttled(Duration::from_secs(300)),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn http_error_message_comes_from_rpc_status_body() {
     // google.rpc.Status { code: 3, message: "no spans" }
     let body: &'static [u8] = b"\x08\x03\x12\x08no spans";
-    let e = status_error(400, vec![("content-type", "application/x-protobuf".into())], body).await;
-    assert!(matches!(&e, TransportError::HttpStatus { message, .. } if message == "no spans"), "{e}");
+    let e = status_error(
+        400,
+        vec![("content-type", "application/x-protobuf".into())],
+        body,
+    )
+    .await;
+    assert!(
+        matches!(&e, TransportError::HttpStatus { message, .. } if message == "no spans"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -140,7 +188,10 @@ async fn http_response_over_cap_is_refused() {
         }),
     )
     .await;
-    let e = exporter(format!("http://{addr}")).send(trace_batch(1)).await.unwrap_err();
+    let e = exporter(format!("http://{addr}"))
+        .send(trace_batch(1))
+        .await
+        .unwrap_err();
     assert!(matches!(e, TransportError::ResponseTooLarge { .. }), "{e}");
 }
 
@@ -161,7 +212,10 @@ async fn http_request_over_max_is_refused_before_sending() {
 #[tokio::test]
 async fn http_to_grpc_port_reports_protocol_mismatch() {
     let (addr, _rx) = serve(true, Arc::new(|_| Reply::GrpcOk(Bytes::new()))).await;
-    let e = exporter(format!("http://{addr}")).send(trace_batch(1)).await.unwrap_err();
+    let e = exporter(format!("http://{addr}"))
+        .send(trace_batch(1))
+        .await
+        .unwrap_err();
     assert_eq!(e.connect_step(), Some(ConnectStep::ProtocolMismatch), "{e}");
     assert!(e.to_string().contains("4318"), "{e}");
 }
@@ -169,7 +223,10 @@ async fn http_to_grpc_port_reports_protocol_mismatch() {
 #[tokio::test]
 async fn http_to_closed_port_is_refused_connection_error() {
     let addr = closed_port().await;
-    let e = exporter(format!("http://{addr}")).send(trace_batch(1)).await.unwrap_err();
+    let e = exporter(format!("http://{addr}"))
+        .send(trace_batch(1))
+        .await
+        .unwrap_err();
     assert_eq!(e.connect_step(), Some(ConnectStep::Refused), "{e}");
     assert!(e.is_connection_error());
     assert_eq!(e.classify(), Retryability::Retryable);
@@ -177,7 +234,10 @@ async fn http_to_closed_port_is_refused_connection_error() {
 
 #[tokio::test]
 async fn unresolvable_host_is_a_dns_error() {
-    let e = exporter("http://no-such-host.invalid:4318".into()).send(trace_batch(1)).await.unwrap_err();
+    let e = exporter("http://no-such-host.invalid:4318".into())
+        .send(trace_batch(1))
+        .await
+        .unwrap_err();
     assert_eq!(e.connect_step(), Some(ConnectStep::Dns), "{e}");
 }
 
@@ -229,9 +289,15 @@ async fn balanced_exporter_does_not_fail_over_on_server_status() {
         .build()
         .unwrap();
     let first = exp.send(trace_batch(1)).await;
-    assert!(matches!(first, Err(TransportError::HttpStatus { status: 400, .. })));
+    assert!(matches!(
+        first,
+        Err(TransportError::HttpStatus { status: 400, .. })
+    ));
     next(&mut rx_a).await;
-    assert!(rx_b.try_recv().is_err(), "a server answer is not a reason to fail over");
+    assert!(
+        rx_b.try_recv().is_err(),
+        "a server answer is not a reason to fail over"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -251,7 +317,10 @@ async fn http_request_timeout_is_reported() {
         .build()
         .unwrap();
     let e = exp.send(trace_batch(1)).await.unwrap_err();
-    assert!(matches!(e, TransportError::Timeout { after, .. } if after == Duration::from_secs(2)), "{e}");
+    assert!(
+        matches!(e, TransportError::Timeout { after, .. } if after == Duration::from_secs(2)),
+        "{e}"
+    );
     assert_eq!(e.classify(), Retryability::Retryable);
     hold.abort();
 }

@@ -2,6 +2,7 @@
 //! status codes with RetryInfo, size limits, gzip, health and reflection.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(all(feature = "grpc", feature = "gzip"))]
 
 #[path = "receive_support/mod.rs"]
 mod support;
@@ -76,7 +77,12 @@ impl Decoder for Raw {
     }
 }
 
-async fn raw_call(channel: Channel, path: &'static str, body: Bytes, gzip: bool) -> Result<Bytes, Status> {
+async fn raw_call(
+    channel: Channel,
+    path: &'static str,
+    body: Bytes,
+    gzip: bool,
+) -> Result<Bytes, Status> {
     let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(usize::MAX);
     if gzip {
         grpc = grpc.send_compressed(CompressionEncoding::Gzip);
@@ -101,7 +107,10 @@ async fn export_bytes_reach_inner_unchanged_and_partial_success_is_answered() {
         .unwrap()
         .into_inner();
     let partial = resp.partial_success.unwrap();
-    assert_eq!((partial.rejected_spans, partial.error_message.as_str()), (1, "one span too old"));
+    assert_eq!(
+        (partial.rejected_spans, partial.error_message.as_str()),
+        (1, "one span too old")
+    );
     let seen = inner.batches();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].signal(), Signal::Traces);
@@ -114,7 +123,14 @@ async fn export_bytes_reach_inner_unchanged_and_partial_success_is_answered() {
 async fn gzip_compressed_requests_are_accepted() {
     let inner = Recorder::new(Mode::Accept);
     let (server, channel) = start(&inner, ReceiverLimits::new()).await;
-    let resp = raw_call(channel, Signal::Traces.grpc_path_static(), trace_bytes(4), true).await.unwrap();
+    let resp = raw_call(
+        channel,
+        Signal::Traces.grpc_path_static(),
+        trace_bytes(4),
+        true,
+    )
+    .await
+    .unwrap();
     assert!(resp.is_empty(), "full success answers an empty response");
     assert_eq!(inner.batches()[0].bytes(), &trace_bytes(4));
     server.shutdown().await;
@@ -134,11 +150,20 @@ impl StaticPath for Signal {
 async fn malformed_request_gets_invalid_argument_with_the_reason() {
     let inner = Recorder::new(Mode::Accept);
     let (server, channel) = start(&inner, ReceiverLimits::new()).await;
-    let err = raw_call(channel, Signal::Logs.grpc_path(), Bytes::from_static(&[0x0a, 0x7f, 0x01]), false)
-        .await
-        .unwrap_err();
+    let err = raw_call(
+        channel,
+        Signal::Logs.grpc_path(),
+        Bytes::from_static(&[0x0a, 0x7f, 0x01]),
+        false,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("malformed OTLP logs export request"), "{}", err.message());
+    assert!(
+        err.message().contains("malformed OTLP logs export request"),
+        "{}",
+        err.message()
+    );
     assert!(inner.batches().is_empty());
     server.shutdown().await;
 }
@@ -158,12 +183,24 @@ async fn not_ready_inner_gets_unavailable_with_retry_info_in_details_and_trailer
     assert!(err.message().contains("receiver busy"));
     let details = RpcStatus::decode(err.details()).unwrap();
     assert_eq!(details.code, 14);
-    assert_eq!(details.details[0].type_url, "type.googleapis.com/google.rpc.RetryInfo");
+    assert_eq!(
+        details.details[0].type_url,
+        "type.googleapis.com/google.rpc.RetryInfo"
+    );
     let expected = support::RetryInfo {
-        retry_delay: Some(support::ProtoDuration { seconds: 1, nanos: 500_000_000 }),
+        retry_delay: Some(support::ProtoDuration {
+            seconds: 1,
+            nanos: 500_000_000,
+        }),
     };
-    assert_eq!(support::RetryInfo::decode(details.details[0].value.as_slice()).unwrap(), expected);
-    let trailer = err.metadata().get_bin("google.rpc.retryinfo-bin").expect("retry info trailer");
+    assert_eq!(
+        support::RetryInfo::decode(details.details[0].value.as_slice()).unwrap(),
+        expected
+    );
+    let trailer = err
+        .metadata()
+        .get_bin("google.rpc.retryinfo-bin")
+        .expect("retry info trailer");
     let trailer = trailer.to_bytes().unwrap();
     assert_eq!(support::RetryInfo::decode(trailer).unwrap(), expected);
     server.shutdown().await;
@@ -175,13 +212,19 @@ async fn inner_failures_map_to_grpc_codes_by_classification() {
     let (server, channel) = start(&inner, ReceiverLimits::new()).await;
     let cases = [
         (Retryability::Retryable, Code::Unavailable),
-        (Retryability::Throttled(Duration::from_secs(4)), Code::Unavailable),
+        (
+            Retryability::Throttled(Duration::from_secs(4)),
+            Code::Unavailable,
+        ),
         (Retryability::TooLarge, Code::ResourceExhausted),
         (Retryability::Permanent, Code::Internal),
     ];
     for (class, code) in cases {
         inner.set(Mode::Fail(class));
-        let err = TraceServiceClient::new(channel.clone()).export(trace_request(1)).await.unwrap_err();
+        let err = TraceServiceClient::new(channel.clone())
+            .export(trace_request(1))
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), code, "{class:?}");
         assert!(err.message().contains("upstream answered"), "{class:?}");
         let has_hint = err.metadata().get_bin("google.rpc.retryinfo-bin").is_some();
@@ -197,14 +240,18 @@ async fn oversized_and_gzip_bomb_messages_get_resource_exhausted() {
         .with_max_request_bytes(64 << 10)
         .with_max_decompressed_bytes(256 << 10);
     let (server, channel) = start(&inner, limits).await;
-    // 3000 spans encode to well over 256 KiB.
-    let big = trace_bytes(3000);
+    // 10 000 spans encode to well over 256 KiB.
+    let big = trace_bytes(10_000);
     assert!(big.len() > 256 << 10);
-    let err = raw_call(channel.clone(), Signal::Traces.grpc_path(), big, false).await.unwrap_err();
+    let err = raw_call(channel.clone(), Signal::Traces.grpc_path(), big, false)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     // 64 MiB of zeros compresses to about 64 KiB; decompression stops at the limit.
     let bomb = Bytes::from(vec![0u8; 64 << 20]);
-    let err = raw_call(channel, Signal::Traces.grpc_path(), bomb, true).await.unwrap_err();
+    let err = raw_call(channel, Signal::Traces.grpc_path(), bomb, true)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert!(inner.batches().is_empty());
     server.shutdown().await;
@@ -214,29 +261,45 @@ async fn oversized_and_gzip_bomb_messages_get_resource_exhausted() {
 async fn unknown_method_gets_unimplemented() {
     let inner = Recorder::new(Mode::Accept);
     let (server, channel) = start(&inner, ReceiverLimits::new()).await;
-    let err = raw_call(channel, "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export", Bytes::new(), false)
-        .await
-        .unwrap_err();
+    let err = raw_call(
+        channel,
+        "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
+        Bytes::new(),
+        false,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
     server.shutdown().await;
 }
 
 #[tokio::test]
 async fn health_reports_serving_for_each_otlp_service() {
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
     let inner = Recorder::new(Mode::Accept);
     let (server, channel) = start(&inner, ReceiverLimits::new()).await;
     let mut client = HealthClient::new(channel);
-    for service in ["", Signal::Traces.grpc_service(), Signal::Metrics.grpc_service(), Signal::Logs.grpc_service()] {
+    for service in [
+        "",
+        Signal::Traces.grpc_service(),
+        Signal::Metrics.grpc_service(),
+        Signal::Logs.grpc_service(),
+    ] {
         let resp = client
-            .check(HealthCheckRequest { service: service.to_owned() })
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
             .await
             .unwrap()
             .into_inner();
         assert_eq!(resp.status, ServingStatus::Serving as i32, "{service:?}");
     }
     let err = client
-        .check(HealthCheckRequest { service: "no.such.Service".to_owned() })
+        .check(HealthCheckRequest {
+            service: "no.such.Service".to_owned(),
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -264,7 +327,11 @@ async fn reflection_lists_the_otlp_services_and_describes_them() {
             )),
         },
     ]);
-    let mut responses = client.server_reflection_info(requests).await.unwrap().into_inner();
+    let mut responses = client
+        .server_reflection_info(requests)
+        .await
+        .unwrap()
+        .into_inner();
     let first = responses.message().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
         panic!("expected a service list, got {first:?}");
@@ -283,14 +350,50 @@ async fn reflection_lists_the_otlp_services_and_describes_them() {
 }
 
 #[tokio::test]
-async fn shutdown_reports_not_serving_and_closes_the_port() {
-    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+async fn health_serves_until_shutdown_then_the_port_closes() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
     let inner = Recorder::new(Mode::Accept);
-    let (server, channel) = start(&inner, ReceiverLimits::new().with_shutdown_grace(Duration::from_secs(2))).await;
+    let (server, channel) = start(
+        &inner,
+        ReceiverLimits::new().with_shutdown_grace(Duration::from_secs(2)),
+    )
+    .await;
     let addr = server.addr;
     let mut client = HealthClient::new(channel);
-    let resp = client.check(HealthCheckRequest { service: String::new() }).await.unwrap();
+    let resp = client
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
     assert_eq!(resp.into_inner().status, ServingStatus::Serving as i32);
     server.shutdown().await;
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
+}
+
+#[tokio::test]
+async fn connection_without_a_request_is_closed_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let inner = Recorder::new(Mode::Accept);
+    let limits = ReceiverLimits::new().with_header_read_timeout(Duration::from_millis(200));
+    let (server, _channel) = start(&inner, limits).await;
+    // Half an HTTP/2 preface, then silence: a slowloris on the gRPC port.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        // EOF or a reset both mean the server closed it.
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the server closes an idle connection within the bound"
+    );
+    server.shutdown().await;
 }

@@ -2,15 +2,14 @@
 //! encodings, JSON, back-pressure and shutdown.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(all(feature = "http", feature = "gzip"))]
 
 #[path = "receive_support/mod.rs"]
 mod support;
 
 use std::{sync::Arc, time::Duration};
 
-use opentelemetry_proto::tonic::collector::{
-    logs::v1::ExportLogsServiceRequest, trace::v1::ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use otlp_core::{Retryability, Signal};
 use otlp_transport::{HttpReceiver, ReceiveError, ReceiverLimits};
 use prost::Message;
@@ -49,10 +48,22 @@ fn parse(raw: &[u8]) -> Reply {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no complete response head in {:?}", String::from_utf8_lossy(raw)));
+        .unwrap_or_else(|| {
+            panic!(
+                "no complete response head in {:?}",
+                String::from_utf8_lossy(raw)
+            )
+        });
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .map(|l| {
             let (k, v) = l.split_once(':').unwrap();
@@ -109,7 +120,14 @@ async fn protobuf_export_is_forwarded_byte_for_byte_and_answered_200() {
     let inner = Recorder::new(Mode::Accept);
     let server = start(&inner, ReceiverLimits::new()).await;
     let body = trace_bytes(3);
-    let reply = post(server.addr, "/v1/traces", "application/x-protobuf", "", &body).await;
+    let reply = post(
+        server.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "",
+        &body,
+    )
+    .await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("content-type"), Some("application/x-protobuf"));
     assert!(reply.body.is_empty(), "full success is an empty response");
@@ -125,7 +143,14 @@ async fn protobuf_export_is_forwarded_byte_for_byte_and_answered_200() {
 async fn partial_success_from_inner_is_returned_in_the_response() {
     let inner = Recorder::new(Mode::Partial(2, "two spans had no name"));
     let server = start(&inner, ReceiverLimits::new()).await;
-    let reply = post(server.addr, "/v1/traces", "application/x-protobuf", "", &trace_bytes(4)).await;
+    let reply = post(
+        server.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "",
+        &trace_bytes(4),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     let resp = ExportTraceServiceResponse::decode(reply.body.as_slice()).unwrap();
     let partial = resp.partial_success.unwrap();
@@ -134,6 +159,7 @@ async fn partial_success_from_inner_is_returned_in_the_response() {
     server.shutdown().await;
 }
 
+#[cfg(feature = "http-json")]
 #[tokio::test]
 async fn json_export_is_reencoded_and_answered_in_json() {
     let inner = Recorder::new(Mode::Partial(1, "one log dropped"));
@@ -143,37 +169,75 @@ async fn json_export_is_reencoded_and_answered_in_json() {
           {"timeUnixNano":"1700000000000000001","severityNumber":9,"body":{"stringValue":"hello"},
            "traceId":"0102030405060708090A0B0C0D0E0F10","spanId":"a1a2a3a4a5a6a7a8"},
           {"observedTimeUnixNano":1700000000000000002,"body":{"intValue":"9007199254740993"}}]}]}]}"#;
-    let reply = post(server.addr, "/v1/logs", "application/json; charset=utf-8", "", json).await;
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let reply = post(
+        server.addr,
+        "/v1/logs",
+        "application/json; charset=utf-8",
+        "",
+        json,
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
     assert_eq!(reply.header("content-type"), Some("application/json"));
     let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(v["partialSuccess"]["rejectedLogRecords"], "1");
     let seen = inner.batches();
     assert_eq!(seen[0].items(), 2);
-    let req = ExportLogsServiceRequest::decode(seen[0].bytes().clone()).unwrap();
+    let req = opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(
+        seen[0].bytes().clone(),
+    )
+    .unwrap();
     let records = &req.resource_logs[0].scope_logs[0].log_records;
     assert_eq!(records[0].time_unix_nano, 1_700_000_000_000_000_001);
     assert_eq!(records[0].trace_id, (1..=16).collect::<Vec<u8>>());
-    assert_eq!(records[0].span_id, [0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8]);
-    assert_eq!(records[1].observed_time_unix_nano, 1_700_000_000_000_000_002);
+    assert_eq!(
+        records[0].span_id,
+        [0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8]
+    );
+    assert_eq!(
+        records[1].observed_time_unix_nano,
+        1_700_000_000_000_000_002
+    );
     // 2^53 + 1 survives because it travels as a string, not a float.
     assert_eq!(
         records[1].body.as_ref().unwrap().value,
-        Some(opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(9_007_199_254_740_993))
+        Some(
+            opentelemetry_proto::tonic::common::v1::any_value::Value::IntValue(
+                9_007_199_254_740_993
+            )
+        )
     );
     server.shutdown().await;
 }
 
+#[cfg(feature = "http-json")]
 #[tokio::test]
 async fn malformed_json_gets_400_with_a_json_status() {
     let inner = Recorder::new(Mode::Accept);
     let server = start(&inner, ReceiverLimits::new()).await;
-    let reply = post(server.addr, "/v1/traces", "application/json", "", b"{\"resourceSpans\": [{").await;
+    let reply = post(
+        server.addr,
+        "/v1/traces",
+        "application/json",
+        "",
+        b"{\"resourceSpans\": [{",
+    )
+    .await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.header("content-type"), Some("application/json"));
     let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
     assert_eq!(v["code"], 3);
-    assert!(v["message"].as_str().unwrap().contains("malformed OTLP/JSON traces request"));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("malformed OTLP/JSON traces request")
+    );
     assert!(inner.batches().is_empty());
     server.shutdown().await;
 }
@@ -183,11 +247,25 @@ async fn gzip_and_deflate_bodies_are_decompressed() {
     let inner = Recorder::new(Mode::Accept);
     let server = start(&inner, ReceiverLimits::new()).await;
     let body = trace_bytes(5);
-    let reply = post(server.addr, "/v1/traces", "application/x-protobuf", "Content-Encoding: gzip\r\n", &gzip(&body)).await;
+    let reply = post(
+        server.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "Content-Encoding: gzip\r\n",
+        &gzip(&body),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
     std::io::Write::write_all(&mut z, &body).unwrap();
-    let reply = post(server.addr, "/v1/traces", "application/x-protobuf", "Content-Encoding: deflate\r\n", &z.finish().unwrap()).await;
+    let reply = post(
+        server.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "Content-Encoding: deflate\r\n",
+        &z.finish().unwrap(),
+    )
+    .await;
     assert_eq!(reply.status, 200);
     let seen = inner.batches();
     assert_eq!(seen.len(), 2);
@@ -200,11 +278,23 @@ async fn malformed_and_truncated_protobuf_get_400_with_a_message() {
     let inner = Recorder::new(Mode::Accept);
     let server = start(&inner, ReceiverLimits::new()).await;
     // A resource field claiming 100 bytes with 2 present.
-    let reply = post(server.addr, "/v1/metrics", "application/x-protobuf", "", &[0x0a, 100, 1, 2]).await;
+    let reply = post(
+        server.addr,
+        "/v1/metrics",
+        "application/x-protobuf",
+        "",
+        &[0x0a, 100, 1, 2],
+    )
+    .await;
     assert_eq!(reply.status, 400);
     let st = reply.status_body();
     assert_eq!(st.code, 3);
-    assert!(st.message.contains("malformed OTLP/protobuf metrics request"), "{}", st.message);
+    assert!(
+        st.message
+            .contains("malformed OTLP/protobuf metrics request"),
+        "{}",
+        st.message
+    );
     assert!(st.message.contains("truncated"), "{}", st.message);
 
     // A valid request cut short on the wire: the client declares more than it sends.
@@ -229,7 +319,14 @@ async fn malformed_and_truncated_protobuf_get_400_with_a_message() {
         assert_eq!(parse(&reply).status, 400);
     }
     // Corrupt gzip is a 400, not a 500.
-    let reply = post(server.addr, "/v1/traces", "application/x-protobuf", "Content-Encoding: gzip\r\n", b"\x1f\x8bnot really").await;
+    let reply = post(
+        server.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "Content-Encoding: gzip\r\n",
+        b"\x1f\x8bnot really",
+    )
+    .await;
     assert_eq!(reply.status, 400);
     assert!(reply.status_body().message.contains("not valid gzip"));
     assert!(inner.batches().is_empty());
@@ -242,21 +339,55 @@ async fn wrong_path_method_content_type_and_encoding_get_404_405_415() {
     let server = start(&inner, ReceiverLimits::new()).await;
     let body = trace_bytes(1);
 
-    let reply = post(server.addr, "/v1/spans", "application/x-protobuf", "", &body).await;
+    let reply = post(
+        server.addr,
+        "/v1/spans",
+        "application/x-protobuf",
+        "",
+        &body,
+    )
+    .await;
     assert_eq!(reply.status, 404);
-    assert!(reply.status_body().message.contains("/v1/traces, /v1/metrics or /v1/logs"));
+    assert!(
+        reply
+            .status_body()
+            .message
+            .contains("/v1/traces, /v1/metrics or /v1/logs")
+    );
 
-    let reply = send(server.addr, "GET /v1/traces HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", b"").await;
+    let reply = send(
+        server.addr,
+        "GET /v1/traces HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        b"",
+    )
+    .await;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.header("allow"), Some("POST"));
 
     let reply = post(server.addr, "/v1/traces", "text/plain", "", &body).await;
     assert_eq!(reply.status, 415);
-    assert!(reply.status_body().message.contains("unsupported content type 'text/plain'"));
+    assert!(
+        reply
+            .status_body()
+            .message
+            .contains("unsupported content type 'text/plain'")
+    );
 
-    let reply = post(server.addr, "/v1/traces", "application/x-protobuf", "Content-Encoding: br\r\n", &body).await;
+    let reply = post(
+        server.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "Content-Encoding: br\r\n",
+        &body,
+    )
+    .await;
     assert_eq!(reply.status, 415);
-    assert!(reply.status_body().message.contains("unsupported content encoding 'br'"));
+    assert!(
+        reply
+            .status_body()
+            .message
+            .contains("unsupported content encoding 'br'")
+    );
     assert!(inner.batches().is_empty());
     server.shutdown().await;
 }
@@ -264,7 +395,13 @@ async fn wrong_path_method_content_type_and_encoding_get_404_405_415() {
 #[tokio::test]
 async fn bodies_over_the_wire_limit_get_413_declared_or_streamed() {
     let inner = Recorder::new(Mode::Accept);
-    let server = start(&inner, ReceiverLimits::new().with_max_request_bytes(1024).with_max_decompressed_bytes(4096)).await;
+    let server = start(
+        &inner,
+        ReceiverLimits::new()
+            .with_max_request_bytes(1024)
+            .with_max_decompressed_bytes(4096),
+    )
+    .await;
     // Declared too large: refused from the header, before the body is read.
     let head = "POST /v1/traces HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/x-protobuf\r\nContent-Length: 1000000000\r\n\r\n";
     let reply = send(server.addr, head, b"").await;
@@ -302,9 +439,18 @@ async fn gzip_bomb_is_refused_with_413_at_the_decompressed_limit() {
     }
     let bomb = enc.finish().unwrap();
     assert!(bomb.len() < 1 << 20);
-    let reply = post(server.addr, "/v1/logs", "application/x-protobuf", "Content-Encoding: gzip\r\n", &bomb).await;
+    let reply = post(
+        server.addr,
+        "/v1/logs",
+        "application/x-protobuf",
+        "Content-Encoding: gzip\r\n",
+        &bomb,
+    )
+    .await;
     assert_eq!(reply.status, 413);
-    assert!(reply.status_body().message.contains("decompressed request body is larger than the receiver's limit of 2097152 bytes"));
+    assert!(reply.status_body().message.contains(
+        "decompressed request body is larger than the receiver's limit of 2097152 bytes"
+    ));
     assert!(inner.batches().is_empty());
     server.shutdown().await;
 }
@@ -316,14 +462,27 @@ async fn not_ready_inner_gets_503_with_retry_after_and_status_details() {
         .with_ready_timeout(Duration::from_millis(20))
         .with_retry_after(Duration::from_millis(2500));
     let server = start(&inner, limits).await;
-    let reply = post(server.addr, "/v1/traces", "application/x-protobuf", "", &trace_bytes(1)).await;
+    let reply = post(
+        server.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "",
+        &trace_bytes(1),
+    )
+    .await;
     assert_eq!(reply.status, 503);
     assert_eq!(reply.header("retry-after"), Some("3"));
     let st = reply.status_body();
     assert_eq!(st.code, 14);
     assert!(st.message.contains("receiver busy"), "{}", st.message);
     let info = support::RetryInfo::decode(st.details[0].value.as_slice()).unwrap();
-    assert_eq!(info.retry_delay, Some(support::ProtoDuration { seconds: 2, nanos: 500_000_000 }));
+    assert_eq!(
+        info.retry_delay,
+        Some(support::ProtoDuration {
+            seconds: 2,
+            nanos: 500_000_000
+        })
+    );
     server.shutdown().await;
 }
 
@@ -333,16 +492,30 @@ async fn inner_failures_map_to_503_413_and_500_by_classification() {
     let server = start(&inner, ReceiverLimits::new()).await;
     let cases = [
         (Retryability::Retryable, 503, Some("1")),
-        (Retryability::Throttled(Duration::from_secs(7)), 503, Some("7")),
+        (
+            Retryability::Throttled(Duration::from_secs(7)),
+            503,
+            Some("7"),
+        ),
         (Retryability::TooLarge, 413, None),
         (Retryability::Permanent, 500, None),
     ];
     for (class, status, retry_after) in cases {
         inner.set(Mode::Fail(class));
-        let reply = post(server.addr, "/v1/traces", "application/x-protobuf", "", &trace_bytes(1)).await;
+        let reply = post(
+            server.addr,
+            "/v1/traces",
+            "application/x-protobuf",
+            "",
+            &trace_bytes(1),
+        )
+        .await;
         assert_eq!(reply.status, status, "{class:?}");
         assert_eq!(reply.header("retry-after"), retry_after, "{class:?}");
-        assert!(reply.status_body().message.contains("upstream answered"), "{class:?}");
+        assert!(
+            reply.status_body().message.contains("upstream answered"),
+            "{class:?}"
+        );
     }
     server.shutdown().await;
 }
@@ -351,23 +524,39 @@ async fn inner_failures_map_to_503_413_and_500_by_classification() {
 async fn requests_beyond_the_concurrency_limit_get_503() {
     let gate = Arc::new(Notify::new());
     let inner = Recorder::new(Mode::Block(gate.clone()));
-    let server = start(&inner, ReceiverLimits::new().with_max_concurrent_requests(1)).await;
+    let server = start(
+        &inner,
+        ReceiverLimits::new().with_max_concurrent_requests(1),
+    )
+    .await;
     let addr = server.addr;
     let first = tokio::spawn(async move {
-        post(addr, "/v1/traces", "application/x-protobuf", "", &trace_bytes(1)).await
+        post(
+            addr,
+            "/v1/traces",
+            "application/x-protobuf",
+            "",
+            &trace_bytes(1),
+        )
+        .await
     });
-    // Wait (bounded) until the first request holds the only slot.
-    let mut refused = None;
-    for _ in 0..200 {
-        let reply = post(addr, "/v1/traces", "application/x-protobuf", "", &trace_bytes(1)).await;
-        if reply.status == 503 {
-            refused = Some(reply);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let refused = refused.expect("a second request is refused while the first is in flight");
-    assert!(refused.status_body().message.contains("1 requests in flight"));
+    // Once the first request holds the only slot, the next one is refused.
+    inner.wait_calls(1).await;
+    let refused = post(
+        addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "",
+        &trace_bytes(1),
+    )
+    .await;
+    assert_eq!(refused.status, 503);
+    assert!(
+        refused
+            .status_body()
+            .message
+            .contains("1 requests in flight")
+    );
     assert!(refused.header("retry-after").is_some());
     gate.notify_one();
     assert_eq!(first.await.unwrap().status, 200);
@@ -381,7 +570,9 @@ async fn slow_header_trickle_is_disconnected_after_the_header_read_timeout() {
     let server = start(&inner, limits).await;
     let outcome = tokio::time::timeout(BOUND, async {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
-        s.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: t\r\n").await.unwrap();
+        s.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: t\r\n")
+            .await
+            .unwrap();
         // Keep trickling one header byte every 50 ms; the server must cut us off.
         for _ in 0..200 {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -399,7 +590,10 @@ async fn slow_header_trickle_is_disconnected_after_the_header_read_timeout() {
     })
     .await
     .unwrap();
-    assert!(outcome == "closed" || outcome == "write failed" || outcome == "answered", "{outcome}");
+    assert!(
+        outcome == "closed" || outcome == "write failed" || outcome == "answered",
+        "{outcome}"
+    );
     assert_ne!(outcome, "still open");
     assert!(inner.batches().is_empty());
     server.shutdown().await;
@@ -410,7 +604,9 @@ async fn connections_beyond_the_limit_are_closed_and_later_ones_served() {
     let inner = Recorder::new(Mode::Accept);
     let server = start(&inner, ReceiverLimits::new().with_max_connections(1)).await;
     let mut held = TcpStream::connect(server.addr).await.unwrap();
-    held.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: t\r\n").await.unwrap();
+    held.write_all(b"POST /v1/traces HTTP/1.1\r\nHost: t\r\n")
+        .await
+        .unwrap();
     // The second connection is accepted and closed at once.
     let closed = tokio::time::timeout(BOUND, async {
         let mut s = TcpStream::connect(server.addr).await.unwrap();
@@ -453,26 +649,48 @@ async fn shutdown_lets_in_flight_requests_finish_and_stops_accepting() {
     let server = start(&inner, ReceiverLimits::new()).await;
     let addr = server.addr;
     let in_flight = tokio::spawn(async move {
-        post(addr, "/v1/traces", "application/x-protobuf", "", &trace_bytes(2)).await
+        post(
+            addr,
+            "/v1/traces",
+            "application/x-protobuf",
+            "",
+            &trace_bytes(2),
+        )
+        .await
     });
     // Let the request reach the inner service, then shut down and release it.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    inner.wait_calls(1).await;
     let stopping = tokio::spawn(server.shutdown());
     tokio::time::sleep(Duration::from_millis(50)).await;
     gate.notify_one();
     assert_eq!(in_flight.await.unwrap().status, 200);
-    tokio::time::timeout(BOUND, stopping).await.unwrap().unwrap();
+    tokio::time::timeout(BOUND, stopping)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(inner.batches().len(), 1);
-    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
 }
 
 #[tokio::test]
 async fn binding_a_taken_port_and_zero_limits_are_clear_errors() {
     let inner = Recorder::new(Mode::Accept);
-    let first = HttpReceiver::new(inner.clone()).bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let err = HttpReceiver::new(inner.clone()).bind(first.local_addr()).await.unwrap_err();
+    let first = HttpReceiver::new(inner.clone())
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let err = HttpReceiver::new(inner.clone())
+        .bind(first.local_addr())
+        .await
+        .unwrap_err();
     assert!(matches!(err, ReceiveError::Bind { .. }));
-    assert!(err.to_string().contains(&first.local_addr().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&first.local_addr().to_string()),
+        "{err}"
+    );
     let err = HttpReceiver::new(inner)
         .with_limits(ReceiverLimits::new().with_max_concurrent_requests(0))
         .bind("127.0.0.1:0".parse().unwrap())

@@ -57,6 +57,8 @@ mod error;
 mod intake;
 mod otlp;
 mod stack;
+#[cfg(feature = "sdk")]
+pub mod sdk;
 
 pub use otlp_config as config;
 pub use otlp_core as core;

@@ -2,6 +2,7 @@
 
 pub(crate) mod config;
 mod demo;
+mod generate;
 mod diagnose;
 mod run;
 mod send;

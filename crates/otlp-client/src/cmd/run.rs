@@ -109,7 +109,14 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
     }
     let report = otlp.shutdown(args.shutdown_timeout).await;
     tracing::info!(?report, "shutdown complete");
-    println!("{report}");
+    println!(
+        "shutdown: sent {} dropped {} failed {} left queued {}{}",
+        report.sent,
+        report.dropped,
+        report.failed,
+        report.left_queued,
+        if report.drained { "" } else { " (deadline reached before the queue drained)" }
+    );
     ExitCode::from(EXIT_OK)
 }
 

@@ -231,8 +231,14 @@ pub fn retry_info_from_status_details(details: &[u8]) -> Option<Duration> {
     status
         .details
         .iter()
-        .filter(|any| any.type_url == RETRY_INFO_TYPE || any.type_url.ends_with("/google.rpc.RetryInfo"))
-        .find_map(|any| RetryInfo::decode(any.value.as_slice()).ok().and_then(|i| retry_delay(&i)))
+        .filter(|any| {
+            any.type_url == RETRY_INFO_TYPE || any.type_url.ends_with("/google.rpc.RetryInfo")
+        })
+        .find_map(|any| {
+            RetryInfo::decode(any.value.as_slice())
+                .ok()
+                .and_then(|i| retry_delay(&i))
+        })
 }
 
 /// Reads the delay from a `google.rpc.retryinfo-bin` trailer (an encoded
@@ -263,7 +269,10 @@ pub fn decode_partial_success_json(body: &[u8]) -> ExportResponse {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return ExportResponse::success();
     };
-    let Some(p) = value.get("partialSuccess").or_else(|| value.get("partial_success")) else {
+    let Some(p) = value
+        .get("partialSuccess")
+        .or_else(|| value.get("partial_success"))
+    else {
         return ExportResponse::success();
     };
     let rejected = [
@@ -276,7 +285,10 @@ pub fn decode_partial_success_json(body: &[u8]) -> ExportResponse {
     ]
     .iter()
     .find_map(|k| p.get(*k))
-    .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())))
+    .and_then(|v| {
+        v.as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    })
     .unwrap_or(0);
     let message = p
         .get("errorMessage")
@@ -292,6 +304,7 @@ pub fn decode_partial_success_json(body: &[u8]) -> ExportResponse {
 }
 
 /// The message of a `google.rpc.Status` protobuf error body, if it is one.
+#[cfg(feature = "http")]
 pub(crate) fn status_message_from_body(body: &[u8]) -> Option<String> {
     use prost::Message as _;
     let status = RpcStatus::decode(body).ok()?;

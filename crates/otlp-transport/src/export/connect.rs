@@ -55,10 +55,17 @@ pub(crate) fn host_port(uri: &Uri) -> Result<(String, u16), TransportError> {
         endpoint: uri.to_string(),
         reason: "missing host, use e.g. http://collector:4317".into(),
     })?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = uri
         .port_u16()
-        .unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
     Ok((host, port))
 }
 
@@ -123,7 +130,9 @@ pub(crate) async fn connect_tcp(
     .map_err(tcp_err)?;
     if let Some(idle) = keepalive {
         let sock = socket2::SockRef::from(&socket);
-        let ka = socket2::TcpKeepalive::new().with_time(idle).with_interval(idle);
+        let ka = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(idle);
         sock.set_tcp_keepalive(&ka).map_err(tcp_err)?;
     }
     let stream = match tokio::time::timeout(timeout, socket.connect(addr)).await {
@@ -240,7 +249,11 @@ impl tower_service::Service<Uri> for Connector {
 // === impl Stream ===
 
 impl AsyncRead for Stream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(feature = "tls")]
@@ -250,7 +263,11 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(feature = "tls")]
@@ -308,7 +325,11 @@ impl hyper::rt::Read for Conn {
 }
 
 impl hyper::rt::Write for Conn {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
     }
 
@@ -336,7 +357,11 @@ impl hyper::rt::Write for Conn {
 impl Connection for Conn {
     fn connected(&self) -> Connected {
         let connected = Connected::new();
-        if self.h2 { connected.negotiated_h2() } else { connected }
+        if self.h2 {
+            connected.negotiated_h2()
+        } else {
+            connected
+        }
     }
 }
 

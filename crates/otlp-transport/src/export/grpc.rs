@@ -37,7 +37,6 @@ pub struct GrpcExporter {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
     endpoint: String,
     hint: &'static str,
@@ -130,9 +129,13 @@ impl GrpcExporter {
             .max_encoding_message_size(usize::MAX);
         match shared.compression {
             #[cfg(feature = "gzip")]
-            Compression::Gzip => grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip),
+            Compression::Gzip => {
+                grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip)
+            }
             #[cfg(feature = "zstd")]
-            Compression::Zstd => grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Zstd),
+            Compression::Zstd => {
+                grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Zstd)
+            }
             _ => {}
         }
         let mut request = tonic::Request::new(batch.into_bytes());
@@ -140,7 +143,9 @@ impl GrpcExporter {
         request.set_timeout(shared.timeout);
         let path = http::uri::PathAndQuery::from_static(signal.grpc_path());
         let call = async {
-            grpc.ready().await.map_err(|e| Status::unavailable(chain_text(&e)))?;
+            grpc.ready()
+                .await
+                .map_err(|e| Status::unavailable(chain_text(&e)))?;
             grpc.unary(request, path, PassThroughCodec).await
         };
         match tokio::time::timeout(shared.timeout, call).await {
@@ -171,6 +176,20 @@ impl tower_service::Service<Batch> for GrpcExporter {
 }
 
 // === impl Shared ===
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values are credentials: only their names are shown.
+        let names: Vec<String> = self.metadata.keys().map(|k| format!("{k:?}")).collect();
+        f.debug_struct("GrpcExporter")
+            .field("endpoint", &self.endpoint)
+            .field("headers", &names)
+            .field("timeout", &self.timeout)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("compression", &self.compression)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Shared {
     /// Maps a tonic status (from the server, or made by tonic for a transport
@@ -214,7 +233,9 @@ impl Shared {
                 limit: MAX_RESPONSE_BYTES,
             };
         }
-        if message.contains("grpc-status header missing") || message.contains("invalid content-type") {
+        if message.contains("grpc-status header missing")
+            || message.contains("invalid content-type")
+        {
             return TransportError::Connect {
                 endpoint,
                 step: ConnectStep::ProtocolMismatch,

@@ -34,7 +34,6 @@ pub struct HttpExporter {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
     endpoint: String,
     hint: &'static str,
@@ -72,25 +71,39 @@ impl HttpExporter {
             Protocol::HttpProtobuf | Protocol::Grpc => false,
         };
         let mut headers = validate_headers(&config.headers)?;
-        headers.insert(header::USER_AGENT, HeaderValue::from_static(super::USER_AGENT));
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(super::USER_AGENT),
+        );
         headers.insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static(if json { "application/json" } else { "application/x-protobuf" }),
+            HeaderValue::from_static(if json {
+                "application/json"
+            } else {
+                "application/x-protobuf"
+            }),
         );
         if config.compression != Compression::None {
-            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(config.compression.as_str()));
+            headers.insert(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_static(config.compression.as_str()),
+            );
         }
         let base = uri.to_string();
         let base = base.trim_end_matches('/');
         let url = |s: Signal| -> Result<Uri, TransportError> {
-            format!("{base}{}", s.http_path())
-                .parse()
-                .map_err(|e| TransportError::InvalidEndpoint {
+            format!("{base}{}", s.http_path()).parse().map_err(|e| {
+                TransportError::InvalidEndpoint {
                     endpoint: config.endpoint.clone(),
                     reason: format!("cannot append {}: {e}", s.http_path()),
-                })
+                }
+            })
         };
-        let urls = [url(Signal::Traces)?, url(Signal::Metrics)?, url(Signal::Logs)?];
+        let urls = [
+            url(Signal::Traces)?,
+            url(Signal::Metrics)?,
+            url(Signal::Logs)?,
+        ];
         let connector = Connector {
             connect_timeout: config.connect_timeout,
             keepalive: config.tcp_keepalive,
@@ -159,7 +172,10 @@ impl HttpExporter {
         }
     }
 
-    async fn exchange(&self, request: Request<Full<Bytes>>) -> Result<ExportResponse, TransportError> {
+    async fn exchange(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<ExportResponse, TransportError> {
         let shared = &self.shared;
         let response = self
             .client
@@ -179,7 +195,10 @@ impl HttpExporter {
                 } else {
                     TransportError::Protocol {
                         endpoint: shared.endpoint.clone(),
-                        detail: format!("reading the response body failed: {}", chain_text(e.as_ref())),
+                        detail: format!(
+                            "reading the response body failed: {}",
+                            chain_text(e.as_ref())
+                        ),
                         connection: true,
                     }
                 }
@@ -249,7 +268,11 @@ fn response_message(body: &[u8], is_json: bool, headers: &HeaderMap) -> String {
     }
     let text = String::from_utf8_lossy(body.get(..body.len().min(256)).unwrap_or_default());
     let text = text.trim();
-    if text.is_empty() { "(empty body)".into() } else { text.to_owned() }
+    if text.is_empty() {
+        "(empty body)".into()
+    } else {
+        text.to_owned()
+    }
 }
 
 #[cfg(feature = "http-json")]
@@ -276,7 +299,10 @@ fn compress(compression: Compression, body: Bytes) -> Result<Bytes, TransportErr
         #[cfg(feature = "gzip")]
         Compression::Gzip => {
             use std::io::Write as _;
-            let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
+            let mut enc = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
             enc.write_all(&body)
                 .and_then(|()| enc.finish())
                 .map(Bytes::from)
@@ -292,7 +318,10 @@ fn compress(compression: Compression, body: Bytes) -> Result<Bytes, TransportErr
                 compression: "zstd",
                 source,
             }),
-        #[allow(unreachable_patterns, reason = "reachable only when a compression feature is off")]
+        #[allow(
+            unreachable_patterns,
+            reason = "reachable only when a compression feature is off"
+        )]
         other => Err(TransportError::CompressionDisabled {
             compression: other.as_str(),
         }),
@@ -300,6 +329,21 @@ fn compress(compression: Compression, body: Bytes) -> Result<Bytes, TransportErr
 }
 
 // === impl Shared ===
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values are credentials: only their names are shown.
+        let names: Vec<&str> = self.headers.keys().map(|k| k.as_str()).collect();
+        f.debug_struct("HttpExporter")
+            .field("endpoint", &self.endpoint)
+            .field("headers", &names)
+            .field("timeout", &self.timeout)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("compression", &self.compression)
+            .field("json", &self.json)
+            .finish_non_exhaustive()
+    }
+}
 
 impl Shared {
     fn map_client_error(&self, err: &hyper_util::client::legacy::Error) -> TransportError {

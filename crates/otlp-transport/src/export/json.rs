@@ -2,10 +2,12 @@
 //!
 //! The batch is decoded into opentelemetry-proto's generated types and
 //! serialized with their serde support, which already writes lowerCamelCase
-//! names, hex trace/span ids, integer enums and most 64-bit integers as
-//! strings. A fix-up pass then enforces the OTLP/JSON rules on the whole tree
-//! so that any field the generated serde code leaves as a JSON number (or as
-//! a byte array for an id) is corrected: that pass is what the tests check.
+//! names, hex trace/span ids, integer enums and 64-bit integers as strings
+//! (checked for opentelemetry-proto 0.33.1). What it gets wrong is absent
+//! fields: it writes `null` for unset messages and optional scalars (`resource`,
+//! `scope`, `sum`, `min`, `max`), which OTLP/JSON omits. A fix-up pass drops
+//! those and also re-enforces the integer and id rules on the whole tree, so a
+//! future change of the generated code cannot silently break the wire format.
 
 use opentelemetry_proto::tonic::collector::{
     logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
@@ -65,6 +67,9 @@ pub(crate) fn to_json(signal: Signal, bytes: &[u8]) -> Result<Vec<u8>, Transport
 fn fix_up(value: &mut Value) {
     match value {
         Value::Object(map) => {
+            // The generated serde code writes absent messages and optional
+            // scalars as `null`; OTLP/JSON omits them.
+            map.retain(|_, v| !v.is_null());
             for (key, v) in map.iter_mut() {
                 if INT64_FIELDS.contains(&key.as_str()) {
                     int64_to_string(v);
@@ -148,12 +153,30 @@ mod tests {
     fn fix_up_converts_numbers_and_byte_arrays() {
         let mut v = serde_json::json!({"x": [{"timeUnixNano": 5, "spanId": [1, 255], "bucketCounts": [1, 2]}]});
         fix_up(&mut v);
-        assert_eq!(v, serde_json::json!({"x": [{"timeUnixNano": "5", "spanId": "01ff", "bucketCounts": ["1", "2"]}]}));
+        assert_eq!(
+            v,
+            serde_json::json!({"x": [{"timeUnixNano": "5", "spanId": "01ff", "bucketCounts": ["1", "2"]}]})
+        );
+    }
+
+    #[test]
+    fn absent_fields_are_omitted_not_null() {
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans::default()],
+        };
+        let raw = serde_json::to_string(&req).unwrap();
+        assert!(raw.contains("null"), "generated serde writes null: {raw}");
+        let json =
+            String::from_utf8(to_json(Signal::Traces, &req.encode_to_vec()).unwrap()).unwrap();
+        assert!(!json.contains("null"), "{json}");
     }
 
     #[test]
     fn invalid_bytes_are_an_encode_error() {
         let err = to_json(Signal::Logs, b"\xff\xff\xff").unwrap_err();
-        assert!(matches!(err, TransportError::Encode { signal: "logs", .. }), "{err}");
+        assert!(
+            matches!(err, TransportError::Encode { signal: "logs", .. }),
+            "{err}"
+        );
     }
 }

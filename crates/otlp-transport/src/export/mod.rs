@@ -41,7 +41,11 @@ pub use self::grpc::GrpcExporter;
 pub use self::http::HttpExporter;
 
 /// The spec-style User-Agent sent by every exporter.
-pub const USER_AGENT: &str = concat!("OTel-OTLP-Exporter-Rust/", env!("CARGO_PKG_VERSION"), " otlp-rust");
+pub const USER_AGENT: &str = concat!(
+    "OTel-OTLP-Exporter-Rust/",
+    env!("CARGO_PKG_VERSION"),
+    " otlp-rust"
+);
 
 /// Default `max_request_bytes`: 64 MiB.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
@@ -138,6 +142,12 @@ pub struct Exporter {
 }
 
 /// One endpoint's exporter.
+// Targets live once in an `Arc<[Target]>` and are never moved on the hot path,
+// so the size difference between variants costs nothing.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "stored once per endpoint, never moved per request"
+)]
 #[derive(Clone, Debug)]
 enum Target {
     #[cfg(feature = "grpc")]
@@ -147,7 +157,10 @@ enum Target {
 }
 
 /// A normalized endpoint: full URL with scheme, as a `http::Uri`.
-pub(crate) fn parse_endpoint(endpoint: &str, tls: &TlsConfig) -> Result<::http::Uri, TransportError> {
+pub(crate) fn parse_endpoint(
+    endpoint: &str,
+    tls: &TlsConfig,
+) -> Result<::http::Uri, TransportError> {
     let trimmed = endpoint.trim();
     if trimmed.is_empty() {
         return Err(TransportError::NoEndpoint);
@@ -207,7 +220,9 @@ pub(crate) fn port_hint(uri: &::http::Uri, protocol: Protocol) -> &'static str {
     }
 }
 
-pub(crate) fn validate_headers(headers: &[(String, String)]) -> Result<::http::HeaderMap, TransportError> {
+pub(crate) fn validate_headers(
+    headers: &[(String, String)],
+) -> Result<::http::HeaderMap, TransportError> {
     let mut map = ::http::HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let invalid = || TransportError::InvalidHeader { name: name.clone() };
@@ -225,8 +240,12 @@ pub(crate) fn check_compression(c: Compression) -> Result<(), TransportError> {
         Compression::None => Ok(()),
         Compression::Gzip if cfg!(feature = "gzip") => Ok(()),
         Compression::Zstd if cfg!(feature = "zstd") => Ok(()),
-        Compression::Gzip => Err(TransportError::CompressionDisabled { compression: "gzip" }),
-        Compression::Zstd => Err(TransportError::CompressionDisabled { compression: "zstd" }),
+        Compression::Gzip => Err(TransportError::CompressionDisabled {
+            compression: "gzip",
+        }),
+        Compression::Zstd => Err(TransportError::CompressionDisabled {
+            compression: "zstd",
+        }),
     }
 }
 
@@ -423,12 +442,12 @@ impl Target {
         }
     }
 
-    async fn send(self, batch: Batch) -> Result<ExportResponse, TransportError> {
-        match self {
+    async fn send(&self, batch: Batch) -> Result<ExportResponse, TransportError> {
+        match *self {
             #[cfg(feature = "grpc")]
-            Target::Grpc(g) => g.send(batch).await,
+            Target::Grpc(ref g) => g.send(batch).await,
             #[cfg(feature = "http")]
-            Target::Http(h) => h.send(batch).await,
+            Target::Http(ref h) => h.send(batch).await,
         }
     }
 }
@@ -460,7 +479,7 @@ impl Exporter {
             let Some(target) = self.targets.get((start + i) % n) else {
                 break;
             };
-            match target.clone().send(batch.clone()).await {
+            match target.send(batch.clone()).await {
                 Ok(r) => return Ok(r),
                 Err(e) if e.is_connection_error() => {
                     tracing::debug!(error = %e, "endpoint unreachable, failing over");

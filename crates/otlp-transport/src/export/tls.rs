@@ -19,7 +19,10 @@ use crate::{TransportError, export::TlsConfig};
 ///
 /// Roots: the CA file when set, otherwise the system store, falling back to
 /// the bundled Mozilla roots when the system store is empty.
-pub(crate) fn client_config(tls: &TlsConfig, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TransportError> {
+pub(crate) fn client_config(
+    tls: &TlsConfig,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, TransportError> {
     client_config_recording(tls, alpn, None)
 }
 
@@ -41,7 +44,9 @@ pub(crate) fn client_config_recording(
             roots.add(cert).map_err(|e| TransportError::TlsConfig {
                 setting: "ca_file",
                 value: ca.display().to_string(),
-                reason: format!("certificate rejected: {e}; the file must hold PEM CA certificates"),
+                reason: format!(
+                    "certificate rejected: {e}; the file must hold PEM CA certificates"
+                ),
             })?;
         }
     } else {
@@ -64,11 +69,18 @@ pub(crate) fn client_config_recording(
         .build()
         .map_err(|e| TransportError::TlsConfig {
             setting: "ca_file",
-            value: tls.ca_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            value: tls
+                .ca_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             reason: format!("no usable root certificate: {e}; set ca_file to a PEM CA bundle"),
         })?;
     let verifier: Arc<dyn ServerCertVerifier> = match seen {
-        Some(seen) => Arc::new(Recording { inner: webpki, seen }),
+        Some(seen) => Arc::new(Recording {
+            inner: webpki,
+            seen,
+        }),
         None => webpki,
     };
     let builder = builder.with_custom_certificate_verifier(verifier);
@@ -80,10 +92,12 @@ pub(crate) fn client_config_recording(
                 value: key.display().to_string(),
                 reason: format!("cannot read a PEM private key: {e}; point key_file at the client key (PKCS#8, PKCS#1 or SEC1 PEM)"),
             })?;
-            builder.with_client_auth_cert(chain, key_der).map_err(|e| TransportError::TlsConfig {
-                setting: "cert_file",
-                value: cert.display().to_string(),
-                reason: format!("client certificate and key do not fit together: {e}"),
+            builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                TransportError::TlsConfig {
+                    setting: "cert_file",
+                    value: cert.display().to_string(),
+                    reason: format!("client certificate and key do not fit together: {e}"),
+                }
             })?
         }
         (None, None) => builder.with_no_client_auth(),
@@ -106,14 +120,21 @@ pub(crate) fn client_config_recording(
     Ok(Arc::new(config))
 }
 
-fn load_certs(setting: &'static str, path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, TransportError> {
+fn load_certs(
+    setting: &'static str,
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, TransportError> {
     let err = |reason: String| TransportError::TlsConfig {
         setting,
         value: path.display().to_string(),
         reason,
     };
     let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(format!("cannot read the file: {e}; check the path and permissions")))?
+        .map_err(|e| {
+            err(format!(
+                "cannot read the file: {e}; check the path and permissions"
+            ))
+        })?
         .collect::<Result<_, _>>()
         .map_err(|e| err(format!("invalid PEM: {e}")))?;
     if certs.is_empty() {

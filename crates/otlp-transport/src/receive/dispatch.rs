@@ -20,7 +20,10 @@ use crate::receive::ReceiverLimits;
 pub(crate) enum Refusal {
     /// Back-pressure or a transient failure: the client should retry after the hint
     /// (gRPC `UNAVAILABLE` with `RetryInfo`, HTTP 503 with `Retry-After`).
-    Unavailable { retry_after: Duration, message: String },
+    Unavailable {
+        retry_after: Duration,
+        message: String,
+    },
     /// The request is too large for what is behind the receiver
     /// (gRPC `RESOURCE_EXHAUSTED` without a retry hint, HTTP 413).
     TooLarge(String),
@@ -116,6 +119,7 @@ pub(crate) fn encode_response(signal: Signal, resp: &ExportResponse) -> Bytes {
     Bytes::from(bytes)
 }
 
+#[cfg(feature = "http")]
 /// The OTLP/JSON `Export*ServiceResponse` for `resp`: 64-bit counts as strings,
 /// lowerCamelCase keys, `{}` on full success.
 pub(crate) fn encode_response_json(signal: Signal, resp: &ExportResponse) -> Bytes {

@@ -52,22 +52,30 @@ const RETRY_INFO_TRAILER: &str = "google.rpc.retryinfo-bin";
 /// `""` report `SERVING` until shutdown begins) and server reflection (v1 and
 /// v1alpha), so `grpcurl` and `grpc_health_probe` work.
 ///
-/// ```no_run
+/// ```
 /// use otlp_core::{Batch, ExportResponse};
 /// use otlp_transport::GrpcReceiver;
 /// # #[derive(Debug)] struct Never;
 /// # impl std::fmt::Display for Never { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("never") } }
 /// # impl otlp_core::Classify for Never { fn classify(&self) -> otlp_core::Retryability { otlp_core::Retryability::Permanent } }
 ///
-/// # async fn run() -> Result<(), otlp_transport::ReceiveError> {
+/// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// # rt.block_on(async {
 /// let sink = tower::service_fn(|batch: Batch| async move {
-///     println!("{} {}", batch.items(), batch.signal().item_name());
+///     let _ = (batch.signal(), batch.items());
 ///     Ok::<_, Never>(ExportResponse::success())
 /// });
-/// let bound = GrpcReceiver::new(sink).bind("127.0.0.1:4317".parse().unwrap()).await?;
-/// println!("listening on {}", bound.local_addr());
-/// bound.serve(async { let _ = tokio::signal::ctrl_c().await; }).await;
-/// # Ok(()) }
+/// // An agent binds 0.0.0.0:4317; port 0 lets the system pick one.
+/// let bound = GrpcReceiver::new(sink).bind("127.0.0.1:0".parse()?).await?;
+/// let addr = bound.local_addr();
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(bound.serve(async { let _ = stopped.await; }));
+/// assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+/// let _ = stop.send(());
+/// server.await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct GrpcReceiver<S> {
@@ -75,8 +83,7 @@ pub struct GrpcReceiver<S> {
     limits: ReceiverLimits,
 }
 
-type GrpcService =
-    BoxCloneSyncService<Request<Incoming>, Response<tonic::body::Body>, Infallible>;
+type GrpcService = BoxCloneSyncService<Request<Incoming>, Response<tonic::body::Body>, Infallible>;
 
 /// The per-connection request router.
 #[derive(Clone)]
@@ -181,7 +188,12 @@ where
             reflection_v1: BoxCloneSyncService::new(reflection_v1),
             reflection_v1alpha: BoxCloneSyncService::new(reflection_v1alpha),
         };
-        Ok(BoundReceiver::grpc(listener, local_addr, self.limits, router))
+        Ok(BoundReceiver::grpc(
+            listener,
+            local_addr,
+            self.limits,
+            router,
+        ))
     }
 }
 
@@ -266,8 +278,8 @@ where
             )
             .into_http();
         };
-        let mut grpc = Grpc::new(RawCodec)
-            .max_decoding_message_size(limits.max_decompressed_bytes());
+        let mut grpc =
+            Grpc::new(RawCodec).max_decoding_message_size(limits.max_decompressed_bytes());
         #[cfg(feature = "gzip")]
         {
             grpc = grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip);
@@ -318,7 +330,9 @@ where
                 Status::invalid_argument(format!("malformed OTLP {signal} export request: {e}"))
             })?;
             match dispatch::export(inner, batch, &shared.limits).await {
-                Ok(resp) => Ok(tonic::Response::new(dispatch::encode_response(signal, &resp))),
+                Ok(resp) => Ok(tonic::Response::new(dispatch::encode_response(
+                    signal, &resp,
+                ))),
                 Err(refusal) => Err(status_for(refusal)),
             }
         })

@@ -40,21 +40,30 @@ use crate::receive::{
 /// Responses use the request's content type (`application/x-protobuf` or
 /// `application/json`).
 ///
-/// ```no_run
+/// ```
 /// use otlp_core::{Batch, ExportResponse};
 /// use otlp_transport::HttpReceiver;
 /// # #[derive(Debug)] struct Never;
 /// # impl std::fmt::Display for Never { fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("never") } }
 /// # impl otlp_core::Classify for Never { fn classify(&self) -> otlp_core::Retryability { otlp_core::Retryability::Permanent } }
 ///
-/// # async fn run() -> Result<(), otlp_transport::ReceiveError> {
+/// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// # rt.block_on(async {
 /// let sink = tower::service_fn(|batch: Batch| async move {
-///     println!("{} {}", batch.items(), batch.signal().item_name());
+///     let _ = (batch.signal(), batch.items());
 ///     Ok::<_, Never>(ExportResponse::success())
 /// });
-/// let bound = HttpReceiver::new(sink).bind("127.0.0.1:4318".parse().unwrap()).await?;
-/// bound.serve(async { let _ = tokio::signal::ctrl_c().await; }).await;
-/// # Ok(()) }
+/// // An agent binds 0.0.0.0:4318; port 0 lets the system pick one.
+/// let bound = HttpReceiver::new(sink).bind("127.0.0.1:0".parse()?).await?;
+/// let addr = bound.local_addr();
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let server = tokio::spawn(bound.serve(async { let _ = stopped.await; }));
+/// assert!(tokio::net::TcpStream::connect(addr).await.is_ok());
+/// let _ = stop.send(());
+/// server.await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct HttpReceiver<S> {
@@ -127,7 +136,12 @@ where
                 limits: self.limits.clone(),
             }),
         };
-        Ok(BoundReceiver::http(listener, local_addr, self.limits, handler))
+        Ok(BoundReceiver::http(
+            listener,
+            local_addr,
+            self.limits,
+            handler,
+        ))
     }
 }
 
@@ -135,7 +149,9 @@ where
 
 impl<S> fmt::Debug for HttpHandler<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpHandler").field("shared", &self.shared).finish_non_exhaustive()
+        f.debug_struct("HttpHandler")
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
     }
 }
 
@@ -168,12 +184,28 @@ where
     let path = req.uri().path();
     let Some(signal) = Signal::ALL.into_iter().find(|s| s.http_path() == path) else {
         let msg = format!("no OTLP endpoint at {path}: use /v1/traces, /v1/metrics or /v1/logs");
-        return error(answer_format, StatusCode::NOT_FOUND, code::NOT_FOUND, &msg, None);
+        return error(
+            answer_format,
+            StatusCode::NOT_FOUND,
+            code::NOT_FOUND,
+            &msg,
+            None,
+        );
     };
     if req.method() != Method::POST {
-        let msg = format!("method {} not allowed on {path}: OTLP/HTTP exports use POST", req.method());
-        let mut resp = error(answer_format, StatusCode::METHOD_NOT_ALLOWED, code::UNIMPLEMENTED, &msg, None);
-        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        let msg = format!(
+            "method {} not allowed on {path}: OTLP/HTTP exports use POST",
+            req.method()
+        );
+        let mut resp = error(
+            answer_format,
+            StatusCode::METHOD_NOT_ALLOWED,
+            code::UNIMPLEMENTED,
+            &msg,
+            None,
+        );
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
     let Some(format) = format else {
@@ -182,17 +214,35 @@ where
             .get(header::CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_else(|| "none".to_owned());
-        let msg = format!("unsupported content type '{got}': use {}", supported_types());
-        return error(Format::Protobuf, StatusCode::UNSUPPORTED_MEDIA_TYPE, code::INVALID_ARGUMENT, &msg, None);
+        let msg = format!(
+            "unsupported content type '{got}': use {}",
+            supported_types()
+        );
+        return error(
+            Format::Protobuf,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::INVALID_ARGUMENT,
+            &msg,
+            None,
+        );
     };
-    let encoding_header = req.headers().get(header::CONTENT_ENCODING).map(|v| v.to_str().unwrap_or("(not ascii)"));
+    let encoding_header = req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("(not ascii)"));
     let Some(encoding) = Encoding::parse(encoding_header) else {
         let msg = format!(
             "unsupported content encoding '{}': use {}",
             encoding_header.unwrap_or_default(),
             Encoding::supported()
         );
-        return error(format, StatusCode::UNSUPPORTED_MEDIA_TYPE, code::INVALID_ARGUMENT, &msg, None);
+        return error(
+            format,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code::INVALID_ARGUMENT,
+            &msg,
+            None,
+        );
     };
     let declared = req
         .headers()
@@ -205,7 +255,13 @@ where
             declared.unwrap_or_default(),
             limits.max_request_bytes()
         );
-        return error(format, StatusCode::PAYLOAD_TOO_LARGE, code::RESOURCE_EXHAUSTED, &msg, None);
+        return error(
+            format,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::RESOURCE_EXHAUSTED,
+            &msg,
+            None,
+        );
     }
     // The permit bounds memory too: at most this many bodies are read at once.
     let Ok(_permit) = shared.requests.clone().try_acquire_owned() else {
@@ -233,7 +289,13 @@ where
             Ok(Err(e)) => return body_error(format, e),
             Err(e) => {
                 let msg = format!("decompression task failed: {e}");
-                return error(format, StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, &msg, None);
+                return error(
+                    format,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    code::INTERNAL,
+                    &msg,
+                    None,
+                );
             }
         }
     };
@@ -244,7 +306,15 @@ where
     };
     let batch = match batch {
         Ok(b) => b,
-        Err(msg) => return error(format, StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, &msg, None),
+        Err(msg) => {
+            return error(
+                format,
+                StatusCode::BAD_REQUEST,
+                code::INVALID_ARGUMENT,
+                &msg,
+                None,
+            );
+        }
     };
     match dispatch::export(inner, batch, limits).await {
         Ok(resp) => {
@@ -311,21 +381,44 @@ fn error(
 ) -> HttpResponse {
     tracing::debug!(%status, message, "refused OTLP/HTTP request");
     match format {
-        Format::Protobuf => respond(status, PROTOBUF, rpc::status(grpc_code, message, retry).into()),
-        Format::Json => respond(status, JSON, rpc::status_json(grpc_code, message, retry).into()),
+        Format::Protobuf => respond(
+            status,
+            PROTOBUF,
+            rpc::status(grpc_code, message, retry).into(),
+        ),
+        Format::Json => respond(
+            status,
+            JSON,
+            rpc::status_json(grpc_code, message, retry).into(),
+        ),
     }
 }
 
 fn body_error(format: Format, e: BodyError) -> HttpResponse {
     match e {
-        BodyError::TooLarge(msg) => error(format, StatusCode::PAYLOAD_TOO_LARGE, code::RESOURCE_EXHAUSTED, &msg, None),
-        BodyError::Malformed(msg) => error(format, StatusCode::BAD_REQUEST, code::INVALID_ARGUMENT, &msg, None),
+        BodyError::TooLarge(msg) => error(
+            format,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::RESOURCE_EXHAUSTED,
+            &msg,
+            None,
+        ),
+        BodyError::Malformed(msg) => error(
+            format,
+            StatusCode::BAD_REQUEST,
+            code::INVALID_ARGUMENT,
+            &msg,
+            None,
+        ),
     }
 }
 
 fn refused(format: Format, refusal: Refusal) -> HttpResponse {
     match refusal {
-        Refusal::Unavailable { retry_after, message } => {
+        Refusal::Unavailable {
+            retry_after,
+            message,
+        } => {
             let mut resp = error(
                 format,
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -333,12 +426,26 @@ fn refused(format: Format, refusal: Refusal) -> HttpResponse {
                 &message,
                 Some(retry_after),
             );
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(retry_after)));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(retry_after)),
+            );
             resp
         }
-        Refusal::TooLarge(msg) => error(format, StatusCode::PAYLOAD_TOO_LARGE, code::RESOURCE_EXHAUSTED, &msg, None),
-        Refusal::Failed(msg) => error(format, StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, &msg, None),
+        Refusal::TooLarge(msg) => error(
+            format,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            code::RESOURCE_EXHAUSTED,
+            &msg,
+            None,
+        ),
+        Refusal::Failed(msg) => error(
+            format,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::INTERNAL,
+            &msg,
+            None,
+        ),
     }
 }
 

@@ -19,7 +19,9 @@ use prost::Message;
 /// The error is a message for the client, naming the line and column.
 pub(crate) fn to_batch(signal: Signal, json: &[u8]) -> Result<Batch, String> {
     let bad = |e: serde_json::Error| {
-        format!("malformed OTLP/JSON {signal} request: {e}; ids must be hex, 64-bit integers decimal strings")
+        format!(
+            "malformed OTLP/JSON {signal} request: {e}; ids must be hex, 64-bit integers decimal strings"
+        )
     };
     let encoded = match signal {
         Signal::Traces => serde_json::from_slice::<ExportTraceServiceRequest>(json)
@@ -55,15 +57,27 @@ mod tests {
         let span = &req.resource_spans[0].scope_spans[0].spans[0];
         assert_eq!(
             span.trace_id,
-            [0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6, 0x0c]
+            [
+                0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f,
+                0xc6, 0x0c
+            ]
         );
-        assert_eq!(span.span_id, [0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74]);
+        assert_eq!(
+            span.span_id,
+            [0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74]
+        );
         assert!(span.parent_span_id.is_empty());
         assert_eq!(span.kind, 2);
         assert_eq!(span.start_time_unix_nano, 1_544_712_660_000_000_000);
         assert_eq!(span.end_time_unix_nano, 1_544_712_661_000_000_000);
-        assert_eq!(span.attributes[0].value.as_ref().unwrap().value, Some(Value::IntValue(-42)));
-        assert_eq!(span.attributes[1].value.as_ref().unwrap().value, Some(Value::IntValue(7)));
+        assert_eq!(
+            span.attributes[0].value.as_ref().unwrap().value,
+            Some(Value::IntValue(-42))
+        );
+        assert_eq!(
+            span.attributes[1].value.as_ref().unwrap().value,
+            Some(Value::IntValue(7))
+        );
     }
 
     #[test]

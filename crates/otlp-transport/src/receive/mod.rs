@@ -18,6 +18,7 @@ use otlp_core::{Batch, Classify, ExportResponse};
 use tokio::net::TcpListener;
 use tower::Service;
 
+#[cfg(feature = "http")]
 mod body;
 mod dispatch;
 mod error;
@@ -40,6 +41,41 @@ pub use self::{error::ReceiveError, limits::ReceiverLimits};
 /// A receiver bound to its socket, ready to serve.
 ///
 /// Made by [`GrpcReceiver::bind`] or [`HttpReceiver::bind`].
+///
+/// ```
+/// # #[cfg(feature = "http")]
+/// # {
+/// use otlp_core::{Batch, Classify, ExportResponse, Retryability};
+/// use otlp_transport::{HttpReceiver, ReceiverLimits};
+///
+/// #[derive(Debug)]
+/// struct Full;
+/// impl std::fmt::Display for Full {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str("queue full")
+///     }
+/// }
+/// impl Classify for Full {
+///     fn classify(&self) -> Retryability {
+///         Retryability::Retryable
+///     }
+/// }
+///
+/// # let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// # rt.block_on(async {
+/// let sink = tower::service_fn(|_batch: Batch| async { Ok::<_, Full>(ExportResponse::success()) });
+/// let bound = HttpReceiver::new(sink)
+///     .with_limits(ReceiverLimits::new().with_max_connections(64))
+///     .bind("127.0.0.1:0".parse()?)
+///     .await?;
+/// assert_ne!(bound.local_addr().port(), 0);
+/// // Serve until the shutdown future resolves (here: at once).
+/// bound.serve(std::future::ready(())).await;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct BoundReceiver<S> {
     listener: TcpListener,

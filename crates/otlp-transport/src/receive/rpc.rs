@@ -6,6 +6,8 @@ use std::time::Duration;
 use prost::Message;
 
 /// gRPC status codes used in answers and in `google.rpc.Status` bodies.
+// Without HTTP, only UNAVAILABLE is used here (tonic names the others itself).
+#[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) mod code {
     pub(crate) const INVALID_ARGUMENT: i32 = 3;
     pub(crate) const NOT_FOUND: i32 = 5;
@@ -82,6 +84,7 @@ pub(crate) fn status(code: i32, message: &str, retry: Option<Duration>) -> Vec<u
 }
 
 /// The `google.rpc.Status` in OTLP/JSON form (proto3 JSON mapping).
+#[cfg(feature = "http")]
 pub(crate) fn status_json(code: i32, message: &str, retry: Option<Duration>) -> Vec<u8> {
     let details: Vec<serde_json::Value> = retry
         .map(|d| {
@@ -103,11 +106,7 @@ mod tests {
 
     #[test]
     fn status_carries_retry_info_detail() {
-        let bytes = status(
-            code::UNAVAILABLE,
-            "busy",
-            Some(Duration::from_millis(1500)),
-        );
+        let bytes = status(code::UNAVAILABLE, "busy", Some(Duration::from_millis(1500)));
         let decoded = RpcStatus::decode(bytes.as_slice()).unwrap();
         assert_eq!(decoded.code, code::UNAVAILABLE);
         assert_eq!(decoded.message, "busy");
@@ -123,6 +122,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "http")]
     #[test]
     fn json_status_renders_retry_delay_as_duration_string() {
         let json = status_json(code::UNAVAILABLE, "busy", Some(Duration::from_secs(2)));

@@ -17,6 +17,9 @@ use otlp_core::{Batch, Signal};
 use prost::Message as _;
 use tokio::{net::TcpListener, sync::mpsc};
 
+#[cfg(feature = "tls")]
+pub mod tls;
+
 /// One request as the peer saw it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -54,7 +57,9 @@ pub async fn serve(h2: bool, responder: Responder) -> (SocketAddr, mpsc::Receive
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
             let tx = tx.clone();
             let responder = responder.clone();
             tokio::spawn(async move {
@@ -64,7 +69,11 @@ pub async fn serve(h2: bool, responder: Responder) -> (SocketAddr, mpsc::Receive
                     async move { Ok::<_, Infallible>(handle(req, tx, responder).await) }
                 });
                 let mut builder = auto::Builder::new(TokioExecutor::new());
-                builder = if h2 { builder.http2_only() } else { builder.http1_only() };
+                builder = if h2 {
+                    builder.http2_only()
+                } else {
+                    builder.http1_only()
+                };
                 let _ = builder.serve_connection(TokioIo::new(tcp), svc).await;
             });
         }
@@ -72,9 +81,17 @@ pub async fn serve(h2: bool, responder: Responder) -> (SocketAddr, mpsc::Receive
     (addr, rx)
 }
 
-async fn handle(req: Request<Incoming>, tx: mpsc::Sender<Recorded>, responder: Responder) -> Response<BoxBody<Bytes, Infallible>> {
+async fn handle(
+    req: Request<Incoming>,
+    tx: mpsc::Sender<Recorded>,
+    responder: Responder,
+) -> Response<BoxBody<Bytes, Infallible>> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let rec = Recorded {
         path: parts.uri.path().to_owned(),
         headers: parts.headers,
@@ -90,11 +107,16 @@ async fn handle(req: Request<Incoming>, tx: mpsc::Sender<Recorded>, responder: R
             details,
             retryinfo_trailer,
         } => grpc_response(None, code, message, details, retryinfo_trailer),
-        Reply::Http { status, headers, body } => {
+        Reply::Http {
+            status,
+            headers,
+            body,
+        } => {
             let mut resp = Response::new(full(body));
             *resp.status_mut() = StatusCode::from_u16(status).unwrap();
             for (k, v) in headers {
-                resp.headers_mut().insert(k, HeaderValue::from_str(&v).unwrap());
+                resp.headers_mut()
+                    .insert(k, HeaderValue::from_str(&v).unwrap());
             }
             resp
         }
@@ -109,7 +131,10 @@ fn b64(bytes: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..=chunk.len() {
             out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -125,15 +150,24 @@ fn grpc_response(
     retryinfo_trailer: Option<Bytes>,
 ) -> Response<BoxBody<Bytes, Infallible>> {
     let mut trailers = HeaderMap::new();
-    trailers.insert("grpc-status", HeaderValue::from_str(&code.to_string()).unwrap());
+    trailers.insert(
+        "grpc-status",
+        HeaderValue::from_str(&code.to_string()).unwrap(),
+    );
     if !message.is_empty() {
         trailers.insert("grpc-message", HeaderValue::from_str(message).unwrap());
     }
     if let Some(d) = details {
-        trailers.insert("grpc-status-details-bin", HeaderValue::from_str(&b64(&d)).unwrap());
+        trailers.insert(
+            "grpc-status-details-bin",
+            HeaderValue::from_str(&b64(&d)).unwrap(),
+        );
     }
     if let Some(t) = retryinfo_trailer {
-        trailers.insert("google.rpc.retryinfo-bin", HeaderValue::from_str(&b64(&t)).unwrap());
+        trailers.insert(
+            "google.rpc.retryinfo-bin",
+            HeaderValue::from_str(&b64(&t)).unwrap(),
+        );
     }
     let mut frames: Vec<Result<Frame<Bytes>, Infallible>> = Vec::new();
     if let Some(msg) = msg {
@@ -146,7 +180,8 @@ fn grpc_response(
     frames.push(Ok(Frame::trailers(trailers)));
     let body = StreamBody::new(futures_util::stream::iter(frames)).boxed();
     let mut resp = Response::new(body);
-    resp.headers_mut().insert("content-type", HeaderValue::from_static("application/grpc"));
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/grpc"));
     resp
 }
 
@@ -197,7 +232,9 @@ pub fn trace_batch(n: usize) -> Batch {
 
 /// An encoded export response with partial success.
 pub fn partial_response(rejected: i64, message: &str) -> Bytes {
-    use opentelemetry_proto::tonic::collector::trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse};
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTracePartialSuccess, ExportTraceServiceResponse,
+    };
     Bytes::from(
         ExportTraceServiceResponse {
             partial_success: Some(ExportTracePartialSuccess {
@@ -242,7 +279,10 @@ pub fn status_with_retry_info(code: i32, secs: i64) -> Bytes {
 
 /// Receives the next recorded request within 5 s.
 pub async fn next(rx: &mut mpsc::Receiver<Recorded>) -> Recorded {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap()
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 /// A port with nothing listening on it.

@@ -55,6 +55,8 @@ impl Classify for InnerError {
 pub struct Recorder {
     pub mode: Arc<Mutex<Mode>>,
     pub seen: Arc<Mutex<Vec<Batch>>>,
+    /// Calls started (including those still blocked or failed).
+    pub calls: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Recorder {
@@ -62,11 +64,23 @@ impl Recorder {
         Self {
             mode: Arc::new(Mutex::new(mode)),
             seen: Arc::new(Mutex::new(Vec::new())),
+            calls: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
     pub fn set(&self, mode: Mode) {
         *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Waits (bounded) until `n` calls have started.
+    pub async fn wait_calls(&self, n: usize) {
+        for _ in 0..1000 {
+            if self.calls.load(std::sync::atomic::Ordering::SeqCst) >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{n} calls did not start within 10s");
     }
 
     pub fn batches(&self) -> Vec<Batch> {
@@ -91,6 +105,7 @@ impl tower::Service<Batch> for Recorder {
     fn call(&mut self, batch: Batch) -> Self::Future {
         let mode = self.mode.lock().unwrap().clone();
         let seen = self.seen.clone();
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Box::pin(async move {
             match mode {
                 Mode::Fail(r) => return Err(InnerError(r)),

@@ -32,8 +32,16 @@ fn grpc_codes_map_exactly_per_otlp_spec() {
         (16, Permanent, Permanent),
     ];
     for (code, plain, hinted) in table {
-        assert_eq!(grpc_retryability(code, "x", None), plain, "code {code} without hint");
-        assert_eq!(grpc_retryability(code, "x", hint), hinted, "code {code} with hint");
+        assert_eq!(
+            grpc_retryability(code, "x", None),
+            plain,
+            "code {code} without hint"
+        );
+        assert_eq!(
+            grpc_retryability(code, "x", hint),
+            hinted,
+            "code {code} with hint"
+        );
     }
 }
 
@@ -65,16 +73,30 @@ fn http_statuses_map_exactly_per_otlp_spec() {
         (504, Retryable, throttled),
     ];
     for (status, plain, hinted) in table {
-        assert_eq!(http_retryability(status, None), plain, "status {status} without hint");
-        assert_eq!(http_retryability(status, hint), hinted, "status {status} with hint");
+        assert_eq!(
+            http_retryability(status, None),
+            plain,
+            "status {status} without hint"
+        );
+        assert_eq!(
+            http_retryability(status, hint),
+            hinted,
+            "status {status} with hint"
+        );
     }
 }
 
 #[test]
 fn throttle_hints_are_capped() {
     let huge = Some(Duration::from_secs(86_400));
-    assert_eq!(http_retryability(503, huge), Retryability::Throttled(MAX_THROTTLE));
-    assert_eq!(grpc_retryability(14, "", huge), Retryability::Throttled(MAX_THROTTLE));
+    assert_eq!(
+        http_retryability(503, huge),
+        Retryability::Throttled(MAX_THROTTLE)
+    );
+    assert_eq!(
+        grpc_retryability(14, "", huge),
+        Retryability::Throttled(MAX_THROTTLE)
+    );
     assert_eq!(parse_retry_after("999999", UNIX_EPOCH), Some(MAX_THROTTLE));
 }
 
@@ -82,14 +104,20 @@ fn throttle_hints_are_capped() {
 fn retry_after_accepts_seconds_and_http_date() {
     // 1994-11-06T08:49:37Z is 784111777 seconds after the epoch.
     let now = UNIX_EPOCH + Duration::from_secs(784_111_777 - 30);
-    assert_eq!(parse_retry_after(" 12 ", now), Some(Duration::from_secs(12)));
+    assert_eq!(
+        parse_retry_after(" 12 ", now),
+        Some(Duration::from_secs(12))
+    );
     assert_eq!(
         parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
         Some(Duration::from_secs(30))
     );
     // A date in the past means "now".
     let later = UNIX_EPOCH + Duration::from_secs(784_111_777 + 100);
-    assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", later), Some(Duration::ZERO));
+    assert_eq!(
+        parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", later),
+        Some(Duration::ZERO)
+    );
     assert_eq!(parse_retry_after("soon", now), None);
     assert_eq!(parse_retry_after("-3", now), None);
 }
@@ -123,8 +151,14 @@ fn retry_info_is_read_from_status_details_and_trailer() {
         retry_info_from_status_details(&status.encode_to_vec()),
         Some(Duration::from_millis(2500))
     );
-    assert_eq!(retry_info_from_trailer(&retry_info(4, 0).encode_to_vec()), Some(Duration::from_secs(4)));
-    assert_eq!(retry_info_from_trailer(&retry_info(-4, 0).encode_to_vec()), None);
+    assert_eq!(
+        retry_info_from_trailer(&retry_info(4, 0).encode_to_vec()),
+        Some(Duration::from_secs(4))
+    );
+    assert_eq!(
+        retry_info_from_trailer(&retry_info(-4, 0).encode_to_vec()),
+        None
+    );
     assert_eq!(retry_info_from_status_details(b"\xff\xff garbage"), None);
 }
 
@@ -137,9 +171,18 @@ fn partial_success_is_decoded_from_protobuf_and_json() {
         }),
     }
     .encode_to_vec();
-    assert_eq!(decode_partial_success(&body), ExportResponse::partial(3, "bad spans"));
+    assert_eq!(
+        decode_partial_success(&body),
+        ExportResponse::partial(3, "bad spans")
+    );
     assert_eq!(decode_partial_success(&[]), ExportResponse::success());
     let json = br#"{"partialSuccess":{"rejectedLogRecords":"5","errorMessage":"too old"}}"#;
-    assert_eq!(decode_partial_success_json(json), ExportResponse::partial(5, "too old"));
-    assert_eq!(decode_partial_success_json(b"{}"), ExportResponse::success());
+    assert_eq!(
+        decode_partial_success_json(json),
+        ExportResponse::partial(5, "too old")
+    );
+    assert_eq!(
+        decode_partial_success_json(b"{}"),
+        ExportResponse::success()
+    );
 }

@@ -89,9 +89,8 @@ async fn inner_errors_map_by_their_classification() {
             Retryability::Throttled(Duration::from_millis(700)),
             Refusal::Unavailable {
                 retry_after: Duration::from_millis(700),
-                message:
-                    "traces request not accepted, retry after 700ms: upstream said throttled"
-                        .to_owned(),
+                message: "traces request not accepted, retry after 700ms: upstream said throttled"
+                    .to_owned(),
             },
         ),
         (
@@ -107,9 +106,10 @@ async fn inner_errors_map_by_their_classification() {
         ),
     ];
     for (class, expected) in cases {
-        let svc = tower::service_fn(move |_b: Batch| async move {
-            Err::<ExportResponse, _>(Fail(class))
-        });
+        let svc =
+            tower::service_fn(
+                move |_b: Batch| async move { Err::<ExportResponse, _>(Fail(class)) },
+            );
         assert_eq!(export(svc, batch(), &limits).await, Err(expected));
     }
 }
@@ -142,6 +142,7 @@ fn partial_success_encodes_per_signal_and_full_success_is_empty() {
     assert_eq!(l.partial_success.unwrap().rejected_log_records, i64::MAX);
 }
 
+#[cfg(feature = "http")]
 #[test]
 fn json_partial_success_uses_string_counts_and_camel_case() {
     assert_eq!(

@@ -1,0 +1,59 @@
+//! `diagnose`: DNS, TCP, TLS and an OTLP probe against the collector, with a
+//! verdict and a fix per step.
+
+use std::process::ExitCode;
+
+use otlp::{
+    config::{ConfigFile, Env, Sources},
+    core::Signal,
+    transport::{Protocol, TlsConfig, diagnose::Verdict},
+};
+
+use crate::cli::{DiagnoseArgs, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE};
+
+/// `diagnose [--endpoint URL] [--protocol P] [--config FILE] [--json]`.
+pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
+    // Resolve endpoint, protocol and TLS files exactly as `run` would.
+    let mut sources = Sources::new()
+        .with_env(Env::from_process())
+        .with_flags(super::flags(args.endpoint.as_deref(), args.protocol.as_deref()));
+    if let Some(path) = &args.config {
+        match ConfigFile::read(path) {
+            Ok(f) => sources = sources.with_file(f),
+            Err(e) => {
+                eprintln!("otlp-client diagnose: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let resolved = sources.resolve();
+    for p in resolved.errors() {
+        eprintln!("otlp-client diagnose: config problem: {p}");
+    }
+    let sc = resolved.config.signal(Signal::Traces);
+    let protocol = match sc.protocol {
+        otlp::config::Protocol::Grpc => Protocol::Grpc,
+        otlp::config::Protocol::HttpProtobuf => Protocol::HttpProtobuf,
+        otlp::config::Protocol::HttpJson => Protocol::HttpJson,
+    };
+    let tls = TlsConfig {
+        ca_file: sc.tls.ca_file.clone(),
+        cert_file: sc.tls.cert_file.clone(),
+        key_file: sc.tls.key_file.clone(),
+        insecure: sc.tls.insecure,
+    };
+    let report = otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, args.timeout).await;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        );
+    } else {
+        print!("{report}");
+    }
+    if report.steps.iter().any(|s| s.verdict == Verdict::Fail) {
+        ExitCode::from(EXIT_PROBLEM)
+    } else {
+        ExitCode::from(EXIT_OK)
+    }
+}

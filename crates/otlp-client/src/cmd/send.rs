@@ -1,0 +1,220 @@
+//! `send`: a load generator (like the Collector's telemetrygen) that pushes
+//! spans, metric points or log records through the full otlp-rust stack and
+//! reports what happened to every item.
+
+use std::{
+    io::IsTerminal,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use otlp::{
+    Otlp,
+    config::Env,
+    core::Signal,
+    observability::Stage,
+};
+use serde::Serialize;
+
+use super::generate::Generator;
+use crate::cli::{EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Format, SendArgs, SignalArg};
+
+/// The final report of a load run.
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub(crate) signals: Vec<&'static str>,
+    pub(crate) generated: u64,
+    pub(crate) accepted: u64,
+    pub(crate) sent: u64,
+    pub(crate) dropped: u64,
+    pub(crate) failed: u64,
+    pub(crate) left_queued: u64,
+    pub(crate) elapsed_s: f64,
+    pub(crate) items_per_s: f64,
+    pub(crate) send_latency_p50_ms: f64,
+    pub(crate) send_latency_p99_ms: f64,
+    pub(crate) requests: u64,
+    #[serde(skip)]
+    pub(crate) profile: String,
+}
+
+/// What to generate.
+#[derive(Debug)]
+pub(crate) struct Workload {
+    pub(crate) signals: Vec<Signal>,
+    pub(crate) count: Option<u64>,
+    pub(crate) duration: Option<Duration>,
+    pub(crate) rate: Option<u64>,
+    pub(crate) attributes: usize,
+    pub(crate) attribute_size: usize,
+    pub(crate) flush_timeout: Duration,
+    pub(crate) progress: bool,
+}
+
+fn signals(arg: SignalArg) -> Vec<Signal> {
+    match arg {
+        SignalArg::Traces => vec![Signal::Traces],
+        SignalArg::Metrics => vec![Signal::Metrics],
+        SignalArg::Logs => vec![Signal::Logs],
+        SignalArg::All => Signal::ALL.to_vec(),
+    }
+}
+
+/// `send`.
+pub(crate) async fn send(args: SendArgs) -> ExitCode {
+    let mut builder = Otlp::builder()
+        .with_env(Env::from_process())
+        .with_flags(super::flags(
+            args.export.endpoint.as_deref(),
+            args.export.protocol.as_deref(),
+        ));
+    if let Some(path) = &args.export.config {
+        match builder.with_config_file(path) {
+            Ok(b) => builder = b,
+            Err(e) => {
+                eprintln!("otlp-client send: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
+    let otlp = match builder.build() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("otlp-client send: {e}");
+            return ExitCode::from(EXIT_PROBLEM);
+        }
+    };
+    let workload = Workload {
+        signals: signals(args.signal),
+        count: match (args.count, args.duration) {
+            (None, None) => Some(10_000),
+            (c, _) => c,
+        },
+        duration: args.duration,
+        rate: args.rate,
+        attributes: args.attributes,
+        attribute_size: args.attribute_size,
+        flush_timeout: args.flush_timeout,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let report = run_workload(&otlp, &workload).await;
+    match args.report {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        ),
+        Format::Text => print_report(&report),
+    }
+    if report.sent == report.generated {
+        ExitCode::from(EXIT_OK)
+    } else {
+        ExitCode::from(EXIT_PROBLEM)
+    }
+}
+
+/// Generates the workload into `otlp`, waits for delivery (up to the flush
+/// timeout), shuts the pipeline down and reports.
+pub(crate) async fn run_workload(otlp: &Otlp, w: &Workload) -> Report {
+    let generator = Generator::new(w.attributes, w.attribute_size);
+    let sender = otlp.sender();
+    let total = w.count.map(|c| c * w.signals.len() as u64);
+    let bar = if w.progress {
+        let bar = total.map_or_else(ProgressBar::new_spinner, ProgressBar::new);
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} items ({per_sec})",
+        ) {
+            bar.set_style(style);
+        }
+        Some(bar)
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let mut generated = 0u64;
+    let mut last_line = Instant::now();
+    // With a rate, items go out in small chunks every 10 ms.
+    let chunk = w.rate.map_or(1024, |r| (r / 100).max(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    let mut n = 0u64;
+    'outer: loop {
+        if w.rate.is_some() {
+            tick.tick().await;
+        }
+        for _ in 0..chunk {
+            if w.count.is_some_and(|c| n >= c) {
+                break 'outer;
+            }
+            if w.duration.is_some_and(|d| started.elapsed() >= d) {
+                break 'outer;
+            }
+            for &signal in &w.signals {
+                let encode = Instant::now();
+                let item = generator.item(signal, n);
+                otlp.profiler().record(Stage::Encode, encode.elapsed());
+                // Drops are counted by the pipeline; the report shows them.
+                let _ = sender.send(item).await;
+                generated += 1;
+            }
+            n += 1;
+        }
+        if let Some(bar) = &bar {
+            bar.set_position(generated);
+        } else if last_line.elapsed() >= Duration::from_secs(1) {
+            last_line = Instant::now();
+            eprintln!(
+                "send: {generated} items generated in {:.1}s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        // Let the exporters run even on a busy runtime.
+        tokio::task::yield_now().await;
+    }
+    if let Some(bar) = &bar {
+        bar.set_position(generated);
+    }
+    let _ = tokio::time::timeout(w.flush_timeout, otlp.flush()).await;
+    let elapsed = started.elapsed();
+    let shutdown = otlp.shutdown(Duration::from_secs(1)).await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let total_stats = shutdown.stats.total();
+    let profile = otlp.profiler().report();
+    let send = profile.stage(Stage::Send);
+    Report {
+        signals: w.signals.iter().map(|s| s.as_str()).collect(),
+        generated,
+        accepted: total_stats.accepted,
+        sent: shutdown.sent,
+        dropped: shutdown.dropped,
+        failed: shutdown.failed,
+        left_queued: shutdown.left_queued,
+        elapsed_s: elapsed.as_secs_f64(),
+        items_per_s: shutdown.sent as f64 / elapsed.as_secs_f64().max(1e-9),
+        send_latency_p50_ms: send.p50_us / 1000.0,
+        send_latency_p99_ms: send.p99_us / 1000.0,
+        requests: send.count,
+        profile: profile.to_text(),
+    }
+}
+
+pub(crate) fn print_report(r: &Report) {
+    println!("signals:    {}", r.signals.join(", "));
+    println!("generated:  {}", r.generated);
+    println!("accepted:   {}", r.accepted);
+    println!("sent:       {}", r.sent);
+    println!("dropped:    {}", r.dropped);
+    println!("failed:     {}", r.failed);
+    println!("queued:     {} (left at shutdown)", r.left_queued);
+    println!(
+        "throughput: {:.0} items/s delivered in {:.2}s",
+        r.items_per_s, r.elapsed_s
+    );
+    println!(
+        "requests:   {} (send latency p50 {:.2} ms, p99 {:.2} ms)",
+        r.requests, r.send_latency_p50_ms, r.send_latency_p99_ms
+    );
+    println!("stage profile:\n{}", r.profile);
+}
+

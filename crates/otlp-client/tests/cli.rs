@@ -1,0 +1,330 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The `otlp-client` binary driven as a user would: real processes, real
+//! sockets on 127.0.0.1, bounded waits.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_otlp-client"));
+    // Tests must not pick up a developer's collector settings.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") || k.starts_with("OTLP_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Runs to completion, killing the process after `limit`.
+fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if let Some(_status) = child.try_wait().unwrap() {
+            return child.wait_with_output().unwrap();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "command did not finish within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../otlp-config")
+        .join(name)
+}
+
+/// A port nobody listens on: bind, note the port, close.
+fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A sink child process and its addresses, killed on drop.
+struct Sink {
+    child: Child,
+    grpc: String,
+    http: String,
+}
+
+impl Sink {
+    fn start() -> Self {
+        let mut child = bin()
+            .args(["sink", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("sink prints its addresses");
+        Self {
+            grpc: v["grpc"].as_str().unwrap().to_owned(),
+            http: v["http"].as_str().unwrap().to_owned(),
+            child,
+        }
+    }
+
+    fn stats(&self) -> serde_json::Value {
+        let mut s = std::net::TcpStream::connect(&self.http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(
+            s,
+            "GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("stats body {body:?}: {e}"))
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn help_lists_every_command() {
+    let out = run(bin().arg("--help"), Duration::from_secs(10));
+    assert!(out.status.success());
+    let t = text(&out);
+    for cmd in [
+        "run",
+        "send",
+        "sink",
+        "diagnose",
+        "demo",
+        "validate-config",
+        "explain-config",
+    ] {
+        assert!(t.contains(cmd), "--help misses {cmd}:\n{t}");
+    }
+}
+
+#[test]
+fn validate_config_exit_codes_follow_the_contract() {
+    let ok = run(
+        bin().args(["validate-config"]).arg(fixture("configs/minimal.yaml")),
+        Duration::from_secs(10),
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
+    let bad = run(
+        bin().args(["validate-config"]).arg(fixture("tests/fixtures/typos.yaml")),
+        Duration::from_secs(10),
+    );
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert!(text(&bad).contains("did you mean"), "{}", text(&bad));
+    let unreadable = run(
+        bin().args(["validate-config", "/nonexistent/otlp.yaml"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(unreadable.status.code(), Some(2), "{}", text(&unreadable));
+    // The seed guide's spelling.
+    let seed = run(
+        bin().arg("--validate-config").arg(fixture("tests/fixtures/typos.yaml")),
+        Duration::from_secs(10),
+    );
+    assert_eq!(seed.status.code(), Some(1), "{}", text(&seed));
+}
+
+#[test]
+fn explain_config_shows_sources_and_redacts_headers() {
+    let out = run(
+        bin()
+            .args(["explain-config", "--endpoint", "http://10.1.2.3:4317"])
+            .env("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cret"),
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("10.1.2.3"), "{t}");
+    assert!(t.contains("flag"), "{t}");
+    assert!(!t.contains("s3cret"), "secret leaked:\n{t}");
+}
+
+#[test]
+fn diagnose_a_closed_port_says_the_collector_is_not_running() {
+    let addr = closed_port();
+    let out = run(
+        bin().args([
+            "diagnose",
+            "--endpoint",
+            &format!("http://{addr}"),
+            "--timeout",
+            "2s",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out).to_lowercase();
+    assert!(t.contains("refused"), "{t}");
+}
+
+#[test]
+fn diagnose_an_http1_server_on_the_grpc_port_names_the_protocol_mismatch() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        for _ in 0..4 {
+            let Ok((mut s, _)) = listener.accept() else {
+                return;
+            };
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let out = run(
+        bin().args([
+            "diagnose",
+            "--endpoint",
+            &format!("http://{addr}"),
+            "--protocol",
+            "grpc",
+            "--timeout",
+            "2s",
+            "--json",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out).to_lowercase();
+    assert!(t.contains("http/1") || t.contains("protocol"), "{t}");
+    drop(server);
+}
+
+#[test]
+fn diagnose_a_working_sink_passes_every_step() {
+    let sink = Sink::start();
+    for (endpoint, protocol) in [
+        (format!("http://{}", sink.grpc), "grpc"),
+        (format!("http://{}", sink.http), "http/protobuf"),
+    ] {
+        let out = run(
+            bin().args([
+                "diagnose",
+                "--endpoint",
+                &endpoint,
+                "--protocol",
+                protocol,
+                "--json",
+            ]),
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(0), "{protocol}: {}", text(&out));
+    }
+}
+
+#[test]
+fn send_delivers_every_item_to_the_sink() {
+    let sink = Sink::start();
+    for (endpoint, protocol) in [
+        (format!("http://{}", sink.grpc), "grpc"),
+        (format!("http://{}", sink.http), "http/protobuf"),
+        (format!("http://{}", sink.http), "http/json"),
+    ] {
+        let out = run(
+            bin().args([
+                "send",
+                "--endpoint",
+                &endpoint,
+                "--protocol",
+                protocol,
+                "--signal",
+                "all",
+                "--count",
+                "2000",
+                "--report",
+                "json",
+            ]),
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(0), "{protocol}: {}", text(&out));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["generated"], 6000, "{report}");
+        assert_eq!(report["sent"], 6000, "{report}");
+        assert_eq!(report["dropped"], 0, "{report}");
+    }
+    let stats = sink.stats();
+    assert_eq!(stats["spans"], 6000, "{stats}");
+    assert_eq!(stats["data_points"], 6000, "{stats}");
+    assert_eq!(stats["log_records"], 6000, "{stats}");
+}
+
+#[test]
+fn send_to_a_dead_collector_reports_failures_and_exits_non_zero() {
+    let addr = closed_port();
+    let out = run(
+        bin().args([
+            "send",
+            "--endpoint",
+            &format!("http://{addr}"),
+            "--count",
+            "100",
+            "--flush-timeout",
+            "3s",
+            "--report",
+            "json",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accounted = report["sent"].as_u64().unwrap()
+        + report["dropped"].as_u64().unwrap()
+        + report["failed"].as_u64().unwrap()
+        + report["left_queued"].as_u64().unwrap();
+    assert_eq!(accounted, report["accepted"].as_u64().unwrap(), "{report}");
+    assert_eq!(report["sent"], 0, "{report}");
+}
+
+#[test]
+fn demo_runs_end_to_end_and_delivers_everything() {
+    let out = run(
+        bin().args(["demo", "--count", "3000"]),
+        Duration::from_secs(120),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("every item was delivered"), "{t}");
+    assert!(t.contains("/metrics"), "{t}");
+    assert!(t.contains("sink received: 3000 spans, 3000 data points, 3000 log records"), "{t}");
+}
