@@ -116,6 +116,8 @@ struct Summary {
     max_rss_kib: f64,
     created: f64,
     delivered: f64,
+    /// The median of each run's delivered / wall time.
+    throughput: f64,
     sink_cpu_s: f64,
 }
 
@@ -768,15 +770,14 @@ impl Summary {
             max_rss_kib: m(|r| r.max_rss_kib as f64),
             created: m(|r| r.created as f64),
             delivered: m(|r| r.delivered as f64),
+            throughput: m(|r| {
+                if r.wall_s > 0.0 {
+                    r.delivered as f64 / r.wall_s
+                } else {
+                    0.0
+                }
+            }),
             sink_cpu_s: m(|r| r.sink_cpu_s),
-        }
-    }
-
-    fn throughput(&self) -> f64 {
-        if self.wall_s > 0.0 {
-            self.delivered / self.wall_s
-        } else {
-            0.0
         }
     }
 
@@ -900,7 +901,7 @@ fn render(
     );
     let _ = writeln!(
         md,
-        "Delivered is what count-sink received; dropped = created - delivered; throughput = delivered / wall time; CPU per million is per million items created."
+        "Delivered is what count-sink received; dropped = created - delivered; delivered/s is the median of each run's delivered / wall time; CPU per million is per million items created."
     );
     let _ = writeln!(
         md,
@@ -927,7 +928,7 @@ fn render(
             Some(_) if s.baseline == s.key => "baseline".to_owned(),
             Some(b) => format!(
                 "{} / {} / {} of `{}`",
-                ratio(m.throughput(), b.throughput()),
+                ratio(m.throughput, b.throughput),
                 ratio(m.cpu_per_million(), b.cpu_per_million()),
                 ratio(m.max_rss_kib, b.max_rss_kib),
                 s.baseline
@@ -950,7 +951,7 @@ fn render(
             m.created,
             m.delivered,
             m.dropped(),
-            m.throughput(),
+            m.throughput,
             m.wall_s,
             m.cpu_s,
             m.cpu_per_million(),

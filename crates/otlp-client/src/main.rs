@@ -33,6 +33,11 @@ fn main() -> ExitCode {
     match command {
         Command::ValidateConfig(args) => cmd::config::validate(&args),
         Command::ExplainConfig(args) => cmd::config::explain(&args),
-        other => cmd::runtime(&cli.log_format, cli.log_file.as_deref(), &cli.log_level, other),
+        other => cmd::runtime(
+            &cli.log_format,
+            cli.log_file.as_deref(),
+            &cli.log_level,
+            other,
+        ),
     }
 }

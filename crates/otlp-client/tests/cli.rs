@@ -138,12 +138,16 @@ fn help_lists_every_command() {
 #[test]
 fn validate_config_exit_codes_follow_the_contract() {
     let ok = run(
-        bin().args(["validate-config"]).arg(fixture("configs/minimal.yaml")),
+        bin()
+            .args(["validate-config"])
+            .arg(fixture("configs/minimal.yaml")),
         Duration::from_secs(10),
     );
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
     let bad = run(
-        bin().args(["validate-config"]).arg(fixture("tests/fixtures/typos.yaml")),
+        bin()
+            .args(["validate-config"])
+            .arg(fixture("tests/fixtures/typos.yaml")),
         Duration::from_secs(10),
     );
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
@@ -155,7 +159,9 @@ fn validate_config_exit_codes_follow_the_contract() {
     assert_eq!(unreadable.status.code(), Some(2), "{}", text(&unreadable));
     // The seed guide's spelling.
     let seed = run(
-        bin().arg("--validate-config").arg(fixture("tests/fixtures/typos.yaml")),
+        bin()
+            .arg("--validate-config")
+            .arg(fixture("tests/fixtures/typos.yaml")),
         Duration::from_secs(10),
     );
     assert_eq!(seed.status.code(), Some(1), "{}", text(&seed));
@@ -166,7 +172,10 @@ fn explain_config_shows_sources_and_redacts_headers() {
     let out = run(
         bin()
             .args(["explain-config", "--endpoint", "http://10.1.2.3:4317"])
-            .env("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cret"),
+            .env(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20s3cret",
+            ),
         Duration::from_secs(10),
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -326,5 +335,8 @@ fn demo_runs_end_to_end_and_delivers_everything() {
     let t = text(&out);
     assert!(t.contains("every item was delivered"), "{t}");
     assert!(t.contains("/metrics"), "{t}");
-    assert!(t.contains("sink received: 3000 spans, 3000 data points, 3000 log records"), "{t}");
+    assert!(
+        t.contains("sink received: 3000 spans, 3000 data points, 3000 log records"),
+        "{t}"
+    );
 }

@@ -5,6 +5,7 @@
 //! into one request to a collector, and classifies every failure by the OTLP
 //! specification ([`TransportError`] implements `otlp_core::Classify`). It
 //! depends only on otlp-core; the facade `otlp` wires it under the other layers.
+//! [`diagnose()`] walks DNS, TCP, TLS and an OTLP probe for `otlp-client diagnose`.
 //!
 //! # Example
 //!
@@ -52,6 +53,8 @@ pub mod export;
 pub use self::export::GrpcExporter;
 #[cfg(feature = "http")]
 pub use self::export::HttpExporter;
+#[cfg(feature = "http-json")]
+pub use self::export::json::to_json as to_otlp_json;
 pub use self::{
     diagnose::{Diagnosis, diagnose},
     error::{ConnectStep, TransportError},
@@ -61,6 +64,6 @@ pub use self::{
 mod receive;
 #[cfg(feature = "grpc")]
 pub use self::receive::GrpcReceiver;
-#[cfg(feature = "http")]
-pub use self::receive::HttpReceiver;
 pub use self::receive::{BoundReceiver, ReceiveError, ReceiverLimits};
+#[cfg(feature = "http")]
+pub use self::receive::{GetHandler, HttpReceiver};

@@ -231,6 +231,7 @@ async fn python_protobuf_runtime_decodes_what_we_export_over_all_protocols() {
                 .with_protocol(Protocol::HttpProtobuf)
                 .with_compression(Compression::Gzip),
         ),
+        #[cfg(feature = "http-json")]
         (
             "http-json",
             Exporter::builder()
@@ -263,7 +264,11 @@ async fn python_protobuf_runtime_decodes_what_we_export_over_all_protocols() {
 
     let mut results = Vec::new();
     for (transport, builder) in exporters {
-        let port = if builder.config().endpoint == "grpc" { grpc_port } else { http_port };
+        let port = if builder.config().endpoint == "grpc" {
+            grpc_port
+        } else {
+            http_port
+        };
         let exporter = builder
             .with_endpoint(format!("http://127.0.0.1:{port}"))
             .with_timeout(Duration::from_secs(20))

@@ -22,6 +22,7 @@ use tower::Service;
 pub struct Intake {
     sender: Sender,
     wait: bool,
+    durable: bool,
 }
 
 /// Why a received request was not taken.
@@ -48,7 +49,18 @@ impl Intake {
     /// Feeds `sender`; with `wait`, a full queue is waited on (per the
     /// `block` policy's deadline) before the sender is told to retry.
     pub fn new(sender: Sender, wait: bool) -> Self {
-        Self { sender, wait }
+        Self {
+            sender,
+            wait,
+            durable: false,
+        }
+    }
+
+    /// With a disk queue: write each accepted request to disk before it is
+    /// acknowledged, so an acknowledged request survives `kill -9`.
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
     }
 }
 
@@ -72,13 +84,26 @@ impl Service<Batch> for Intake {
     }
 
     fn call(&mut self, batch: Batch) -> Self::Future {
-        if self.wait {
-            let sender = self.sender.clone();
-            Box::pin(async move { map(sender.send_batch(batch).await) })
-        } else {
-            let res = map(self.sender.try_send_batch(batch));
-            Box::pin(std::future::ready(res))
-        }
+        let sender = self.sender.clone();
+        let (wait, durable) = (self.wait, self.durable);
+        Box::pin(async move {
+            let res = if wait {
+                sender.send_batch(batch).await
+            } else {
+                sender.try_send_batch(batch)
+            };
+            if res.is_ok() && durable {
+                // Cut the open batch now so it is on disk before we answer.
+                let pending = sender.commit();
+                if pending > 0 {
+                    tracing::warn!(
+                        pending,
+                        "disk queue full: acknowledged data is held in memory until the disk frees up"
+                    );
+                }
+            }
+            map(res)
+        })
     }
 }
 

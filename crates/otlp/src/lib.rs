@@ -56,9 +56,9 @@ mod encode;
 mod error;
 mod intake;
 mod otlp;
-mod stack;
 #[cfg(feature = "sdk")]
 pub mod sdk;
+mod stack;
 
 pub use otlp_config as config;
 pub use otlp_core as core;

@@ -211,7 +211,7 @@ impl Otlp {
     /// pipeline (see [`Intake`]).
     pub fn intake(&self) -> Intake {
         let wait = matches!(self.config.queue.overflow, otlp_config::Overflow::Block);
-        Intake::new(self.pipeline.sender(), wait)
+        Intake::new(self.pipeline.sender(), wait).durable(self.config.queue.persistent.is_some())
     }
 
     /// The pipeline, for callers that need its full API.

@@ -2,7 +2,7 @@
 //! records and metrics made through the official SDK with our processors and
 //! exporters arrive at an in-test OTLP/gRPC receiver with every field intact,
 //! the `block` policy holds producers back, and flush is bounded.
-#![cfg(feature = "sdk")]
+#![cfg(all(feature = "sdk", feature = "grpc"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -531,7 +531,7 @@ async fn block_policy_holds_the_producer_back(producer: Producer) {
     assert!(!done());
 
     receiver.release();
-    assert!(eventually(|| done()).await, "the producer was never let go");
+    assert!(eventually(&done).await, "the producer was never let go");
     assert_eq!(ended.load(Ordering::SeqCst), SPANS);
     provider.shutdown().unwrap();
     let traces = otlp.stats().signal(Signal::Traces).clone();

@@ -2,7 +2,9 @@
 
 use std::{io::Write, process::ExitCode};
 
-use otlp::config::{CommandOutcome, Env, Flags, OutputFormat, explain_config, fix_file, validate_file};
+use otlp::config::{
+    CommandOutcome, Env, Flags, OutputFormat, explain_config, fix_file, validate_file,
+};
 
 use crate::cli::{ExplainArgs, Format, ValidateArgs};
 

@@ -94,7 +94,11 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
     let received = sink.counts.snapshot();
     println!(
         "\nsink received: {} spans, {} data points, {} log records in {} requests ({} bytes)",
-        received.spans, received.data_points, received.log_records, received.requests, received.bytes
+        received.spans,
+        received.data_points,
+        received.log_records,
+        received.requests,
+        received.bytes
     );
     println!(
         "health during the run: {}",
@@ -111,7 +115,10 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
         println!("  {line}");
     }
     if !args.linger.is_zero() {
-        println!("\nserving /metrics and /health for {:?} more ...", args.linger);
+        println!(
+            "\nserving /metrics and /health for {:?} more ...",
+            args.linger
+        );
         tokio::time::sleep(args.linger).await;
     }
     let _ = stop_tx.send(true);

@@ -16,7 +16,10 @@ pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
     // Resolve endpoint, protocol and TLS files exactly as `run` would.
     let mut sources = Sources::new()
         .with_env(Env::from_process())
-        .with_flags(super::flags(args.endpoint.as_deref(), args.protocol.as_deref()));
+        .with_flags(super::flags(
+            args.endpoint.as_deref(),
+            args.protocol.as_deref(),
+        ));
     if let Some(path) = &args.config {
         match ConfigFile::read(path) {
             Ok(f) => sources = sources.with_file(f),
@@ -42,11 +45,13 @@ pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
         key_file: sc.tls.key_file.clone(),
         insecure: sc.tls.insecure,
     };
-    let report = otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, args.timeout).await;
+    let report =
+        otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, args.timeout).await;
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            serde_json::to_string_pretty(&report)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
         );
     } else {
         print!("{report}");

@@ -3,16 +3,16 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use otlp::{
-    core::Signal,
-    pipeline::{Group, Item},
-};
 use opentelemetry_proto::tonic::{
     common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value},
     logs::v1::LogRecord,
     metrics::v1::{Gauge, Metric, NumberDataPoint, metric::Data, number_data_point},
     resource::v1::Resource,
     trace::v1::{Span, span},
+};
+use otlp::{
+    core::Signal,
+    pipeline::{Group, Item},
 };
 
 /// Makes items of one shape.
@@ -112,7 +112,9 @@ impl Generator {
                     severity_number: 9,
                     severity_text: "INFO".into(),
                     body: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue(format!("load test record {n}"))),
+                        value: Some(any_value::Value::StringValue(format!(
+                            "load test record {n}"
+                        ))),
                     }),
                     attributes: self.attributes.clone(),
                     ..Default::default()

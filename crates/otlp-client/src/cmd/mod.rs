@@ -2,8 +2,8 @@
 
 pub(crate) mod config;
 mod demo;
-mod generate;
 mod diagnose;
+mod generate;
 mod run;
 mod send;
 pub(crate) mod sink;

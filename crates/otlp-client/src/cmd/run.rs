@@ -15,10 +15,12 @@ use crate::cli::{EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, RunArgs};
 
 /// `run --config FILE`.
 pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
-    let mut builder = Otlp::builder().with_env(Env::from_process()).with_flags(super::flags(
-        args.export.endpoint.as_deref(),
-        args.export.protocol.as_deref(),
-    ));
+    let mut builder = Otlp::builder()
+        .with_env(Env::from_process())
+        .with_flags(super::flags(
+            args.export.endpoint.as_deref(),
+            args.export.protocol.as_deref(),
+        ));
     if let Some(path) = &args.export.config {
         builder = match builder.with_config_file(path) {
             Ok(b) => b,
@@ -115,7 +117,11 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
         report.dropped,
         report.failed,
         report.left_queued,
-        if report.drained { "" } else { " (deadline reached before the queue drained)" }
+        if report.drained {
+            ""
+        } else {
+            " (deadline reached before the queue drained)"
+        }
     );
     ExitCode::from(EXIT_OK)
 }

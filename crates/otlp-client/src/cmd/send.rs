@@ -9,12 +9,7 @@ use std::{
 };
 
 use indicatif::{ProgressBar, ProgressStyle};
-use otlp::{
-    Otlp,
-    config::Env,
-    core::Signal,
-    observability::Stage,
-};
+use otlp::{Otlp, config::Env, core::Signal, observability::Stage};
 use serde::Serialize;
 
 use super::generate::Generator;
@@ -217,4 +212,3 @@ pub(crate) fn print_report(r: &Report) {
     );
     println!("stage profile:\n{}", r.profile);
 }
-

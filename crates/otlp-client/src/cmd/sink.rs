@@ -75,7 +75,11 @@ impl Counts {
     pub(crate) fn snapshot(&self) -> Stats {
         let get = |a: &[AtomicU64; 3], s: Signal| a[s.index()].load(Ordering::Relaxed);
         Stats {
-            requests: self.requests.iter().map(|a| a.load(Ordering::Relaxed)).sum(),
+            requests: self
+                .requests
+                .iter()
+                .map(|a| a.load(Ordering::Relaxed))
+                .sum(),
             spans: get(&self.items, Signal::Traces),
             data_points: get(&self.items, Signal::Metrics),
             log_records: get(&self.items, Signal::Logs),
@@ -162,8 +166,8 @@ impl RunningSink {
         http: SocketAddr,
         output: Option<&Path>,
     ) -> Result<Self, String> {
-        let counter = Counter::new(output)
-            .map_err(|e| format!("cannot create the output file: {e}"))?;
+        let counter =
+            Counter::new(output).map_err(|e| format!("cannot create the output file: {e}"))?;
         let counts = counter.counts.clone();
         let stats_counts = counts.clone();
         let grpc_rx = GrpcReceiver::new(counter.clone())
@@ -185,11 +189,15 @@ impl RunningSink {
         let tasks = vec![
             {
                 let stop = stop.clone();
-                tokio::spawn(async move { grpc_rx.serve(async move { stop.notified().await }).await })
+                tokio::spawn(
+                    async move { grpc_rx.serve(async move { stop.notified().await }).await },
+                )
             },
             {
                 let stop = stop.clone();
-                tokio::spawn(async move { http_rx.serve(async move { stop.notified().await }).await })
+                tokio::spawn(
+                    async move { http_rx.serve(async move { stop.notified().await }).await },
+                )
             },
         ];
         Ok(Self {

@@ -42,7 +42,7 @@ const ID_FIELDS: &[&str] = &["traceId", "spanId", "parentSpanId"];
 /// # Errors
 ///
 /// [`TransportError::Encode`] when the bytes are not a valid export request.
-pub(crate) fn to_json(signal: Signal, bytes: &[u8]) -> Result<Vec<u8>, TransportError> {
+pub fn to_json(signal: Signal, bytes: &[u8]) -> Result<Vec<u8>, TransportError> {
     let err = |reason: String| TransportError::Encode {
         signal: signal.as_str(),
         reason,

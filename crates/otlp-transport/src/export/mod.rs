@@ -31,7 +31,7 @@ mod grpc;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "http-json")]
-pub(crate) mod json;
+pub mod json;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 

@@ -69,6 +69,25 @@ use crate::receive::{
 pub struct HttpReceiver<S> {
     inner: S,
     limits: ReceiverLimits,
+    routes: Vec<GetRoute>,
+}
+
+/// Builds the JSON body of an extra `GET` route (see [`HttpReceiver::with_get_route`]).
+pub type GetHandler = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// An extra `GET` route answered with JSON, such as a sink's `/stats`.
+#[derive(Clone)]
+struct GetRoute {
+    path: String,
+    handler: GetHandler,
+}
+
+impl fmt::Debug for GetRoute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GetRoute")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The per-connection request handler.
@@ -82,6 +101,7 @@ pub(crate) struct HttpHandler<S> {
 struct Shared {
     limits: ReceiverLimits,
     requests: Arc<Semaphore>,
+    routes: Vec<GetRoute>,
 }
 
 /// The body format of a request, which is also the format of its answer.
@@ -106,7 +126,18 @@ where
         Self {
             inner,
             limits: ReceiverLimits::new(),
+            routes: Vec::new(),
         }
+    }
+
+    /// Also answers `GET path` with the JSON `handler` returns (for example a
+    /// sink's `/stats`). OTLP paths cannot be taken over.
+    pub fn with_get_route(mut self, path: impl Into<String>, handler: GetHandler) -> Self {
+        self.routes.push(GetRoute {
+            path: path.into(),
+            handler,
+        });
+        self
     }
 
     /// Replaces the limits.
@@ -134,6 +165,7 @@ where
             shared: Arc::new(Shared {
                 requests: Arc::new(Semaphore::new(self.limits.max_concurrent_requests())),
                 limits: self.limits.clone(),
+                routes: self.routes,
             }),
         };
         Ok(BoundReceiver::http(
@@ -182,6 +214,16 @@ where
     let format = request_format(&req);
     let answer_format = format.unwrap_or(Format::Protobuf);
     let path = req.uri().path();
+    if req.method() == Method::GET
+        && let Some(route) = shared.routes.iter().find(|r| r.path == path)
+    {
+        let mut resp = Response::new(Full::new(Bytes::from((route.handler)())));
+        resp.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        return resp;
+    }
     let Some(signal) = Signal::ALL.into_iter().find(|s| s.http_path() == path) else {
         let msg = format!("no OTLP endpoint at {path}: use /v1/traces, /v1/metrics or /v1/logs");
         return error(

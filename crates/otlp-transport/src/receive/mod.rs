@@ -35,7 +35,7 @@ mod serve;
 #[cfg(feature = "grpc")]
 pub use self::grpc::GrpcReceiver;
 #[cfg(feature = "http")]
-pub use self::http::HttpReceiver;
+pub use self::http::{GetHandler, HttpReceiver};
 pub use self::{error::ReceiveError, limits::ReceiverLimits};
 
 /// A receiver bound to its socket, ready to serve.
