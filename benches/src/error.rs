@@ -40,6 +40,9 @@ pub enum BenchesError {
         /// The exporter's own message.
         message: String,
     },
+    /// Our exporter (the `otlp` facade) could not be built.
+    #[error("cannot build the otlp exporter: {0}; check the --endpoint and --protocol flags")]
+    Ours(#[source] Box<otlp::OtlpError>),
     /// Encoding a protobuf message failed.
     #[error("cannot encode the benchmark request: {0}; this is a bug in the span shape")]
     Encode(#[from] prost::EncodeError),

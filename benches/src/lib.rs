@@ -2,11 +2,12 @@
 //! receiver, the opentelemetry-otlp peer, and criterion benches of the core.
 //!
 //! This package sits beside the product, not in it: it depends on `otlp-core`
-//! (and, once they exist, on the facade for our producers) and on the peer
+//! and on the facade `otlp` (with its SDK bridge) for our producers and on the peer
 //! crates `opentelemetry_sdk` and `opentelemetry-otlp`, which no product crate
 //! links. `cargo xtask bench` builds its binaries in release and runs each
 //! scenario as separate processes: `count-sink` receives and counts, and a
-//! producer (`peer-otlp`, later ours) creates [`shape`] spans or log records
+//! producer (`peer-otlp`, or ours: `ours-native` through the facade API and
+//! `ours-sdk` through the SDK bridge) creates [`shape`] spans or log records
 //! as fast as it can. The criterion benches in `benches/` measure the pieces.
 //!
 //! # Example
@@ -33,12 +34,14 @@
 
 mod args;
 mod error;
+pub mod ours;
 pub mod peer;
 pub mod shape;
 mod sink;
 
 pub use self::{
     error::BenchesError,
+    ours::{OursConfig, OursReport},
     peer::{PeerConfig, PeerReport, Protocol},
     sink::{DEFAULT_MAX_BODY, SignalStats, Sink, SinkConfig, Snapshot, process_cpu_s},
 };

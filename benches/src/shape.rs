@@ -154,7 +154,8 @@ fn log_value(v: Value) -> opentelemetry::logs::AnyValue {
     }
 }
 
-fn now_nanos() -> u64 {
+/// Nanoseconds since the Unix epoch, from the system clock (0 before 1970).
+pub fn now_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -199,14 +200,16 @@ pub fn proto_log_record(time_unix_nano: u64) -> LogRecord {
     }
 }
 
-fn proto_resource() -> Resource {
+/// The shape's resource as opentelemetry-proto (`service.name` only).
+pub fn proto_resource() -> Resource {
     Resource {
         attributes: proto_attributes(&[("service.name", Value::Str(SERVICE_NAME))]),
         ..Default::default()
     }
 }
 
-fn proto_scope() -> InstrumentationScope {
+/// The shape's instrumentation scope as opentelemetry-proto.
+pub fn proto_scope() -> InstrumentationScope {
     InstrumentationScope {
         name: SCOPE_NAME.to_owned(),
         ..Default::default()
@@ -214,7 +217,7 @@ fn proto_scope() -> InstrumentationScope {
 }
 
 /// A deterministic (not random) pair of ids for span number `i`.
-fn ids(i: u64) -> ([u8; 16], [u8; 8]) {
+pub fn ids(i: u64) -> ([u8; 16], [u8; 8]) {
     let mut trace_id = [0u8; 16];
     trace_id[..8].copy_from_slice(&i.wrapping_add(1).to_be_bytes());
     trace_id[8..].copy_from_slice(&0x5eed_u64.to_be_bytes());

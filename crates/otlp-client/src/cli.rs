@@ -142,6 +142,10 @@ pub(crate) struct SendArgs {
     /// How long to wait for delivery at the end.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub(crate) flush_timeout: Duration,
+    /// Queue overflow policy: `block` holds the generator back so nothing is
+    /// dropped; `drop_newest` / `drop_oldest` measure what a dropping exporter loses.
+    #[arg(long, default_value = "block")]
+    pub(crate) overflow: String,
 }
 
 /// `sink`.

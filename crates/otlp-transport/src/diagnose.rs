@@ -237,8 +237,13 @@ pub async fn diagnose(
     // OTLP probe: an empty export request.
     let start = Instant::now();
     let result = async {
+        // An endpoint that already names a signal's path (a resolved
+        // per-signal URL) is used as given; a base URL gets `/v1/traces`.
+        let trimmed = endpoint.trim_end_matches('/');
+        let has_signal_path = Signal::ALL.iter().any(|s| trimmed.ends_with(s.http_path()));
         let exporter = Exporter::builder()
             .with_endpoint(endpoint)
+            .with_append_signal_path(!has_signal_path)
             .with_protocol(protocol)
             .with_tls(tls.clone())
             .with_timeout(timeout)

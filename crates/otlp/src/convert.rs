@@ -47,6 +47,8 @@ pub(crate) fn exporter_config(config: &Config, signal: Signal) -> ExporterConfig
             key_file: sc.tls.key_file.clone(),
             insecure: sc.tls.insecure,
         },
+        // otlp-config resolves each signal's full URL (the spec's path rules).
+        append_signal_path: false,
         ..ExporterConfig::default()
     };
     // Extra upstreams take the signal's HTTP path as the main endpoint does.

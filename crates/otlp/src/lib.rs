@@ -49,7 +49,7 @@
 //! | `zstd` | no | zstd compression |
 //! | `tls` | no | `https://` endpoints with rustls; without it an `https://` endpoint is a build error |
 //! | `disk-queue` | no | the crash-safe disk queue |
-//! | `sdk` | no | the `opentelemetry_sdk` bridge |
+//! | `sdk` | no | the `opentelemetry_sdk` bridge (module `sdk`): span and log processors, span, log and push-metric exporters |
 
 mod convert;
 mod encode;

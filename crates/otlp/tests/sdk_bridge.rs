@@ -32,7 +32,10 @@ use opentelemetry_proto::tonic::{
     trace::v1::ResourceSpans,
 };
 use opentelemetry_sdk::{
-    Resource, logs::SdkLoggerProvider, metrics::SdkMeterProvider, trace::SdkTracerProvider,
+    Resource,
+    logs::SdkLoggerProvider,
+    metrics::{SdkMeterProvider, Temporality},
+    trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
 };
 use otlp::{
     Otlp,
@@ -457,6 +460,34 @@ async fn metric_exporter_delivers_cumulative_sums_with_resource_and_scope() {
     assert_eq!(metrics.sent, metrics.accepted);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_exporter_reports_delta_temporality_when_asked() {
+    let receiver = Receiver::start().await;
+    let otlp = build(config_for(receiver.addr));
+    let exporter = OtlpMetricExporter::new(otlp.clone()).with_temporality(Temporality::Delta);
+    let provider = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter)
+        .build();
+    let counter = provider.meter("delta-meter").u64_counter("hits").build();
+    counter.add(5, &[]);
+    provider.shutdown().unwrap();
+
+    let batches = receiver.batches(Signal::Metrics);
+    let request = ExportMetricsServiceRequest::decode(batches[0].bytes().clone()).unwrap();
+    let metric = &request.resource_metrics[0].scope_metrics[0].metrics[0];
+    let Some(Data::Sum(sum)) = &metric.data else {
+        panic!("hits is not a sum: {metric:?}")
+    };
+    assert_eq!(
+        sum.aggregation_temporality,
+        AggregationTemporality::Delta as i32
+    );
+    assert_eq!(
+        sum.data_points[0].value,
+        Some(number_data_point::Value::AsInt(5))
+    );
+}
+
 // === block policy and bounded waits ===
 
 /// Config whose queue holds 4 spans and blocks producers for up to 30 s.
@@ -548,6 +579,41 @@ async fn block_policy_holds_back_a_producer_thread_outside_the_runtime() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
 async fn block_policy_holds_back_a_producer_on_a_runtime_worker() {
     block_policy_holds_the_producer_back(Producer::Worker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_policy_holds_back_the_sdk_batch_processor_behind_the_span_exporter() {
+    const SPANS: u64 = 10;
+    let receiver = Receiver::stalled().await;
+    let otlp = build(blocking_config(receiver.addr));
+    // The SDK's processor polls `export` on its own thread, with no tokio context.
+    let processor = BatchSpanProcessor::builder(OtlpSpanExporter::new(otlp.clone()))
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_scheduled_delay(Duration::from_millis(20))
+                .build(),
+        )
+        .build();
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(processor)
+        .build();
+    let tracer = provider.tracer("batched");
+    for i in 0..SPANS {
+        tracer.in_span(format!("span-{i}"), |_| {});
+    }
+
+    assert!(eventually(|| otlp.stats().signal(Signal::Traces).accepted >= 4).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let traces = otlp.stats().signal(Signal::Traces).clone();
+    // The export waits for room: nothing dropped, the rest not yet accepted.
+    assert_eq!(traces.dropped_total(), 0, "{traces:?}");
+    assert!(traces.accepted < SPANS, "{traces:?}");
+
+    receiver.release();
+    assert!(eventually(|| otlp.stats().signal(Signal::Traces).sent == SPANS).await);
+    provider.shutdown().unwrap();
+    assert_eq!(otlp.stats().signal(Signal::Traces).dropped_total(), 0);
+    assert_eq!(receiver.span_count() as u64, SPANS);
 }
 
 #[tokio::test]

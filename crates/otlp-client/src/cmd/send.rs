@@ -58,12 +58,13 @@ fn signals(arg: SignalArg) -> Vec<Signal> {
 
 /// `send`.
 pub(crate) async fn send(args: SendArgs) -> ExitCode {
-    let mut builder = Otlp::builder()
-        .with_env(Env::from_process())
-        .with_flags(super::flags(
+    let mut builder = Otlp::builder().with_env(Env::from_process()).with_flags(
+        super::flags(
             args.export.endpoint.as_deref(),
             args.export.protocol.as_deref(),
-        ));
+        )
+        .with_flag("--overflow", "queue.overflow", args.overflow.as_str()),
+    );
     if let Some(path) = &args.export.config {
         match builder.with_config_file(path) {
             Ok(b) => builder = b,

@@ -92,6 +92,9 @@ impl HttpExporter {
         let base = uri.to_string();
         let base = base.trim_end_matches('/');
         let url = |s: Signal| -> Result<Uri, TransportError> {
+            if !config.append_signal_path {
+                return Ok(uri.clone());
+            }
             format!("{base}{}", s.http_path()).parse().map_err(|e| {
                 TransportError::InvalidEndpoint {
                     endpoint: config.endpoint.clone(),

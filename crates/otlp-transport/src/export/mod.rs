@@ -123,6 +123,10 @@ pub struct ExporterConfig {
     pub tcp_nodelay: bool,
     /// How long an idle pooled connection is kept (HTTP, default 90 s).
     pub pool_idle_timeout: Duration,
+    /// HTTP: append `/v1/<signal>` to the endpoint (default true, the spec's
+    /// rule for the generic `OTEL_EXPORTER_OTLP_ENDPOINT`). Set false when the
+    /// endpoint is already a signal's full URL, used as given.
+    pub append_signal_path: bool,
 }
 
 /// Builds an [`Exporter`]; see [`Exporter::builder`].
@@ -292,6 +296,7 @@ impl Default for ExporterConfig {
             tcp_keepalive: Some(Duration::from_secs(30)),
             tcp_nodelay: true,
             pool_idle_timeout: Duration::from_secs(90),
+            append_signal_path: true,
         }
     }
 }
@@ -379,6 +384,13 @@ impl ExporterBuilder {
     /// Sets the largest request that will be sent.
     pub fn with_max_request_bytes(mut self, max: usize) -> Self {
         self.config.max_request_bytes = max;
+        self
+    }
+
+    /// HTTP: whether `/v1/<signal>` is appended to the endpoint (see
+    /// [`ExporterConfig::append_signal_path`]).
+    pub fn with_append_signal_path(mut self, append: bool) -> Self {
+        self.config.append_signal_path = append;
         self
     }
 

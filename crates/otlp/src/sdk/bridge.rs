@@ -131,8 +131,7 @@ impl Bridge {
     /// Hands items to the pipeline from an SDK exporter's `export` future.
     ///
     /// Under `block` the future waits for room (up to the block deadline per
-    /// item); the wait runs on the captured runtime so that it also works when
-    /// the SDK polls the future on its own thread with no tokio context.
+    /// item), see [`Bridge::run_async`].
     pub(crate) async fn deliver_all(&self, items: Vec<Item>) -> Result<(), OTelSdkError> {
         if !self.block {
             return first_error(items.into_iter().map(|i| self.sender.try_send(i)));
@@ -158,15 +157,18 @@ impl Bridge {
             .await
     }
 
-    /// Runs `fut` here when a tokio runtime is current, else on the captured runtime.
+    /// Runs a waiting send as its own task (on the current runtime, else the
+    /// captured one) and waits for it.
+    ///
+    /// A task, not an inline await: the SDK may poll `export` on a thread with
+    /// no tokio context, and may drop the future on its export timeout. The
+    /// pipeline's waiting `send` is not cancel safe, so the task keeps going
+    /// and every item still ends accepted or counted as dropped.
     async fn run_async<F>(&self, fut: F) -> Result<(), OTelSdkError>
     where
         F: Future<Output = Result<(), OTelSdkError>> + Send + 'static,
     {
-        if Handle::try_current().is_ok() {
-            return fut.await;
-        }
-        match &self.handle {
+        match Handle::try_current().ok().or_else(|| self.handle.clone()) {
             Some(handle) => handle.spawn(fut).await.unwrap_or_else(|e| {
                 Err(OTelSdkError::InternalFailure(format!(
                     "otlp bridge: the send task did not finish ({e}); the runtime that built the Otlp may be shutting down"

@@ -1,0 +1,791 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The shipped deployment assets in `deploy/`, checked by the real tools.
+//!
+//! | file | checked by |
+//! | --- | --- |
+//! | `deploy/prometheus/alert_rules.yml` | `promtool check rules`; every `otlp_*` name in it scraped from a running agent |
+//! | `deploy/prometheus/alert_rules_test.yml` | `promtool test rules` (fires each alert, and none on a healthy agent) |
+//! | `deploy/kubernetes/*.yaml` | `kubernetes-validate --strict` (offline schemas, Kubernetes 1.37) from the test venv |
+//! | `deploy/kubernetes/configmap.yaml` | its `config.yaml` through `otlp-client validate-config` |
+//! | `deploy/argo/*.yaml` | structure checked here (kinds, apiVersion, canary steps, analysis, 0.95 threshold) |
+//! | everything in `deploy/` | every `otlp_*` metric name is exported by `otlp-client run` on `/metrics` |
+//!
+//! Tools: `promtool` from `PROMTOOL` or `/usr/bin/promtool` / `PATH` (Debian
+//! package `prometheus`); Python from `OTLP_PYTHON` or `<root>/.ci/venv/bin/python`
+//! with the pins of `tests/python/requirements.txt`. `bash .ci/run` installs both.
+//! Every wait is bounded; every socket is on 127.0.0.1.
+
+use std::{
+    collections::BTreeSet,
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn deploy(rel: &str) -> PathBuf {
+    root().join("deploy").join(rel)
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_otlp-client"));
+    // A developer's collector settings must not leak into the checks.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") || k.starts_with("OTLP_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Runs to completion, killing the process after `limit`.
+fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{cmd:?} did not finish within {limit:?}\n{}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn promtool() -> PathBuf {
+    if let Some(p) = std::env::var_os("PROMTOOL") {
+        return PathBuf::from(p);
+    }
+    let debian = Path::new("/usr/bin/promtool");
+    if debian.exists() {
+        return debian.to_path_buf();
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("promtool"))
+        .find(|p| p.exists());
+    on_path.unwrap_or_else(|| {
+        panic!("promtool not found: install the Debian package `prometheus` (run `bash .ci/run`) or set PROMTOOL")
+    })
+}
+
+fn python() -> PathBuf {
+    let p = std::env::var_os("OTLP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".ci/venv/bin/python"));
+    assert!(
+        p.exists(),
+        "python {} not found: run `bash .ci/run` to create the venv from tests/python/requirements.txt, or set OTLP_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// Every YAML document of `path` as JSON, parsed by PyYAML from the test venv
+/// (a real YAML parser; the checks themselves are in Rust).
+fn yaml_docs(path: &Path) -> Vec<serde_json::Value> {
+    let out = run(
+        Command::new(python()).args([
+            "-c",
+            "import json, sys, yaml\n\
+             with open(sys.argv[1]) as f:\n    docs = [d for d in yaml.safe_load_all(f) if d is not None]\n\
+             json.dump(docs, sys.stdout)",
+            &path.display().to_string(),
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "PyYAML could not parse {} (run `bash .ci/run` to install tests/python/requirements.txt):\n{}",
+        path.display(),
+        text(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+// === promtool ===
+
+#[test]
+fn promtool_check_rules_accepts_the_alert_rules() {
+    let out = run(
+        Command::new(promtool())
+            .args(["check", "rules"])
+            .arg(deploy("prometheus/alert_rules.yml")),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("SUCCESS"), "{}", text(&out));
+}
+
+#[test]
+fn promtool_unit_tests_fire_every_alert_and_pass() {
+    let out = run(
+        Command::new(promtool())
+            .args(["test", "rules", "alert_rules_test.yml"])
+            .current_dir(deploy("prometheus")),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // promtool passes a file with no test for an alert; make sure each alert
+    // has a test in which it is expected to fire.
+    let rules = read(&deploy("prometheus/alert_rules.yml"));
+    let tests = read(&deploy("prometheus/alert_rules_test.yml"));
+    let test_lines: Vec<&str> = tests.lines().map(str::trim).collect();
+    let alerts = alert_names(&rules);
+    assert!(alerts.len() >= 8, "too few alerts: {alerts:?}");
+    for alert in &alerts {
+        let fires = test_lines
+            .windows(2)
+            .any(|w| w[0] == format!("alertname: {alert}") && w[1] == "exp_alerts:");
+        assert!(fires, "no promtool test expects {alert} to fire");
+    }
+    for required in [
+        "HighErrorRate",
+        "HighLatency",
+        "ServiceDown",
+        "HighMemoryUsage",
+        "QueueSaturated",
+        "ItemsDropped",
+        "PersistentQueueDiskNearlyFull",
+        "RetriesExhausted",
+    ] {
+        assert!(
+            alerts.iter().any(|a| a == required),
+            "missing alert {required}"
+        );
+    }
+}
+
+#[test]
+fn every_alert_has_a_runbook_url_into_the_troubleshooting_guide() {
+    let rules = yaml_docs(&deploy("prometheus/alert_rules.yml"));
+    let mut n = 0;
+    for group in rules[0]["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let alert = rule["alert"].as_str().unwrap();
+            let url = rule["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{alert} has no runbook_url"));
+            assert!(
+                url.contains("docs/TROUBLESHOOTING.md#"),
+                "{alert}: runbook_url {url} does not point into docs/TROUBLESHOOTING.md"
+            );
+            n += 1;
+        }
+    }
+    assert_eq!(
+        n,
+        alert_names(&read(&deploy("prometheus/alert_rules.yml"))).len()
+    );
+}
+
+fn alert_names(rules: &str) -> Vec<String> {
+    rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert:"))
+        .map(|a| a.trim().to_owned())
+        .collect()
+}
+
+// === kubernetes ===
+
+/// The `config.yaml: |` block scalar of the ConfigMap, dedented.
+fn configmap_config(manifest: &str) -> String {
+    let mut lines = manifest.lines();
+    let header_indent = loop {
+        let l = lines
+            .next()
+            .expect("configmap.yaml has a `config.yaml: |` key");
+        if l.trim_start() == "config.yaml: |" {
+            break l.len() - l.trim_start().len();
+        }
+    };
+    let mut body: Vec<&str> = Vec::new();
+    for l in lines {
+        let indent = l.len() - l.trim_start().len();
+        if !l.trim().is_empty() && indent <= header_indent {
+            break;
+        }
+        body.push(l);
+    }
+    let indent = body
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap();
+    body.iter()
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[test]
+fn configmap_config_passes_validate_config() {
+    let config = configmap_config(&read(&deploy("kubernetes/configmap.yaml")));
+    // The pod must be reachable by the kubelet's probes and by Prometheus.
+    assert!(config.contains("listen: 0.0.0.0:8080"), "{config}");
+    assert!(config.contains("grpc: 0.0.0.0:4317"), "{config}");
+    assert!(config.contains("http: 0.0.0.0:4318"), "{config}");
+    assert!(
+        config.contains("dir: /var/lib/otlp-client/queue"),
+        "{config}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, &config).unwrap();
+    let out = run(
+        bin().arg("validate-config").arg(&path),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{config}\n{}", text(&out));
+
+    // The extraction is not vacuous: a broken copy is refused.
+    std::fs::write(&path, config.replace("protocol: grpc", "protocol: grcp")).unwrap();
+    let out = run(
+        bin().arg("validate-config").arg(&path),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+fn kubernetes_validate(files: &[PathBuf]) -> Output {
+    run(
+        Command::new(python())
+            .args([
+                "-m",
+                "kubernetes_validate",
+                "--strict",
+                "--kubernetes-version",
+                "1.37.0",
+            ])
+            .args(files),
+        Duration::from_secs(120),
+    )
+}
+
+fn core_manifests() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(deploy("kubernetes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn core_manifests_pass_kubernetes_validate_offline() {
+    let files = core_manifests();
+    assert!(files.len() >= 4, "{files:?}");
+    let out = kubernetes_validate(&files);
+    let t = text(&out);
+    assert!(
+        out.status.success(),
+        "kubernetes-validate failed (install it with `bash .ci/run`):\n{t}"
+    );
+    for kind in ["deployment/", "service/", "configmap/", "secret/"] {
+        assert!(
+            t.contains(&format!("passed for resource {kind}")),
+            "{kind} not validated:\n{t}"
+        );
+    }
+    assert!(!t.contains("Couldn't find schema"), "{t}");
+
+    // The validator really checks: a wrong type is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("deployment.yaml");
+    std::fs::write(
+        &bad,
+        read(&deploy("kubernetes/deployment.yaml")).replace("replicas: 3", "replicas: three"),
+    )
+    .unwrap();
+    let out = kubernetes_validate(&[bad]);
+    assert!(!out.status.success(), "{}", text(&out));
+}
+
+fn find_kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {docs:?}"))
+}
+
+#[test]
+fn deployment_probes_config_secret_and_queue_volume_are_wired() {
+    let docs = yaml_docs(&deploy("kubernetes/deployment.yaml"));
+    let d = find_kind(&docs, "Deployment");
+    assert_eq!(d["spec"]["replicas"], 3);
+    let pod = &d["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(&args[..3], ["run", "--config", "/etc/otlp/config.yaml"]);
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health/live");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/health/ready");
+    let port_of = |name: &str| {
+        c["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["containerPort"].as_u64().unwrap())
+    };
+    assert_eq!(port_of("admin"), Some(8080));
+    assert_eq!(port_of("otlp-grpc"), Some(4317));
+    assert_eq!(port_of("otlp-http"), Some(4318));
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], "admin");
+    assert!(c["resources"]["limits"]["memory"].is_string());
+    assert!(c["resources"]["requests"]["cpu"].is_string());
+    let env = c["env"].as_array().unwrap();
+    let headers = env
+        .iter()
+        .find(|e| e["name"] == "OTEL_EXPORTER_OTLP_HEADERS")
+        .expect("headers come from the environment");
+    assert_eq!(
+        headers["valueFrom"]["secretKeyRef"]["name"],
+        "otlp-client-secret"
+    );
+    let secret = find_kind(&yaml_docs(&deploy("kubernetes/secret.yaml")), "Secret").clone();
+    let key = headers["valueFrom"]["secretKeyRef"]["key"]
+        .as_str()
+        .unwrap();
+    assert!(
+        secret["stringData"][key].is_string(),
+        "secret has no key {key}"
+    );
+
+    let mounts = c["volumeMounts"].as_array().unwrap();
+    let mount = |path: &str| {
+        mounts
+            .iter()
+            .find(|m| m["mountPath"] == path)
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .unwrap_or_else(|| panic!("nothing mounted at {path}"))
+    };
+    let volumes = pod["volumes"].as_array().unwrap();
+    let volume = |name: &str| volumes.iter().find(|v| v["name"] == name).unwrap();
+    assert_eq!(
+        volume(&mount("/etc/otlp"))["configMap"]["name"],
+        "otlp-client-config"
+    );
+    let cm = find_kind(
+        &yaml_docs(&deploy("kubernetes/configmap.yaml")),
+        "ConfigMap",
+    )
+    .clone();
+    assert!(cm["data"]["config.yaml"].is_string());
+    // The disk queue directory of the config is a volume, not the read-only root.
+    let q = volume(&mount("/var/lib/otlp-client/queue"));
+    assert!(
+        q.get("emptyDir").is_some() || q.get("persistentVolumeClaim").is_some(),
+        "{q}"
+    );
+
+    let svc = find_kind(&yaml_docs(&deploy("kubernetes/service.yaml")), "Service").clone();
+    let ports: BTreeSet<u64> = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, BTreeSet::from([4317, 4318, 8080]));
+    assert_eq!(
+        svc["spec"]["selector"],
+        d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+            .as_str()
+            .map(|n| serde_json::json!({"app.kubernetes.io/name": n}))
+            .unwrap()
+    );
+}
+
+// === argo ===
+
+#[test]
+fn rollout_has_the_canary_steps_and_references_the_analysis() {
+    let docs = yaml_docs(&deploy("argo/rollout.yaml"));
+    let r = find_kind(&docs, "Rollout");
+    assert_eq!(r["apiVersion"], "argoproj.io/v1alpha1");
+    assert_eq!(r["spec"]["replicas"], 3);
+    let canary = &r["spec"]["strategy"]["canary"];
+    let steps = canary["steps"].as_array().unwrap();
+    let weights: Vec<u64> = steps
+        .iter()
+        .filter_map(|s| s["setWeight"].as_u64())
+        .collect();
+    assert_eq!(weights, [10, 20, 50, 100]);
+    // A pause follows every weight but the last.
+    for (i, s) in steps.iter().enumerate() {
+        if s.get("setWeight").is_some() && s["setWeight"] != 100 {
+            let next = &steps[i + 1];
+            assert!(
+                next["pause"]["duration"].is_string(),
+                "step {i} ({s}) is not followed by a timed pause"
+            );
+        }
+    }
+    assert_eq!(steps.last().unwrap()["setWeight"], 100);
+    let analysis = &canary["analysis"];
+    let template = analysis["templates"][0]["templateName"].as_str().unwrap();
+    let c = &r["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health/live");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/health/ready");
+
+    let at_docs = yaml_docs(&deploy("argo/analysis-template.yaml"));
+    let at = find_kind(&at_docs, "AnalysisTemplate");
+    assert_eq!(at["apiVersion"], "argoproj.io/v1alpha1");
+    assert_eq!(
+        at["metadata"]["name"], template,
+        "rollout references another template"
+    );
+    // Every arg the template needs without a default is passed by the rollout.
+    let passed: BTreeSet<&str> = analysis["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    for arg in at["spec"]["args"].as_array().unwrap() {
+        if arg.get("value").is_none() {
+            assert!(
+                passed.contains(arg["name"].as_str().unwrap()),
+                "arg {arg} not passed"
+            );
+        }
+    }
+    let metric = &at["spec"]["metrics"][0];
+    let success = metric["successCondition"].as_str().unwrap();
+    let failure = metric["failureCondition"].as_str().unwrap();
+    assert!(success.contains("result[0] >= 0.95"), "{success}");
+    assert!(failure.contains("result[0] < 0.95"), "{failure}");
+    let query = metric["provider"]["prometheus"]["query"].as_str().unwrap();
+    assert!(query.contains("otlp_requests_total"), "{query}");
+    assert!(query.contains("outcome=\"ok\""), "{query}");
+}
+
+// === metric names ===
+
+/// What `/metrics` exposes: family names with their types, and sample names.
+#[derive(Debug, Default)]
+struct Exposition {
+    families: Vec<(String, String)>,
+    samples: BTreeSet<String>,
+}
+
+impl Exposition {
+    fn parse(text: &str) -> Self {
+        let mut e = Self::default();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut parts = rest.split_whitespace();
+                if let (Some(name), Some(ty)) = (parts.next(), parts.next()) {
+                    e.families.push((name.to_owned(), ty.to_owned()));
+                }
+            } else if !line.starts_with('#') && !line.trim().is_empty() {
+                let end = line.find(['{', ' ']).unwrap_or(line.len());
+                e.samples.insert(line[..end].to_owned());
+            }
+        }
+        e
+    }
+
+    /// Whether a PromQL series name is exported. A labelled family shows no
+    /// sample before its first child exists, so the family and its type decide:
+    /// counters are queried as `<family>_total` (prometheus-client may or may not
+    /// include `_total` in the TYPE line), histograms as `_bucket`/`_sum`/`_count`.
+    fn exports(&self, name: &str) -> bool {
+        if self.samples.contains(name) {
+            return true;
+        }
+        self.families.iter().any(|(family, ty)| match ty.as_str() {
+            "counter" => {
+                name == family
+                    || name.strip_suffix("_total") == Some(family)
+                    || family.strip_suffix("_total") == Some(name)
+            }
+            "histogram" | "summary" => {
+                name == family
+                    || ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| name.strip_suffix(s) == Some(family))
+            }
+            _ => name == family,
+        })
+    }
+}
+
+/// Every `otlp_*` identifier in the files under `dir`.
+fn metric_names_used(dir: &Path) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let text = read(&p);
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            for (i, _) in text.match_indices("otlp_") {
+                // An identifier starts here only if the byte before is not part of one.
+                let before = text[..i].chars().next_back();
+                if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    continue;
+                }
+                let name: String = text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                out.insert((name, rel.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn metric_name_matching_follows_the_exposition_types() {
+    let e = Exposition::parse(
+        "# HELP otlp_requests Export requests.\n\
+         # TYPE otlp_requests counter\n\
+         # TYPE otlp_items_dropped_total counter\n\
+         # TYPE otlp_request_duration_seconds histogram\n\
+         otlp_request_duration_seconds_bucket{le=\"+Inf\"} 0\n\
+         # TYPE otlp_queue_items gauge\n\
+         otlp_queue_items{signal=\"traces\"} 3\n",
+    );
+    assert!(e.exports("otlp_requests_total"));
+    assert!(e.exports("otlp_items_dropped_total"));
+    assert!(e.exports("otlp_request_duration_seconds_count"));
+    assert!(e.exports("otlp_request_duration_seconds_bucket"));
+    assert!(e.exports("otlp_queue_items"));
+    assert!(!e.exports("otlp_queue_items_total"));
+    assert!(!e.exports("otlp_queue_items_bucket"));
+    assert!(!e.exports("otlp_requests_bucket"));
+    assert!(!e.exports("otlp_errors_total"));
+}
+
+/// `otlp-client run` with every listener on a free 127.0.0.1 port, killed on drop.
+struct Agent {
+    child: Child,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    fn start() -> Self {
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let queue = dir.path().join("queue");
+        let config = dir.path().join("config.yaml");
+        std::fs::write(
+            &config,
+            format!(
+                "endpoint: http://{closed}\nprotocol: grpc\ntimeout: 1s\n\
+                 receivers:\n  grpc: 127.0.0.1:0\n  http: 127.0.0.1:0\n\
+                 admin:\n  listen: 127.0.0.1:0\n\
+                 queue:\n  persistent:\n    dir: {}\n    max_bytes: 64MiB\n",
+                queue.display()
+            ),
+        )
+        .unwrap();
+        let mut child = bin()
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(["--log-format", "json", "--shutdown-timeout", "1s"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::sync_channel::<String>(256);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = Vec::new();
+        let admin = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if line.contains("admin server")
+                        && let Some(addr) = loopback_addr(&line)
+                    {
+                        break addr;
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "agent printed no admin address within 60s:\n{}",
+                        seen.join("\n")
+                    );
+                }
+            }
+        };
+        // Keep draining stderr so the agent never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Self {
+            child,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    /// `GET path` on the admin server: (status, body).
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.admin, path)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The first `127.0.0.1:PORT` in a log line.
+fn loopback_addr(line: &str) -> Option<String> {
+    let i = line.find("127.0.0.1:")?;
+    let port: String = line[i + 10..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (!port.is_empty() && port != "0").then(|| format!("127.0.0.1:{port}"))
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP status in {resp:?}"));
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    for _ in 0..100_000 {
+        let Some((size, rest)) = body.split_once("\r\n") else {
+            break;
+        };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+#[test]
+fn every_metric_name_used_in_deploy_is_exported_by_a_running_agent() {
+    let agent = Agent::start();
+    let (status, body) = agent.get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    let exposition = Exposition::parse(&body);
+    assert!(
+        exposition.exports("otlp_requests_total"),
+        "scrape looks wrong:\n{body}"
+    );
+    let used = metric_names_used(&root().join("deploy"));
+    assert!(
+        used.iter().any(|(n, _)| n == "otlp_items_failed_total"),
+        "deploy/ uses no metric? {used:?}"
+    );
+    let missing: Vec<String> = used
+        .iter()
+        .filter(|(name, _)| !exposition.exports(name))
+        .map(|(name, file)| format!("{name} (in deploy/{file})"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "metric names used in deploy/ but not exported by otlp-client run:\n{}\n\n/metrics:\n{body}",
+        missing.join("\n")
+    );
+}
+
+#[test]
+fn probe_paths_of_the_deployment_are_served_by_the_agent() {
+    let agent = Agent::start();
+    let (live, body) = agent.get("/health/live");
+    assert_eq!(live, 200, "{body}");
+    // Ready may say 503 while the upstream is down, but the path must exist.
+    let (ready, body) = agent.get("/health/ready");
+    assert!(
+        ready == 200 || ready == 503,
+        "/health/ready: {ready} {body}"
+    );
+    let (health, body) = agent.get("/health");
+    assert!(health == 200 || health == 503, "/health: {health} {body}");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&body).is_ok(),
+        "{body}"
+    );
+}
