@@ -128,9 +128,11 @@ pipeline's final accounting. --overflow default keeps the config default
                     overflow = if raw == "default" {
                         None
                     } else {
-                        Some(raw.parse::<Overflow>().map_err(|e| BenchesError::Arg {
+                        Some(raw.parse::<Overflow>().map_err(|()| BenchesError::Arg {
                             flag: flag.clone(),
-                            problem: format!("'{raw}': {e}"),
+                            problem: format!(
+                                "'{raw}': use default, block, drop_newest or drop_oldest"
+                            ),
                         })?)
                     };
                 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the benchmark binaries as separate processes, the way
-//! `cargo xtask bench` runs them: count-sink receives, peer-otlp produces.
+//! `cargo xtask bench` runs them: count-sink receives, peer-otlp (or our
+//! ours-native / ours-sdk) produces.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,6 +17,8 @@ use otlp_benches::shape;
 
 const SINK: &str = env!("CARGO_BIN_EXE_count-sink");
 const PEER: &str = env!("CARGO_BIN_EXE_peer-otlp");
+const OURS_NATIVE: &str = env!("CARGO_BIN_EXE_ours-native");
+const OURS_SDK: &str = env!("CARGO_BIN_EXE_ours-sdk");
 
 struct Sink {
     child: Child,
@@ -68,7 +71,11 @@ impl Drop for Sink {
 }
 
 fn peer(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(PEER).args(args).output().unwrap();
+    producer(PEER, args)
+}
+
+fn producer(bin: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(bin).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -122,6 +129,72 @@ fn peer_delivers_every_log_record_over_grpc() {
     delivers_everything("logs", "grpc");
 }
 
+/// Runs one of our producers under `block` and checks that the sink got
+/// every item and that our pipeline's own accounting says the same.
+fn ours_delivers_everything(bin: &str, signal: &str, protocol: &str) {
+    let sink = Sink::start(&["--expect", "3000"]);
+    let addr = if protocol == "grpc" {
+        &sink.grpc
+    } else {
+        &sink.http
+    };
+    let endpoint = format!("http://{addr}");
+    let report = producer(
+        bin,
+        &[
+            "--signal",
+            signal,
+            "--protocol",
+            protocol,
+            "--endpoint",
+            &endpoint,
+            "--count",
+            "3000",
+            "--overflow",
+            "block",
+        ],
+    );
+    assert_eq!(report["created"], 3000, "{report}");
+    assert_eq!(report["accepted"], 3000, "{report}");
+    assert_eq!(report["sent"], 3000, "{report}");
+    assert_eq!(report["dropped_total"], 0, "{report}");
+    assert_eq!(report["refused"], 0, "{report}");
+    assert_eq!(report["shutdown_ok"], true, "{report}");
+    let counts = sink.final_counts();
+    assert_eq!(counts[format!("{signal}_items")], 3000, "{counts}");
+    assert_eq!(counts[format!("{signal}_errors")], 0, "{counts}");
+}
+
+#[test]
+fn ours_native_delivers_every_span_over_grpc_under_block() {
+    ours_delivers_everything(OURS_NATIVE, "traces", "grpc");
+}
+
+#[test]
+fn ours_native_delivers_every_span_over_http_under_block() {
+    ours_delivers_everything(OURS_NATIVE, "traces", "http");
+}
+
+#[test]
+fn ours_native_delivers_every_log_record_over_grpc_under_block() {
+    ours_delivers_everything(OURS_NATIVE, "logs", "grpc");
+}
+
+#[test]
+fn ours_sdk_delivers_every_span_over_grpc_under_block() {
+    ours_delivers_everything(OURS_SDK, "traces", "grpc");
+}
+
+#[test]
+fn ours_sdk_delivers_every_span_over_http_under_block() {
+    ours_delivers_everything(OURS_SDK, "traces", "http");
+}
+
+#[test]
+fn ours_sdk_delivers_every_log_record_over_grpc_under_block() {
+    ours_delivers_everything(OURS_SDK, "logs", "grpc");
+}
+
 #[test]
 fn sink_prints_final_counts_on_sigterm() {
     let sink = Sink::start(&[]);
@@ -160,4 +233,10 @@ fn bad_flags_fail_with_a_message() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("'many'"));
+    let out = Command::new(OURS_SDK)
+        .args(["--overflow", "sometimes"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'sometimes'"));
 }

@@ -108,7 +108,9 @@ pub fn workspace_root() -> PathBuf {
 
 /// The `otlp-client` binary: `<target>/debug/otlp-client`, built once with
 /// `cargo build -p otlp-client` when missing (the target directory comes from
-/// `CARGO_TARGET_DIR`, else `<root>/target`).
+/// `CARGO_TARGET_DIR`, else `<root>/target`). `cargo test --workspace` builds
+/// it before the tests run; alone, `cargo test -p otlp-e2e` uses whatever
+/// binary is there, so build it first when its code changed.
 ///
 /// # Errors
 ///
@@ -121,8 +123,9 @@ pub fn client_binary() -> Result<PathBuf, E2eError> {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| workspace_root().join("target"));
             let bin = target.join("debug").join("otlp-client");
-            // Build even when present: cargo is a no-op when it is up to date,
-            // and a stale binary would test yesterday's code.
+            if bin.exists() {
+                return Ok(bin);
+            }
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let status = Command::new(cargo)
                 .args(["build", "-q", "-p", "otlp-client"])

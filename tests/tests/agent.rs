@@ -46,7 +46,10 @@ const QUEUE_BYTES: u64 = 8 << 20;
 const FIXED_OVERHEAD: u64 = 96 << 20;
 
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 fn trace_body(first_id: u64, n: u64, name: &str) -> Vec<u8> {
@@ -73,6 +76,7 @@ fn trace_body(first_id: u64, n: u64, name: &str) -> Vec<u8> {
 struct Agent {
     child: Child,
     http: SocketAddr,
+    admin: SocketAddr,
     dir: PathBuf,
 }
 
@@ -99,7 +103,7 @@ impl AgentConfig {
         let mut y = format!(
             "endpoint: {}\nprotocol: grpc\ncompression: none\ntimeout: 1s\nconnect_timeout: 500ms\n\
              headers:\n  authorization: \"{SECRET}\"\n\
-             retry:\n  max_retries: 100000\n  initial_backoff: 20ms\n  max_backoff: 200ms\n  max_elapsed: 10m\n\
+             retry:\n  max_retries: 100\n  initial_backoff: 20ms\n  max_backoff: 500ms\n  max_elapsed: 2m\n\
              batch:\n  batch_timeout: 20ms\n\
              receivers:\n  grpc: {}\n  http: {}\n\
              admin:\n  listen: {}\n\
@@ -137,6 +141,7 @@ impl Agent {
         let mut agent = Agent {
             child,
             http: cfg.http,
+            admin: cfg.admin,
             dir: dir.to_path_buf(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -146,7 +151,10 @@ impl Agent {
                 "agent exited at start:\n{}",
                 agent.logs()
             );
-            assert!(Instant::now() < deadline, "agent did not listen within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "agent did not listen within 20 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         agent
@@ -181,6 +189,40 @@ impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Sums a counter family of the agent's `/metrics` by its `reason` label.
+async fn counters(admin: SocketAddr, family: &str) -> Vec<(String, u64)> {
+    let mut s = tokio::net::TcpStream::connect(admin).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    let mut by_reason: Vec<(String, u64)> = Vec::new();
+    for line in text.lines().filter(|l| l.starts_with(family) && l.contains("traces")) {
+        let reason = line
+            .split("reason=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("-")
+            .to_owned();
+        let value = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, v)) => *v += value,
+            None => by_reason.push((reason, value)),
+        }
+    }
+    by_reason.retain(|(_, v)| *v > 0);
+    by_reason
 }
 
 /// Posts raw bytes to the agent; returns the status (0 when the connection
@@ -245,8 +287,16 @@ async fn agent_answers_hostile_input_with_the_right_status_and_survives() {
 
     let mut checks: Vec<(&str, u16, Vec<u16>)> = Vec::new();
     let mut check = |name, got, want: &[u16]| checks.push((name, got, want.to_vec()));
-    check("malformed protobuf", post(a, "", pb, &[0x0a, 0xff, 0xff, 0xff]).await, &[400]);
-    check("wrong content type", post(a, "", "text/plain", b"hello").await, &[415]);
+    check(
+        "malformed protobuf",
+        post(a, "", pb, &[0x0a, 0xff, 0xff, 0xff]).await,
+        &[400],
+    );
+    check(
+        "wrong content type",
+        post(a, "", "text/plain", b"hello").await,
+        &[415],
+    );
     // Truncated: the header promises 1000 bytes, 10 arrive, then the client hangs up.
     let truncated = {
         let mut s = tokio::net::TcpStream::connect(a).await.unwrap();
@@ -261,7 +311,11 @@ async fn agent_answers_hostile_input_with_the_right_status_and_survives() {
     check("truncated body", truncated, &[0, 400]);
     // 80 MiB of zeros in ~80 KiB: above the 64 MiB decompressed limit.
     let bomb = gzip(80 << 20);
-    check("gzip bomb", post(a, "content-encoding: gzip\r\n", pb, &bomb).await, &[413]);
+    check(
+        "gzip bomb",
+        post(a, "content-encoding: gzip\r\n", pb, &bomb).await,
+        &[413],
+    );
     // Oversized, declared: 1 GiB announced.
     let oversized = {
         let mut s = tokio::net::TcpStream::connect(a).await.unwrap();
@@ -279,7 +333,11 @@ async fn agent_answers_hostile_input_with_the_right_status_and_survives() {
     let mut bad_utf8 = trace_body(1_000_000, 1, "NAME");
     let at = bad_utf8.windows(4).position(|w| w == b"NAME").unwrap();
     bad_utf8[at..at + 4].copy_from_slice(&[0xff, 0xfe, 0xc0, 0x80]);
-    check("invalid UTF-8 in protobuf string", post(a, "", pb, &bad_utf8).await, &[200]);
+    check(
+        "invalid UTF-8 in protobuf string",
+        post(a, "", pb, &bad_utf8).await,
+        &[200],
+    );
     // Invalid UTF-8 in OTLP/JSON is a decode error.
     let mut json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"X"}]}]}]}"#.to_vec();
     let x = json.iter().position(|&b| b == b'X').unwrap();
@@ -294,13 +352,20 @@ async fn agent_answers_hostile_input_with_the_right_status_and_survives() {
     // Still serving: a valid request is accepted and delivered upstream.
     let ok = post(a, "", pb, &trace_body(1, 10, "ok")).await;
     check("valid after all of it", ok, &[200]);
-    assert!(server.wait_for_items(11, Duration::from_secs(10)).await, "{:?}", server.stats());
+    assert!(
+        server.wait_for_items(11, Duration::from_secs(10)).await,
+        "{:?}",
+        server.stats()
+    );
     drop(tricklers);
 
     let rss = rss_now(agent.pid()).unwrap_or(0);
     let peak = peak_rss_bytes(agent.pid());
     assert!(agent.alive(), "agent died:\n{}", agent.logs());
-    let wrong: Vec<_> = checks.iter().filter(|(_, got, want)| !want.contains(got)).collect();
+    let wrong: Vec<_> = checks
+        .iter()
+        .filter(|(_, got, want)| !want.contains(got))
+        .collect();
     record(&Figures {
         suite: "hostile",
         scenario: "agent_hostile_input".to_owned(),
@@ -314,7 +379,10 @@ async fn agent_answers_hostile_input_with_the_right_status_and_survives() {
     });
     assert!(wrong.is_empty(), "wrong statuses: {wrong:?}");
     // Memory stays flat: the bomb and the 1 GiB declaration were refused before buffering.
-    assert!(rss < QUEUE_BYTES + FIXED_OVERHEAD, "rss {rss} after hostile input");
+    assert!(
+        rss < QUEUE_BYTES + FIXED_OVERHEAD,
+        "rss {rss} after hostile input"
+    );
     assert!(!agent.logs().contains("s3cr3t"), "secret in agent logs");
 }
 
@@ -350,7 +418,11 @@ fn load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_outage_stays_within_queue_bound_and_delivers_after_recovery() {
-    let outage = if full_mode() { Duration::from_secs(30) } else { Duration::from_secs(3) };
+    let outage = if full_mode() {
+        Duration::from_secs(30)
+    } else {
+        Duration::from_secs(3)
+    };
     let server = FaultServer::start(Script::accept()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cfg = AgentConfig::new(server.grpc_endpoint());
@@ -382,23 +454,30 @@ async fn agent_outage_stays_within_queue_bound_and_delivers_after_recovery() {
     let ids = server.span_ids();
     let lost = acked.iter().filter(|id| !ids.contains(id)).count() as u64;
     let fs = server.stats();
+    let failed = counters(agent.admin, "otlp_items_failed_total").await;
+    let dropped = counters(agent.admin, "otlp_items_dropped_total").await;
     record(&Figures {
         suite: "outage",
         scenario: format!("upstream_down_{}s", outage.as_secs()),
         protocol: "grpc",
-        expected: "acknowledged items delivered after recovery; RSS within queue + overhead"
-            .to_owned(),
+        expected: format!(
+            "acknowledged items delivered after recovery; RSS within queue + overhead; refused at intake {}, failed {failed:?}, dropped {dropped:?}",
+            attempted.load(Ordering::Relaxed) - n
+        ),
         sent: n,
         delivered: fs.items_accepted,
         lost,
         duplicated: fs.duplicate_spans,
-        dropped_or_failed: attempted.load(Ordering::Relaxed) - n,
+        dropped_or_failed: failed.iter().chain(&dropped).map(|(_, v)| v).sum(),
         peak_rss_bytes: peak,
         recover_ms: Some(recover.as_millis() as u64),
         cases: None,
     });
     assert!(agent.alive(), "agent died:\n{}", agent.logs());
-    assert!(delivered_all && lost == 0, "lost {lost} of {n}: {fs:?}");
+    assert!(
+        delivered_all && lost == 0,
+        "lost {lost} of {n}: {fs:?}; agent failed {failed:?}, dropped {dropped:?}"
+    );
     let peak = peak.unwrap();
     assert!(
         peak < QUEUE_BYTES + FIXED_OVERHEAD,
@@ -487,13 +566,17 @@ async fn header_secrets_never_appear_in_explain_config_diagnose_or_errors() {
     let mut outputs = Vec::new();
     for args in [
         vec!["explain-config".to_owned()],
-        vec!["explain-config".to_owned(), "--format".to_owned(), "json".to_owned()],
-        vec!["diagnose".to_owned(), "--timeout".to_owned(), "2s".to_owned()],
         vec![
-            "send".to_owned(),
-            "--count".to_owned(),
-            "5".to_owned(),
+            "explain-config".to_owned(),
+            "--format".to_owned(),
+            "json".to_owned(),
         ],
+        vec![
+            "diagnose".to_owned(),
+            "--timeout".to_owned(),
+            "2s".to_owned(),
+        ],
+        vec!["send".to_owned(), "--count".to_owned(), "5".to_owned()],
     ] {
         let out = tokio::task::spawn_blocking({
             let bin = bin.clone();
@@ -535,7 +618,9 @@ async fn header_secrets_never_appear_in_explain_config_diagnose_or_errors() {
         bytes::Bytes::from(trace_body(1, 1, "x")),
     )
     .unwrap();
-    let err = tower::ServiceExt::oneshot(exporter, batch).await.unwrap_err();
+    let err = tower::ServiceExt::oneshot(exporter, batch)
+        .await
+        .unwrap_err();
     let text = format!("{err} {err:?}");
     assert!(!text.contains("s3cr3t"), "secret in error: {text}");
     assert!(text.contains("400") || text.contains("invalid"), "{text}");

@@ -35,6 +35,17 @@ const TIME_FORMAT: &str = "xtask-time user=%U sys=%S maxrss_kb=%M exit=%x";
 /// How long count-sink may take to print its addresses.
 const SINK_START: Duration = Duration::from_secs(10);
 
+/// The package and binary of the relay agent (`otlp-client run`).
+const AGENT_PACKAGE: &str = "otlp-client";
+const AGENT_BIN: &str = "otlp-client";
+
+/// How long the agent may take to accept connections on its receiver.
+const AGENT_START: Duration = Duration::from_secs(15);
+
+/// How long the agent may take to drain and exit after SIGTERM (its own
+/// shutdown deadline is 10 s, plus up to 5 s for the receivers to stop).
+const AGENT_STOP: Duration = Duration::from_secs(30);
+
 /// The options of one invocation.
 #[derive(Clone, Debug, PartialEq)]
 struct Options {
@@ -77,6 +88,9 @@ enum Producer {
         args: &'static [&'static str],
     },
     /// Not built yet: the scenario is listed, never measured or faked.
+    // Every scenario has its producer today; the variant stays for the next
+    // one added before its producer exists.
+    #[allow(dead_code)]
     Pending { waiting_for: &'static str },
 }
 
@@ -91,6 +105,9 @@ struct Scenario {
     producer: Producer,
     /// The peer scenario this one's ratios are taken against.
     baseline: &'static str,
+    /// Whether the producer sends to an `otlp-client run` agent, which
+    /// forwards to count-sink and is measured too (the relay).
+    relay: bool,
 }
 
 /// What one run measured.
@@ -104,6 +121,10 @@ struct Run {
     sink_cpu_s: f64,
     /// Whether the numbers came from `/proc` polling instead of GNU time.
     polled: bool,
+    /// The relay agent's user+sys CPU seconds (relay scenarios only).
+    agent_cpu_s: Option<f64>,
+    /// The relay agent's peak RSS in KiB (relay scenarios only).
+    agent_rss_kib: Option<u64>,
     note: String,
 }
 
@@ -119,6 +140,8 @@ struct Summary {
     /// The median of each run's delivered / wall time.
     throughput: f64,
     sink_cpu_s: f64,
+    /// Medians of the relay agent's CPU seconds and peak RSS (KiB), when measured.
+    agent: Option<(f64, f64)>,
 }
 
 /// Every scenario, in table order. "Ours" entries stay `Pending` until their
@@ -145,6 +168,7 @@ const SCENARIOS: &[Scenario] = &[
             ],
         },
         baseline: "peer-grpc-default",
+        relay: false,
     },
     Scenario {
         key: "peer-grpc-full",
@@ -169,6 +193,7 @@ const SCENARIOS: &[Scenario] = &[
             ],
         },
         baseline: "peer-grpc-full",
+        relay: false,
     },
     Scenario {
         key: "peer-http-full",
@@ -193,6 +218,7 @@ const SCENARIOS: &[Scenario] = &[
             ],
         },
         baseline: "peer-http-full",
+        relay: false,
     },
     Scenario {
         key: "peer-logs-grpc-full",
@@ -217,17 +243,32 @@ const SCENARIOS: &[Scenario] = &[
             ],
         },
         baseline: "peer-logs-grpc-full",
+        relay: false,
     },
     Scenario {
         key: "ours-sdk-grpc-default",
-        title: "ours: same SDK tracer, our SDK bridge, gRPC, defaults",
+        title: "ours: same SDK tracer, our SDK bridge, gRPC, defaults (drop_oldest)",
         side: Side::OurSdkBridge,
         signal: "traces",
         protocol: "grpc",
-        producer: Producer::Pending {
-            waiting_for: "the SDK bridge of the facade crate `otlp` (feature `sdk-bridge`)",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-sdk",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--overflow",
+                "default",
+            ],
         },
         baseline: "peer-grpc-default",
+        relay: false,
     },
     Scenario {
         key: "ours-sdk-grpc-block",
@@ -235,10 +276,24 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::OurSdkBridge,
         signal: "traces",
         protocol: "grpc",
-        producer: Producer::Pending {
-            waiting_for: "the SDK bridge of the facade crate `otlp` (feature `sdk-bridge`)",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-sdk",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--overflow",
+                "block",
+            ],
         },
         baseline: "peer-grpc-full",
+        relay: false,
     },
     Scenario {
         key: "ours-sdk-http-block",
@@ -246,43 +301,149 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::OurSdkBridge,
         signal: "traces",
         protocol: "http",
-        producer: Producer::Pending {
-            waiting_for: "the SDK bridge of the facade crate `otlp` (feature `sdk-bridge`)",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-sdk",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "http",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--overflow",
+                "block",
+            ],
         },
         baseline: "peer-http-full",
+        relay: false,
+    },
+    Scenario {
+        key: "ours-sdk-logs-grpc-block",
+        title: "ours: same SDK logger, our SDK bridge, logs, gRPC, block policy",
+        side: Side::OurSdkBridge,
+        signal: "logs",
+        protocol: "grpc",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-sdk",
+            args: &[
+                "--signal",
+                "logs",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--overflow",
+                "block",
+            ],
+        },
+        baseline: "peer-logs-grpc-full",
+        relay: false,
     },
     Scenario {
         key: "ours-native-grpc",
-        title: "ours: native facade API, gRPC",
+        title: "ours: native facade API, gRPC, block policy",
         side: Side::OurNative,
         signal: "traces",
         protocol: "grpc",
-        producer: Producer::Pending {
-            waiting_for: "the facade crate `otlp` and `otlp-client send`",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--overflow",
+                "block",
+            ],
         },
         baseline: "peer-grpc-full",
+        relay: false,
+    },
+    Scenario {
+        key: "ours-native-http",
+        title: "ours: native facade API, HTTP/protobuf, block policy",
+        side: Side::OurNative,
+        signal: "traces",
+        protocol: "http",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "http",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--overflow",
+                "block",
+            ],
+        },
+        baseline: "peer-http-full",
+        relay: false,
     },
     Scenario {
         key: "ours-native-logs-grpc",
-        title: "ours: native facade API, logs, gRPC",
+        title: "ours: native facade API, logs, gRPC, block policy",
         side: Side::OurNative,
         signal: "logs",
         protocol: "grpc",
-        producer: Producer::Pending {
-            waiting_for: "the facade crate `otlp` (logs)",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            args: &[
+                "--signal",
+                "logs",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--overflow",
+                "block",
+            ],
         },
         baseline: "peer-logs-grpc-full",
+        relay: false,
     },
     Scenario {
         key: "relay-grpc",
-        title: "relay: `otlp-client send` -> `otlp-client run` -> count-sink, gRPC",
+        title: "relay: `ours-native` -> `otlp-client run` (block policy) -> count-sink, gRPC",
         side: Side::Relay,
         signal: "traces",
         protocol: "grpc",
-        producer: Producer::Pending {
-            waiting_for: "`otlp-client run` and `otlp-client send` (the agent is measured too)",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--overflow",
+                "block",
+            ],
         },
         baseline: "peer-grpc-full",
+        relay: true,
     },
 ];
 
@@ -374,7 +535,10 @@ pub(crate) fn run(args: &[String]) -> Result {
         return crate::run("cargo", &a, &[]);
     }
     let opts = Options::parse(args)?;
-    // One release build of every package a selected producer comes from.
+    // One release build of every package a selected producer (or relay
+    // agent) comes from. Each package is built on its own, so that it gets
+    // exactly its own features (one invocation would unify them across the
+    // packages and measure, say, the agent with the benches' extra features).
     let mut packages = vec!["otlp-benches"];
     for s in SCENARIOS.iter().filter(|s| opts.selected(s)) {
         if let Producer::Bin { package, .. } = s.producer
@@ -382,13 +546,13 @@ pub(crate) fn run(args: &[String]) -> Result {
         {
             packages.push(package);
         }
+        if s.relay && !packages.contains(&AGENT_PACKAGE) {
+            packages.push(AGENT_PACKAGE);
+        }
     }
-    let mut build = vec!["build", "--release"];
     for p in &packages {
-        build.extend(["-p", p]);
+        crate::run("cargo", &["build", "--release", "-p", p, "--bins"], &[])?;
     }
-    build.push("--bins");
-    crate::run("cargo", &build, &[])?;
     let bin_dir = target_dir().join("release");
     let sink = bin_dir.join("count-sink");
     let peer = bin_dir.join("peer-otlp");
@@ -574,10 +738,30 @@ fn run_once(
     let producer = bin_dir.join(bin);
     let max_secs = opts.timeout.as_secs() + 30;
     let (sink_proc, grpc, http) = SinkProcess::start(sink, opts.spans, max_secs)?;
-    let endpoint = format!(
+    let sink_endpoint = format!(
         "http://{}",
         if s.protocol == "grpc" { &grpc } else { &http }
     );
+    // A relay puts the agent between producer and sink.
+    let agent = if s.relay {
+        match Agent::start(
+            &bin_dir.join(AGENT_BIN),
+            s.protocol,
+            &sink_endpoint,
+            gnu_time,
+        ) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                let _ = sink_proc.finish(Duration::from_secs(5));
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+    let endpoint = agent
+        .as_ref()
+        .map_or(sink_endpoint, |a| format!("http://{}", a.addr));
     let producer_args = expand(args, &endpoint, opts.spans);
     let time_file = std::env::temp_dir().join(format!("xtask-bench-{}.time", std::process::id()));
     let _ = fs::remove_file(&time_file);
@@ -599,6 +783,9 @@ fn run_once(
     let mut child = match cmd.stdout(Stdio::piped()).process_group(0).spawn() {
         Ok(c) => c,
         Err(e) => {
+            if let Some(a) = agent {
+                let _ = a.finish();
+            }
             let _ = sink_proc.finish(Duration::from_secs(5));
             return Err(format!("could not start the producer {cmd:?}: {e}"));
         }
@@ -618,12 +805,16 @@ fn run_once(
         }
         thread::sleep(Duration::from_millis(if gnu_time { 5 } else { 20 }));
     };
-    let wall_s = started.elapsed().as_secs_f64();
     let mut out = String::new();
     if let Some(mut o) = child.stdout.take() {
         let _ = o.read_to_string(&mut out);
     }
+    // For a relay the run ends when the agent has drained and exited: what
+    // it still held when the producer finished is part of the work.
+    let agent_measure = agent.map(Agent::finish);
+    let wall_s = started.elapsed().as_secs_f64();
     let (final_line, sink_cpu_s) = sink_proc.finish(Duration::from_secs(10))?;
+    let agent_measure = agent_measure.transpose()?;
     let Some(status) = status else {
         return Err(format!(
             "{} timed out after {:?} and was killed; raise --timeout or lower --spans",
@@ -660,7 +851,190 @@ fn run_once(
     if json_field(&out, "shutdown_ok") == Some("false") {
         run.note = "shutdown timed out".to_owned();
     }
+    if let Some((cpu, rss, note)) = agent_measure {
+        run.agent_cpu_s = Some(cpu);
+        run.agent_rss_kib = Some(rss);
+        if !note.is_empty() {
+            run.note = if run.note.is_empty() {
+                note
+            } else {
+                format!("{}; {note}", run.note)
+            };
+        }
+    }
     Ok(run)
+}
+
+/// A started relay agent (`otlp-client run` under GNU time) and where it listens.
+struct Agent {
+    /// GNU time, or the agent itself when GNU time is missing.
+    child: Child,
+    gnu_time: bool,
+    addr: String,
+    config: PathBuf,
+    time_file: PathBuf,
+    stderr_file: PathBuf,
+}
+
+impl Agent {
+    /// Writes the agent's config (receiver on a free loopback port, upstream
+    /// = the sink, `block` policy, no compression as the producers), starts
+    /// it and waits until its receiver accepts connections.
+    fn start(bin: &Path, protocol: &str, upstream: &str, gnu_time: bool) -> Result<Agent> {
+        if !bin.exists() {
+            return Err(format!(
+                "{} is missing; build it with `cargo build --release -p {AGENT_PACKAGE}`",
+                bin.display()
+            ));
+        }
+        // A port the kernel just handed out and we released; the agent
+        // binds it a moment later (loopback, nothing else races for it here).
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("no free loopback port for the agent: {e}"))?;
+        let (receiver_key, proto) = if protocol == "grpc" {
+            ("grpc", "grpc")
+        } else {
+            ("http", "http/protobuf")
+        };
+        let tmp = std::env::temp_dir();
+        let id = format!("{}-{}", std::process::id(), addr.port());
+        let config = tmp.join(format!("xtask-bench-agent-{id}.yaml"));
+        let time_file = tmp.join(format!("xtask-bench-agent-{id}.time"));
+        let stderr_file = tmp.join(format!("xtask-bench-agent-{id}.log"));
+        let yaml = format!(
+            "endpoint: {upstream}\nprotocol: {proto}\ncompression: none\nreceivers:\n  {receiver_key}: {addr}\nadmin:\n  listen: 127.0.0.1:0\nqueue:\n  overflow: block\n"
+        );
+        fs::write(&config, yaml).map_err(|e| format!("writing {}: {e}", config.display()))?;
+        let stderr = fs::File::create(&stderr_file)
+            .map_err(|e| format!("creating {}: {e}", stderr_file.display()))?;
+        let mut cmd = if gnu_time {
+            let mut c = Command::new(GNU_TIME);
+            c.arg("-f")
+                .arg(TIME_FORMAT)
+                .arg("-o")
+                .arg(&time_file)
+                .arg(bin);
+            c
+        } else {
+            Command::new(bin)
+        };
+        // Its shutdown line (stdout) and warnings (stderr) both go to the log.
+        let stdout = stderr
+            .try_clone()
+            .map_err(|e| format!("sharing {}: {e}", stderr_file.display()))?;
+        cmd.args(["--log-level", "warn", "run", "--config"])
+            .arg(&config)
+            .stdout(stdout)
+            .stderr(stderr)
+            .process_group(0);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("could not start the agent {cmd:?}: {e}"))?;
+        let mut agent = Agent {
+            child,
+            gnu_time,
+            addr: addr.to_string(),
+            config,
+            time_file,
+            stderr_file,
+        };
+        let started = Instant::now();
+        loop {
+            if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(agent);
+            }
+            let exited = matches!(agent.child.try_wait(), Ok(Some(_)));
+            if exited || started.elapsed() > AGENT_START {
+                let log = fs::read_to_string(&agent.stderr_file).unwrap_or_default();
+                agent.kill();
+                return Err(format!(
+                    "the agent did not listen on {addr} within {AGENT_START:?}{}: {log}",
+                    if exited { " (it exited)" } else { "" }
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The agent's own pid: the child of GNU time, or the child itself.
+    fn pid(&self) -> Option<u32> {
+        let id = self.child.id();
+        if !self.gnu_time {
+            return Some(id);
+        }
+        fs::read_to_string(format!("/proc/{id}/task/{id}/children"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// Stops the agent with SIGTERM (a graceful drain), waits for it, and
+    /// returns its CPU seconds, peak RSS (KiB) and a note.
+    fn finish(mut self) -> Result<(f64, u64, String)> {
+        let mut polled = Polled::default();
+        let Some(pid) = self.pid() else {
+            self.kill();
+            return Err("the relay agent is gone before the end of the run".to_owned());
+        };
+        if !self.gnu_time {
+            // Without GNU time the last sample before the signal is all we get.
+            polled.sample(pid);
+        }
+        // Only the agent: GNU time would die of a group-wide SIGTERM
+        // without writing its measurement.
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let started = Instant::now();
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break Some(status);
+            }
+            if started.elapsed() > AGENT_STOP {
+                break None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        let log = fs::read_to_string(&self.stderr_file).unwrap_or_default();
+        let Some(status) = status else {
+            self.kill();
+            return Err(format!(
+                "the relay agent did not exit within {AGENT_STOP:?} of SIGTERM: {log}"
+            ));
+        };
+        let note = if log.contains("deadline reached") || !status.success() {
+            format!("agent exit {status}")
+        } else {
+            String::new()
+        };
+        let measured = if self.gnu_time {
+            let text = fs::read_to_string(&self.time_file)
+                .map_err(|e| format!("reading {}: {e}", self.time_file.display()))?;
+            parse_time(&text).ok_or_else(|| format!("{GNU_TIME} wrote no agent line: {text}"))?
+        } else {
+            (polled.cpu_s, polled.max_rss_kib)
+        };
+        self.cleanup();
+        Ok((measured.0, measured.1, note))
+    }
+
+    fn kill(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            kill_group(&self.child, "-KILL");
+        }
+        let _ = self.child.wait();
+        self.cleanup();
+    }
+
+    fn cleanup(&self) {
+        for f in [&self.config, &self.time_file, &self.stderr_file] {
+            let _ = fs::remove_file(f);
+        }
+    }
 }
 
 /// A producer's arguments with `{endpoint}` and `{count}` filled in.
@@ -778,6 +1152,12 @@ impl Summary {
                 }
             }),
             sink_cpu_s: m(|r| r.sink_cpu_s),
+            agent: runs.iter().all(|r| r.agent_cpu_s.is_some()).then(|| {
+                (
+                    m(|r| r.agent_cpu_s.unwrap_or(0.0)),
+                    m(|r| r.agent_rss_kib.unwrap_or(0) as f64),
+                )
+            }),
         }
     }
 
@@ -905,7 +1285,11 @@ fn render(
     );
     let _ = writeln!(
         md,
-        "Ratios compare each row with the peer row named in its last column, measured in the same invocation.\n"
+        "Ratios compare each row with the peer row named in its last column, measured in the same invocation."
+    );
+    let _ = writeln!(
+        md,
+        "A relay row adds a third process between producer and sink, the agent `otlp-client run` (gRPC receiver, `block` policy, no compression), measured from outside the same way; its wall time runs until the agent has drained and exited after SIGTERM, and its own CPU and RSS are in the relay table.\n"
     );
     let _ = writeln!(md, "## Telemetry shape\n\n{shape}");
     let _ = writeln!(md, "## Results\n");
@@ -958,22 +1342,59 @@ fn render(
             mib(m.max_rss_kib),
         );
     }
-    let _ = writeln!(md, "\n## Not measured yet\n");
-    let _ = writeln!(
-        md,
-        "These scenarios are part of the comparison but their producer does not exist yet; they join the table when it does, never with made-up numbers.\n"
-    );
-    for s in SCENARIOS {
-        if let Producer::Pending { waiting_for } = s.producer {
+    let relays: Vec<_> = summaries
+        .iter()
+        .filter_map(|(s, m)| m.agent.map(|a| (s, m, a)))
+        .collect();
+    if !relays.is_empty() {
+        let _ = writeln!(md, "\n## Relay agent\n");
+        let _ = writeln!(
+            md,
+            "The agent process of each relay row (`otlp-client run`), medians of its runs; CPU per million is per million items delivered.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| scenario | delivered | agent CPU s | agent CPU-s per 1M | agent peak RSS MiB |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|");
+        for (s, m, (cpu, rss)) in relays {
+            let per_m = if m.delivered > 0.0 {
+                cpu * 1e6 / m.delivered
+            } else {
+                0.0
+            };
             let _ = writeln!(
                 md,
-                "- `{}` ({}): {}; compared with `{}`; waiting for {waiting_for}.",
+                "| `{}` | {:.0} | {cpu:.2} | {per_m:.2} | {:.0} |",
                 s.key,
-                s.side.as_str(),
-                s.title,
-                s.baseline
+                m.delivered,
+                mib(rss)
             );
         }
+    }
+    let pending: Vec<_> = SCENARIOS
+        .iter()
+        .filter_map(|s| match s.producer {
+            Producer::Pending { waiting_for } => Some((s, waiting_for)),
+            Producer::Bin { .. } => None,
+        })
+        .collect();
+    if !pending.is_empty() {
+        let _ = writeln!(md, "\n## Not measured yet\n");
+        let _ = writeln!(
+            md,
+            "These scenarios are part of the comparison but their producer does not exist yet; they join the table when it does, never with made-up numbers.\n"
+        );
+    }
+    for (s, waiting_for) in pending {
+        let _ = writeln!(
+            md,
+            "- `{}` ({}): {}; compared with `{}`; waiting for {waiting_for}.",
+            s.key,
+            s.side.as_str(),
+            s.title,
+            s.baseline
+        );
     }
     let _ = writeln!(md, "\n## Every run\n");
     let _ = writeln!(
@@ -983,9 +1404,15 @@ fn render(
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---|");
     for (s, runs) in results {
         for (i, r) in runs.iter().enumerate() {
+            let agent = match (r.agent_cpu_s, r.agent_rss_kib) {
+                (Some(cpu), Some(rss)) => {
+                    format!("agent {cpu:.2} CPU-s, {:.0} MiB ", mib(rss as f64))
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {}{} |",
+                "| `{}` | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {}{agent}{} |",
                 s.key,
                 i + 1,
                 r.created,
@@ -1039,7 +1466,10 @@ mod tests {
             .filter(|s| o.selected(s))
             .map(|s| s.key)
             .collect();
-        assert_eq!(keys, ["peer-http-full", "ours-sdk-http-block"]);
+        assert_eq!(
+            keys,
+            ["peer-http-full", "ours-sdk-http-block", "ours-native-http"]
+        );
     }
 
     #[test]
@@ -1114,7 +1544,17 @@ mod tests {
     }
 
     #[test]
-    fn report_has_ratios_against_the_peer_and_lists_pending_scenarios() {
+    fn every_ours_scenario_has_a_producer_and_only_relays_use_the_agent() {
+        for s in SCENARIOS {
+            assert!(matches!(s.producer, Producer::Bin { .. }), "{}", s.key);
+            assert_eq!(s.relay, s.side == Side::Relay, "{}", s.key);
+        }
+        let relay = SCENARIOS.iter().find(|s| s.key == "relay-grpc").unwrap();
+        assert_eq!(relay.protocol, "grpc");
+    }
+
+    #[test]
+    fn report_has_ratios_against_the_peer_and_a_relay_agent_table() {
         let opts = Options::parse(&args(&["--runs", "1", "--spans", "1000"])).unwrap();
         let run = |wall_s: f64, delivered: u64| Run {
             wall_s,
@@ -1134,7 +1574,22 @@ mod tests {
             baseline: "peer-grpc-full",
             ..*peer
         };
-        let results = vec![(peer, vec![run(2.0, 1000)]), (&other, vec![run(1.0, 500)])];
+        let relay = Scenario {
+            key: "test-relay",
+            side: Side::Relay,
+            relay: true,
+            ..other
+        };
+        let relayed = Run {
+            agent_cpu_s: Some(0.25),
+            agent_rss_kib: Some(10 * 1024),
+            ..run(1.0, 1000)
+        };
+        let results = vec![
+            (peer, vec![run(2.0, 1000)]),
+            (&other, vec![run(1.0, 500)]),
+            (&relay, vec![relayed]),
+        ];
         let md = render(
             &opts,
             &args(&["--runs", "1"]),
@@ -1151,13 +1606,15 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("baseline"));
+        // The agent of 1000 relayed items: 0.25 CPU-s, so 250 per million.
         assert!(
-            md.contains("`ours-sdk-grpc-block` (our SDK bridge)"),
+            md.contains("| `test-relay` | 1000 | 0.25 | 250.00 | 10 |"),
             "{md}"
         );
+        assert!(md.contains("agent 0.25 CPU-s, 10 MiB"), "{md}");
         assert!(
-            !md.contains("| ours: "),
-            "pending scenarios must stay out of the table"
+            !md.contains("## Not measured yet"),
+            "no scenario is pending: {md}"
         );
     }
 }

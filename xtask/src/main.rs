@@ -15,6 +15,7 @@
 
 mod bench;
 mod deps;
+mod reliability;
 mod setup;
 mod tidy;
 
@@ -47,6 +48,7 @@ fn main() -> ExitCode {
         "deps" => deps::check(&root()),
         "build-times" => build_times(),
         "bench" => bench::run(rest),
+        "reliability" => reliability::run(rest),
         "setup" => setup::install(&root()),
         "help" | "--help" | "-h" => {
             println!("{}", HELP);

@@ -198,7 +198,10 @@ fn check_alert_metrics(root: &Path, problems: &mut Vec<String>) {
         };
         for name in metric_names(&text) {
             let base = strip_suffixes(&name);
-            if !code.contains(&format!("\"{base}\"")) {
+            let exported = [name.as_str(), base, &format!("{base}_total")]
+                .iter()
+                .any(|n| code.contains(&format!("\"{n}\"")));
+            if !exported {
                 problems.push(format!(
                     "{}: metric `{name}` is not exported by otlp-observability",
                     rel(root, &path)

@@ -108,9 +108,10 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
     println!("\nselected self-metrics (full list at http://{admin_addr}/metrics):");
     for line in metrics.lines().filter(|l| {
         !l.starts_with('#')
-            && (l.starts_with("otlp_items_sent_total")
+            && !l.ends_with(" 0")
+            && (l.starts_with("otlp_items_")
                 || l.starts_with("otlp_requests_total")
-                || l.starts_with("otlp_items_dropped_total{") && !l.ends_with(" 0"))
+                || l.starts_with("otlp_retries_total"))
     }) {
         println!("  {line}");
     }

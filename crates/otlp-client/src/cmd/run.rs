@@ -6,7 +6,7 @@ use std::{net::SocketAddr, process::ExitCode, time::Duration};
 use otlp::{
     Otlp,
     config::{DEFAULT_RECEIVER_GRPC, DEFAULT_RECEIVER_HTTP, Env},
-    observability::{AdminServer, AdminState, LogRing, StageProfiler},
+    observability::{AdminServer, AdminState, LogRing},
     transport::{GrpcReceiver, HttpReceiver},
 };
 use tokio::sync::watch;
@@ -56,7 +56,7 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
 
     let state = AdminState::new(otlp.metrics().clone(), otlp.health_checker())
         .with_logs(ring)
-        .with_profiler(StageProfiler::new());
+        .with_profiler((**otlp.profiler()).clone());
     match AdminServer::bind(config.admin.listen, state).await {
         Ok(admin) => {
             tracing::info!(addr = %admin.local_addr(), "admin server: /health /metrics /debug/logs /debug/profile");
