@@ -40,11 +40,14 @@ fn pki(years: (i32, i32)) -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
     let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, "e2e server");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "e2e server");
     leaf.not_before = date_time_ymd(years.0, 1, 1);
     leaf.not_after = date_time_ymd(years.1, 1, 1);
     let key = KeyPair::generate().unwrap();
-    let cert = leaf.signed_by(&key, &Issuer::from_params(&ca, &ca_key)).unwrap();
+    let cert = leaf
+        .signed_by(&key, &Issuer::from_params(&ca, &ca_key))
+        .unwrap();
     let ca_path = dir.path().join("ca.pem");
     std::fs::write(&ca_path, ca_pem).unwrap();
     Pki {
@@ -62,14 +65,13 @@ async fn tls_server(p: &Pki) -> SocketAddr {
         .collect::<Result<_, _>>()
         .unwrap();
     let key = PrivateKeyDer::from_pem_slice(p.key.as_bytes()).unwrap();
-    let mut config = ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .unwrap();
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -104,9 +106,14 @@ async fn export_error(
         })
         .build()
         .unwrap();
-    let batch = Batch::from_encoded(Signal::Traces, Bytes::from_static(&[0x0a, 0x02, 0x12, 0x00]))
-        .unwrap();
-    tower::ServiceExt::oneshot(exporter, batch).await.unwrap_err()
+    let batch = Batch::from_encoded(
+        Signal::Traces,
+        Bytes::from_static(&[0x0a, 0x02, 0x12, 0x00]),
+    )
+    .unwrap();
+    tower::ServiceExt::oneshot(exporter, batch)
+        .await
+        .unwrap_err()
 }
 
 #[tokio::test]
@@ -120,7 +127,10 @@ async fn expired_certificate_fails_the_handshake_with_a_clear_error() {
             _ => format!("https://localhost:{}/v1/traces", addr.port()),
         };
         let err = export_error(endpoint, protocol, p.ca.clone()).await;
-        assert!(err.is_connection_error(), "{name}: not a connection error: {err}");
+        assert!(
+            err.is_connection_error(),
+            "{name}: not a connection error: {err}"
+        );
         let text = err.to_string();
         assert!(text.contains("expired"), "{name}: {text}");
         assert!(!text.contains("s3cr3t"), "{name}: secret in error: {text}");
