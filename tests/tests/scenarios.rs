@@ -85,8 +85,10 @@ fn config(server: &FaultServer, protocol: Protocol) -> Config {
         _ => server.http_endpoint(Signal::Traces),
     };
     sc.compression = Compression::None;
-    sc.timeout = Duration::from_millis(800);
-    c.connect_timeout = Duration::from_millis(500);
+    // Generous, so that a loaded CI machine does not time out (and duplicate)
+    // a request the server did answer; only the "never answers" scenario waits it out.
+    sc.timeout = Duration::from_secs(2);
+    c.connect_timeout = Duration::from_secs(2);
     c.retry.initial_backoff = Duration::from_millis(10);
     c.retry.max_backoff = Duration::from_millis(100);
     c.retry.max_retries = 30;

@@ -17,17 +17,17 @@
 
 use std::{
     collections::BTreeSet,
-    io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
+    io::{BufRead, BufReader},
+    net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+
+use common::*;
 
 fn deploy(rel: &str) -> PathBuf {
     root().join("deploy").join(rel)
@@ -35,47 +35,6 @@ fn deploy(rel: &str) -> PathBuf {
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_otlp-client"));
-    // A developer's collector settings must not leak into the checks.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OTEL_") || k.starts_with("OTLP_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-/// Runs to completion, killing the process after `limit`.
-fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("{cmd:?} did not finish within {limit:?}\n{}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn promtool() -> PathBuf {
@@ -94,18 +53,6 @@ fn promtool() -> PathBuf {
     on_path.unwrap_or_else(|| {
         panic!("promtool not found: install the Debian package `prometheus` (run `bash .ci/run`) or set PROMTOOL")
     })
-}
-
-fn python() -> PathBuf {
-    let p = std::env::var_os("OTLP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".ci/venv/bin/python"));
-    assert!(
-        p.exists(),
-        "python {} not found: run `bash .ci/run` to create the venv from tests/python/requirements.txt, or set OTLP_PYTHON",
-        p.display()
-    );
-    p
 }
 
 /// Every YAML document of `path` as JSON, parsed by PyYAML from the test venv
@@ -696,52 +643,6 @@ fn loopback_addr(line: &str) -> Option<String> {
         .take_while(char::is_ascii_digit)
         .collect();
     (!port.is_empty() && port != "0").then(|| format!("127.0.0.1:{port}"))
-}
-
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
-    let resp = String::from_utf8_lossy(&resp).into_owned();
-    let status = resp
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status in {resp:?}"));
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    (status, body)
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    for _ in 0..100_000 {
-        let Some((size, rest)) = body.split_once("\r\n") else {
-            break;
-        };
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 #[test]

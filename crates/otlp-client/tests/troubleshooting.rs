@@ -31,57 +31,16 @@ use std::{
     collections::BTreeSet,
     io::{BufRead, BufReader, Read, Write},
     net::TcpStream,
-    path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+
+use common::*;
 
 fn guide() -> String {
     std::fs::read_to_string(root().join("docs/TROUBLESHOOTING.md")).unwrap()
-}
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_otlp-client"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("OTEL_") || k.starts_with("OTLP_") {
-            c.env_remove(k);
-        }
-    }
-    c
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Runs to completion, killing the process after `limit`.
-fn run(cmd: &mut Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("{cmd:?} did not finish within {limit:?}\n{}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 // === the guide's blocks ===
@@ -254,43 +213,6 @@ impl Substitutions {
 }
 
 // === processes ===
-
-/// `otlp-client sink` on free ports, killed on drop.
-struct Sink {
-    child: Child,
-    grpc: String,
-    http: String,
-}
-
-impl Sink {
-    fn start() -> Self {
-        let mut child = bin()
-            .args(["sink", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let v: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("sink line {line:?}: {e}"));
-        Self {
-            grpc: v["grpc"].as_str().unwrap().to_owned(),
-            http: v["http"].as_str().unwrap().to_owned(),
-            child,
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Starts a long-running command, checks it survives its start-up, kills it.
 fn check_runs_until_stopped(cmd: &mut Command, line: &str) {

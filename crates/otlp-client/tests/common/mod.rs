@@ -1,0 +1,194 @@
+//! Helpers shared by the binary's integration tests: spawning `otlp-client`
+//! with a clean environment, bounded runs, a sink child process, plain HTTP GETs.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `otlp-client` with no `OTEL_*` / `OTLP_*` variables, so a developer's
+/// collector settings never leak into a test.
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_otlp-client"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") || k.starts_with("OTLP_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Runs to completion, killing the process after `limit`.
+pub fn run(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{cmd:?} did not finish within {limit:?}\n{}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Stdout then stderr, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The venv's python with the pinned OpenTelemetry packages.
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("OTLP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".ci/venv/bin/python"));
+    assert!(
+        p.exists(),
+        "python {} not found: run `bash .ci/run` (or `cargo xtask setup`) to create the venv from tests/python/requirements.txt, or set OTLP_PYTHON",
+        p.display()
+    );
+    p
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `otlp-client sink` on free loopback ports, killed on drop.
+#[derive(Debug)]
+pub struct Sink {
+    child: Child,
+    pub grpc: String,
+    pub http: String,
+}
+
+impl Sink {
+    pub fn start() -> Self {
+        let mut child = bin()
+            .args(["sink", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("sink line {line:?}: {e}"));
+        Self {
+            grpc: v["grpc"].as_str().unwrap().to_owned(),
+            http: v["http"].as_str().unwrap().to_owned(),
+            child,
+        }
+    }
+
+    /// `GET /stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        let (status, body) = http_get(&self.http, "/stats");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("stats body {body:?}: {e}"))
+    }
+
+    /// Waits (up to 20 s) until the sink counts `want` = (spans, data points,
+    /// log records), and returns the last stats either way.
+    pub fn wait_for(&self, want: (u64, u64, u64)) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let stats = self.stats();
+            let got = (
+                stats["spans"].as_u64().unwrap_or(0),
+                stats["data_points"].as_u64().unwrap_or(0),
+                stats["log_records"].as_u64().unwrap_or(0),
+            );
+            if got == want || started.elapsed() > Duration::from_secs(20) {
+                return stats;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET: the status and the (de-chunked) body.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    try_http_get(addr, path).unwrap_or_else(|| panic!("GET http://{addr}{path} failed"))
+}
+
+/// As [`http_get`], `None` when nothing answers.
+pub fn try_http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).ok()?;
+    let resp = String::from_utf8_lossy(&resp).into_owned();
+    let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    for _ in 0..100_000 {
+        let Some((size, rest)) = body.split_once("\r\n") else {
+            break;
+        };
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
