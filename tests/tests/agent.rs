@@ -103,7 +103,7 @@ impl AgentConfig {
         let mut y = format!(
             "endpoint: {}\nprotocol: grpc\ncompression: none\ntimeout: 1s\nconnect_timeout: 500ms\n\
              headers:\n  authorization: \"{SECRET}\"\n\
-             retry:\n  max_retries: 100\n  initial_backoff: 20ms\n  max_backoff: 500ms\n  max_elapsed: 2m\n\
+             retry:\n  max_retries: 100\n  initial_backoff: 20ms\n  max_backoff: 1s\n  max_elapsed: 2m\n\
              batch:\n  batch_timeout: 20ms\n\
              receivers:\n  grpc: {}\n  http: {}\n\
              admin:\n  listen: {}\n\
@@ -122,11 +122,30 @@ impl AgentConfig {
 
 impl Agent {
     fn start(cfg: &AgentConfig, dir: &Path, tag: &str) -> Agent {
+        Self::start_wrapped(cfg, dir, tag, &[], Duration::from_secs(20))
+    }
+
+    /// Starts the agent under `wrapper` (e.g. valgrind) when it is not empty.
+    fn start_wrapped(
+        cfg: &AgentConfig,
+        dir: &Path,
+        tag: &str,
+        wrapper: &[String],
+        start_limit: Duration,
+    ) -> Agent {
         let bin = client_binary().unwrap();
         let config = dir.join(format!("agent-{tag}.yaml"));
         std::fs::write(&config, cfg.yaml()).unwrap();
         let log = std::fs::File::create(dir.join(format!("agent-{tag}.log"))).unwrap();
-        let child = Command::new(bin)
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let child = cmd
             .args(["run", "-c"])
             .arg(&config)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -144,7 +163,7 @@ impl Agent {
             admin: cfg.admin,
             dir: dir.to_path_buf(),
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + start_limit;
         while std::net::TcpStream::connect(cfg.http).is_err() {
             assert!(
                 agent.child.try_wait().unwrap().is_none(),
@@ -471,6 +490,8 @@ async fn agent_outage_stays_within_queue_bound_and_delivers_after_recovery() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let recover = up_at.elapsed();
+    // Items may have arrived between the two reads above.
+    delivered_all |= server.stats().items_accepted >= n;
     let peak = peak_rss_bytes(agent.pid());
     let ids = server.span_ids();
     let missing = acked.iter().filter(|id| !ids.contains(id)).count() as u64;
@@ -510,18 +531,12 @@ async fn agent_outage_stays_within_queue_bound_and_delivers_after_recovery() {
     assert_eq!(lost, 0, "lost {lost} of {n}: {fs:?}");
     assert_eq!(fs.duplicate_spans, 0, "{fs:?}");
     assert!(dropped.is_empty(), "dropped {dropped:?}");
-    // A long outage may spend a batch's retry budget (failed, counted as
-    // retries_exhausted); the short one must not.
+    // With backoff capped at 1 s, 100 retries outlast the 30 s outage: the
+    // retry budget covers it, so nothing may fail.
     assert!(
-        failed.iter().all(|(r, _)| r == "retries_exhausted"),
-        "failed {failed:?}"
+        delivered_all && failed.is_empty(),
+        "failed {failed:?}: {fs:?}"
     );
-    if !full_mode() {
-        assert!(
-            delivered_all && failed.is_empty(),
-            "failed {failed:?}: {fs:?}"
-        );
-    }
     let peak = peak.unwrap();
     assert!(
         peak < QUEUE_BYTES + FIXED_OVERHEAD,
@@ -668,4 +683,89 @@ async fn header_secrets_never_appear_in_explain_config_diagnose_or_errors() {
     let text = format!("{err} {err:?}");
     assert!(!text.contains("s3cr3t"), "secret in error: {text}");
     assert!(text.contains("400") || text.contains("invalid"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_under_valgrind_reports_no_definite_leaks() {
+    // Valgrind slows the agent some 30-fold: full mode only.
+    if !full_mode() {
+        return;
+    }
+    let valgrind = Command::new("valgrind").arg("--version").output();
+    assert!(
+        valgrind.is_ok_and(|o| o.status.success()),
+        "valgrind is missing: install it (apt-get install valgrind) to run the leak check"
+    );
+    let server = FaultServer::start(Script::accept()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = AgentConfig::new(server.grpc_endpoint());
+    let vlog = dir.path().join("valgrind.txt");
+    let wrapper = vec![
+        "valgrind".to_owned(),
+        "--leak-check=full".to_owned(),
+        "--errors-for-leak-kinds=definite".to_owned(),
+        "--show-leak-kinds=definite".to_owned(),
+        "--error-exitcode=99".to_owned(),
+        format!("--log-file={}", vlog.display()),
+    ];
+    let mut agent = Agent::start_wrapped(
+        &cfg,
+        dir.path(),
+        "valgrind",
+        &wrapper,
+        Duration::from_secs(120),
+    );
+    // A short bounded load: 20 requests of 50 spans.
+    let mut acked = 0;
+    for i in 0..20u64 {
+        let body = trace_body(i * 50 + 1, 50, "leak");
+        if post(agent.http, "", "application/x-protobuf", &body).await == 200 {
+            acked += 50;
+        }
+    }
+    assert!(server.wait_for_items(acked, Duration::from_secs(60)).await);
+    // A clean stop, so that valgrind sees the process exit and checks for leaks.
+    let pid = agent.pid().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(s) = agent.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent did not stop within 120 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let report = std::fs::read_to_string(&vlog).unwrap_or_default();
+    let definitely = report
+        .lines()
+        .find(|l| l.contains("definitely lost:"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            "definitely lost: 0 bytes (no leak summary: nothing allocated was left)".to_owned()
+        });
+    record(&Figures {
+        suite: "leaks",
+        scenario: "agent_valgrind_memcheck".to_owned(),
+        protocol: "grpc",
+        expected: format!(
+            "valgrind --leak-check=full --errors-for-leak-kinds=definite: {}",
+            definitely.split("==").last().unwrap_or("").trim()
+        ),
+        sent: acked,
+        delivered: server.stats().items_accepted,
+        ..Figures::default()
+    });
+    assert_ne!(
+        status.code(),
+        Some(99),
+        "valgrind found definite leaks:\n{report}"
+    );
+    assert!(
+        status.success(),
+        "agent exit {status}:\n{report}\n{}",
+        agent.logs()
+    );
 }

@@ -271,14 +271,40 @@ fn http_json_decode_answers_200_or_400_and_never_panics() {
     runner(n)
         .run(
             &(
+                0u8..3,
                 proptest::collection::vec(piece, 0..40),
-                proptest::collection::vec(any::<u8>(), 0..4),
+                proptest::collection::vec(".{0,12}", 0..5),
+                any::<prop::sample::Index>(),
+                proptest::collection::vec(any::<u8>(), 1..4),
             ),
-            |(pieces, junk)| {
+            |(mode, pieces, names, cut, junk)| {
                 ran.fetch_add(1, Ordering::Relaxed);
-                let mut body = pieces.concat().into_bytes();
-                // Raw bytes, including invalid UTF-8, spliced in.
-                body.extend_from_slice(&junk);
+                // A valid document whose span names are arbitrary Unicode.
+                let spans: Vec<_> = names
+                    .iter()
+                    .map(|n| serde_json::json!({"name": n, "spanId": "0102030405060708"}))
+                    .collect();
+                let valid =
+                    serde_json::json!({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]})
+                        .to_string()
+                        .into_bytes();
+                let body = match mode {
+                    // Valid: must be accepted with every span.
+                    0 => valid,
+                    // Truncated, then raw bytes (often invalid UTF-8) appended.
+                    1 => {
+                        let mut b = valid[..cut.index(valid.len())].to_vec();
+                        b.extend_from_slice(&junk);
+                        b
+                    }
+                    // A soup of JSON and OTLP pieces, then raw bytes.
+                    _ => {
+                        let mut b = pieces.concat().into_bytes();
+                        b.extend_from_slice(&junk);
+                        b
+                    }
+                };
+                let before = received.load(Ordering::Relaxed);
                 let code = rt.block_on(post_json(addr, &body));
                 *statuses.lock().unwrap().entry(code).or_default() += 1;
                 prop_assert!(
@@ -286,6 +312,13 @@ fn http_json_decode_answers_200_or_400_and_never_panics() {
                     "status {code} for {:?}",
                     String::from_utf8_lossy(&body)
                 );
+                if mode == 0 {
+                    prop_assert_eq!(code, 200);
+                    prop_assert_eq!(
+                        received.load(Ordering::Relaxed) - before,
+                        names.len() as u64
+                    );
+                }
                 Ok(())
             },
         )
@@ -306,5 +339,7 @@ fn http_json_decode_answers_200_or_400_and_never_panics() {
         ..Figures::default()
     });
     assert_eq!(ran, u64::from(n));
+    // Both answers were reached, so neither property is vacuous.
     assert!(statuses.get(&400).copied().unwrap_or(0) > 0, "{statuses:?}");
+    assert!(statuses.get(&200).copied().unwrap_or(0) > 0, "{statuses:?}");
 }

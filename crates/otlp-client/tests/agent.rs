@@ -123,3 +123,47 @@ fn send_through_the_agent_is_delivered_whole() {
     assert_eq!(stats["data_points"], 5000, "{stats}");
     assert_eq!(stats["log_records"], 5000, "{stats}");
 }
+
+#[test]
+fn sigterm_stops_intake_flushes_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    let (mut agent, _grpc, http, _admin) = agent(&sink.grpc, dir.path());
+    let out = bin()
+        .args([
+            "send",
+            "--endpoint",
+            &format!("http://{http}"),
+            "--protocol",
+            "http/protobuf",
+            "--count",
+            "2000",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let pid = agent.0.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = agent.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "agent did not stop within 20 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        status.success(),
+        "agent exit status after SIGTERM: {status}"
+    );
+    let stats = sink.wait_for((2000, 0, 0));
+    assert_eq!(stats["spans"], 2000, "{stats}");
+}

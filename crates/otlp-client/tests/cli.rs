@@ -3,10 +3,11 @@
 //! sockets on 127.0.0.1, bounded waits.
 
 use std::{
-    io::{Read, Write},
+    io::{BufRead, BufReader, Read, Write},
     net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
-    time::Duration,
+    process::Stdio,
+    time::{Duration, Instant},
 };
 
 mod common;
@@ -247,4 +248,155 @@ fn demo_runs_end_to_end_and_delivers_everything() {
         t.contains("sink received: 3000 spans, 3000 data points, 3000 log records"),
         "{t}"
     );
+}
+
+/// A TLS server with a self-signed certificate for `localhost` (a CA the
+/// client does not know), completing handshakes on a background thread.
+fn tls_server_with_unknown_ca() -> SocketAddr {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            // Bounded: a handful of handshakes, then the thread ends with the test.
+            for _ in 0..16 {
+                let Ok(Ok((tcp, _))) =
+                    tokio::time::timeout(Duration::from_secs(30), listener.accept()).await
+                else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let _ = acceptor.accept(tcp).await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+#[test]
+fn diagnose_a_tls_server_with_an_unknown_ca_names_the_ca_problem() {
+    let addr = tls_server_with_unknown_ca();
+    let out = run(
+        bin().args([
+            "diagnose",
+            "--endpoint",
+            &format!("https://localhost:{}", addr.port()),
+            "--timeout",
+            "3s",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(t.contains("unknown CA"), "{t}");
+    assert!(t.contains("ca_file"), "the fix names the setting: {t}");
+}
+
+#[test]
+fn json_logs_go_to_the_log_file_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("otlp.log");
+    let addr = closed_port();
+    let out = run(
+        bin()
+            .args(["--log-format", "json", "--log-file"])
+            .arg(&log)
+            .args([
+                "send",
+                "--endpoint",
+                &format!("http://{addr}"),
+                "--count",
+                "10",
+                "--flush-timeout",
+                "2s",
+            ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let lines = std::fs::read_to_string(&log).unwrap();
+    assert!(!lines.trim().is_empty(), "no log lines written");
+    for line in lines.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+}
+
+#[test]
+fn sink_writes_otlp_json_lines_and_exits_after_the_expected_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("received.jsonl");
+    let mut sink = bin()
+        .args([
+            "sink",
+            "--grpc",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--expect",
+            "30",
+            "--output",
+        ])
+        .arg(&output)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(sink.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let addrs: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let grpc = addrs["grpc"].as_str().unwrap();
+    let out = run(
+        bin().args([
+            "send",
+            "--endpoint",
+            &format!("http://{grpc}"),
+            "--signal",
+            "all",
+            "--count",
+            "10",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The sink exits by itself once 30 items arrived, printing its counts.
+    let started = Instant::now();
+    while sink.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "sink did not exit after --expect"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut last = String::new();
+    reader.read_to_string(&mut last).unwrap();
+    let counts: serde_json::Value = serde_json::from_str(last.trim()).unwrap();
+    assert_eq!(counts["spans"], 10, "{counts}");
+    let written = std::fs::read_to_string(&output).unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for l in written.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        for k in ["resourceSpans", "resourceMetrics", "resourceLogs"] {
+            if v.get(k).is_some() {
+                kinds.insert(k);
+            }
+        }
+    }
+    assert_eq!(kinds.len(), 3, "OTLP/JSON lines of every signal: {written}");
 }
