@@ -20,7 +20,7 @@ use opentelemetry_sdk::{logs::SdkLoggerProvider, trace::SdkTracerProvider};
 use otlp::{
     Otlp,
     config::{Flags, Overflow},
-    core::{DropReason, Signal},
+    core::{Batch, DropReason, Signal},
     pipeline::ShutdownReport,
     sdk::{OtlpLogProcessor, OtlpSpanProcessor},
 };
@@ -54,6 +54,10 @@ pub struct OursConfig {
     pub count: u64,
     /// The queue's overflow policy; `None` keeps the config default.
     pub overflow: Option<Overflow>,
+    /// Native path only: when set, one export request of this many items is
+    /// encoded up front and sent again and again as an encoded batch (the
+    /// relay's input and the transport's ceiling), instead of one item at a time.
+    pub preencoded: Option<u64>,
 }
 
 /// What a run of our producer knows: its own timings and the pipeline's accounting.
@@ -91,7 +95,7 @@ impl Path {
 
 impl OursConfig {
     /// The flags `ours-native` and `ours-sdk` accept, for `--help`.
-    pub const USAGE: &'static str = "usage: ours-native|ours-sdk [--signal traces|logs] [--protocol grpc|http] [--endpoint URL] [--count N] [--overflow default|block|drop_newest|drop_oldest]
+    pub const USAGE: &'static str = "usage: ours-native|ours-sdk [--signal traces|logs] [--protocol grpc|http] [--endpoint URL] [--count N] [--overflow default|block|drop_newest|drop_oldest] [--preencoded N]
 
 Creates N spans (or log records) of the benchmark shape from one thread and
 exports them with the otlp facade (ours-native: opentelemetry-proto messages
@@ -99,7 +103,9 @@ through the facade API; ours-sdk: the opentelemetry_sdk tracer or logger with
 our OtlpSpanProcessor / OtlpLogProcessor), then flushes, shuts down within
 30 s and prints one JSON line with the created count, the timings and the
 pipeline's final accounting. --overflow default keeps the config default
-(drop_oldest); block holds the producer back instead of dropping.";
+(drop_oldest); block holds the producer back instead of dropping.
+--preencoded N (ours-native only) encodes one request of N items up front and
+sends it repeatedly as an already-encoded batch.";
 
     /// Reads the flags (without the program name) for a run on `path`.
     ///
@@ -116,6 +122,7 @@ pipeline's final accounting. --overflow default keeps the config default
         let mut endpoint = None;
         let mut count = 100_000;
         let mut overflow = None;
+        let mut preencoded = None;
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -136,6 +143,7 @@ pipeline's final accounting. --overflow default keeps the config default
                         })?)
                     };
                 }
+                "--preencoded" => preencoded = Some(args::value(&mut it, &flag)?),
                 _ => return Err(args::unknown(&flag)),
             }
         }
@@ -143,6 +151,12 @@ pipeline's final accounting. --overflow default keeps the config default
             return Err(BenchesError::Arg {
                 flag: "--signal".into(),
                 problem: "metrics is not a benchmark workload, use traces or logs".into(),
+            });
+        }
+        if preencoded == Some(0) || (preencoded.is_some() && path == Path::Sdk) {
+            return Err(BenchesError::Arg {
+                flag: "--preencoded".into(),
+                problem: "give at least 1 item per request, and only to ours-native".into(),
             });
         }
         let endpoint = endpoint.unwrap_or_else(|| match protocol {
@@ -156,6 +170,7 @@ pipeline's final accounting. --overflow default keeps the config default
             endpoint,
             count,
             overflow,
+            preencoded,
         })
     }
 
@@ -271,6 +286,27 @@ async fn run_native(config: &OursConfig) -> Result<OursReport, BenchesError> {
     let mut refused = 0;
     let t0 = Instant::now();
     match config.signal {
+        _ if config.preencoded.is_some() => {
+            let per = config.preencoded.unwrap_or(1).min(config.count.max(1));
+            let encode = |n: u64| match config.signal {
+                Signal::Logs => shape::encode(&shape::logs_request(n)),
+                _ => shape::encode(&shape::trace_request(n)),
+            };
+            let full = Batch::new(config.signal, encode(per)?, per);
+            let mut left = config.count;
+            while left > 0 {
+                let batch = if left >= per {
+                    full.clone()
+                } else {
+                    Batch::new(config.signal, encode(left)?, left)
+                };
+                let n = batch.items();
+                left -= n;
+                if sender.send_batch(batch).await.is_err() {
+                    refused += n;
+                }
+            }
+        }
         Signal::Logs => {
             for _ in 0..config.count {
                 let record = shape::proto_log_record(shape::now_nanos());
@@ -411,9 +447,19 @@ mod tests {
             )
         );
         assert_eq!(cfg.endpoint, "http://127.0.0.1:4318");
-        let cfg = OursConfig::from_args(Path::Native, ["--overflow", "default"].map(String::from))
-            .unwrap();
-        assert_eq!((cfg.protocol, cfg.overflow), (Protocol::Grpc, None));
+        let cfg = OursConfig::from_args(
+            Path::Native,
+            ["--overflow", "default", "--preencoded", "512"].map(String::from),
+        )
+        .unwrap();
+        assert_eq!(
+            (cfg.protocol, cfg.overflow, cfg.preencoded),
+            (Protocol::Grpc, None, Some(512))
+        );
+        assert!(OursConfig::from_args(Path::Sdk, ["--preencoded", "8"].map(String::from)).is_err());
+        assert!(
+            OursConfig::from_args(Path::Native, ["--preencoded", "0"].map(String::from)).is_err()
+        );
     }
 
     #[test]

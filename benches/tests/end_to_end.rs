@@ -181,6 +181,30 @@ fn ours_native_delivers_every_log_record_over_grpc_under_block() {
 }
 
 #[test]
+fn ours_native_delivers_every_preencoded_span_including_the_remainder() {
+    let sink = Sink::start(&["--expect", "3000"]);
+    let endpoint = format!("http://{}", sink.grpc);
+    // 3000 = 5 requests of 512 + one of 440.
+    let report = producer(
+        OURS_NATIVE,
+        &[
+            "--endpoint",
+            &endpoint,
+            "--count",
+            "3000",
+            "--overflow",
+            "block",
+            "--preencoded",
+            "512",
+        ],
+    );
+    assert_eq!(report["sent"], 3000, "{report}");
+    assert_eq!(report["dropped_total"], 0, "{report}");
+    let counts = sink.final_counts();
+    assert_eq!(counts["traces_items"], 3000, "{counts}");
+}
+
+#[test]
 fn ours_sdk_delivers_every_span_over_grpc_under_block() {
     ours_delivers_everything(OURS_SDK, "traces", "grpc");
 }

@@ -705,6 +705,9 @@ async fn agent_under_valgrind_reports_no_definite_leaks() {
         "--leak-check=full".to_owned(),
         "--errors-for-leak-kinds=definite".to_owned(),
         "--show-leak-kinds=definite".to_owned(),
+        // A leak check: the undefined-value checker reports false positives
+        // in optimised dependency code (tower's buffer worker), so it is off.
+        "--undef-value-errors=no".to_owned(),
         "--error-exitcode=99".to_owned(),
         format!("--log-file={}", vlog.display()),
     ];
@@ -751,7 +754,7 @@ async fn agent_under_valgrind_reports_no_definite_leaks() {
         scenario: "agent_valgrind_memcheck".to_owned(),
         protocol: "grpc",
         expected: format!(
-            "valgrind --leak-check=full --errors-for-leak-kinds=definite: {}",
+            "valgrind --leak-check=full --errors-for-leak-kinds=definite --undef-value-errors=no, 20 requests: {}",
             definitely.split("==").last().unwrap_or("").trim()
         ),
         sent: acked,

@@ -421,8 +421,35 @@ const SCENARIOS: &[Scenario] = &[
         relay: false,
     },
     Scenario {
+        key: "ours-native-preencoded-grpc",
+        title: "ours: native facade API, requests of 512 spans encoded once and sent as batches, gRPC, block policy",
+        side: Side::OurNative,
+        signal: "traces",
+        protocol: "grpc",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--overflow",
+                "block",
+                "--preencoded",
+                "512",
+            ],
+        },
+        baseline: "peer-grpc-full",
+        relay: false,
+    },
+    Scenario {
         key: "relay-grpc",
-        title: "relay: `ours-native` -> `otlp-client run` (block policy) -> count-sink, gRPC",
+        title: "relay: `ours-native --preencoded 512` -> `otlp-client run` (block policy) -> count-sink, gRPC",
         side: Side::Relay,
         signal: "traces",
         protocol: "grpc",
@@ -440,6 +467,8 @@ const SCENARIOS: &[Scenario] = &[
                 "{count}",
                 "--overflow",
                 "block",
+                "--preencoded",
+                "512",
             ],
         },
         baseline: "peer-grpc-full",
@@ -1406,13 +1435,23 @@ fn render(
         for (i, r) in runs.iter().enumerate() {
             let agent = match (r.agent_cpu_s, r.agent_rss_kib) {
                 (Some(cpu), Some(rss)) => {
-                    format!("agent {cpu:.2} CPU-s, {:.0} MiB ", mib(rss as f64))
+                    format!("agent {cpu:.2} CPU-s, {:.0} MiB", mib(rss as f64))
                 }
                 _ => String::new(),
             };
+            let note = [
+                if r.polled { "polled /proc" } else { "" },
+                agent.as_str(),
+                r.note.as_str(),
+            ]
+            .iter()
+            .filter(|p| !p.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("; ");
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {}{agent}{} |",
+                "| `{}` | {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} | {note} |",
                 s.key,
                 i + 1,
                 r.created,
@@ -1421,8 +1460,6 @@ fn render(
                 r.cpu_s,
                 mib(r.max_rss_kib as f64),
                 r.sink_cpu_s,
-                if r.polled { "polled /proc " } else { "" },
-                r.note
             );
         }
     }

@@ -74,6 +74,7 @@ commands:
   build-times   clean build time of each component crate alone
   bench         end-to-end comparison with opentelemetry-otlp, rewrites BENCHMARKS.md
                 (--quick, --runs N, --spans N; `bench criterion [args]` runs cargo bench)
+  reliability   the full fault, outage, crash and leak suite; rewrites RELIABILITY.md (--quick)
   setup         install the interop peers (Python venv) and check promtool";
 
 /// The workspace root, derived from this package's manifest directory.

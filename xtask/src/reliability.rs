@@ -169,7 +169,7 @@ fn render(rows: &[Row], full: bool, failure: Option<&String>) -> String {
         }
     }
     let _ = writeln!(md);
-    let _ = writeln!(md, "## Not covered by this report");
+    let _ = writeln!(md, "## Notes, and what other suites cover");
     let _ = writeln!(md);
     let _ = writeln!(
         md,
