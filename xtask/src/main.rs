@@ -9,6 +9,7 @@
 //! - `deps`: fails on a duplicated crate version outside the allow-list.
 //! - `build-times`: the clean build time of each component crate alone.
 //! - `bench`: the end-to-end comparison with opentelemetry-otlp (BENCHMARKS.md).
+//! - `reliability`: the full reliability suite (RELIABILITY.md).
 //! - `setup`: installs the test peers (Python venv, promtool).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // A command-line tool reports on its terminal.
