@@ -125,6 +125,15 @@ enum Refused {
     Dropped(TrySendError),
 }
 
+/// Why [`Sender::offer`] did not take an item.
+#[derive(Debug)]
+pub enum Offer {
+    /// The `block` queue is full: the item comes back, not accepted, not counted.
+    Full(Item),
+    /// The item was dropped and counted, as `try_send` would.
+    Refused(TrySendError),
+}
+
 /// What a worker's export came to.
 type Outcome = Result<ExportResponse, (Retryability, String)>;
 
@@ -418,6 +427,30 @@ impl Sender {
             Ok(()) => Ok(()),
             Err(Refused::Dropped(e)) => Err(e),
             Err(Refused::Wait(input)) => Err(self.shared.drop_input(input, DropReason::QueueFull)),
+        }
+    }
+
+    /// Offers one item without waiting. Under the `block` policy a full queue
+    /// hands the item back ([`Offer::Full`]) instead of dropping it, so a
+    /// synchronous producer pays for a blocking wait only when there is no
+    /// room; under the drop policies this is [`Sender::try_send`].
+    ///
+    /// # Errors
+    ///
+    /// [`Offer::Full`] with the item (not accepted, not counted) when a
+    /// `block` queue is full; [`Offer::Refused`] when it was dropped and
+    /// counted, as [`Sender::try_send`] would.
+    pub fn offer(&self, item: Item) -> Result<(), Offer> {
+        match self
+            .shared
+            .admit(Input::Item(item), true, DropReason::QueueFull)
+        {
+            Ok(()) => Ok(()),
+            Err(Refused::Dropped(e)) => Err(Offer::Refused(e)),
+            Err(Refused::Wait(Input::Item(item))) => Err(Offer::Full(item)),
+            Err(Refused::Wait(input)) => Err(Offer::Refused(
+                self.shared.drop_input(input, DropReason::QueueFull),
+            )),
         }
     }
 

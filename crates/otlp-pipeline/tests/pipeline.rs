@@ -291,6 +291,13 @@ async fn block_waits_for_room_then_times_out_and_counts_it() {
     let err = tx.send(span_item(Signal::Metrics, 5)).await.unwrap_err();
     assert_eq!(err.reason(), DropReason::BlockTimeout);
     assert_eq!(start.elapsed(), deadline, "waited exactly the deadline");
+    // offer hands the item back under `block`, neither accepted nor dropped.
+    let accepted = p.stats().signal(Signal::Metrics).accepted;
+    match tx.offer(span_item(Signal::Metrics, 7)) {
+        Err(otlp_pipeline::Offer::Full(item)) => assert_eq!(item.count, 1),
+        other => panic!("expected the item back, got {other:?}"),
+    }
+    assert_eq!(p.stats().signal(Signal::Metrics).accepted, accepted);
     // try_send never waits, even under `block`.
     let err = tx.try_send(span_item(Signal::Metrics, 6)).unwrap_err();
     assert_eq!(err.reason(), DropReason::QueueFull);

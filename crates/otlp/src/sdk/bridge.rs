@@ -18,7 +18,7 @@ use opentelemetry_proto::tonic::{
 };
 use opentelemetry_sdk::{Resource, error::OTelSdkError};
 use otlp_core::{Batch, Signal};
-use otlp_pipeline::{Group, Item, Sender, TrySendError};
+use otlp_pipeline::{Group, Item, Offer, Sender, TrySendError};
 use tokio::runtime::{Handle, RuntimeFlavor};
 
 use crate::{Otlp, resource_group, scope_group};
@@ -114,6 +114,12 @@ impl Bridge {
         if !self.block {
             return self.sender.try_send(item);
         }
+        // Fast path: room in the queue, no blocking machinery at all.
+        let item = match self.sender.offer(item) {
+            Ok(()) => return Ok(()),
+            Err(Offer::Refused(e)) => return Err(e),
+            Err(Offer::Full(item)) => item,
+        };
         match Handle::try_current() {
             Err(_) => match &self.handle {
                 Some(handle) => handle.block_on(self.sender.send(item)),
