@@ -266,22 +266,12 @@ fn run_traces(config: &PeerConfig) -> Result<PeerReport, BenchesError> {
         .with_resource(shape::otel_resource())
         .build();
     let tracer = provider.tracer(shape::SCOPE_NAME);
-    let t0 = Instant::now();
-    shape::create_spans(&tracer, config.count);
-    let create_s = t0.elapsed().as_secs_f64();
-    let t1 = Instant::now();
-    let flush_error = errs(provider.force_flush());
-    let flush_s = t1.elapsed().as_secs_f64();
-    let t2 = Instant::now();
-    let shutdown_error = errs(provider.shutdown());
-    Ok(PeerReport {
-        created: config.count,
-        create_s,
-        flush_s,
-        shutdown_s: t2.elapsed().as_secs_f64(),
-        flush_error,
-        shutdown_error,
-    })
+    Ok(timed(
+        config.count,
+        || shape::create_spans(&tracer, config.count),
+        || provider.force_flush(),
+        || provider.shutdown(),
+    ))
 }
 
 fn run_logs(config: &PeerConfig) -> Result<PeerReport, BenchesError> {
@@ -310,22 +300,37 @@ fn run_logs(config: &PeerConfig) -> Result<PeerReport, BenchesError> {
         .with_resource(shape::otel_resource())
         .build();
     let logger = provider.logger(shape::SCOPE_NAME);
+    Ok(timed(
+        config.count,
+        || shape::emit_logs(&logger, config.count),
+        || provider.force_flush(),
+        || provider.shutdown(),
+    ))
+}
+
+/// Times creation, flush and shutdown the same way for every signal's provider.
+fn timed(
+    count: u64,
+    create: impl FnOnce(),
+    flush: impl FnOnce() -> OTelSdkResult,
+    shutdown: impl FnOnce() -> OTelSdkResult,
+) -> PeerReport {
     let t0 = Instant::now();
-    shape::emit_logs(&logger, config.count);
+    create();
     let create_s = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    let flush_error = errs(provider.force_flush());
+    let flush_error = errs(flush());
     let flush_s = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
-    let shutdown_error = errs(provider.shutdown());
-    Ok(PeerReport {
-        created: config.count,
+    let shutdown_error = errs(shutdown());
+    PeerReport {
+        created: count,
         create_s,
         flush_s,
         shutdown_s: t2.elapsed().as_secs_f64(),
         flush_error,
         shutdown_error,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use crate::{Intake, OtlpError, convert, stack};
 #[derive(Debug)]
 pub struct Otlp {
     pipeline: Pipeline,
+    // Kept, not made per call: `try_export` runs once per item.
+    sender: Sender,
     metrics: Arc<SelfMetrics>,
     profiler: Arc<StageProfiler>,
     config: Config,
@@ -104,6 +106,7 @@ impl OtlpBuilder {
             .with_observer(observer)
             .build(stacks.router)?;
         Ok(Otlp {
+            sender: pipeline.sender(),
             pipeline,
             metrics,
             profiler,
@@ -123,7 +126,7 @@ impl Otlp {
 
     /// A producer handle (cheap to clone, never waits on the network).
     pub fn sender(&self) -> Sender {
-        self.pipeline.sender()
+        self.sender.clone()
     }
 
     /// Offers one encoded item; never blocks.
@@ -133,7 +136,7 @@ impl Otlp {
     /// [`TrySendError`] when the item was not accepted (queue full under a
     /// drop policy, or shut down); the drop is counted.
     pub fn try_export(&self, item: Item) -> Result<(), TrySendError> {
-        self.pipeline.sender().try_send(item)
+        self.sender.try_send(item)
     }
 
     /// Offers one already-encoded export request; never blocks.
@@ -142,7 +145,7 @@ impl Otlp {
     ///
     /// As [`Otlp::try_export`].
     pub fn try_export_batch(&self, batch: Batch) -> Result<(), TrySendError> {
-        self.pipeline.sender().try_send_batch(batch)
+        self.sender.try_send_batch(batch)
     }
 
     /// Waits until everything accepted so far is sent or failed.
@@ -211,7 +214,7 @@ impl Otlp {
     /// pipeline (see [`Intake`]).
     pub fn intake(&self) -> Intake {
         let wait = matches!(self.config.queue.overflow, otlp_config::Overflow::Block);
-        Intake::new(self.pipeline.sender(), wait).durable(self.config.queue.persistent.is_some())
+        Intake::new(self.sender.clone(), wait).durable(self.config.queue.persistent.is_some())
     }
 
     /// The pipeline, for callers that need its full API.
