@@ -3,7 +3,10 @@
 //!
 //! `ours-native` builds each span (or log record) as an opentelemetry-proto
 //! message exactly as [`shape::proto_span`] does and hands it to the pipeline
-//! with [`otlp::span_item`] under resource and scope groups encoded once.
+//! with [`otlp::span_item`] under resource and scope groups encoded once;
+//! with `--direct` it writes the same span through the borrowed
+//! [`otlp::wire::SpanRecord`] API instead ([`shape::DirectShape`]), with no
+//! prost message and no allocation per field.
 //! `ours-sdk` runs the same `opentelemetry_sdk` tracer and loop as the peer
 //! ([`shape::create_spans`]) with our [`OtlpSpanProcessor`] in place of the
 //! SDK's batch processor. Both then flush, shut down within a deadline, and
@@ -58,6 +61,9 @@ pub struct OursConfig {
     /// encoded up front and sent again and again as an encoded batch (the
     /// relay's input and the transport's ceiling), instead of one item at a time.
     pub preencoded: Option<u64>,
+    /// Native path only: build each item through the borrowed `otlp::wire`
+    /// records instead of opentelemetry-proto messages.
+    pub direct: bool,
 }
 
 /// What a run of our producer knows: its own timings and the pipeline's accounting.
@@ -95,7 +101,7 @@ impl Path {
 
 impl OursConfig {
     /// The flags `ours-native` and `ours-sdk` accept, for `--help`.
-    pub const USAGE: &'static str = "usage: ours-native|ours-sdk [--signal traces|logs] [--protocol grpc|http] [--endpoint URL] [--count N] [--overflow default|block|drop_newest|drop_oldest] [--preencoded N]
+    pub const USAGE: &'static str = "usage: ours-native|ours-sdk [--signal traces|logs] [--protocol grpc|http] [--endpoint URL] [--count N] [--overflow default|block|drop_newest|drop_oldest] [--preencoded N] [--direct]
 
 Creates N spans (or log records) of the benchmark shape from one thread and
 exports them with the otlp facade (ours-native: opentelemetry-proto messages
@@ -105,7 +111,9 @@ our OtlpSpanProcessor / OtlpLogProcessor), then flushes, shuts down within
 pipeline's final accounting. --overflow default keeps the config default
 (drop_oldest); block holds the producer back instead of dropping.
 --preencoded N (ours-native only) encodes one request of N items up front and
-sends it repeatedly as an already-encoded batch.";
+sends it repeatedly as an already-encoded batch. --direct (ours-native only)
+builds each item with the borrowed otlp::wire records instead of
+opentelemetry-proto messages.";
 
     /// Reads the flags (without the program name) for a run on `path`.
     ///
@@ -123,6 +131,7 @@ sends it repeatedly as an already-encoded batch.";
         let mut count = 100_000;
         let mut overflow = None;
         let mut preencoded = None;
+        let mut direct = false;
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -144,6 +153,7 @@ sends it repeatedly as an already-encoded batch.";
                     };
                 }
                 "--preencoded" => preencoded = Some(args::value(&mut it, &flag)?),
+                "--direct" => direct = true,
                 _ => return Err(args::unknown(&flag)),
             }
         }
@@ -159,6 +169,13 @@ sends it repeatedly as an already-encoded batch.";
                 problem: "give at least 1 item per request, and only to ours-native".into(),
             });
         }
+        if direct && (path == Path::Sdk || preencoded.is_some()) {
+            return Err(BenchesError::Arg {
+                flag: "--direct".into(),
+                problem: "only ours-native encodes items directly, and not with --preencoded"
+                    .into(),
+            });
+        }
         let endpoint = endpoint.unwrap_or_else(|| match protocol {
             Protocol::Grpc => "http://127.0.0.1:4317".to_owned(),
             Protocol::Http => "http://127.0.0.1:4318".to_owned(),
@@ -171,6 +188,7 @@ sends it repeatedly as an already-encoded batch.";
             count,
             overflow,
             preencoded,
+            direct,
         })
     }
 
@@ -222,6 +240,7 @@ impl OursReport {
             "signal": config.signal.as_str(),
             "protocol": config.protocol.as_str(),
             "overflow": config.overflow.map_or("default", Overflow::as_str),
+            "direct": config.direct,
             "created": self.created,
             "refused": self.refused,
             "create_s": self.create_s,
@@ -307,10 +326,33 @@ async fn run_native(config: &OursConfig) -> Result<OursReport, BenchesError> {
                 }
             }
         }
+        Signal::Logs if config.direct => {
+            let shape = shape::DirectShape::new();
+            for _ in 0..config.count {
+                let item = shape
+                    .log_record(shape::now_nanos())
+                    .to_item(&resource, &scope);
+                if sender.send(item).await.is_err() {
+                    refused += 1;
+                }
+            }
+        }
         Signal::Logs => {
             for _ in 0..config.count {
                 let record = shape::proto_log_record(shape::now_nanos());
                 let item = otlp::log_item(&resource, &scope, &record);
+                if sender.send(item).await.is_err() {
+                    refused += 1;
+                }
+            }
+        }
+        _ if config.direct => {
+            let shape = shape::DirectShape::new();
+            for i in 0..config.count {
+                let (trace_id, span_id) = shape::ids(i);
+                let item = shape.with_span(&trace_id, &span_id, shape::now_nanos(), |span| {
+                    span.to_item(&resource, &scope)
+                });
                 if sender.send(item).await.is_err() {
                     refused += 1;
                 }
@@ -459,6 +501,16 @@ mod tests {
         assert!(OursConfig::from_args(Path::Sdk, ["--preencoded", "8"].map(String::from)).is_err());
         assert!(
             OursConfig::from_args(Path::Native, ["--preencoded", "0"].map(String::from)).is_err()
+        );
+        let cfg = OursConfig::from_args(Path::Native, ["--direct"].map(String::from)).unwrap();
+        assert!(cfg.direct);
+        assert!(OursConfig::from_args(Path::Sdk, ["--direct"].map(String::from)).is_err());
+        assert!(
+            OursConfig::from_args(
+                Path::Native,
+                ["--direct", "--preencoded", "8"].map(String::from)
+            )
+            .is_err()
         );
     }
 

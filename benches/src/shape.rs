@@ -20,6 +20,7 @@ use opentelemetry_proto::tonic::{
     resource::v1::Resource,
     trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span},
 };
+use otlp::wire;
 use prost::Message as _;
 
 use crate::BenchesError;
@@ -90,6 +91,18 @@ impl Value {
             }),
         }
     }
+}
+
+fn direct_attributes<const N: usize>(
+    attrs: &[(&'static str, Value); N],
+) -> [wire::Attribute<'static>; N] {
+    attrs.map(|(key, v)| wire::Attribute {
+        key,
+        value: match v {
+            Value::Str(s) => wire::AnyValue::Str(s),
+            Value::Int(i) => wire::AnyValue::Int(i),
+        },
+    })
 }
 
 fn otel_attributes(attrs: &[(&'static str, Value)]) -> Vec<opentelemetry::KeyValue> {
@@ -197,6 +210,82 @@ pub fn proto_log_record(time_unix_nano: u64) -> LogRecord {
         body: Some(Value::Str(LOG_BODY).proto()),
         attributes: proto_attributes(&LOG_ATTRIBUTES),
         ..Default::default()
+    }
+}
+
+/// The shape as borrowed [`otlp::wire`] records: the native path's
+/// allocation-free API. Each record carries the same fields, in the same
+/// order, as [`proto_span`] / [`proto_log_record`], so it encodes to the same
+/// bytes for the same ids and timestamps.
+#[derive(Clone, Debug)]
+pub struct DirectShape {
+    span_attributes: [wire::Attribute<'static>; 8],
+    event_attributes: [wire::Attribute<'static>; 1],
+    log_attributes: [wire::Attribute<'static>; 4],
+}
+
+// === impl DirectShape ===
+
+impl Default for DirectShape {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DirectShape {
+    /// The shape's attribute tables, built once.
+    pub fn new() -> Self {
+        Self {
+            span_attributes: direct_attributes(&SPAN_ATTRIBUTES),
+            event_attributes: direct_attributes(&EVENT_ATTRIBUTES),
+            log_attributes: direct_attributes(&LOG_ATTRIBUTES),
+        }
+    }
+
+    /// Calls `f` with the span of the shape with these ids and start time
+    /// (1 ms long, its event at 0.5 ms), as [`proto_span`] builds it.
+    pub fn with_span<R>(
+        &self,
+        trace_id: &[u8; 16],
+        span_id: &[u8; 8],
+        start_unix_nano: u64,
+        f: impl FnOnce(&wire::SpanRecord<'_>) -> R,
+    ) -> R {
+        let events = [wire::Event {
+            time_unix_nano: start_unix_nano + 500_000,
+            name: EVENT_NAME,
+            attributes: &self.event_attributes,
+            dropped_attributes_count: 0,
+        }];
+        f(&wire::SpanRecord {
+            trace_id,
+            span_id,
+            flags: 0x101,
+            name: SPAN_NAME,
+            kind: span::SpanKind::Server,
+            start_time_unix_nano: start_unix_nano,
+            end_time_unix_nano: start_unix_nano + 1_000_000,
+            attributes: &self.span_attributes,
+            events: &events,
+            status: Some(wire::Status {
+                code: opentelemetry_proto::tonic::trace::v1::status::StatusCode::Unset,
+                message: "",
+            }),
+            ..wire::SpanRecord::default()
+        })
+    }
+
+    /// The log record of the shape at `time_unix_nano`, as [`proto_log_record`] builds it.
+    pub fn log_record(&self, time_unix_nano: u64) -> wire::LogRecord<'_> {
+        wire::LogRecord {
+            time_unix_nano,
+            observed_time_unix_nano: time_unix_nano,
+            severity_number: SeverityNumber::Info as i32,
+            severity_text: LOG_SEVERITY_TEXT,
+            body: Some(wire::AnyValue::Str(LOG_BODY)),
+            attributes: &self.log_attributes,
+            ..wire::LogRecord::default()
+        }
     }
 }
 
@@ -334,6 +423,26 @@ mod tests {
         let span = proto_span(t, s, 1);
         assert_eq!(span.attributes.len(), 8);
         assert_eq!(span.events.len(), 1);
+    }
+
+    #[test]
+    fn direct_records_encode_to_the_prost_shape_bytes() {
+        let direct = DirectShape::new();
+        for i in [0u64, 1, 1 << 40] {
+            let (t, s) = ids(i);
+            let start = now_nanos() + i;
+            let want = proto_span(t, s, start).encode_to_vec();
+            let got = direct.with_span(&t, &s, start, |span| {
+                let mut buf = bytes::BytesMut::new();
+                span.encode(&mut buf);
+                buf
+            });
+            assert_eq!(&got[..], &want[..]);
+            let want = proto_log_record(start).encode_to_vec();
+            let mut buf = bytes::BytesMut::new();
+            direct.log_record(start).encode(&mut buf);
+            assert_eq!(&buf[..], &want[..]);
+        }
     }
 
     #[test]

@@ -396,6 +396,58 @@ const SCENARIOS: &[Scenario] = &[
         relay: false,
     },
     Scenario {
+        key: "ours-native-direct-grpc",
+        title: "ours: native facade API with borrowed `otlp::wire` records (no prost structs), gRPC, block policy",
+        side: Side::OurNative,
+        signal: "traces",
+        protocol: "grpc",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--overflow",
+                "block",
+                "--direct",
+            ],
+        },
+        baseline: "peer-grpc-full",
+        relay: false,
+    },
+    Scenario {
+        key: "ours-native-direct-http",
+        title: "ours: native facade API with borrowed `otlp::wire` records (no prost structs), HTTP/protobuf, block policy",
+        side: Side::OurNative,
+        signal: "traces",
+        protocol: "http",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            args: &[
+                "--signal",
+                "traces",
+                "--protocol",
+                "http",
+                "--endpoint",
+                "{endpoint}",
+                "--count",
+                "{count}",
+                "--overflow",
+                "block",
+                "--direct",
+            ],
+        },
+        baseline: "peer-http-full",
+        relay: false,
+    },
+    Scenario {
         key: "ours-native-logs-grpc",
         title: "ours: native facade API, logs, gRPC, block policy",
         side: Side::OurNative,
@@ -1505,7 +1557,12 @@ mod tests {
             .collect();
         assert_eq!(
             keys,
-            ["peer-http-full", "ours-sdk-http-block", "ours-native-http"]
+            [
+                "peer-http-full",
+                "ours-sdk-http-block",
+                "ours-native-http",
+                "ours-native-direct-http"
+            ]
         );
     }
 

@@ -15,7 +15,9 @@ const ENTRY_OVERHEAD: u64 = 11;
 /// Each item's encoded body is appended to its (resource, scope) buffer as it
 /// arrives, so the memory held is the encoded size; [`Batcher::cut`] writes
 /// the `Resource*` (field 1) and `Scope*` (field 2) length headers around the
-/// buffers, in one pass with one allocation. The [`Pipeline`](crate::Pipeline)
+/// buffers, in one pass with one allocation. A batch made of exactly one
+/// already-encoded request ([`Batcher::push_raw`]) is cut as that request's
+/// own `Bytes`, without a copy (the relay path). The [`Pipeline`](crate::Pipeline)
 /// runs one per signal; it is public for producers that batch on their own.
 ///
 /// ```
@@ -154,7 +156,8 @@ impl Batcher {
         s.buf.extend_from_slice(&item.body);
     }
 
-    /// Appends an already-encoded request (joined by appending its bytes).
+    /// Appends an already-encoded request (joined by appending its bytes;
+    /// alone in a batch, it is cut as the same `Bytes`, uncopied).
     pub fn push_raw(&mut self, batch: Batch) {
         self.started.get_or_insert_with(Instant::now);
         self.items += batch.items();
@@ -172,6 +175,14 @@ impl Batcher {
     pub(crate) fn cut_charged(&mut self) -> Option<(Batch, u64)> {
         if self.is_empty() {
             return None;
+        }
+        // A batch made of exactly one received request is that request: hand
+        // on its bytes (a reference count) instead of copying ~hundreds of KiB.
+        if self.resources.is_empty() && self.raw.len() == 1 {
+            let batch = self.raw.pop()?;
+            let charged = self.charged;
+            self.reset();
+            return Some((batch, charged));
         }
         let mut scope_lens = Vec::new();
         let mut resource_lens = Vec::with_capacity(self.resources.len());
@@ -205,12 +216,17 @@ impl Batcher {
         debug_assert_eq!(out.len(), total);
         let batch = Batch::new(self.signal, Bytes::from(out), self.items);
         let charged = self.charged;
+        self.reset();
+        Some((batch, charged))
+    }
+
+    /// Empties the open batch after a cut.
+    fn reset(&mut self) {
         self.resources.clear();
         self.raw.clear();
         self.items = 0;
         self.charged = 0;
         self.started = None;
-        Some((batch, charged))
     }
 }
 

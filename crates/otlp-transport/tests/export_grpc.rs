@@ -55,6 +55,29 @@ async fn grpc_sends_batch_bytes_unchanged_with_headers_and_user_agent() {
 }
 
 #[tokio::test]
+async fn grpc_large_uncompressed_batch_is_sent_whole_with_grpc_headers() {
+    let (addr, mut rx) = serve(true, Arc::new(|_| Reply::GrpcOk(Bytes::new()))).await;
+    // Many HTTP/2 frames: the message goes out as the batch's own bytes.
+    let batch = trace_batch(5_000);
+    assert!(batch.byte_size() > 256 * 1024, "{}", batch.byte_size());
+    let resp = exporter(format!("http://{addr}"))
+        .send(batch.clone())
+        .await
+        .unwrap();
+    assert_eq!(resp, ExportResponse::success());
+    let rec = next(&mut rx).await;
+    assert_eq!(rec.headers["te"], "trailers");
+    assert_eq!(rec.headers["content-type"], "application/grpc");
+    assert_eq!(rec.headers["authorization"], "Bearer t0k3n");
+    let timeout = rec.headers["grpc-timeout"].to_str().unwrap();
+    assert_eq!(timeout, "5000000u", "5 s in the finest unit of 8 digits");
+    assert!(!rec.headers.contains_key("grpc-encoding"));
+    let (compressed, msg) = grpc_unframe(&rec.body);
+    assert_eq!(compressed, 0);
+    assert_eq!(msg, *batch.bytes());
+}
+
+#[tokio::test]
 async fn grpc_gzip_compresses_the_message() {
     let (addr, mut rx) = serve(true, Arc::new(|_| Reply::GrpcOk(Bytes::new()))).await;
     let batch = trace_batch(50);

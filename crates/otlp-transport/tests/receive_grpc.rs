@@ -136,6 +136,34 @@ async fn gzip_compressed_requests_are_accepted() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn requests_spanning_many_http2_frames_are_received_whole() {
+    let inner = Recorder::new(Mode::Accept);
+    let (server, channel) = start(&inner, ReceiverLimits::new()).await;
+    // Far larger than tonic's 8 KiB default decode buffer and than one
+    // 16 KiB HTTP/2 frame, so the message arrives in many pieces.
+    let big = trace_bytes(10_000);
+    assert!(big.len() > 256 * 1024, "{}", big.len());
+    for gzip in [false, true] {
+        let resp = raw_call(
+            channel.clone(),
+            Signal::Traces.grpc_path_static(),
+            big.clone(),
+            gzip,
+        )
+        .await
+        .unwrap();
+        assert!(resp.is_empty(), "full success answers an empty response");
+    }
+    let seen = inner.batches();
+    assert_eq!(seen.len(), 2);
+    for batch in seen {
+        assert_eq!(batch.items(), 10_000);
+        assert_eq!(batch.bytes(), &big);
+    }
+    server.shutdown().await;
+}
+
 trait StaticPath {
     fn grpc_path_static(self) -> &'static str;
 }

@@ -37,6 +37,37 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Without prost structs
+//!
+//! Callers that hold no opentelemetry-proto messages describe a span or log
+//! record with the borrowed types of [`wire`] (`&str` names, slices of
+//! attributes, events and links) and get the same item, written straight to
+//! the protobuf wire format with no allocation per field:
+//!
+//! ```
+//! use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+//! use otlp::wire::{AnyValue, Attribute, Event, SpanRecord};
+//!
+//! # let resource = otlp::resource_group(&Default::default(), "");
+//! # let scope = otlp::scope_group(&Default::default(), "");
+//! let attributes = [Attribute { key: "url.path", value: AnyValue::Str("/orders/12345") }];
+//! let events = [Event { time_unix_nano: 2, name: "cache.lookup", ..Event::default() }];
+//! let span = SpanRecord {
+//!     trace_id: &[7; 16],
+//!     span_id: &[9; 8],
+//!     name: "GET /orders/{id}",
+//!     kind: SpanKind::Server,
+//!     start_time_unix_nano: 1,
+//!     end_time_unix_nano: 3,
+//!     attributes: &attributes,
+//!     events: &events,
+//!     ..SpanRecord::default()
+//! };
+//! let item = span.to_item(&resource, &scope);
+//! assert_eq!(item.count, 1);
+//! // `otlp.try_export(item)` hands it to the pipeline as `span_item` does.
+//! ```
+//!
 //! # Feature flags
 //!
 //! | feature | default | what it adds |
@@ -59,6 +90,7 @@ mod otlp;
 #[cfg(feature = "sdk")]
 pub mod sdk;
 mod stack;
+pub mod wire;
 
 pub use otlp_config as config;
 pub use otlp_core as core;

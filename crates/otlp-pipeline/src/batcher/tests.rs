@@ -195,3 +195,65 @@ fn metric_items_count_their_data_points() {
         }
     );
 }
+
+fn raw_logs(first: u64, n: u64) -> Batch {
+    let req = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource(first as usize)),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(scope(0)),
+                log_records: (first..first + n)
+                    .map(|i| LogRecord {
+                        time_unix_nano: i,
+                        ..Default::default()
+                    })
+                    .collect(),
+                schema_url: String::new(),
+            }],
+            schema_url: String::new(),
+        }],
+    };
+    Batch::from_encoded(Signal::Logs, Bytes::from(req.encode_to_vec())).unwrap()
+}
+
+#[test]
+fn one_raw_request_is_cut_as_the_same_bytes_without_a_copy() {
+    let raw = raw_logs(0, 512);
+    let mut b = Batcher::new(Signal::Logs);
+    b.push_raw(raw.clone());
+    assert_eq!(b.charged(), raw.byte_size() as u64);
+    let (batch, charged) = b.cut_charged().unwrap();
+    assert_eq!(batch.items(), 512);
+    assert_eq!(charged, raw.byte_size() as u64);
+    assert_eq!(batch.bytes(), raw.bytes());
+    // The same allocation: the cut handed on the request, it did not copy it.
+    assert_eq!(batch.bytes().as_ptr(), raw.bytes().as_ptr());
+    assert!(b.is_empty());
+    assert_eq!((b.items(), b.charged()), (0, 0));
+    assert!(b.started().is_none());
+    assert!(b.cut().is_none());
+}
+
+#[test]
+fn two_raw_requests_are_joined_into_one_request() {
+    let (first, second) = (raw_logs(0, 3), raw_logs(10, 2));
+    let mut b = Batcher::new(Signal::Logs);
+    b.push_raw(first.clone());
+    b.push_raw(second.clone());
+    let batch = b.cut().unwrap();
+    assert_eq!(batch.items(), 5);
+    assert_eq!(batch.byte_size(), first.byte_size() + second.byte_size());
+    let decoded = ExportLogsServiceRequest::decode(batch.bytes().clone()).unwrap();
+    let want_first = ExportLogsServiceRequest::decode(first.bytes().clone()).unwrap();
+    let want_second = ExportLogsServiceRequest::decode(second.bytes().clone()).unwrap();
+    assert_eq!(
+        decoded.resource_logs,
+        [want_first.resource_logs, want_second.resource_logs].concat()
+    );
+    // After a single-request cut, the next batch joins again.
+    b.push_raw(first.clone());
+    assert_eq!(b.cut().unwrap().bytes().as_ptr(), first.bytes().as_ptr());
+    b.push_raw(first);
+    b.push_raw(second);
+    assert_eq!(b.cut().unwrap().items(), 5);
+}

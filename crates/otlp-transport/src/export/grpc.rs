@@ -1,7 +1,9 @@
-//! OTLP/gRPC exporter: a tonic channel and a pass-through codec that sends the
-//! batch's encoded bytes as they are.
+//! OTLP/gRPC exporter: a tonic channel that sends the batch's encoded bytes
+//! as they are, uncopied when uncompressed.
 
 use std::{
+    convert::Infallible,
+    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -9,13 +11,16 @@ use std::{
 
 use bytes::{Buf as _, BufMut as _, Bytes};
 use futures_util::future::BoxFuture;
-use otlp_core::{Batch, ExportResponse};
+use http::{HeaderMap, HeaderValue, header};
+use http_body::Frame;
+use otlp_core::{Batch, ExportResponse, Signal};
 use tonic::{
-    Status,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    Code, Status,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder, Streaming},
     metadata::MetadataMap,
     transport::{Channel, Endpoint},
 };
+use tower::{Service as _, ServiceExt as _};
 
 use super::{
     Compression, ExporterConfig, Protocol,
@@ -41,12 +46,17 @@ struct Shared {
     endpoint: String,
     hint: &'static str,
     metadata: MetadataMap,
+    /// The request headers of an uncompressed call, made once: the
+    /// configured metadata without gRPC's reserved names, `te`,
+    /// `content-type` and `grpc-timeout` (the channel adds `user-agent`).
+    headers: HeaderMap,
     timeout: Duration,
     max_request_bytes: usize,
     compression: Compression,
 }
 
-/// Sends `Bytes` unchanged and decodes only the small export response.
+/// Sends `Bytes` unchanged and decodes only the small export response (the
+/// compressed path, where tonic compresses into its own buffer anyway).
 #[derive(Clone, Copy, Debug, Default)]
 struct PassThroughCodec;
 
@@ -55,6 +65,15 @@ struct BytesEncoder;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct ResponseDecoder;
+
+/// The body of an uncompressed unary call: the 5-byte gRPC message prefix,
+/// then the batch's own `Bytes`, which h2 writes to the socket from where
+/// they are (tonic's encoder would first copy them into its buffer).
+#[derive(Debug)]
+struct UnaryBody {
+    prefix: Option<Bytes>,
+    message: Option<Bytes>,
+}
 
 // === impl GrpcExporter ===
 
@@ -93,12 +112,14 @@ impl GrpcExporter {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(false);
         let channel = endpoint.connect_with_connector_lazy(connector);
+        let metadata = MetadataMap::from_headers(headers);
         Ok(GrpcExporter {
             channel,
             shared: Arc::new(Shared {
                 endpoint: config.endpoint.clone(),
                 hint: port_hint(&uri, Protocol::Grpc),
-                metadata: MetadataMap::from_headers(headers),
+                headers: unary_headers(&metadata, config.timeout),
+                metadata,
                 timeout: config.timeout,
                 max_request_bytes: config.max_request_bytes,
                 compression: config.compression,
@@ -123,7 +144,69 @@ impl GrpcExporter {
                 max: shared.max_request_bytes,
             });
         }
+        // The gRPC length prefix is 32 bits (tonic checks a compressed message).
+        if shared.compression == Compression::None && u32::try_from(batch.byte_size()).is_err() {
+            return Err(TransportError::RequestTooLarge {
+                size: batch.byte_size(),
+                max: u32::MAX as usize,
+            });
+        }
         let signal = batch.signal();
+        let call = async {
+            if shared.compression == Compression::None {
+                self.unary_uncompressed(signal, batch.into_bytes()).await
+            } else {
+                self.unary_compressed(signal, batch.into_bytes()).await
+            }
+        };
+        match tokio::time::timeout(shared.timeout, call).await {
+            Err(_) => Err(TransportError::Timeout {
+                endpoint: shared.endpoint.clone(),
+                after: shared.timeout,
+            }),
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(status)) => Err(shared.map_status(&status)),
+        }
+    }
+
+    /// One uncompressed call: the request body hands the batch's `Bytes` to
+    /// h2 as they are, and the answer is read by tonic's decoder.
+    async fn unary_uncompressed(
+        &self,
+        signal: Signal,
+        message: Bytes,
+    ) -> Result<ExportResponse, Status> {
+        let len = u32::try_from(message.len()).map_err(|_| {
+            Status::resource_exhausted(format!(
+                "message of {} bytes is over the 4 GiB gRPC limit",
+                message.len()
+            ))
+        })?;
+        let body = UnaryBody::new(message, len);
+        let mut request = http::Request::new(tonic::body::Body::new(body));
+        *request.method_mut() = http::Method::POST;
+        *request.version_mut() = http::Version::HTTP_2;
+        *request.uri_mut() = http::Uri::from_static(signal.grpc_path());
+        *request.headers_mut() = self.shared.headers.clone();
+        let mut channel = self.channel.clone();
+        channel
+            .ready()
+            .await
+            .map_err(|e| Status::unavailable(chain_text(&e)))?;
+        let response = channel
+            .call(request)
+            .await
+            .map_err(|e| Status::from_error(e.into()))?;
+        read_response(response).await
+    }
+
+    /// One compressed call through tonic's client and the pass-through codec.
+    async fn unary_compressed(
+        &self,
+        signal: Signal,
+        message: Bytes,
+    ) -> Result<ExportResponse, Status> {
+        let shared = &self.shared;
         let mut grpc = tonic::client::Grpc::new(self.channel.clone())
             .max_decoding_message_size(MAX_RESPONSE_BYTES)
             .max_encoding_message_size(usize::MAX);
@@ -138,25 +221,75 @@ impl GrpcExporter {
             }
             _ => {}
         }
-        let mut request = tonic::Request::new(batch.into_bytes());
+        let mut request = tonic::Request::new(message);
         *request.metadata_mut() = shared.metadata.clone();
         request.set_timeout(shared.timeout);
         let path = http::uri::PathAndQuery::from_static(signal.grpc_path());
-        let call = async {
-            grpc.ready()
-                .await
-                .map_err(|e| Status::unavailable(chain_text(&e)))?;
-            grpc.unary(request, path, PassThroughCodec).await
-        };
-        match tokio::time::timeout(shared.timeout, call).await {
-            Err(_) => Err(TransportError::Timeout {
-                endpoint: shared.endpoint.clone(),
-                after: shared.timeout,
-            }),
-            Ok(Ok(response)) => Ok(response.into_inner()),
-            Ok(Err(status)) => Err(shared.map_status(&status)),
-        }
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(chain_text(&e)))?;
+        grpc.unary(request, path, PassThroughCodec)
+            .await
+            .map(tonic::Response::into_inner)
     }
+}
+
+/// The headers of every uncompressed call, as tonic's client would write
+/// them: `metadata` without the names gRPC reserves, `te: trailers`,
+/// `content-type: application/grpc` and `grpc-timeout`.
+fn unary_headers(metadata: &MetadataMap, timeout: Duration) -> HeaderMap {
+    // tonic formats `grpc-timeout` (at most 8 digits, finest unit) here.
+    let mut probe = tonic::Request::new(());
+    *probe.metadata_mut() = metadata.clone();
+    probe.set_timeout(timeout);
+    let mut headers = probe.into_parts().0.into_headers();
+    for reserved in [
+        "te",
+        "content-type",
+        "grpc-message",
+        "grpc-message-type",
+        "grpc-status",
+    ] {
+        headers.remove(reserved);
+    }
+    headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers
+}
+
+/// Reads a unary answer as tonic's client does: a `grpc-status` in the
+/// headers is a trailers-only answer; otherwise one message (at most
+/// [`MAX_RESPONSE_BYTES`]) and the status from the trailers (or, without
+/// one, from the HTTP status).
+async fn read_response(
+    response: http::Response<tonic::body::Body>,
+) -> Result<ExportResponse, Status> {
+    let (parts, body) = response.into_parts();
+    if let Some(status) = Status::from_header_map(&parts.headers) {
+        return Err(if status.code() == Code::Ok {
+            Status::internal("Missing response message.")
+        } else {
+            status
+        });
+    }
+    // Not advertising `grpc-accept-encoding`, we accept no compressed answer.
+    let mut stream = Streaming::new_response(
+        ResponseDecoder,
+        body,
+        parts.status,
+        None,
+        Some(MAX_RESPONSE_BYTES),
+    );
+    let message = stream
+        .message()
+        .await?
+        .ok_or_else(|| Status::internal("Missing response message."))?;
+    // Drains the body: a non-OK `grpc-status` in the trailers is the answer.
+    stream.trailers().await?;
+    Ok(message)
 }
 
 impl tower_service::Service<Batch> for GrpcExporter {
@@ -310,6 +443,41 @@ impl Encoder for BytesEncoder {
         Ok(())
     }
 }
+
+// === impl UnaryBody ===
+
+impl UnaryBody {
+    /// `len` is `message.len()`, which the caller checked to fit 32 bits.
+    fn new(message: Bytes, len: u32) -> Self {
+        let mut prefix = Vec::with_capacity(5);
+        // The compressed flag (not compressed), then the length.
+        prefix.put_u8(0);
+        prefix.put_u32(len);
+        Self {
+            prefix: Some(Bytes::from(prefix)),
+            message: Some(message),
+        }
+    }
+}
+
+impl http_body::Body for UnaryBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let next = self.prefix.take().or_else(|| self.message.take());
+        Poll::Ready(next.map(|data| Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.prefix.is_none() && self.message.is_none()
+    }
+}
+
+// === impl ResponseDecoder ===
 
 impl Decoder for ResponseDecoder {
     type Item = ExportResponse;

@@ -2,11 +2,18 @@
 //! while counting, so that a gzip bomb stops at the limit.
 
 use bytes::Bytes;
+#[cfg(feature = "http")]
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+#[cfg(feature = "http")]
 use hyper::body::Incoming;
 
-/// A `Content-Encoding` the HTTP receiver accepts.
+/// A `Content-Encoding` the HTTP receiver accepts (the gRPC receiver decodes
+/// gzip messages through [`decode`] too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(
+    not(feature = "http"),
+    allow(dead_code, reason = "without HTTP only gzip is decoded, for gRPC")
+)]
 pub(crate) enum Encoding {
     /// No encoding (`identity` or absent).
     Identity,
@@ -29,6 +36,7 @@ pub(crate) enum BodyError {
 
 // === impl Encoding ===
 
+#[cfg(feature = "http")]
 impl Encoding {
     /// Parses a `Content-Encoding` value, `None` when it is not supported.
     pub(crate) fn parse(value: Option<&str>) -> Option<Self> {
@@ -59,6 +67,7 @@ impl Encoding {
 }
 
 /// Reads the whole body, refusing it as soon as it passes `limit` bytes.
+#[cfg(feature = "http")]
 pub(crate) async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
@@ -180,6 +189,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "http")]
     fn content_encoding_parsing() {
         assert_eq!(Encoding::parse(None), Some(Encoding::Identity));
         assert_eq!(Encoding::parse(Some("GZIP")), Some(Encoding::Gzip));

@@ -1,18 +1,26 @@
-//! The OTLP/gRPC receiver: the three collector services through a pass-through
-//! codec, plus `grpc.health.v1.Health` and server reflection.
+//! The OTLP/gRPC receiver: the three collector services, their request
+//! message read straight from the HTTP/2 frames (uncopied when it arrives in
+//! one), plus `grpc.health.v1.Health` and server reflection.
 
-use std::{convert::Infallible, fmt, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    fmt,
+    net::SocketAddr,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use bytes::{Buf, BufMut, Bytes};
-use http::HeaderValue;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, header};
+use http_body::Frame;
 use hyper::{Request, Response, body::Incoming};
 use otlp_core::{Batch, Classify, ExportResponse, Signal};
 use tokio::sync::Semaphore;
 use tonic::{
     Code, Status,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
     metadata::{MetadataMap, MetadataValue},
-    server::{Grpc, UnaryService},
 };
 use tonic_health::{
     ServingStatus,
@@ -27,6 +35,10 @@ use crate::receive::{
     rpc,
     serve::{self, Handle},
 };
+
+mod message;
+
+use self::message::{Encoding, MessageReader};
 
 /// The metadata key the OpenTelemetry Python gRPC exporter reads its retry
 /// delay from (the spec's place, `grpc-status-details-bin`, is sent too).
@@ -102,24 +114,13 @@ struct Shared {
     requests: Arc<Semaphore>,
 }
 
-/// One export method, as tonic's unary handler sees it.
-struct ExportMethod<S> {
-    /// Taken by the one call the method is built for.
-    inner: Option<S>,
-    signal: Signal,
-    shared: Arc<Shared>,
+/// The body of a successful unary answer: one message, then the trailers
+/// with `grpc-status: 0`.
+#[derive(Debug)]
+struct UnaryReply {
+    message: Option<Bytes>,
+    trailers: Option<HeaderMap>,
 }
-
-/// A codec that hands over the request bytes as they arrived and writes the
-/// response bytes as they are: no decode, no re-encode.
-#[derive(Clone, Copy, Debug, Default)]
-struct RawCodec;
-
-#[derive(Clone, Copy, Debug, Default)]
-struct RawEncoder;
-
-#[derive(Clone, Copy, Debug, Default)]
-struct RawDecoder;
 
 // === impl GrpcReceiver ===
 
@@ -278,64 +279,24 @@ where
             )
             .into_http();
         };
-        let mut grpc =
-            Grpc::new(RawCodec).max_decoding_message_size(limits.max_decompressed_bytes());
-        #[cfg(feature = "gzip")]
-        {
-            grpc = grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip);
-        }
-        let method = ExportMethod {
-            inner: Some(self.inner),
-            signal,
-            shared: self.shared.clone(),
-        };
-        let mut resp = grpc.unary(method, req).await;
-        // tonic refuses a message whose length prefix passes the limit with
-        // OUT_OF_RANGE, which the OTLP spec makes retryable; the same bytes
-        // would be refused forever, so answer RESOURCE_EXHAUSTED (no RetryInfo,
-        // not retryable) as gRPC itself does for oversized messages.
-        let status = resp.headers().get(Status::GRPC_STATUS);
-        if status.is_some_and(|v| v.as_bytes() == b"11") {
-            resp.headers_mut().insert(
-                Status::GRPC_STATUS,
-                HeaderValue::from(Code::ResourceExhausted as i32),
-            );
-        }
-        resp
-    }
-}
-
-// === impl ExportMethod ===
-
-impl<S> UnaryService<Bytes> for ExportMethod<S>
-where
-    S: Service<Batch, Response = ExportResponse> + Send + 'static,
-    S::Future: Send,
-    S::Error: Classify + fmt::Display + Send,
-{
-    type Response = Bytes;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<tonic::Response<Bytes>, Status>> + Send + 'static>>;
-
-    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
-        let signal = self.signal;
-        let shared = self.shared.clone();
-        // The method is built for one call, so the service is taken, not cloned.
-        let inner = self.inner.take();
-        Box::pin(async move {
-            let Some(inner) = inner else {
-                return Err(Status::internal("export method called twice"));
-            };
-            let batch = Batch::from_encoded(signal, request.into_inner()).map_err(|e| {
+        let answer = async {
+            let encoding = Encoding::from_headers(req.headers())?;
+            // The message is read here rather than by tonic's decoder, which
+            // would copy it (see `message`); the answer is framed as tonic would.
+            let bytes = MessageReader::new(limits.max_decompressed_bytes())
+                .read(req.into_body(), encoding)
+                .await?;
+            let batch = Batch::from_encoded(signal, bytes).map_err(|e| {
                 Status::invalid_argument(format!("malformed OTLP {signal} export request: {e}"))
             })?;
-            match dispatch::export(inner, batch, &shared.limits).await {
-                Ok(resp) => Ok(tonic::Response::new(dispatch::encode_response(
-                    signal, &resp,
-                ))),
-                Err(refusal) => Err(status_for(refusal)),
-            }
-        })
+            dispatch::export(self.inner, batch, limits)
+                .await
+                .map_err(status_for)
+        };
+        match answer.await {
+            Ok(resp) => UnaryReply::response(dispatch::encode_response(signal, &resp)),
+            Err(status) => status.into_http(),
+        }
     }
 }
 
@@ -363,39 +324,51 @@ fn unavailable(retry_after: Duration, message: String) -> Status {
     Status::with_details_and_metadata(Code::Unavailable, message, details.into(), metadata)
 }
 
-// === impl RawCodec ===
+// === impl UnaryReply ===
 
-impl Codec for RawCodec {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        RawDecoder
+impl UnaryReply {
+    /// A `200` answer carrying `message`, framed with the 5-byte gRPC
+    /// prefix, and `grpc-status: 0` in the trailers.
+    fn response(message: Bytes) -> Response<tonic::body::Body> {
+        let Ok(len) = u32::try_from(message.len()) else {
+            return Status::internal("export response over the 4 GiB gRPC message limit")
+                .into_http();
+        };
+        // An export response is a few bytes: one small copy frames it.
+        let mut framed = BytesMut::with_capacity(5 + message.len());
+        framed.put_u8(0);
+        framed.put_u32(len);
+        framed.extend_from_slice(&message);
+        let mut trailers = HeaderMap::with_capacity(1);
+        trailers.insert(Status::GRPC_STATUS, HeaderValue::from(Code::Ok as i32));
+        let body = UnaryReply {
+            message: Some(framed.freeze()),
+            trailers: Some(trailers),
+        };
+        let mut resp = Response::new(tonic::body::Body::new(body));
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        resp
     }
 }
 
-impl Encoder for RawEncoder {
-    type Item = Bytes;
-    type Error = Status;
+impl http_body::Body for UnaryReply {
+    type Data = Bytes;
+    type Error = Infallible;
 
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(message) = self.message.take() {
+            return Poll::Ready(Some(Ok(Frame::data(message))));
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
     }
-}
 
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        let len = src.remaining();
-        Ok(Some(src.copy_to_bytes(len)))
+    fn is_end_stream(&self) -> bool {
+        self.message.is_none() && self.trailers.is_none()
     }
 }

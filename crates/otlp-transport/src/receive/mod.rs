@@ -18,7 +18,7 @@ use otlp_core::{Batch, Classify, ExportResponse};
 use tokio::net::TcpListener;
 use tower::Service;
 
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http", all(feature = "grpc", feature = "gzip")))]
 mod body;
 mod dispatch;
 mod error;

@@ -7,7 +7,11 @@ use std::{
     collections::HashMap,
     future::Future,
     hash::{BuildHasher, BuildHasherDefault, DefaultHasher},
-    sync::{Arc, RwLock, mpsc},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicUsize, Ordering},
+        mpsc,
+    },
     time::Duration,
 };
 
@@ -44,18 +48,25 @@ pub(crate) struct Bridge {
 
 /// Encoded scope groups, keyed by scope and (for logs) target.
 ///
-/// Lookups take the read lock only; a miss encodes the scope and inserts it
-/// under the write lock while fewer than [`MAX_CACHED_SCOPES`] are held.
+/// Lookups take the read lock only. The entry of the last hit is compared
+/// first (most programs send from one scope at a time), so a run of items of
+/// one scope costs a comparison, not a hash of the whole scope. A miss hashes,
+/// and a miss of the hash encodes the scope and inserts it under the write
+/// lock while fewer than [`MAX_CACHED_SCOPES`] are held.
 #[derive(Debug, Default)]
 pub(crate) struct ScopeCache {
     inner: RwLock<Scopes>,
+    /// 1 + the index in `Scopes::entries` of the last hit; 0 when none.
+    last: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
 struct Scopes {
-    /// Entries by the hash of (scope, target); a collision shares a bucket.
-    buckets: HashMap<u64, Vec<ScopeEntry>>,
-    len: usize,
+    /// Every cached entry, in insertion order (never removed).
+    entries: Vec<ScopeEntry>,
+    /// Indices into `entries` by the hash of (scope, target); a collision
+    /// shares a bucket.
+    buckets: HashMap<u64, Vec<usize>>,
 }
 
 #[derive(Debug)]
@@ -303,22 +314,35 @@ fn encode_scope(scope: &InstrumentationScope, target: Option<&str>) -> Group {
 impl ScopeCache {
     /// The encoded group of `scope` (its name replaced by `target` when set).
     pub(crate) fn get(&self, scope: &InstrumentationScope, target: Option<&str>) -> Group {
+        {
+            let scopes = self.inner.read().unwrap_or_else(|e| e.into_inner());
+            // The relaxed load is only a hint: the entry is compared in full.
+            let last = self.last.load(Ordering::Relaxed);
+            if let Some(e) = last.checked_sub(1).and_then(|i| scopes.entries.get(i))
+                && e.matches(scope, target)
+            {
+                return e.group.clone();
+            }
+        }
         let key = BuildHasherDefault::<DefaultHasher>::default().hash_one((scope, target));
         {
             let scopes = self.inner.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(hit) = scopes.find(key, scope, target) {
-                return hit;
+            if let Some(i) = scopes.find(key, scope, target) {
+                self.last.store(i + 1, Ordering::Relaxed);
+                return scopes.entries[i].group.clone();
             }
         }
         let group = encode_scope(scope, target);
         let mut scopes = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if scopes.len < MAX_CACHED_SCOPES && scopes.find(key, scope, target).is_none() {
-            scopes.len += 1;
-            scopes.buckets.entry(key).or_default().push(ScopeEntry {
+        if scopes.entries.len() < MAX_CACHED_SCOPES && scopes.find(key, scope, target).is_none() {
+            let i = scopes.entries.len();
+            scopes.entries.push(ScopeEntry {
                 scope: scope.clone(),
                 target: target.map(str::to_owned),
                 group: group.clone(),
             });
+            scopes.buckets.entry(key).or_default().push(i);
+            self.last.store(i + 1, Ordering::Relaxed);
         }
         group
     }
@@ -326,18 +350,33 @@ impl ScopeCache {
     /// Scopes held in the cache.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).len
+        self.inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .entries
+            .len()
     }
 }
 
+// === impl Scopes ===
+
 impl Scopes {
-    fn find(&self, key: u64, scope: &InstrumentationScope, target: Option<&str>) -> Option<Group> {
+    /// The index of the entry of (scope, target), whose hash is `key`.
+    fn find(&self, key: u64, scope: &InstrumentationScope, target: Option<&str>) -> Option<usize> {
         self.buckets.get(&key).and_then(|bucket| {
             bucket
                 .iter()
-                .find(|e| e.scope == *scope && e.target.as_deref() == target)
-                .map(|e| e.group.clone())
+                .copied()
+                .find(|&i| self.entries[i].matches(scope, target))
         })
+    }
+}
+
+// === impl ScopeEntry ===
+
+impl ScopeEntry {
+    fn matches(&self, scope: &InstrumentationScope, target: Option<&str>) -> bool {
+        self.target.as_deref() == target && self.scope == *scope
     }
 }
 
@@ -373,5 +412,26 @@ mod tests {
         let two = cache.get(&late, None);
         assert_eq!(one, two);
         assert_ne!(one.as_bytes().as_ptr(), two.as_bytes().as_ptr());
+    }
+
+    #[test]
+    fn scope_cache_last_hit_never_answers_for_another_scope() {
+        let cache = ScopeCache::default();
+        let a = InstrumentationScope::builder("a").build();
+        let a2 = InstrumentationScope::builder("a").with_version("2").build();
+        let b = InstrumentationScope::builder("b").build();
+        // Alternate so that the last hit is always the other scope or target.
+        for _ in 0..3 {
+            assert_eq!(cache.get(&a, None), encode_scope(&a, None));
+            assert_eq!(cache.get(&a, Some("t")), encode_scope(&a, Some("t")));
+            assert_eq!(cache.get(&a2, None), encode_scope(&a2, None));
+            assert_eq!(cache.get(&b, None), encode_scope(&b, None));
+            assert_eq!(cache.get(&b, None), encode_scope(&b, None));
+        }
+        assert_eq!(cache.len(), 4);
+        // A hit through the last-hit entry is still the cached encoding.
+        let first = cache.get(&b, None);
+        let again = cache.get(&b, None);
+        assert_eq!(first.as_bytes().as_ptr(), again.as_bytes().as_ptr());
     }
 }

@@ -5,7 +5,6 @@
 use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use opentelemetry::{InstrumentationScope, logs::LogRecord as _};
-use opentelemetry_proto::tonic::logs::v1::LogRecord as ProtoLogRecord;
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
@@ -14,8 +13,8 @@ use opentelemetry_sdk::{
 use otlp_core::Signal;
 use otlp_pipeline::Item;
 
-use super::bridge::Bridge;
-use crate::{Otlp, log_item};
+use super::{bridge::Bridge, encode::write_log};
+use crate::{Otlp, wire::encode_with};
 
 /// An `opentelemetry_sdk` log processor that hands every emitted log record
 /// to the [`Otlp`] pipeline from `emit`.
@@ -43,16 +42,14 @@ pub struct OtlpLogExporter {
 /// Encodes one record with the bridge's resource and a cached scope group.
 fn encode(bridge: &Bridge, record: &SdkLogRecord, scope: &InstrumentationScope) -> Item {
     let group = bridge.scope(scope, record.target().map(Cow::as_ref));
-    let proto = if record.observed_timestamp().is_some() {
-        ProtoLogRecord::from(record)
-    } else {
-        // The SDK's logger always stamps it; a record built by hand may not
-        // be, and the conversion needs it.
-        let mut stamped = record.clone();
-        stamped.set_observed_timestamp(std::time::SystemTime::now());
-        ProtoLogRecord::from(&stamped)
+    // The SDK's logger always stamps the observed time; a record built by
+    // hand may not be, and then it is observed now.
+    let observed = match record.observed_timestamp() {
+        Some(t) => t,
+        None => std::time::SystemTime::now(),
     };
-    log_item(bridge.resource(), &group, &proto)
+    let body = encode_with(|buf| write_log(buf, record, observed));
+    Item::new(Signal::Logs, bridge.resource().clone(), group, body, 1)
 }
 
 // === impl OtlpLogProcessor ===

@@ -75,6 +75,7 @@
 //! ```
 
 mod bridge;
+mod encode;
 mod logs;
 mod metrics;
 mod trace;

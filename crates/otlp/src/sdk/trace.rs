@@ -5,7 +5,6 @@
 use std::{sync::Arc, time::Duration};
 
 use opentelemetry::Context;
-use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
@@ -14,8 +13,8 @@ use opentelemetry_sdk::{
 use otlp_core::Signal;
 use otlp_pipeline::Item;
 
-use super::bridge::Bridge;
-use crate::{Otlp, span_item};
+use super::{bridge::Bridge, encode::write_span};
+use crate::{Otlp, wire::encode_with};
 
 /// An `opentelemetry_sdk` span processor that hands every finished, sampled
 /// span to the [`Otlp`] pipeline from `on_end`.
@@ -52,10 +51,12 @@ pub struct OtlpSpanExporter {
     bridge: Bridge,
 }
 
-/// Encodes one span with the bridge's resource and a cached scope group.
-fn encode(bridge: &Bridge, span: SpanData) -> Item {
+/// Encodes one span, straight to the wire format, with the bridge's resource
+/// and a cached scope group.
+fn encode(bridge: &Bridge, span: &SpanData) -> Item {
     let scope = bridge.scope(&span.instrumentation_scope, None);
-    span_item(bridge.resource(), &scope, &ProtoSpan::from(span))
+    let body = encode_with(|buf| write_span(buf, span));
+    Item::new(Signal::Traces, bridge.resource().clone(), scope, body, 1)
 }
 
 // === impl OtlpSpanProcessor ===
@@ -91,7 +92,7 @@ impl SpanProcessor for OtlpSpanProcessor {
         if !span.span_context.is_sampled() {
             return;
         }
-        let item = encode(&self.bridge, span);
+        let item = encode(&self.bridge, &span);
         if let Err(e) = self.bridge.deliver(item) {
             // Already counted as dropped by the pipeline; say why once at debug level.
             tracing::debug!(error = %e, "span not queued");
@@ -132,7 +133,7 @@ impl SpanExporter for OtlpSpanExporter {
     /// Encodes each span into the pipeline; under `block` waits for room.
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let items = batch
-            .into_iter()
+            .iter()
             .map(|span| encode(&self.bridge, span))
             .collect();
         self.bridge.deliver_all(items).await
