@@ -72,7 +72,8 @@ impl ReceiverLimits {
 
     /// Largest request body as received (compressed or not); larger ones get
     /// HTTP 413. For gRPC the message limit is [`Self::max_decompressed_bytes`],
-    /// which tonic applies before and after decompression.
+    /// which the receiver applies to the message's length prefix (before any
+    /// of the message is buffered) and again while decompressing.
     pub const fn with_max_request_bytes(mut self, bytes: usize) -> Self {
         self.max_request_bytes = bytes;
         self

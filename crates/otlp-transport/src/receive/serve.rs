@@ -45,6 +45,12 @@ pub(crate) trait Handle: Clone + Send + 'static {
 /// stream window hyper's server grants by default).
 const MAX_FRAME_SIZE: u32 = 1 << 20;
 
+/// The HTTP/2 connection window the receivers grant (4 MiB; hyper's default
+/// is 1 MiB, the size of one stream's window): with several requests in
+/// flight on one connection, a request's frame is then rarely cut short by
+/// the shared window, so it still arrives whole.
+const CONNECTION_WINDOW: u32 = 4 << 20;
+
 /// Pause after a failed `accept` (for example too many open files) before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -83,6 +89,7 @@ pub(crate) async fn serve<H: Handle>(
         // reads. The window already bounds what a connection holds, so a
         // larger frame adds no memory a client could not already pin.
         .max_frame_size(MAX_FRAME_SIZE)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .keep_alive_interval(Some(Duration::from_secs(30)));
     if http2_only {
         builder = builder.http2_only();

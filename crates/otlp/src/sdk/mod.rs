@@ -6,11 +6,14 @@
 //! `tracing` + `tracing-opentelemetry`) switches to this toolkit by replacing
 //! its exporter with [`OtlpSpanProcessor`] / [`OtlpLogProcessor`]. Each
 //! finished span and emitted log record is encoded once, from `on_end` /
-//! `emit`, into the pipeline's batcher: the SDK's batch queue (and its silent
+//! `emit`, straight to the protobuf wire format (no opentelemetry-proto
+//! structs in between, byte for byte what they would encode to), into the
+//! pipeline's batcher: the SDK's batch queue (and its silent
 //! drops) is out of the path, and the data gets the pipeline's retries,
 //! bounded queue (memory or disk), overflow policy, self-metrics and exact
 //! accounting. The resource is encoded once (`set_resource`) and each
-//! instrumentation scope once (a bounded cache of 256 scopes).
+//! instrumentation scope once (a bounded cache of 256 scopes, which checks the
+//! last scope it served before hashing).
 //!
 //! | SDK extension point | type | path into the pipeline |
 //! |---------------------|------|-------------------------|
