@@ -80,12 +80,13 @@ enum Side {
 /// is one more `Bin` entry.
 #[derive(Clone, Copy, Debug)]
 enum Producer {
-    /// Run `bin` (built from `package`) with `args`, where `{endpoint}` becomes
-    /// the sink's URL for the scenario's protocol and `{count}` the item count.
+    /// Run `bin` (built from `package`) with `--signal`, `--protocol`,
+    /// `--endpoint` and `--count` from the scenario, then `extra`, where
+    /// `{count}` becomes the item count.
     Bin {
         package: &'static str,
         bin: &'static str,
-        args: &'static [&'static str],
+        extra: &'static [&'static str],
     },
     /// Not built yet: the scenario is listed, never measured or faked.
     // Every scenario has its producer today; the variant stays for the next
@@ -105,9 +106,34 @@ struct Scenario {
     producer: Producer,
     /// The peer scenario this one's ratios are taken against.
     baseline: &'static str,
+}
+
+// === impl Scenario ===
+
+impl Scenario {
     /// Whether the producer sends to an `otlp-client run` agent, which
     /// forwards to count-sink and is measured too (the relay).
-    relay: bool,
+    fn relay(&self) -> bool {
+        self.side == Side::Relay
+    }
+
+    /// The producer's command line: the scenario's signal and protocol, the
+    /// endpoint and count, then the producer's extra flags (`{count}` filled in).
+    fn producer_args(&self, extra: &[&str], endpoint: &str, count: u64) -> Vec<String> {
+        let count = count.to_string();
+        let mut args = vec![
+            "--signal".to_owned(),
+            self.signal.to_owned(),
+            "--protocol".to_owned(),
+            self.protocol.to_owned(),
+            "--endpoint".to_owned(),
+            endpoint.to_owned(),
+            "--count".to_owned(),
+            count.clone(),
+        ];
+        args.extend(extra.iter().map(|a| a.replace("{count}", &count)));
+        args
+    }
 }
 
 /// What one run measured.
@@ -156,19 +182,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "peer-otlp",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "grpc",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-            ],
+            extra: &[],
         },
         baseline: "peer-grpc-default",
-        relay: false,
     },
     Scenario {
         key: "peer-grpc-full",
@@ -179,21 +195,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "peer-otlp",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "grpc",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--queue",
-                "{count}",
-            ],
+            extra: &["--queue", "{count}"],
         },
         baseline: "peer-grpc-full",
-        relay: false,
     },
     Scenario {
         key: "peer-http-full",
@@ -204,21 +208,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "peer-otlp",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "http",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--queue",
-                "{count}",
-            ],
+            extra: &["--queue", "{count}"],
         },
         baseline: "peer-http-full",
-        relay: false,
     },
     Scenario {
         key: "peer-logs-grpc-full",
@@ -229,21 +221,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "peer-otlp",
-            args: &[
-                "--signal",
-                "logs",
-                "--protocol",
-                "grpc",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--queue",
-                "{count}",
-            ],
+            extra: &["--queue", "{count}"],
         },
         baseline: "peer-logs-grpc-full",
-        relay: false,
     },
     Scenario {
         key: "ours-sdk-grpc-default",
@@ -254,21 +234,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-sdk",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "grpc",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--overflow",
-                "default",
-            ],
+            extra: &["--overflow", "default"],
         },
         baseline: "peer-grpc-default",
-        relay: false,
     },
     Scenario {
         key: "ours-sdk-grpc-block",
@@ -279,21 +247,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-sdk",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "grpc",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--overflow",
-                "block",
-            ],
+            extra: &["--overflow", "block"],
         },
         baseline: "peer-grpc-full",
-        relay: false,
     },
     Scenario {
         key: "ours-sdk-http-block",
@@ -304,21 +260,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-sdk",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "http",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--overflow",
-                "block",
-            ],
+            extra: &["--overflow", "block"],
         },
         baseline: "peer-http-full",
-        relay: false,
     },
     Scenario {
         key: "ours-sdk-logs-grpc-block",
@@ -329,21 +273,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-sdk",
-            args: &[
-                "--signal",
-                "logs",
-                "--protocol",
-                "grpc",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--overflow",
-                "block",
-            ],
+            extra: &["--overflow", "block"],
         },
         baseline: "peer-logs-grpc-full",
-        relay: false,
     },
     Scenario {
         key: "ours-native-grpc",
@@ -354,21 +286,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "grpc",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--overflow",
-                "block",
-            ],
+            extra: &["--overflow", "block"],
         },
         baseline: "peer-grpc-full",
-        relay: false,
     },
     Scenario {
         key: "ours-native-http",
@@ -379,21 +299,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "http",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--overflow",
-                "block",
-            ],
+            extra: &["--overflow", "block"],
         },
         baseline: "peer-http-full",
-        relay: false,
     },
     Scenario {
         key: "ours-native-direct-grpc",
@@ -404,22 +312,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "grpc",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--overflow",
-                "block",
-                "--direct",
-            ],
+            extra: &["--overflow", "block", "--direct"],
         },
         baseline: "peer-grpc-full",
-        relay: false,
     },
     Scenario {
         key: "ours-native-direct-http",
@@ -430,22 +325,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "http",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--overflow",
-                "block",
-                "--direct",
-            ],
+            extra: &["--overflow", "block", "--direct"],
         },
         baseline: "peer-http-full",
-        relay: false,
     },
     Scenario {
         key: "ours-native-logs-grpc",
@@ -456,21 +338,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
-            args: &[
-                "--signal",
-                "logs",
-                "--protocol",
-                "grpc",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--overflow",
-                "block",
-            ],
+            extra: &["--overflow", "block"],
         },
         baseline: "peer-logs-grpc-full",
-        relay: false,
     },
     Scenario {
         key: "ours-native-preencoded-grpc",
@@ -481,23 +351,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "grpc",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--overflow",
-                "block",
-                "--preencoded",
-                "512",
-            ],
+            extra: &["--overflow", "block", "--preencoded", "512"],
         },
         baseline: "peer-grpc-full",
-        relay: false,
     },
     Scenario {
         key: "relay-grpc",
@@ -508,23 +364,9 @@ const SCENARIOS: &[Scenario] = &[
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
-            args: &[
-                "--signal",
-                "traces",
-                "--protocol",
-                "grpc",
-                "--endpoint",
-                "{endpoint}",
-                "--count",
-                "{count}",
-                "--overflow",
-                "block",
-                "--preencoded",
-                "512",
-            ],
+            extra: &["--overflow", "block", "--preencoded", "512"],
         },
         baseline: "peer-grpc-full",
-        relay: true,
     },
 ];
 
@@ -627,7 +469,7 @@ pub(crate) fn run(args: &[String]) -> Result {
         {
             packages.push(package);
         }
-        if s.relay && !packages.contains(&AGENT_PACKAGE) {
+        if s.relay() && !packages.contains(&AGENT_PACKAGE) {
             packages.push(AGENT_PACKAGE);
         }
     }
@@ -813,7 +655,7 @@ fn run_once(
     bin_dir: &Path,
     gnu_time: bool,
 ) -> Result<Run> {
-    let Producer::Bin { bin, args, .. } = s.producer else {
+    let Producer::Bin { bin, extra, .. } = s.producer else {
         return Err(format!("scenario {} has no producer yet", s.key));
     };
     let producer = bin_dir.join(bin);
@@ -824,7 +666,7 @@ fn run_once(
         if s.protocol == "grpc" { &grpc } else { &http }
     );
     // A relay puts the agent between producer and sink.
-    let agent = if s.relay {
+    let agent = if s.relay() {
         match Agent::start(
             &bin_dir.join(AGENT_BIN),
             s.protocol,
@@ -843,7 +685,7 @@ fn run_once(
     let endpoint = agent
         .as_ref()
         .map_or(sink_endpoint, |a| format!("http://{}", a.addr));
-    let producer_args = expand(args, &endpoint, opts.spans);
+    let producer_args = s.producer_args(extra, &endpoint, opts.spans);
     let time_file = std::env::temp_dir().join(format!("xtask-bench-{}.time", std::process::id()));
     let _ = fs::remove_file(&time_file);
     let mut cmd = if gnu_time {
@@ -1116,16 +958,6 @@ impl Agent {
             let _ = fs::remove_file(f);
         }
     }
-}
-
-/// A producer's arguments with `{endpoint}` and `{count}` filled in.
-fn expand(args: &[&str], endpoint: &str, count: u64) -> Vec<String> {
-    args.iter()
-        .map(|a| {
-            a.replace("{endpoint}", endpoint)
-                .replace("{count}", &count.to_string())
-        })
-        .collect()
 }
 
 /// What `/proc` polling saw of a running process.
@@ -1605,20 +1437,35 @@ mod tests {
     }
 
     #[test]
-    fn producer_args_get_the_endpoint_and_count() {
-        let a = expand(
-            &["--endpoint", "{endpoint}", "--queue", "{count}"],
-            "http://x:1",
-            5,
+    fn producer_args_carry_the_scenario_signal_protocol_endpoint_and_count() {
+        let peer = SCENARIOS
+            .iter()
+            .find(|s| s.key == "peer-logs-grpc-full")
+            .unwrap();
+        let Producer::Bin { extra, .. } = peer.producer else {
+            panic!("the peer has a producer");
+        };
+        assert_eq!(
+            peer.producer_args(extra, "http://x:1", 5),
+            [
+                "--signal",
+                "logs",
+                "--protocol",
+                "grpc",
+                "--endpoint",
+                "http://x:1",
+                "--count",
+                "5",
+                "--queue",
+                "5"
+            ]
         );
-        assert_eq!(a, ["--endpoint", "http://x:1", "--queue", "5"]);
         for s in SCENARIOS {
-            if let Producer::Bin { args, .. } = s.producer {
-                assert!(
-                    args.contains(&"{endpoint}") && args.contains(&"{count}"),
-                    "{}",
-                    s.key
-                );
+            if let Producer::Bin { extra, .. } = s.producer {
+                // The common flags come from the scenario, never twice.
+                for common in ["--signal", "--protocol", "--endpoint", "--count"] {
+                    assert!(!extra.contains(&common), "{}: {common}", s.key);
+                }
             }
         }
     }
@@ -1638,10 +1485,10 @@ mod tests {
     }
 
     #[test]
-    fn every_ours_scenario_has_a_producer_and_only_relays_use_the_agent() {
+    fn every_scenario_has_a_producer_and_only_the_relay_uses_the_agent() {
         for s in SCENARIOS {
             assert!(matches!(s.producer, Producer::Bin { .. }), "{}", s.key);
-            assert_eq!(s.relay, s.side == Side::Relay, "{}", s.key);
+            assert_eq!(s.relay(), s.key.starts_with("relay-"), "{}", s.key);
         }
         let relay = SCENARIOS.iter().find(|s| s.key == "relay-grpc").unwrap();
         assert_eq!(relay.protocol, "grpc");
@@ -1671,7 +1518,6 @@ mod tests {
         let relay = Scenario {
             key: "test-relay",
             side: Side::Relay,
-            relay: true,
             ..other
         };
         let relayed = Run {
