@@ -1,11 +1,14 @@
 //! The encoding floor: building opentelemetry-proto structs of the benchmark
-//! span shape and prost-encoding them, per span, as an exporter must at least do.
+//! span shape and prost-encoding them, per span, as an exporter must at least
+//! do; beside it, the same span written by `otlp::wire` from borrowed data
+//! (the same bytes, without the prost structs).
 
 #![allow(clippy::expect_used)] // Setup failures in a bench have no caller to report to: panic with the reason.
 #![allow(missing_docs)] // criterion_group! generates an undocumented `pub fn`.
 
 use std::hint::black_box;
 
+use bytes::BytesMut;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest,
@@ -31,6 +34,21 @@ fn build_and_encode(c: &mut Criterion) {
             buf.clear();
             span.encode(&mut buf).expect("a Vec grows as needed");
             black_box(buf.len())
+        })
+    });
+    let direct = shape::DirectShape::new();
+    let mut wire_buf = BytesMut::with_capacity(1024);
+    g.bench_function("wire_encode_one_span", |b| {
+        let mut i = 0u64;
+        b.iter(|| {
+            i += 1;
+            let mut trace_id = [0u8; 16];
+            trace_id[..8].copy_from_slice(&i.to_le_bytes());
+            direct.with_span(&trace_id, &i.to_le_bytes(), black_box(i), |span| {
+                wire_buf.clear();
+                span.encode(&mut wire_buf);
+                black_box(wire_buf.len())
+            })
         })
     });
     g.throughput(Throughput::Elements(SPANS));
