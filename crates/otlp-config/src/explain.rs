@@ -299,7 +299,10 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{env::Env, source::Flags};
+    use crate::{
+        env::Env,
+        source::{ConfigFile, Flags},
+    };
 
     #[test]
     fn explain_names_each_source_and_redacts_secrets() {
@@ -338,5 +341,32 @@ mod tests {
         );
         let parsed: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(parsed["signals"][1]["endpoint_from"], "endpoint");
+    }
+
+    #[test]
+    fn explain_names_the_source_of_each_receiver_tls_file() {
+        let file = ConfigFile::parse(
+            "/etc/otlp/c.yaml",
+            "receivers:\n  grpc: 127.0.0.1:4317\n  tls:\n    cert_file: tls/cert.pem\n    key_file: tls/key.pem\n",
+        )
+        .unwrap();
+        let ex = explain(&Sources::new().with_file(file));
+        let entry = |key: &str| ex.entries.iter().find(|e| e.key == key).unwrap();
+        let cert = entry("receivers.tls.cert_file");
+        assert_eq!(cert.value, "/etc/otlp/tls/cert.pem");
+        assert!(
+            matches!(cert.source, Source::File { line: 4, .. }),
+            "{cert:?}"
+        );
+        assert_eq!(
+            entry("receivers.tls.key_file").value,
+            "/etc/otlp/tls/key.pem"
+        );
+        let ca = entry("receivers.tls.client_ca_file");
+        assert_eq!(
+            (ca.value.as_str(), &ca.source),
+            ("(unset)", &Source::Default)
+        );
+        assert!(ex.render_text().contains("receivers.tls.cert_file"));
     }
 }

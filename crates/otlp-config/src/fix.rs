@@ -360,6 +360,22 @@ mod tests {
     }
 
     #[test]
+    fn receiver_tls_files_are_never_touched_even_when_missing() {
+        // A missing file is an error the user must fix; autofix never guesses a path.
+        let text = "receivers:\n  grpc: 127.0.0.1:4317\n  tls:\n    cert_file: /nonexistent/cert.pem\n    key_file: \"\"\n    client_ca_file: /nonexistent/ca.pem\n";
+        let out = fix(text);
+        assert_eq!(out.text, text);
+        assert!(out.fixes.is_empty(), "{:?}", out.fixes);
+        assert!(
+            out.remaining
+                .iter()
+                .any(|p| p.path == "receivers.tls.cert_file"),
+            "{:?}",
+            out.remaining
+        );
+    }
+
+    #[test]
     fn what_the_user_clearly_meant_is_left_alone() {
         // A unit-less timeout is ambiguous (seconds or ms?) and a zero batch timeout is no seed fix.
         let text = "endpoint: http://collector:4317\nbatch:\n  batch_timeout: 0s\ntimeout: 10\n";

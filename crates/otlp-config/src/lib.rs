@@ -6,7 +6,8 @@
 //! settings from the plain structs of [`Config`]: per-signal
 //! [`SignalConfig`] for the transports, [`RetryConfig`] for resilience,
 //! [`BatchConfig`] and [`QueueConfig`] for the pipeline, [`AdminConfig`] and
-//! [`ReceiversConfig`] for the agent. The `otlp-client` commands
+//! [`ReceiversConfig`] (with its server-side [`ReceiverTlsConfig`]) for the
+//! agent. The `otlp-client` commands
 //! `validate-config` and `explain-config` are thin wrappers over
 //! [`validate_file`], [`fix_file`] and [`explain_config`], which return the exit
 //! code and the text to print.
@@ -87,8 +88,8 @@ pub use self::{
     model::{
         AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN, DEFAULT_GRPC_ENDPOINT,
         DEFAULT_HTTP_ENDPOINT, DEFAULT_RECEIVER_GRPC, DEFAULT_RECEIVER_HTTP, Overflow,
-        PersistentConfig, Preset, Protocol, QueueConfig, ReceiversConfig, RetryConfig,
-        SignalConfig, TlsConfig, TuningConfig,
+        PersistentConfig, Preset, Protocol, QueueConfig, ReceiverTlsConfig, ReceiversConfig,
+        RetryConfig, SignalConfig, TlsConfig, TuningConfig,
     },
     resolve::{
         DEFAULT_CONNECT_TIMEOUT, DEFAULT_MEMORY_LIMIT, DEFAULT_PERSISTENT_MAX_BYTES,

@@ -193,6 +193,26 @@ pub struct ReceiversConfig {
     pub grpc: Option<SocketAddr>,
     /// OTLP/HTTP listen address.
     pub http: Option<SocketAddr>,
+    /// Server-side TLS of both receivers (`receivers.tls`); `None` serves plaintext.
+    pub tls: Option<ReceiverTlsConfig>,
+}
+
+/// Server-side TLS of the agent's receivers, as the OpenTelemetry
+/// Collector's `tls` receiver settings.
+///
+/// Paths written in a config file are resolved against the file's directory.
+/// The validator requires both files and checks that they hold PEM of the
+/// right kind; with `client_ca_file` every client must present a certificate
+/// signed by it (mutual TLS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiverTlsConfig {
+    /// PEM file of the server certificate chain (leaf first).
+    pub cert_file: PathBuf,
+    /// PEM file of the server private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM file of the CA certificate(s) client certificates must chain to;
+    /// when set, clients without such a certificate are refused (mutual TLS).
+    pub client_ca_file: Option<PathBuf>,
 }
 
 /// A named starting point for the batch, queue and tuning settings.

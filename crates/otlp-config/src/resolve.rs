@@ -17,7 +17,7 @@ use crate::{
     model::{
         AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN, DEFAULT_RECEIVER_GRPC,
         DEFAULT_RECEIVER_HTTP, Overflow, PersistentConfig, Preset, Protocol, QueueConfig,
-        ReceiversConfig, RetryConfig, SignalConfig, TlsConfig, TuningConfig,
+        ReceiverTlsConfig, ReceiversConfig, RetryConfig, SignalConfig, TlsConfig, TuningConfig,
     },
     schema::{self, Kind},
     source::{ConfigFile, Flags, Problem, Raw, Setting, Severity, Source},
@@ -471,14 +471,20 @@ impl Reader<'_> {
         let http = self.addr("receivers.http");
         let grpc_set = self.is_set("receivers.grpc");
         let http_set = self.is_set("receivers.http");
+        let receiver_tls = self.receiver_tls();
         let receivers = if receivers_enabled == Some(false) {
             None
         } else if grpc_set || http_set {
-            Some(ReceiversConfig { grpc, http })
+            Some(ReceiversConfig {
+                grpc,
+                http,
+                tls: receiver_tls,
+            })
         } else if receivers_enabled == Some(true) {
             Some(ReceiversConfig {
                 grpc: Some(const_addr(DEFAULT_RECEIVER_GRPC, 4317, true)),
                 http: Some(const_addr(DEFAULT_RECEIVER_HTTP, 4318, true)),
+                tls: receiver_tls,
             })
         } else {
             None
@@ -571,6 +577,19 @@ impl Reader<'_> {
             endpoints,
         };
         (config, sources)
+    }
+
+    /// `receivers.tls`: TLS only when both the certificate and the key are
+    /// set; a half-set section is reported by the validator.
+    fn receiver_tls(&mut self) -> Option<ReceiverTlsConfig> {
+        let cert_file = self.path("receivers.tls.cert_file");
+        let key_file = self.path("receivers.tls.key_file");
+        let client_ca_file = self.path("receivers.tls.client_ca_file");
+        Some(ReceiverTlsConfig {
+            cert_file: cert_file?,
+            key_file: key_file?,
+            client_ca_file,
+        })
     }
 
     fn tls(&mut self, section: &str) -> TlsConfig {
@@ -872,7 +891,7 @@ fn validate(
             continue;
         };
         let want = match field {
-            "ca_file" | "cert_file" => "CERTIFICATE",
+            "ca_file" | "cert_file" | "client_ca_file" => "CERTIFICATE",
             "key_file" => "PRIVATE KEY",
             _ => continue,
         };
@@ -1119,6 +1138,53 @@ fn validate(
                 )
                 .hint("use 4317 for gRPC and 4318 for HTTP"),
             );
+        }
+    }
+    check_receiver_tls(problems, settings, config.receivers.is_some(), &src);
+}
+
+/// `receivers.tls`: the certificate and key come together, a client CA needs
+/// both, and TLS settings without a receiver would be ignored. The files
+/// themselves are checked with every other TLS file (exist, readable, PEM).
+fn check_receiver_tls(
+    problems: &mut Vec<Problem>,
+    settings: &BTreeMap<String, Setting>,
+    receivers_on: bool,
+    src: &dyn Fn(&str) -> Source,
+) {
+    const CERT: &str = "receivers.tls.cert_file";
+    const KEY: &str = "receivers.tls.key_file";
+    const CLIENT_CA: &str = "receivers.tls.client_ca_file";
+    let (cert, key, client_ca) = (
+        settings.contains_key(CERT),
+        settings.contains_key(KEY),
+        settings.contains_key(CLIENT_CA),
+    );
+    if cert != key {
+        let (have, missing) = if cert { (CERT, KEY) } else { (KEY, CERT) };
+        problems.push(
+            Problem::error(have, &src(have), format!("{have} is set without {missing}"))
+                .hint("receiver TLS needs both the server certificate chain and its private key; set both, or remove receivers.tls for plaintext"),
+        );
+    }
+    if client_ca && !(cert && key) {
+        problems.push(
+            Problem::error(
+                CLIENT_CA,
+                &src(CLIENT_CA),
+                "client_ca_file is set but receiver TLS is off (no cert_file and key_file)",
+            )
+            .hint("mutual TLS needs the server's own certificate too: set receivers.tls.cert_file and receivers.tls.key_file"),
+        );
+    }
+    if !receivers_on {
+        for k in [CERT, KEY, CLIENT_CA] {
+            if settings.contains_key(k) {
+                problems.push(
+                    Problem::warning(k, &src(k), "receiver TLS is set but agent mode is off, so no receiver uses it")
+                        .hint("set receivers.grpc / receivers.http (or receivers.enabled: true), or remove receivers.tls"),
+                );
+            }
         }
     }
 }

@@ -179,3 +179,100 @@ fn empty_values_and_wrong_types_are_errors_with_hints() {
     );
     assert!(r.problems.iter().all(|p| p.hint.is_some()));
 }
+
+/// A directory holding `cert.pem`, `key.pem` and `ca.pem` with PEM blocks of
+/// the right kind (the validator reads the block headers only).
+fn receiver_tls_files() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    std::fs::write(dir.path().join("cert.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("ca.pem"), cert).unwrap();
+    std::fs::write(
+        dir.path().join("key.pem"),
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn receiver_tls_resolves_with_cert_key_and_optional_client_ca() {
+    let dir = receiver_tls_files();
+    let d = dir.path().display();
+    let r = resolve_yaml(&format!(
+        "receivers:\n  grpc: 127.0.0.1:4317\n  tls:\n    cert_file: {d}/cert.pem\n    key_file: {d}/key.pem\n"
+    ));
+    assert!(r.is_valid(), "{:?}", r.problems);
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    let tls = r.config.receivers.unwrap().tls.unwrap();
+    assert_eq!(tls.cert_file, dir.path().join("cert.pem"));
+    assert_eq!(tls.key_file, dir.path().join("key.pem"));
+    assert_eq!(tls.client_ca_file, None);
+
+    let r = resolve_yaml(&format!(
+        "receivers:\n  enabled: true\n  tls:\n    cert_file: {d}/cert.pem\n    key_file: {d}/key.pem\n    client_ca_file: {d}/ca.pem\n"
+    ));
+    assert!(r.is_valid(), "{:?}", r.problems);
+    let tls = r.config.receivers.unwrap().tls.unwrap();
+    assert_eq!(tls.client_ca_file, Some(dir.path().join("ca.pem")));
+
+    let r = resolve_yaml("receivers:\n  grpc: 127.0.0.1:4317\n");
+    assert_eq!(r.config.receivers.unwrap().tls, None);
+}
+
+#[test]
+fn receiver_tls_validation_lists_every_problem_with_a_fix() {
+    let dir = receiver_tls_files();
+    let d = dir.path().display();
+    // Key missing, a client CA that does not exist, and a cert that is a key.
+    let r = resolve_yaml(&format!(
+        "receivers:\n  grpc: 127.0.0.1:4317\n  tls:\n    cert_file: {d}/key.pem\n    client_ca_file: {d}/missing.pem\n"
+    ));
+    assert!(!r.is_valid());
+    let errors: Vec<_> = r.errors().collect();
+    let find = |path: &str, needle: &str| {
+        errors
+            .iter()
+            .find(|p| p.path == path && p.message.contains(needle))
+            .unwrap_or_else(|| panic!("no '{needle}' at {path} in {errors:?}"))
+    };
+    let p = find(
+        "receivers.tls.cert_file",
+        "set without receivers.tls.key_file",
+    );
+    assert!(p.hint.as_deref().unwrap().contains("set both"));
+    assert!(matches!(p.source, Source::File { line: 4, .. }), "{p:?}");
+    find("receivers.tls.cert_file", "holds no PEM CERTIFICATE block");
+    find("receivers.tls.client_ca_file", "cannot read");
+    find("receivers.tls.client_ca_file", "receiver TLS is off");
+
+    // Only the key: the message names the missing certificate.
+    let r = resolve_yaml(&format!(
+        "receivers:\n  grpc: 127.0.0.1:4317\n  tls:\n    key_file: {d}/key.pem\n"
+    ));
+    let p = r.errors().next().unwrap();
+    assert_eq!(p.path, "receivers.tls.key_file");
+    assert!(
+        p.message.contains("without receivers.tls.cert_file"),
+        "{p:?}"
+    );
+    assert_eq!(r.config.receivers.unwrap().tls, None);
+}
+
+#[test]
+fn receiver_tls_without_a_receiver_warns_that_it_is_ignored() {
+    let dir = receiver_tls_files();
+    let d = dir.path().display();
+    let r = resolve_yaml(&format!(
+        "receivers:\n  enabled: false\n  tls:\n    cert_file: {d}/cert.pem\n    key_file: {d}/key.pem\n"
+    ));
+    assert!(r.is_valid(), "{:?}", r.problems);
+    assert_eq!(r.config.receivers, None);
+    let warned: Vec<_> = r.problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        warned,
+        ["receivers.tls.cert_file", "receivers.tls.key_file"],
+        "{:?}",
+        r.problems
+    );
+}

@@ -82,7 +82,7 @@ macro_rules! signal_keys {
     };
 }
 
-const GENERAL: [KeyDef; 35] = [
+const GENERAL: [KeyDef; 38] = [
     KeyDef {
         key: "preset",
         kind: Kind::Enum(PRESETS),
@@ -254,6 +254,21 @@ const GENERAL: [KeyDef; 35] = [
         doc: "agent OTLP/HTTP listen address",
     },
     KeyDef {
+        key: "receivers.tls.cert_file",
+        kind: Kind::Path,
+        doc: "receiver server certificate chain PEM (turns on TLS)",
+    },
+    KeyDef {
+        key: "receivers.tls.key_file",
+        kind: Kind::Path,
+        doc: "receiver server private key PEM",
+    },
+    KeyDef {
+        key: "receivers.tls.client_ca_file",
+        kind: Kind::Path,
+        doc: "CA PEM client certificates must chain to (mutual TLS)",
+    },
+    KeyDef {
         key: "endpoints",
         kind: Kind::UrlList,
         doc: "extra upstream base URLs to balance across",
@@ -274,6 +289,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "tuning",
     "admin",
     "receivers",
+    "receivers.tls",
     "traces",
     "metrics",
     "logs",
@@ -410,7 +426,7 @@ mod tests {
             }
             assert!(!d.doc.is_empty(), "{}", d.key);
         }
-        assert_eq!(keys().count(), 35 + 27);
+        assert_eq!(keys().count(), 38 + 27);
     }
 
     #[test]

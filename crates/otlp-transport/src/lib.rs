@@ -42,7 +42,7 @@
 //! | `http-json` | no | OTLP/HTTP with JSON bodies (re-encodes through the generated types) |
 //! | `gzip` | yes | gzip request compression |
 //! | `zstd` | no | zstd request compression |
-//! | `tls` | no | `https://` endpoints with rustls: custom CA, mTLS, system roots; TLS step of `diagnose` |
+//! | `tls` | no | `https://` endpoints with rustls: custom CA, mTLS, system roots; TLS step of `diagnose`; receivers serving TLS and mTLS ([`ReceiverTls`]) |
 
 pub mod diagnose;
 mod error;
@@ -64,6 +64,6 @@ pub use self::{
 mod receive;
 #[cfg(feature = "grpc")]
 pub use self::receive::GrpcReceiver;
-pub use self::receive::{BoundReceiver, ReceiveError, ReceiverLimits};
+pub use self::receive::{BoundReceiver, ReceiveError, ReceiverLimits, ReceiverTls};
 #[cfg(feature = "http")]
 pub use self::receive::{GetHandler, HttpReceiver};

@@ -10,7 +10,7 @@ use otlp_pipeline::{
     BatchConfig, DiskQueueConfig, FsyncPolicy, Overflow, PipelineConfig, QueueConfig,
 };
 use otlp_resilience::{ConcurrencyPolicy, RetryPolicy};
-use otlp_transport::{Compression, ExporterConfig, Protocol, TlsConfig};
+use otlp_transport::{Compression, ExporterConfig, Protocol, ReceiverTls, TlsConfig};
 
 use crate::OtlpError;
 
@@ -20,6 +20,17 @@ use crate::OtlpError;
 /// a producer would otherwise have waited on the network.
 fn block_deadline(config: &Config) -> Duration {
     config.signal(Signal::Traces).timeout
+}
+
+/// The server-side TLS of the agent's receivers (`receivers.tls`), or `None`
+/// for plaintext (also when agent mode is off).
+pub(crate) fn receiver_tls(config: &Config) -> Option<ReceiverTls> {
+    let tls = config.receivers.as_ref()?.tls.as_ref()?;
+    let server = ReceiverTls::new(&tls.cert_file, &tls.key_file);
+    Some(match &tls.client_ca_file {
+        Some(ca) => server.with_client_ca_file(ca),
+        None => server,
+    })
 }
 
 /// The exporter settings of one signal.
@@ -120,5 +131,48 @@ pub(crate) fn pipeline_config(config: &Config) -> PipelineConfig {
             }),
         },
         workers: config.tuning.max_concurrency.max(1),
+    }
+}
+
+#[cfg(test)]
+mod receiver_tls_tests {
+    use std::path::Path;
+
+    use otlp_config::{ReceiverTlsConfig, ReceiversConfig};
+
+    use super::*;
+
+    #[test]
+    fn receiver_tls_maps_every_file_and_none_means_plaintext() {
+        let mut config = Config::default();
+        assert_eq!(receiver_tls(&config), None);
+        config.receivers = Some(ReceiversConfig {
+            grpc: None,
+            http: None,
+            tls: None,
+        });
+        assert_eq!(receiver_tls(&config), None);
+        let tls = ReceiverTlsConfig {
+            cert_file: "/tls/server.pem".into(),
+            key_file: "/tls/server.key".into(),
+            client_ca_file: None,
+        };
+        if let Some(r) = config.receivers.as_mut() {
+            r.tls = Some(tls.clone());
+        }
+        let got = receiver_tls(&config).unwrap();
+        assert_eq!(got.cert_file(), Path::new("/tls/server.pem"));
+        assert_eq!(got.key_file(), Path::new("/tls/server.key"));
+        assert_eq!(got.client_ca_file(), None);
+        if let Some(r) = config.receivers.as_mut() {
+            r.tls = Some(ReceiverTlsConfig {
+                client_ca_file: Some("/tls/ca.pem".into()),
+                ..tls
+            });
+        }
+        assert_eq!(
+            receiver_tls(&config).unwrap().client_ca_file(),
+            Some(Path::new("/tls/ca.pem"))
+        );
     }
 }

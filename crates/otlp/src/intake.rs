@@ -62,6 +62,15 @@ impl Intake {
         self.durable = durable;
         self
     }
+
+    /// The TLS the receivers feeding an intake serve with, from
+    /// `receivers.tls` of `config`; `None` serves plaintext. Pass it to the
+    /// receivers' `with_tls`. Serving it needs otlp's `tls` feature;
+    /// without it the receivers' `bind` fails with
+    /// [`ReceiveError::TlsFeatureDisabled`](otlp_transport::ReceiveError::TlsFeatureDisabled).
+    pub fn receiver_tls(config: &otlp_config::Config) -> Option<otlp_transport::ReceiverTls> {
+        crate::convert::receiver_tls(config)
+    }
 }
 
 fn map(res: Result<(), TrySendError>) -> Result<ExportResponse, IntakeError> {

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use otlp::{
-    Otlp,
+    Intake, Otlp,
     config::{DEFAULT_RECEIVER_GRPC, DEFAULT_RECEIVER_HTTP, Env},
     observability::{AdminServer, AdminState, LogRing},
     transport::{GrpcReceiver, HttpReceiver},
@@ -45,6 +45,10 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
             parse_addr(DEFAULT_RECEIVER_HTTP),
         ),
     };
+    // Both receivers serve TLS when `receivers.tls` is set; the admin server
+    // stays plaintext (it is meant for the node's probes and scrapers).
+    let tls = Intake::receiver_tls(&config);
+    let scheme = if tls.is_some() { "tls" } else { "plaintext" };
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -73,9 +77,13 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
         }
     }
     if let Some(addr) = grpc_addr {
-        match GrpcReceiver::new(otlp.intake()).bind(addr).await {
+        let mut receiver = GrpcReceiver::new(otlp.intake());
+        if let Some(tls) = &tls {
+            receiver = receiver.with_tls(tls.clone());
+        }
+        match receiver.bind(addr).await {
             Ok(rx) => {
-                tracing::info!(addr = %rx.local_addr(), "OTLP/gRPC receiver listening");
+                tracing::info!(addr = %rx.local_addr(), transport = scheme, "OTLP/gRPC receiver listening");
                 let stop = stopped();
                 tasks.push(tokio::spawn(async move { rx.serve(stop).await }));
             }
@@ -86,9 +94,13 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
         }
     }
     if let Some(addr) = http_addr {
-        match HttpReceiver::new(otlp.intake()).bind(addr).await {
+        let mut receiver = HttpReceiver::new(otlp.intake());
+        if let Some(tls) = &tls {
+            receiver = receiver.with_tls(tls.clone());
+        }
+        match receiver.bind(addr).await {
             Ok(rx) => {
-                tracing::info!(addr = %rx.local_addr(), "OTLP/HTTP receiver listening");
+                tracing::info!(addr = %rx.local_addr(), transport = scheme, "OTLP/HTTP receiver listening");
                 let stop = stopped();
                 tasks.push(tokio::spawn(async move { rx.serve(stop).await }));
             }

@@ -31,6 +31,24 @@ pub enum ReceiveError {
         /// How to fix it.
         fix: &'static str,
     },
+    /// A TLS file of the receiver could not be used.
+    #[error("receiver tls {setting} '{path}': {reason}")]
+    Tls {
+        /// The setting the file came from (`cert_file`, `key_file`, `client_ca_file`).
+        setting: &'static str,
+        /// The file's path.
+        path: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+    /// TLS was asked for but otlp-transport was built without feature `tls`.
+    #[error(
+        "receiver tls (cert_file '{cert_file}') needs otlp-transport's `tls` feature, which this build lacks; rebuild with feature `tls` or remove the receiver tls settings to serve plaintext"
+    )]
+    TlsFeatureDisabled {
+        /// The configured certificate file.
+        cert_file: String,
+    },
     /// The gRPC reflection service could not load the OTLP descriptors.
     #[error(
         "cannot build the gRPC reflection service: {0}; this is a build problem of otlp-transport, report it"

@@ -30,7 +30,7 @@ use tonic_health::{
 use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
 use crate::receive::{
-    BoundReceiver, ReceiveError, ReceiverLimits,
+    BoundReceiver, ReceiveError, ReceiverLimits, ReceiverTls,
     dispatch::{self, Refusal},
     rpc,
     serve::{self, Handle},
@@ -93,6 +93,7 @@ const RETRY_INFO_TRAILER: &str = "google.rpc.retryinfo-bin";
 pub struct GrpcReceiver<S> {
     inner: S,
     limits: ReceiverLimits,
+    tls: Option<ReceiverTls>,
 }
 
 type GrpcService = BoxCloneSyncService<Request<Incoming>, Response<tonic::body::Body>, Infallible>;
@@ -135,6 +136,7 @@ where
         Self {
             inner,
             limits: ReceiverLimits::new(),
+            tls: None,
         }
     }
 
@@ -149,16 +151,24 @@ where
         &self.limits
     }
 
+    /// Serves TLS with `tls` (feature `tls`); see [`ReceiverTls`].
+    pub fn with_tls(mut self, tls: ReceiverTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Validates the limits, prepares health and reflection, and binds `addr`
     /// (port 0 picks a free port).
     ///
     /// # Errors
     ///
     /// [`ReceiveError::InvalidLimit`] for a limit that would refuse every
-    /// request, [`ReceiveError::Reflection`] if the descriptors cannot be
+    /// request, [`ReceiveError::Tls`] for a TLS file that cannot be used
+    /// ([`ReceiveError::TlsFeatureDisabled`] without feature `tls`), [`ReceiveError::Reflection`] if the descriptors cannot be
     /// loaded, [`ReceiveError::Bind`] when the address cannot be bound.
     pub async fn bind(self, addr: SocketAddr) -> Result<BoundReceiver<S>, ReceiveError> {
         self.limits.validate()?;
+        let tls = self.tls.as_ref().map(ReceiverTls::acceptor).transpose()?;
         let reporter = HealthReporter::new();
         for signal in Signal::ALL {
             reporter
@@ -193,6 +203,7 @@ where
             listener,
             local_addr,
             self.limits,
+            tls,
             router,
         ))
     }

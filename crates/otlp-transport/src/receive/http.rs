@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tower::Service;
 
 use crate::receive::{
-    BoundReceiver, ReceiveError, ReceiverLimits,
+    BoundReceiver, ReceiveError, ReceiverLimits, ReceiverTls,
     body::{self, BodyError, Encoding},
     dispatch::{self, Refusal},
     rpc::{self, code},
@@ -69,6 +69,7 @@ use crate::receive::{
 pub struct HttpReceiver<S> {
     inner: S,
     limits: ReceiverLimits,
+    tls: Option<ReceiverTls>,
     routes: Vec<GetRoute>,
 }
 
@@ -126,6 +127,7 @@ where
         Self {
             inner,
             limits: ReceiverLimits::new(),
+            tls: None,
             routes: Vec::new(),
         }
     }
@@ -151,14 +153,22 @@ where
         &self.limits
     }
 
+    /// Serves TLS with `tls` (feature `tls`); see [`ReceiverTls`].
+    pub fn with_tls(mut self, tls: ReceiverTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
     /// Validates the limits and binds `addr` (port 0 picks a free port).
     ///
     /// # Errors
     ///
     /// [`ReceiveError::InvalidLimit`] for a limit that would refuse every
-    /// request, [`ReceiveError::Bind`] when the address cannot be bound.
+    /// request, [`ReceiveError::Tls`] for a TLS file that cannot be used
+    /// ([`ReceiveError::TlsFeatureDisabled`] without feature `tls`), [`ReceiveError::Bind`] when the address cannot be bound.
     pub async fn bind(self, addr: SocketAddr) -> Result<BoundReceiver<S>, ReceiveError> {
         self.limits.validate()?;
+        let tls = self.tls.as_ref().map(ReceiverTls::acceptor).transpose()?;
         let (listener, local_addr) = serve::bind(addr).await?;
         let handler = HttpHandler {
             inner: self.inner,
@@ -172,6 +182,7 @@ where
             listener,
             local_addr,
             self.limits,
+            tls,
             handler,
         ))
     }

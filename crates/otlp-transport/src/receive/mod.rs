@@ -11,6 +11,11 @@
 //! Both receivers bind first ([`GrpcReceiver::bind`], [`HttpReceiver::bind`]),
 //! which gives the local address (port 0 works), then
 //! [`BoundReceiver::serve`] runs until a shutdown future resolves.
+//!
+//! With [`ReceiverTls`] (`with_tls` on either receiver, feature `tls`) a
+//! receiver serves TLS, optionally requiring client certificates (mutual
+//! TLS). Each connection's handshake runs on its own task, bounded by the
+//! header read timeout; without feature `tls`, asking for TLS fails `bind`.
 
 use std::{fmt, future::Future, net::SocketAddr};
 
@@ -31,12 +36,13 @@ mod json;
 mod limits;
 mod rpc;
 mod serve;
+mod tls;
 
 #[cfg(feature = "grpc")]
 pub use self::grpc::GrpcReceiver;
 #[cfg(feature = "http")]
 pub use self::http::{GetHandler, HttpReceiver};
-pub use self::{error::ReceiveError, limits::ReceiverLimits};
+pub use self::{error::ReceiveError, limits::ReceiverLimits, tls::ReceiverTls};
 
 /// A receiver bound to its socket, ready to serve.
 ///
@@ -81,6 +87,7 @@ pub struct BoundReceiver<S> {
     listener: TcpListener,
     local_addr: SocketAddr,
     limits: ReceiverLimits,
+    tls: Option<tls::Acceptor>,
     protocol: Protocol<S>,
 }
 
@@ -108,12 +115,14 @@ where
         listener: TcpListener,
         local_addr: SocketAddr,
         limits: ReceiverLimits,
+        tls: Option<tls::Acceptor>,
         router: grpc::GrpcRouter<S>,
     ) -> Self {
         Self {
             listener,
             local_addr,
             limits,
+            tls,
             protocol: Protocol::Grpc(router),
         }
     }
@@ -123,12 +132,14 @@ where
         listener: TcpListener,
         local_addr: SocketAddr,
         limits: ReceiverLimits,
+        tls: Option<tls::Acceptor>,
         handler: http::HttpHandler<S>,
     ) -> Self {
         Self {
             listener,
             local_addr,
             limits,
+            tls,
             protocol: Protocol::Http(handler),
         }
     }
@@ -136,6 +147,11 @@ where
     /// The address the receiver listens on (with the real port when 0 was asked).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Whether connections are served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Serves until `shutdown` resolves, then stops accepting, lets open
@@ -151,19 +167,22 @@ where
         let Self {
             listener,
             limits,
+            tls,
             protocol,
             ..
         } = self;
         match protocol {
             #[cfg(feature = "grpc")]
-            Protocol::Grpc(router) => serve::serve(listener, limits, true, router, shutdown).await,
+            Protocol::Grpc(router) => {
+                serve::serve(listener, limits, tls, true, router, shutdown).await
+            }
             #[cfg(feature = "http")]
             Protocol::Http(handler) => {
-                serve::serve(listener, limits, false, handler, shutdown).await
+                serve::serve(listener, limits, tls, false, handler, shutdown).await
             }
             #[cfg(not(any(feature = "grpc", feature = "http")))]
             Protocol::None(_) => {
-                let _ = (listener, limits);
+                let _ = (listener, limits, tls);
                 shutdown.await
             }
         }

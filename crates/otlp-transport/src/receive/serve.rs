@@ -1,5 +1,6 @@
-//! The accept loop both receivers share: connection limit, first-request
-//! deadline, HTTP/1 header read timeout, and graceful shutdown.
+//! The accept loop both receivers share: connection limit, TLS handshake
+//! (on the connection's task, bounded), first-request deadline, HTTP/1
+//! header read timeout, and graceful shutdown.
 
 use std::{
     convert::Infallible,
@@ -18,9 +19,14 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::conn::auto,
 };
-use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+    sync::Semaphore,
+    task::JoinSet,
+};
 
-use crate::receive::{ReceiveError, ReceiverLimits};
+use crate::receive::{ReceiveError, ReceiverLimits, tls::Acceptor};
 
 /// A request handler served on each connection (the gRPC router or the HTTP handler).
 pub(crate) trait Handle: Clone + Send + 'static {
@@ -66,10 +72,12 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), 
 }
 
 /// Serves `handler` on every accepted connection until `shutdown` resolves,
-/// then drains open connections for up to the shutdown grace.
+/// then drains open connections for up to the shutdown grace. With `tls`,
+/// each connection first completes a TLS handshake on its own task.
 pub(crate) async fn serve<H: Handle>(
     listener: TcpListener,
     limits: ReceiverLimits,
+    tls: Option<Acceptor>,
     http2_only: bool,
     handler: H,
     shutdown: impl Future<Output = ()> + Send,
@@ -127,8 +135,9 @@ pub(crate) async fn serve<H: Handle>(
                     stop: stop_rx.clone(),
                     peer,
                 };
+                let tls = tls.clone();
                 tasks.spawn(async move {
-                    conn.run(stream).await;
+                    conn.start(stream, tls).await;
                     drop(permit);
                 });
             }
@@ -165,7 +174,41 @@ struct Conn<H> {
 // === impl Conn ===
 
 impl<H: Handle> Conn<H> {
-    async fn run(mut self, stream: tokio::net::TcpStream) {
+    /// Runs the TLS handshake when `tls` is set, then serves the connection.
+    ///
+    /// The handshake is bounded by the first-request deadline (the header
+    /// read timeout), so a client that sends nothing, sends plaintext, or
+    /// trickles its hello holds only this task and its connection slot, and
+    /// only until then. Failures are the client's problem, not the agent's:
+    /// they are logged at debug with the peer and counted nowhere.
+    async fn start(self, stream: TcpStream, tls: Option<Acceptor>) {
+        let Some(acceptor) = tls else {
+            return self.run(stream).await;
+        };
+        #[cfg(feature = "tls")]
+        {
+            match tokio::time::timeout(self.first_request_deadline, acceptor.0.accept(stream)).await
+            {
+                Ok(Ok(tls)) => self.run(tls).await,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %self.peer, error = %e, "tls handshake failed");
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %self.peer, timeout = ?self.first_request_deadline, "closing connection: tls handshake not completed in time");
+                }
+            }
+        }
+        #[cfg(not(feature = "tls"))]
+        {
+            let _ = stream;
+            match acceptor {}
+        }
+    }
+
+    async fn run<I>(mut self, stream: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let started = Arc::new(AtomicBool::new(false));
         let svc = {
             let started = started.clone();

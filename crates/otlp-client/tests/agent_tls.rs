@@ -1,0 +1,259 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The agent (`otlp-client run`) serving its receivers over TLS and mutual
+//! TLS (`receivers.tls`): `otlp-client send` and the official OpenTelemetry
+//! Python gRPC exporter deliver through it with the test CA; a client without
+//! a certificate is refused under mTLS. Real processes, 127.0.0.1 only,
+//! certificates made by rcgen in the test, bounded waits.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+mod common;
+
+use common::*;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
+struct Pki {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Self {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "agent tls test ca");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::from_params(&ca_params, &ca_key);
+        let leaf = |names: &[&str]| {
+            let params =
+                CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                    .unwrap();
+            let key = KeyPair::generate().unwrap();
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (server_cert, server_key) = leaf(&["127.0.0.1", "localhost"]);
+        let (client_cert, client_key) = leaf(&["client"]);
+        let write = |name: &str, pem: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, pem).unwrap();
+            p
+        };
+        Pki {
+            ca: write("ca.pem", &ca_cert.pem()),
+            server_cert: write("server.pem", &server_cert),
+            server_key: write("server.key", &server_key),
+            client_cert: write("client.pem", &client_cert),
+            client_key: write("client.key", &client_key),
+        }
+    }
+}
+
+/// Starts the agent with receiver TLS (and mTLS when `mtls`), forwarding to
+/// `upstream`; returns it with its gRPC and HTTP addresses once
+/// `/health/live` answers on the plaintext admin port.
+fn agent(upstream: &str, dir: &Path, pki: &Pki, mtls: bool) -> (Proc, String, String) {
+    let (g, h, a) = (free_port(), free_port(), free_port());
+    let config = dir.join("agent.yaml");
+    let client_ca = if mtls {
+        format!("    client_ca_file: {}\n", pki.ca.display())
+    } else {
+        String::new()
+    };
+    std::fs::write(
+        &config,
+        format!(
+            "endpoint: http://{upstream}\nprotocol: grpc\nreceivers:\n  grpc: 127.0.0.1:{g}\n  http: 127.0.0.1:{h}\n  tls:\n    cert_file: {}\n    key_file: {}\n{client_ca}admin:\n  listen: 127.0.0.1:{a}\nbatch:\n  batch_timeout: 100ms\nqueue:\n  overflow: block\n",
+            pki.server_cert.display(),
+            pki.server_key.display(),
+        ),
+    )
+    .unwrap();
+    let child = bin()
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    let admin = format!("127.0.0.1:{a}");
+    let started = Instant::now();
+    while try_http_get(&admin, "/health/live").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "agent did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (proc, format!("127.0.0.1:{g}"), format!("127.0.0.1:{h}"))
+}
+
+/// `otlp-client send` of `count` spans to `endpoint` trusting the test CA,
+/// with the client certificate when `client_cert`.
+fn send(
+    endpoint: &str,
+    protocol: &str,
+    pki: &Pki,
+    client_cert: bool,
+    count: u32,
+) -> (bool, String) {
+    let mut cmd = bin();
+    cmd.args([
+        "send",
+        "--endpoint",
+        endpoint,
+        "--protocol",
+        protocol,
+        "--count",
+        &count.to_string(),
+    ])
+    .env("OTEL_EXPORTER_OTLP_CERTIFICATE", &pki.ca);
+    if let Some(dir) = pki.ca.parent() {
+        // One quick retry: a refused handshake fails the same way every time.
+        let config = dir.join("send.yaml");
+        std::fs::write(
+            &config,
+            "retry:\n  max_retries: 1\n  initial_backoff: 100ms\n  max_elapsed: 2s\n",
+        )
+        .unwrap();
+        cmd.arg("--config").arg(config);
+    }
+    if client_cert {
+        cmd.env("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", &pki.client_cert)
+            .env("OTEL_EXPORTER_OTLP_CLIENT_KEY", &pki.client_key);
+    }
+    let out = run(&mut cmd, Duration::from_secs(60));
+    (out.status.success(), text(&out))
+}
+
+#[test]
+fn agent_serves_tls_on_both_receivers_and_forwards_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let sink = Sink::start();
+    let (_agent, grpc, http) = agent(&sink.grpc, dir.path(), &pki, false);
+    let (ok, out) = send(&format!("https://{grpc}"), "grpc", &pki, false, 300);
+    assert!(ok, "send over grpc+tls failed:\n{out}");
+    let (ok, out) = send(
+        &format!("https://{http}"),
+        "http/protobuf",
+        &pki,
+        false,
+        200,
+    );
+    assert!(ok, "send over https failed:\n{out}");
+    let stats = sink.wait_for((500, 0, 0));
+    assert_eq!(stats["spans"], 500, "{stats}");
+
+    // A plaintext sender to the TLS port is refused, not served.
+    let (ok, out) = send(&format!("http://{http}"), "http/protobuf", &pki, false, 10);
+    assert!(!ok, "plaintext send to the tls port succeeded:\n{out}");
+    let stats = sink.wait_for((500, 0, 0));
+    assert_eq!(stats["spans"], 500, "{stats}");
+}
+
+#[test]
+fn agent_with_client_ca_refuses_clients_without_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let sink = Sink::start();
+    let (_agent, grpc, _http) = agent(&sink.grpc, dir.path(), &pki, true);
+    let (ok, out) = send(&format!("https://{grpc}"), "grpc", &pki, false, 10);
+    assert!(!ok, "send without a client certificate succeeded:\n{out}");
+    let (ok, out) = send(&format!("https://{grpc}"), "grpc", &pki, true, 40);
+    assert!(ok, "send with the signed client certificate failed:\n{out}");
+    let stats = sink.wait_for((40, 0, 0));
+    assert_eq!(stats["spans"], 40, "{stats}");
+}
+
+#[test]
+fn python_grpc_exporter_delivers_over_tls_with_the_ca_as_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let sink = Sink::start();
+    let (_agent, grpc, _http) = agent(&sink.grpc, dir.path(), &pki, false);
+    // The official exporter with TLS (insecure=False) and our CA as its root.
+    let script = r#"
+import sys
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+endpoint, ca = sys.argv[1], sys.argv[2]
+from grpc import ssl_channel_credentials
+with open(ca, "rb") as f:
+    creds = ssl_channel_credentials(root_certificates=f.read())
+exporter = OTLPSpanExporter(endpoint=endpoint, insecure=False, credentials=creds, timeout=20)
+memory = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(memory))
+tracer = provider.get_tracer("tls.interop")
+for i in range(3):
+    with tracer.start_as_current_span("span-%d" % i):
+        pass
+result = exporter.export(memory.get_finished_spans())
+print("export", result.name)
+sys.exit(0 if result == SpanExportResult.SUCCESS else 1)
+"#;
+    let out = run(
+        Command::new(python())
+            .args(["-c", script, &format!("https://{grpc}")])
+            .arg(&pki.ca),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "python gRPC export over TLS failed:\n{}",
+        text(&out)
+    );
+    let stats = sink.wait_for((3, 0, 0));
+    assert_eq!(stats["spans"], 3, "{stats}");
+}
+
+#[test]
+fn validate_config_names_a_missing_receiver_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new(dir.path());
+    let config = dir.path().join("c.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "receivers:\n  grpc: 127.0.0.1:4317\n  tls:\n    cert_file: {}\n    key_file: {}/absent.key\n",
+            pki.server_cert.display(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = run(
+        bin().arg("validate-config").arg(&config),
+        Duration::from_secs(30),
+    );
+    let text = text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("receivers.tls.key_file"), "{text}");
+    assert!(text.contains("absent.key"), "{text}");
+}
