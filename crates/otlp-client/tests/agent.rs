@@ -5,7 +5,7 @@
 
 use std::{
     path::Path,
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -13,51 +13,11 @@ mod common;
 
 use common::*;
 
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the agent forwarding to `upstream` (gRPC); returns it with its
 /// gRPC, HTTP and admin addresses once `/health/live` answers.
 fn agent(upstream: &str, dir: &Path) -> (Proc, String, String, String) {
-    let (g, h, a) = (free_port(), free_port(), free_port());
-    let config = dir.join("agent.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "endpoint: http://{upstream}\nprotocol: grpc\nreceivers:\n  grpc: 127.0.0.1:{g}\n  http: 127.0.0.1:{h}\nadmin:\n  listen: 127.0.0.1:{a}\nbatch:\n  batch_timeout: 100ms\nqueue:\n  overflow: block\n"
-        ),
-    )
-    .unwrap();
-    let child = bin()
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc(child);
-    let admin = format!("127.0.0.1:{a}");
-    let started = Instant::now();
-    while try_http_get(&admin, "/health/live").is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "agent did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (
-        proc,
-        format!("127.0.0.1:{g}"),
-        format!("127.0.0.1:{h}"),
-        admin,
-    )
+    let a = start_agent(upstream, dir, "");
+    (a.proc, a.grpc, a.http, a.admin)
 }
 
 #[test]

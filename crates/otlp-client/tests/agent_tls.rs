@@ -7,8 +7,8 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::Command,
+    time::Duration,
 };
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
@@ -16,15 +16,6 @@ use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 mod common;
 
 use common::*;
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
 struct Pki {
@@ -74,41 +65,18 @@ impl Pki {
 /// `upstream`; returns it with its gRPC and HTTP addresses once
 /// `/health/live` answers on the plaintext admin port.
 fn agent(upstream: &str, dir: &Path, pki: &Pki, mtls: bool) -> (Proc, String, String) {
-    let (g, h, a) = (free_port(), free_port(), free_port());
-    let config = dir.join("agent.yaml");
     let client_ca = if mtls {
         format!("    client_ca_file: {}\n", pki.ca.display())
     } else {
         String::new()
     };
-    std::fs::write(
-        &config,
-        format!(
-            "endpoint: http://{upstream}\nprotocol: grpc\nreceivers:\n  grpc: 127.0.0.1:{g}\n  http: 127.0.0.1:{h}\n  tls:\n    cert_file: {}\n    key_file: {}\n{client_ca}admin:\n  listen: 127.0.0.1:{a}\nbatch:\n  batch_timeout: 100ms\nqueue:\n  overflow: block\n",
-            pki.server_cert.display(),
-            pki.server_key.display(),
-        ),
-    )
-    .unwrap();
-    let child = bin()
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let proc = Proc(child);
-    let admin = format!("127.0.0.1:{a}");
-    let started = Instant::now();
-    while try_http_get(&admin, "/health/live").is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "agent did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (proc, format!("127.0.0.1:{g}"), format!("127.0.0.1:{h}"))
+    let tls = format!(
+        "  tls:\n    cert_file: {}\n    key_file: {}\n{client_ca}",
+        pki.server_cert.display(),
+        pki.server_key.display(),
+    );
+    let a = start_agent(upstream, dir, &tls);
+    (a.proc, a.grpc, a.http)
 }
 
 /// `otlp-client send` of `count` spans to `endpoint` trusting the test CA,

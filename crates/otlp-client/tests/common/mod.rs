@@ -1,5 +1,6 @@
 //! Helpers shared by the binary's integration tests: spawning `otlp-client`
-//! with a clean environment, bounded runs, a sink child process, plain HTTP GETs.
+//! with a clean environment, bounded runs, a sink child process, the agent as
+//! a child process, plain HTTP GETs.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code, unreachable_pub)]
@@ -191,4 +192,62 @@ fn dechunk(mut body: &str) -> String {
         body = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// A child process, killed and reaped when dropped.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running `otlp-client run` agent and its addresses.
+pub struct AgentProc {
+    pub proc: Proc,
+    pub grpc: String,
+    pub http: String,
+    pub admin: String,
+}
+
+/// Starts the agent forwarding to `upstream` (gRPC) with gRPC and HTTP
+/// receivers; `receivers_extra` is YAML added under `receivers:` (indented
+/// by two spaces, e.g. a `tls:` section). Returns once `/health/live`
+/// answers on the plaintext admin port.
+pub fn start_agent(upstream: &str, dir: &Path, receivers_extra: &str) -> AgentProc {
+    let (g, h, a) = (free_port(), free_port(), free_port());
+    let config = dir.join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "endpoint: http://{upstream}\nprotocol: grpc\nreceivers:\n  grpc: 127.0.0.1:{g}\n  http: 127.0.0.1:{h}\n{receivers_extra}admin:\n  listen: 127.0.0.1:{a}\nbatch:\n  batch_timeout: 100ms\nqueue:\n  overflow: block\n"
+        ),
+    )
+    .unwrap();
+    let child = bin()
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    let admin = format!("127.0.0.1:{a}");
+    let started = Instant::now();
+    while try_http_get(&admin, "/health/live").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "agent did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    AgentProc {
+        proc,
+        grpc: format!("127.0.0.1:{g}"),
+        http: format!("127.0.0.1:{h}"),
+        admin,
+    }
 }
