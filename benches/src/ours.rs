@@ -394,11 +394,9 @@ fn run_sdk(rt: &tokio::runtime::Runtime, config: &OursConfig) -> Result<OursRepo
         let _entered = rt.enter();
         Arc::new(config.build()?)
     };
-    let t0;
-    let create_s;
-    let flush_s;
-    let t2;
-    match config.signal {
+    // The provider's flush and shutdown results are not needed: the
+    // pipeline's own report below is the accounting.
+    let (create_s, flush_s, t2) = match config.signal {
         Signal::Logs => {
             let provider = {
                 let _entered = rt.enter();
@@ -408,14 +406,11 @@ fn run_sdk(rt: &tokio::runtime::Runtime, config: &OursConfig) -> Result<OursRepo
                     .build()
             };
             let logger = provider.logger(shape::SCOPE_NAME);
-            t0 = Instant::now();
-            shape::emit_logs(&logger, config.count);
-            create_s = t0.elapsed().as_secs_f64();
-            let t1 = Instant::now();
-            let _ = provider.force_flush();
-            flush_s = t1.elapsed().as_secs_f64();
-            t2 = Instant::now();
-            let _ = provider.shutdown();
+            phases(
+                || shape::emit_logs(&logger, config.count),
+                || drop(provider.force_flush()),
+                || drop(provider.shutdown()),
+            )
         }
         _ => {
             let provider = {
@@ -426,16 +421,13 @@ fn run_sdk(rt: &tokio::runtime::Runtime, config: &OursConfig) -> Result<OursRepo
                     .build()
             };
             let tracer = provider.tracer(shape::SCOPE_NAME);
-            t0 = Instant::now();
-            shape::create_spans(&tracer, config.count);
-            create_s = t0.elapsed().as_secs_f64();
-            let t1 = Instant::now();
-            let _ = provider.force_flush();
-            flush_s = t1.elapsed().as_secs_f64();
-            t2 = Instant::now();
-            let _ = provider.shutdown();
+            phases(
+                || shape::create_spans(&tracer, config.count),
+                || drop(provider.force_flush()),
+                || drop(provider.shutdown()),
+            )
         }
-    }
+    };
     // The provider's shutdown drained the pipeline within the SDK's bound;
     // this returns that report or drains what is left.
     let report = rt.block_on(otlp.shutdown(SHUTDOWN_DEADLINE));
@@ -459,6 +451,24 @@ fn run_sdk(rt: &tokio::runtime::Runtime, config: &OursConfig) -> Result<OursRepo
     .map(|r| report.dropped(config.signal, r))
     .sum();
     Ok(report)
+}
+
+/// Times item creation and flush; returns their seconds and when shutdown
+/// started (it ends after the pipeline's own shutdown).
+fn phases(
+    create: impl FnOnce(),
+    flush: impl FnOnce(),
+    shutdown: impl FnOnce(),
+) -> (f64, f64, Instant) {
+    let t0 = Instant::now();
+    create();
+    let create_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    flush();
+    let flush_s = t1.elapsed().as_secs_f64();
+    let t2 = Instant::now();
+    shutdown();
+    (create_s, flush_s, t2)
 }
 
 #[cfg(test)]
