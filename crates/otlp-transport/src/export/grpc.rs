@@ -260,6 +260,9 @@ fn unary_headers(metadata: &MetadataMap, timeout: Duration) -> HeaderMap {
     headers
 }
 
+/// The answer had status OK but no message: not an OTLP collector's behaviour.
+const NO_RESPONSE_MESSAGE: &str = "the server answered OK without an export response message; check that the endpoint is an OTLP/gRPC collector and not a proxy or another gRPC service";
+
 /// Reads a unary answer as tonic's client does: a `grpc-status` in the
 /// headers is a trailers-only answer; otherwise one message (at most
 /// [`MAX_RESPONSE_BYTES`]) and the status from the trailers (or, without
@@ -270,7 +273,7 @@ async fn read_response(
     let (parts, body) = response.into_parts();
     if let Some(status) = Status::from_header_map(&parts.headers) {
         return Err(if status.code() == Code::Ok {
-            Status::internal("Missing response message.")
+            Status::internal(NO_RESPONSE_MESSAGE)
         } else {
             status
         });
@@ -286,7 +289,7 @@ async fn read_response(
     let message = stream
         .message()
         .await?
-        .ok_or_else(|| Status::internal("Missing response message."))?;
+        .ok_or_else(|| Status::internal(NO_RESPONSE_MESSAGE))?;
     // Drains the body: a non-OK `grpc-status` in the trailers is the answer.
     stream.trailers().await?;
     Ok(message)
