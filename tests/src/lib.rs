@@ -30,6 +30,7 @@
 //! |---------|---------|--------------|
 //! | (none)  |         | a test-support package with no optional features |
 
+pub mod agent;
 mod fault;
 mod support;
 

@@ -34,7 +34,9 @@ use opentelemetry_proto::tonic::{
     trace::v1::{ResourceSpans, ScopeSpans, Span},
 };
 use otlp_e2e::{
-    Fault, FaultServer, Figures, Script, client_binary, full_mode, peak_rss_bytes, record,
+    Fault, FaultServer, Figures, Script,
+    agent::{Agent, AgentConfig, post, read_status, rss_now},
+    client_binary, full_mode, peak_rss_bytes, record,
 };
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -45,11 +47,12 @@ const QUEUE_BYTES: u64 = 8 << 20;
 /// What the agent may use beyond its queue: runtime, code, buffers, receivers.
 const FIXED_OVERHEAD: u64 = 96 << 20;
 
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// The suite's agent config: the defaults plus an authorization header
+/// whose value must never show up anywhere.
+fn config(upstream: String) -> AgentConfig {
+    let mut cfg = AgentConfig::new(upstream);
+    cfg.extra = format!("headers:\n  authorization: \"{SECRET}\"\n");
+    cfg
 }
 
 fn trace_body(first_id: u64, n: u64, name: &str) -> Vec<u8> {
@@ -70,144 +73,6 @@ fn trace_body(first_id: u64, n: u64, name: &str) -> Vec<u8> {
         }],
     }
     .encode_to_vec()
-}
-
-/// A running agent; killed (SIGKILL) when dropped.
-struct Agent {
-    child: Child,
-    http: SocketAddr,
-    admin: SocketAddr,
-    dir: PathBuf,
-}
-
-struct AgentConfig {
-    upstream: String,
-    persistent: Option<PathBuf>,
-    http: SocketAddr,
-    grpc: SocketAddr,
-    admin: SocketAddr,
-}
-
-impl AgentConfig {
-    fn new(upstream: String) -> Self {
-        Self {
-            upstream,
-            persistent: None,
-            http: free_port(),
-            grpc: free_port(),
-            admin: free_port(),
-        }
-    }
-
-    fn yaml(&self) -> String {
-        let mut y = format!(
-            "endpoint: {}\nprotocol: grpc\ncompression: none\ntimeout: 1s\nconnect_timeout: 500ms\n\
-             headers:\n  authorization: \"{SECRET}\"\n\
-             retry:\n  max_retries: 100\n  initial_backoff: 20ms\n  max_backoff: 1s\n  max_elapsed: 2m\n\
-             batch:\n  batch_timeout: 20ms\n\
-             receivers:\n  grpc: {}\n  http: {}\n\
-             admin:\n  listen: {}\n\
-             queue:\n  max_items: 200000\n  max_bytes: {QUEUE_BYTES}\n  overflow: drop_newest\n",
-            self.upstream, self.grpc, self.http, self.admin
-        );
-        if let Some(dir) = &self.persistent {
-            y.push_str(&format!(
-                "  persistent:\n    dir: {}\n    max_bytes: 256MiB\n    fsync: true\n",
-                dir.display()
-            ));
-        }
-        y
-    }
-}
-
-impl Agent {
-    fn start(cfg: &AgentConfig, dir: &Path, tag: &str) -> Agent {
-        Self::start_wrapped(cfg, dir, tag, &[], Duration::from_secs(20))
-    }
-
-    /// Starts the agent under `wrapper` (e.g. valgrind) when it is not empty.
-    fn start_wrapped(
-        cfg: &AgentConfig,
-        dir: &Path,
-        tag: &str,
-        wrapper: &[String],
-        start_limit: Duration,
-    ) -> Agent {
-        let bin = client_binary().unwrap();
-        let config = dir.join(format!("agent-{tag}.yaml"));
-        std::fs::write(&config, cfg.yaml()).unwrap();
-        let log = std::fs::File::create(dir.join(format!("agent-{tag}.log"))).unwrap();
-        let mut cmd = match wrapper.split_first() {
-            Some((program, args)) => {
-                let mut c = Command::new(program);
-                c.args(args).arg(&bin);
-                c
-            }
-            None => Command::new(&bin),
-        };
-        let child = cmd
-            .args(["run", "-c"])
-            .arg(&config)
-            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
-            // Debug logs show the most: a secret must not be in them either.
-            .env("OTLP_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let mut agent = Agent {
-            child,
-            http: cfg.http,
-            admin: cfg.admin,
-            dir: dir.to_path_buf(),
-        };
-        let deadline = Instant::now() + start_limit;
-        while std::net::TcpStream::connect(cfg.http).is_err() {
-            assert!(
-                agent.child.try_wait().unwrap().is_none(),
-                "agent exited at start:\n{}",
-                agent.logs()
-            );
-            assert!(
-                Instant::now() < deadline,
-                "agent did not listen within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        agent
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn kill9(&mut self) {
-        // `Child::kill` is SIGKILL on Unix.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn logs(&self) -> String {
-        let mut all = String::new();
-        for e in std::fs::read_dir(&self.dir).unwrap().flatten() {
-            if e.path().extension().is_some_and(|x| x == "log") {
-                all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
-            }
-        }
-        all
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill9();
-    }
 }
 
 /// Sums a counter family of the agent's `/metrics` by its `reason` label.
@@ -247,40 +112,6 @@ async fn counters(admin: SocketAddr, family: &str) -> Vec<(String, u64)> {
     by_reason
 }
 
-/// Posts raw bytes to the agent; returns the status (0 when the connection
-/// closed without an answer).
-async fn post(addr: SocketAddr, head_extra: &str, content_type: &str, body: &[u8]) -> u16 {
-    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
-        return 0;
-    };
-    let head = format!(
-        "POST /v1/traces HTTP/1.1\r\nhost: agent\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{head_extra}connection: close\r\n\r\n",
-        body.len()
-    );
-    if s.write_all(head.as_bytes()).await.is_err() || s.write_all(body).await.is_err() {
-        return 0;
-    }
-    read_status(&mut s).await
-}
-
-async fn read_status(s: &mut tokio::net::TcpStream) -> u16 {
-    let mut out = Vec::new();
-    match tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await {
-        Ok(_) => String::from_utf8_lossy(&out)
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0),
-        Err(_) => 0,
-    }
-}
-
-fn rss_now(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
-}
-
 fn gzip(data_len: usize) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let chunk = vec![0u8; 1 << 20];
@@ -294,8 +125,8 @@ fn gzip(data_len: usize) -> Vec<u8> {
 async fn agent_answers_hostile_input_with_the_right_status_and_survives() {
     let server = FaultServer::start(Script::accept()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = AgentConfig::new(server.grpc_endpoint());
-    let mut agent = Agent::start(&cfg, dir.path(), "hostile");
+    let cfg = config(server.grpc_endpoint());
+    let mut agent = Agent::start(&cfg, dir.path(), "hostile").unwrap();
     let a = agent.http;
     let pb = "application/x-protobuf";
 
@@ -447,8 +278,8 @@ async fn agent_outage_stays_within_queue_bound_and_delivers_after_recovery() {
     };
     let server = FaultServer::start(Script::accept()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = AgentConfig::new(server.grpc_endpoint());
-    let mut agent = Agent::start(&cfg, dir.path(), "outage");
+    let cfg = config(server.grpc_endpoint());
+    let mut agent = Agent::start(&cfg, dir.path(), "outage").unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(HashSet::new()));
@@ -554,9 +385,9 @@ async fn agent_killed_with_sigkill_delivers_every_acknowledged_item_after_restar
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let queue_dir = dir.path().join("queue");
-    let mut cfg = AgentConfig::new(server.grpc_endpoint());
+    let mut cfg = config(server.grpc_endpoint());
     cfg.persistent = Some(queue_dir);
-    let mut agent = Agent::start(&cfg, dir.path(), "crash1");
+    let mut agent = Agent::start(&cfg, dir.path(), "crash1").unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(HashSet::new()));
@@ -584,7 +415,7 @@ async fn agent_killed_with_sigkill_delivers_every_acknowledged_item_after_restar
     assert!(n >= target, "only {n} acknowledged before the deadline");
 
     server.set_script(Script::accept());
-    let mut agent = Agent::start(&cfg, dir.path(), "crash2");
+    let mut agent = Agent::start(&cfg, dir.path(), "crash2").unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut lost = n;
     while Instant::now() < deadline {
@@ -698,7 +529,7 @@ async fn agent_under_valgrind_reports_no_definite_leaks() {
     );
     let server = FaultServer::start(Script::accept()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = AgentConfig::new(server.grpc_endpoint());
+    let cfg = config(server.grpc_endpoint());
     let vlog = dir.path().join("valgrind.txt");
     let wrapper = vec![
         "valgrind".to_owned(),
@@ -717,7 +548,8 @@ async fn agent_under_valgrind_reports_no_definite_leaks() {
         "valgrind",
         &wrapper,
         Duration::from_secs(120),
-    );
+    )
+    .unwrap();
     // A short bounded load: 20 requests of 50 spans.
     let mut acked = 0;
     for i in 0..20u64 {
@@ -732,7 +564,7 @@ async fn agent_under_valgrind_reports_no_definite_leaks() {
     let _ = Command::new("kill").args(["-TERM", &pid]).status();
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
-        if let Some(s) = agent.child.try_wait().unwrap() {
+        if let Some(s) = agent.try_wait() {
             break s;
         }
         assert!(

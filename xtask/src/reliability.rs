@@ -28,7 +28,7 @@ enum Value {
 /// One results line: field name to value.
 type Row = BTreeMap<String, Value>;
 
-const SUITES: [(&str, &str); 7] = [
+const SUITES: [(&str, &str); 10] = [
     (
         "scenarios",
         "Fault scenarios through the full facade stack (tests/tests/scenarios.rs)",
@@ -40,6 +40,18 @@ const SUITES: [(&str, &str); 7] = [
     (
         "crash",
         "`kill -9` of the agent with the disk queue, then restart (tests/tests/agent.rs)",
+    ),
+    (
+        "no_loss",
+        "An acknowledged item is never lost: full disk, whole-request admission, empty envelopes, default retries, 8192-span requests (tests/tests/no_loss.rs)",
+    ),
+    (
+        "validation",
+        "Invalid requests refused before they are acknowledged, beside valid traffic (tests/tests/validation.rs)",
+    ),
+    (
+        "disk_corruption",
+        "Disk queue corruption found at restart: recovered, counted, moved aside (tests/tests/disk_corruption.rs)",
     ),
     (
         "hostile",

@@ -92,8 +92,8 @@ pub use self::{
         RetryConfig, SignalConfig, TlsConfig, TuningConfig,
     },
     resolve::{
-        DEFAULT_CONNECT_TIMEOUT, DEFAULT_MEMORY_LIMIT, DEFAULT_PERSISTENT_MAX_BYTES,
-        DEFAULT_TIMEOUT, GRPC_DEFAULT_MAX_MESSAGE, Resolved, Sources,
+        DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ELAPSED, DEFAULT_MEMORY_LIMIT,
+        DEFAULT_PERSISTENT_MAX_BYTES, DEFAULT_TIMEOUT, GRPC_DEFAULT_MAX_MESSAGE, Resolved, Sources,
     },
     source::{ConfigFile, Flags, Problem, Severity, Source},
     units::{format_duration, format_size, parse_duration, parse_size},

@@ -108,8 +108,9 @@ pub struct TlsConfig {
 /// Retry with exponential backoff and jitter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RetryConfig {
-    /// Retries after the first attempt; 0 disables retry.
-    pub max_retries: u32,
+    /// Retries after the first attempt; `None` (the default) bounds retries
+    /// by `max_elapsed` only, `Some(0)` disables retry.
+    pub max_retries: Option<u32>,
     /// The first backoff.
     pub initial_backoff: Duration,
     /// The cap on one backoff.
@@ -118,8 +119,12 @@ pub struct RetryConfig {
     pub multiplier: f64,
     /// Random fraction (0..=1) of each backoff added or removed.
     pub jitter: f64,
-    /// Give up after this much time since the first attempt.
-    pub max_elapsed: Duration,
+    /// Give up after this much time since the first attempt; `None` never
+    /// gives up. Default 5 minutes with the memory queue (the Collector's
+    /// exporterhelper default) and `None` with `queue.persistent`: data on
+    /// disk is retried until delivered unless a limit is set. `0` in the
+    /// config means `None`.
+    pub max_elapsed: Option<Duration>,
 }
 
 /// When the batcher cuts a batch: whichever limit is reached first.
@@ -222,7 +227,7 @@ pub struct ReceiverTlsConfig {
 /// | `batch.max_batch_size` | 100 | 512 | 1000 |
 /// | `batch.batch_timeout` | 50ms | 200ms | 1s |
 /// | `batch.max_batch_bytes` | 1MiB | 2MiB | 4MiB |
-/// | `queue.max_items` | 1000 | 4096 | 10000 |
+/// | `queue.max_items` | 16384 | 65536 | 262144 |
 /// | `queue.max_bytes` | 16MiB | 64MiB | 256MiB |
 /// | `tuning.max_concurrency` | 4 | 8 | 16 |
 ///
@@ -407,9 +412,11 @@ impl Preset {
     /// `(queue.max_items, queue.max_bytes)` of this preset.
     pub const fn queue_limits(self) -> (usize, u64) {
         match self {
-            Preset::LowLatency => (1000, 16 << 20),
-            Preset::Balanced => (4096, 64 << 20),
-            Preset::HighThroughput => (10_000, 256 << 20),
+            // Every preset takes the Collector's default 8192-item batch
+            // several times over: the byte limit is what bounds memory.
+            Preset::LowLatency => (16_384, 16 << 20),
+            Preset::Balanced => (65_536, 64 << 20),
+            Preset::HighThroughput => (262_144, 256 << 20),
         }
     }
 

@@ -30,6 +30,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default memory limit of the pipeline.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 512 << 20;
+/// How long a batch is retried by default with the memory queue (the
+/// Collector exporterhelper's `max_elapsed_time`); with `queue.persistent` the
+/// default is no limit.
+pub const DEFAULT_MAX_ELAPSED: Duration = Duration::from_secs(300);
 /// The default disk space of the persistent queue.
 pub const DEFAULT_PERSISTENT_MAX_BYTES: u64 = 1 << 30;
 /// The default OpenTelemetry Collector gRPC receive limit; larger batches are refused by it.
@@ -522,7 +526,7 @@ impl Reader<'_> {
             retry: RetryConfig {
                 max_retries: self
                     .count("retry.max_retries")
-                    .map_or(5, |n| u32::try_from(n).unwrap_or(u32::MAX)),
+                    .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
                 initial_backoff: self
                     .duration("retry.initial_backoff")
                     .unwrap_or(Duration::from_secs(1)),
@@ -531,9 +535,13 @@ impl Reader<'_> {
                     .unwrap_or(Duration::from_secs(30)),
                 multiplier: self.float("retry.multiplier").unwrap_or(2.0),
                 jitter: self.float("retry.jitter").unwrap_or(0.2),
-                max_elapsed: self
-                    .duration("retry.max_elapsed")
-                    .unwrap_or(Duration::from_secs(300)),
+                max_elapsed: match self.duration("retry.max_elapsed") {
+                    Some(d) if d.is_zero() => None,
+                    Some(d) => Some(d),
+                    // Data on disk waits out any outage; memory is bounded by time.
+                    None if persistent.is_some() => None,
+                    None => Some(DEFAULT_MAX_ELAPSED),
+                },
             },
             batch: BatchConfig {
                 max_batch_size: self
@@ -912,7 +920,7 @@ fn validate(
         MAX_TIMEOUT,
     );
     let r = &config.retry;
-    if r.max_retries == 0 && settings.contains_key("retry.max_retries") {
+    if r.max_retries == Some(0) {
         problems.push(
             Problem::warning(
                 "retry.max_retries",
@@ -921,12 +929,14 @@ fn validate(
             )
             .hint("use 3 or more unless you really want no retry"),
         );
-    } else if r.max_retries > 100 {
+    } else if let Some(n) = r.max_retries
+        && n > 1000
+    {
         problems.push(
             Problem::error(
                 "retry.max_retries",
                 &src("retry.max_retries"),
-                format!("{} retries is absurd", r.max_retries),
+                format!("{n} retries is absurd"),
             )
             .hint("bound retrying with retry.max_elapsed instead; 3 to 10 retries is typical"),
         );
@@ -945,13 +955,15 @@ fn validate(
         r.max_backoff,
         MAX_TIMEOUT,
     );
-    check_duration(
-        problems,
-        "retry.max_elapsed",
-        &src("retry.max_elapsed"),
-        r.max_elapsed,
-        Duration::from_secs(86_400),
-    );
+    if let Some(max_elapsed) = r.max_elapsed {
+        check_duration(
+            problems,
+            "retry.max_elapsed",
+            &src("retry.max_elapsed"),
+            max_elapsed,
+            Duration::from_secs(7 * 86_400),
+        );
+    }
     if r.initial_backoff > r.max_backoff {
         problems.push(
             Problem::error(

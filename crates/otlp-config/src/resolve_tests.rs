@@ -75,7 +75,7 @@ fn every_preset_is_valid_and_explicit_keys_override_it() {
     let r = resolve_yaml("preset: high_throughput\nbatch:\n  max_batch_size: 300\n");
     assert_eq!(r.config.batch.max_batch_size, 300);
     assert_eq!(r.config.batch.batch_timeout, Duration::from_secs(1));
-    assert_eq!(r.config.queue.max_items, 10_000);
+    assert_eq!(r.config.queue.max_items, 262_144);
 }
 
 #[test]
@@ -275,4 +275,45 @@ fn receiver_tls_without_a_receiver_warns_that_it_is_ignored() {
         "{:?}",
         r.problems
     );
+}
+
+#[test]
+fn default_retries_ride_out_a_five_minute_outage_and_never_give_up_on_disk() {
+    // Memory queue: no count limit (5 retries used to end the loop after ~31 s),
+    // the Collector's five minutes of elapsed time.
+    let r = resolve_yaml("endpoint: http://c:4317\n");
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(r.config.retry.max_retries, None);
+    assert_eq!(r.config.retry.max_elapsed, Some(Duration::from_secs(300)));
+    // Disk queue: retried until delivered unless a limit is set.
+    let r = resolve_yaml("endpoint: http://c:4317\nqueue:\n  persistent:\n    dir: /tmp/q\n");
+    assert_eq!(r.config.retry.max_elapsed, None);
+    let r = resolve_yaml(
+        "endpoint: http://c:4317\nretry:\n  max_elapsed: 10m\nqueue:\n  persistent:\n    dir: /tmp/q\n",
+    );
+    assert_eq!(r.config.retry.max_elapsed, Some(Duration::from_secs(600)));
+    // 0 means forever, on either queue.
+    let r = resolve_yaml("endpoint: http://c:4317\nretry:\n  max_elapsed: 0s\n");
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    assert_eq!(r.config.retry.max_elapsed, None);
+    // An explicit count still applies, and 0 still warns.
+    let r = resolve_yaml("endpoint: http://c:4317\nretry:\n  max_retries: 0\n");
+    assert_eq!(r.config.retry.max_retries, Some(0));
+    assert!(
+        r.problems.iter().any(|p| p.path == "retry.max_retries"),
+        "{:?}",
+        r.problems
+    );
+}
+
+#[test]
+fn default_queue_takes_the_collectors_8192_item_batch() {
+    for p in Preset::VALUES {
+        let r = resolve_yaml(&format!("preset: {p}\n"));
+        assert!(
+            r.config.queue.max_items >= 2 * 8192,
+            "{p}: queue.max_items {}",
+            r.config.queue.max_items
+        );
+    }
 }

@@ -53,6 +53,15 @@ pub trait Classify {
     fn is_connection_error(&self) -> bool {
         false
     }
+
+    /// Whether the server refused the request's *content* as invalid (gRPC
+    /// `INVALID_ARGUMENT`, HTTP 400), so that a request joined from several
+    /// senders' requests may succeed once the bad one is taken out of it.
+    /// Other permanent failures (authentication, a wrong path) fail every
+    /// part alike and answer `false`.
+    fn is_invalid_request(&self) -> bool {
+        false
+    }
 }
 
 // === impl Retryability ===
@@ -85,6 +94,10 @@ impl Retryability {
 impl<T: Classify + ?Sized> Classify for Box<T> {
     fn classify(&self) -> Retryability {
         (**self).classify()
+    }
+
+    fn is_invalid_request(&self) -> bool {
+        (**self).is_invalid_request()
     }
 
     fn is_connection_error(&self) -> bool {

@@ -80,6 +80,12 @@ pub trait Observer: Send + Sync + fmt::Debug + 'static {
     fn failed(&self, signal: Signal, reason: FailReason, items: u64) {
         let _ = (signal, reason, items);
     }
+    /// A whole request of `items` was refused with back-pressure before any
+    /// of it was taken (the sender was told to retry, or that it can never
+    /// fit): not accepted, so not part of the accounting identity.
+    fn refused(&self, signal: Signal, reason: DropReason, items: u64) {
+        let _ = (signal, reason, items);
+    }
     /// The queue now holds this many items and bytes of this signal.
     fn queue_depth(&self, signal: Signal, items: u64, bytes: u64) {
         let _ = (signal, items, bytes);
@@ -190,6 +196,9 @@ impl<O: Observer + ?Sized> Observer for std::sync::Arc<O> {
     }
     fn failed(&self, signal: Signal, reason: FailReason, items: u64) {
         (**self).failed(signal, reason, items)
+    }
+    fn refused(&self, signal: Signal, reason: DropReason, items: u64) {
+        (**self).refused(signal, reason, items)
     }
     fn queue_depth(&self, signal: Signal, items: u64, bytes: u64) {
         (**self).queue_depth(signal, items, bytes)

@@ -27,6 +27,10 @@ pub const ITEMS_ACCEPTED_TOTAL: &str = "otlp_items_accepted_total";
 pub const ITEMS_SENT_TOTAL: &str = "otlp_items_sent_total";
 /// Items dropped before sending, by `signal` and `reason`.
 pub const ITEMS_DROPPED_TOTAL: &str = "otlp_items_dropped_total";
+/// Items of whole requests the agent's intake refused with back-pressure
+/// before taking any of them (never accepted, so not a loss), by `signal`
+/// and `reason` (`queue_full`, `disk_full`, `oversized`, `shutdown`).
+pub const ITEMS_REFUSED_TOTAL: &str = "otlp_items_refused_total";
 /// Items that failed for good, by `signal` and `reason`.
 pub const ITEMS_FAILED_TOTAL: &str = "otlp_items_failed_total";
 /// Retried export attempts, by `signal`.
@@ -60,7 +64,7 @@ pub const BUILD_INFO: &str = "otlp_build_info";
 /// Every exported family name, for tests and the tidy check against `deploy/`.
 ///
 /// The histogram also exposes `_bucket`, `_sum` and `_count` series under its name.
-pub const ALL: [&str; 23] = [
+pub const ALL: [&str; 24] = [
     REQUESTS_TOTAL,
     REQUEST_DURATION_SECONDS,
     ACTIVE_CONNECTIONS,
@@ -70,6 +74,7 @@ pub const ALL: [&str; 23] = [
     ITEMS_ACCEPTED_TOTAL,
     ITEMS_SENT_TOTAL,
     ITEMS_DROPPED_TOTAL,
+    ITEMS_REFUSED_TOTAL,
     ITEMS_FAILED_TOTAL,
     RETRIES_TOTAL,
     THROTTLES_TOTAL,

@@ -85,6 +85,7 @@ pub struct SelfMetrics {
     accepted: [Counter; 3],
     sent: [Counter; 3],
     dropped: [[Counter; DropReason::ALL.len()]; 3],
+    refused: [[Counter; DropReason::ALL.len()]; 3],
     failed: [[Counter; FailReason::ALL.len()]; 3],
     retries: [Counter; 3],
     throttles: [Counter; 3],
@@ -224,6 +225,19 @@ impl SelfMetrics {
                     .get_or_create_owned(&[("signal", s.as_str()), ("reason", r.as_str())])
             })
         });
+        let refused_family = Family::<Labels2, Counter>::default();
+        register(
+            &mut registry,
+            names::ITEMS_REFUSED_TOTAL,
+            "Items of whole requests refused with back-pressure before any was taken, by reason",
+            refused_family.clone(),
+        );
+        let refused = Signal::ALL.map(|s| {
+            DropReason::ALL.map(|r| {
+                refused_family
+                    .get_or_create_owned(&[("signal", s.as_str()), ("reason", r.as_str())])
+            })
+        });
         let failed_family = Family::<Labels2, Counter>::default();
         register(
             &mut registry,
@@ -332,6 +346,7 @@ impl SelfMetrics {
             accepted,
             sent,
             dropped,
+            refused,
             failed,
             retries,
             throttles,
@@ -473,6 +488,11 @@ impl SelfMetrics {
         drop_index(reason).map_or(0, |i| self.dropped[signal.index()][i].get())
     }
 
+    /// Items of `signal` refused so far with `reason`.
+    pub fn refused_items(&self, signal: Signal, reason: DropReason) -> u64 {
+        drop_index(reason).map_or(0, |i| self.refused[signal.index()][i].get())
+    }
+
     /// Reads process memory and CPU from the operating system into their gauges.
     ///
     /// [`encode_text`](Self::encode_text) calls this, so every scrape is fresh;
@@ -564,6 +584,12 @@ impl Observer for SelfMetrics {
     fn dropped(&self, signal: Signal, reason: DropReason, items: u64) {
         if let Some(i) = drop_index(reason) {
             self.dropped[signal.index()][i].inc_by(items);
+        }
+    }
+
+    fn refused(&self, signal: Signal, reason: DropReason, items: u64) {
+        if let Some(i) = drop_index(reason) {
+            self.refused[signal.index()][i].inc_by(items);
         }
     }
 

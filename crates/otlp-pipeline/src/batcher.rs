@@ -168,11 +168,14 @@ impl Batcher {
     /// Cuts the open batch, or returns `None` when nothing is open (an empty
     /// request is never emitted).
     pub fn cut(&mut self) -> Option<Batch> {
-        self.cut_charged().map(|(b, _)| b)
+        self.cut_charged().map(|(b, _, _)| b)
     }
 
-    /// Cuts the open batch, returning it with the bytes that were charged for it.
-    pub(crate) fn cut_charged(&mut self) -> Option<(Batch, u64)> {
+    /// Cuts the open batch, returning it with the bytes that were charged for
+    /// it and, when it joins several parts (the grouped items, each received
+    /// request), where each part starts: the pipeline bisects along them when
+    /// the collector refuses the joined batch as invalid.
+    pub(crate) fn cut_charged(&mut self) -> Option<(Batch, u64, Vec<Part>)> {
         if self.is_empty() {
             return None;
         }
@@ -182,7 +185,7 @@ impl Batcher {
             let batch = self.raw.pop()?;
             let charged = self.charged;
             self.reset();
-            return Some((batch, charged));
+            return Some((batch, charged, Vec::new()));
         }
         let mut scope_lens = Vec::new();
         let mut resource_lens = Vec::with_capacity(self.resources.len());
@@ -210,14 +213,29 @@ impl Batcher {
                 out.extend_from_slice(&s.buf);
             }
         }
+        let mut parts = Vec::with_capacity(self.raw.len() + 1);
+        if !self.resources.is_empty() {
+            let grouped = self.items - self.raw.iter().map(Batch::items).sum::<u64>();
+            parts.push(Part {
+                offset: 0,
+                items: grouped,
+            });
+        }
         for b in &self.raw {
+            parts.push(Part {
+                offset: out.len(),
+                items: b.items(),
+            });
             out.extend_from_slice(b.bytes());
         }
         debug_assert_eq!(out.len(), total);
         let batch = Batch::new(self.signal, Bytes::from(out), self.items);
         let charged = self.charged;
         self.reset();
-        Some((batch, charged))
+        if parts.len() < 2 {
+            parts.clear();
+        }
+        Some((batch, charged, parts))
     }
 
     /// Empties the open batch after a cut.
@@ -228,6 +246,16 @@ impl Batcher {
         self.charged = 0;
         self.started = None;
     }
+}
+
+/// Where one joined part of a cut batch starts, and how many items it has.
+///
+/// Protobuf concatenation makes every run of consecutive parts a valid
+/// request of its own: `bytes[part.offset..next.offset]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Part {
+    pub(crate) offset: usize,
+    pub(crate) items: u64,
 }
 
 #[cfg(test)]

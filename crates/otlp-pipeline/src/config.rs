@@ -66,10 +66,16 @@ pub enum Overflow {
 ///
 /// Cut batches are written to disk (the memory limit then covers only the
 /// batchers, batches cached for the workers, and batches waiting for a full
-/// disk). When the quota is full or a write fails (ENOSPC): `drop_newest` and
-/// `drop_oldest` drop the new batch (counted as `disk_full`; records already on
-/// disk are never evicted), and `block` keeps it in memory until the disk has
-/// room, so producers block once the memory limit is reached too.
+/// disk). Records already on disk are never evicted. When the quota is full
+/// or a write fails (ENOSPC):
+/// - a whole request offered with [`Sender::admit_request`](crate::Sender::admit_request)
+///   (the agent's intake) is refused before it is acknowledged, whatever the
+///   policy (`block` first waits up to its deadline for room);
+/// - a batch the library's batcher cut (items from `try_send` / `send`, which
+///   were never acknowledged as durable: [`Sender::commit`](crate::Sender::commit)
+///   is that acknowledgement) is dropped under `drop_newest` and `drop_oldest`
+///   (counted as `disk_full`), and kept in memory under `block` until the disk
+///   has room, so producers block once the memory limit is reached too.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DiskQueueConfig {
     /// The directory holding the segment files (created if missing).

@@ -246,6 +246,14 @@ impl DiskQueue {
         Ok(())
     }
 
+    /// The bytes a record takes on disk beyond its payload.
+    pub(crate) const RECORD_OVERHEAD: u64 = HEADER;
+
+    /// Quota left, in bytes (record headers included in what it must hold).
+    pub(crate) fn free_bytes(&self) -> u64 {
+        self.max_bytes.saturating_sub(self.total_bytes)
+    }
+
     /// Stores `batch`, cut in flush `epoch`, durably (per the fsync policy) at
     /// the tail; `cache` keeps its bytes in memory so `take` needs no read.
     pub(crate) fn append(
@@ -254,15 +262,85 @@ impl DiskQueue {
         epoch: u64,
         cache: bool,
     ) -> Result<(), AppendError> {
-        let len = batch.byte_size() as u64;
-        let rec_len = HEADER + len;
-        if self.total_bytes + rec_len > self.max_bytes {
+        self.append_all(std::slice::from_ref(batch), epoch, cache)
+    }
+
+    /// Stores every batch (one record each, in order) or none of them: on
+    /// any failure the files and the index are as they were before the call.
+    /// All records of one call go into one segment.
+    pub(crate) fn append_all(
+        &mut self,
+        batches: &[Batch],
+        epoch: u64,
+        cache: bool,
+    ) -> Result<(), AppendError> {
+        let need: u64 = batches.iter().map(|b| HEADER + b.byte_size() as u64).sum();
+        if batches.is_empty() {
+            return Ok(());
+        }
+        if self.total_bytes + need > self.max_bytes {
             return Err(AppendError::Full);
         }
         let active_len = self.segments.back().map_or(0, |s| s.len);
-        if self.writer.is_some() && active_len > 0 && active_len + rec_len > self.segment_bytes {
+        if self.writer.is_some() && active_len > 0 && active_len + need > self.segment_bytes {
             self.seal();
         }
+        let before = (
+            self.segments.back().map_or(0, |s| s.len),
+            self.segments.back().map_or(0, |s| s.live),
+            self.total_bytes,
+            self.held,
+            self.pending.len(),
+        );
+        for batch in batches {
+            if let Err(e) = self.append_one(batch, epoch, cache) {
+                self.roll_back(before);
+                return Err(e);
+            }
+        }
+        self.maybe_sync();
+        Ok(())
+    }
+
+    /// Undoes the records `append_all` wrote since `before` (segment length
+    /// and live count, total bytes, held bytes, pending count).
+    fn roll_back(&mut self, before: (u64, u64, u64, [u64; 3], usize)) {
+        let (len, live, total, held, pending) = before;
+        self.pending.truncate(pending);
+        self.total_bytes = total;
+        self.held = held;
+        let Some(seg) = self.segments.back_mut() else {
+            return;
+        };
+        seg.len = len;
+        seg.live = live;
+        let seq = seg.seq;
+        let truncated = match self.writer.as_mut() {
+            Some(w) => w.file.set_len(len).is_ok(),
+            // `append_one` sealed the segment after a failed write.
+            None => OpenOptions::new()
+                .write(true)
+                .open(segment_path(&self.dir, seq))
+                .and_then(|f| f.set_len(len))
+                .is_ok(),
+        };
+        if !truncated {
+            tracing::warn!(
+                path = %segment_path(&self.dir, seq).display(),
+                "disk queue: could not cut a refused request's records off the segment; they may be delivered once more after a restart"
+            );
+            self.seal();
+        }
+        if self.writer.is_none() && self.segments.back().is_some_and(|s| s.live == 0) {
+            let last = self.segments.len() - 1;
+            self.remove_segment(last);
+        }
+    }
+
+    /// Writes one record at the tail of the writer's segment.
+    fn append_one(&mut self, batch: &Batch, epoch: u64, cache: bool) -> Result<(), AppendError> {
+        let len = batch.byte_size() as u64;
+        let rec_len = HEADER + len;
         if self.writer.is_none() {
             let seq = self.next_seq;
             let file = OpenOptions::new()
@@ -324,7 +402,6 @@ impl DiskQueue {
             items: batch.items(),
             signal: batch.signal(),
         });
-        self.maybe_sync();
         Ok(())
     }
 

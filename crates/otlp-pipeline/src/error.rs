@@ -73,6 +73,68 @@ pub enum TrySendError {
     Closed,
 }
 
+/// Why [`Sender::admit_request`](crate::Sender::admit_request) took nothing
+/// of a request.
+///
+/// Nothing was accepted, so nothing was dropped: the refusal is counted as
+/// refused, and the sender is expected to act on it (retry later, or send
+/// less).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// No room now (memory limit or disk quota): retry later.
+    #[error(
+        "queue is full ({reason}): the request's {items} items ({bytes} bytes) were not taken; retry later, and if this persists check that the collector is reachable or raise {}",
+        full_hint(*reason)
+    )]
+    Full {
+        /// `queue_full` (memory), `disk_full` (disk quota or write error).
+        reason: DropReason,
+        /// Items of the request.
+        items: u64,
+        /// Encoded bytes of the request.
+        bytes: u64,
+    },
+    /// The request alone is larger than `setting` allows: it can never fit.
+    #[error(
+        "request of {items} items and {bytes} bytes can never fit: {setting} is {limit}; send smaller requests or raise {setting}"
+    )]
+    TooLarge {
+        /// Items of the request.
+        items: u64,
+        /// Bytes it needs (on disk: including the record headers).
+        bytes: u64,
+        /// The setting that limits it (`queue.max_items`, `queue.max_bytes`,
+        /// `queue.persistent.max_bytes`).
+        setting: &'static str,
+        /// That setting's value.
+        limit: u64,
+    },
+    /// The pipeline is shutting down.
+    #[error("the pipeline is shutting down; send to another replica or retry after the restart")]
+    Closed,
+}
+
+fn full_hint(reason: DropReason) -> &'static str {
+    match reason {
+        DropReason::DiskFull => "queue.persistent.max_bytes (and the volume's size)",
+        _ => "queue.max_bytes / queue.max_items (memory_limit caps queue.max_bytes)",
+    }
+}
+
+// === impl Refusal ===
+
+impl Refusal {
+    /// The label the refusal is counted under.
+    pub fn reason(&self) -> DropReason {
+        match self {
+            Refusal::Full { reason, .. } => *reason,
+            Refusal::TooLarge { .. } => DropReason::Oversized,
+            Refusal::Closed => DropReason::Shutdown,
+        }
+    }
+}
+
 // === impl TrySendError ===
 
 impl TrySendError {

@@ -73,7 +73,7 @@ mod stats;
 pub use self::{
     batcher::Batcher,
     config::{BatchConfig, DiskQueueConfig, FsyncPolicy, Overflow, PipelineConfig, QueueConfig},
-    error::{PipelineError, TrySendError},
+    error::{PipelineError, Refusal, TrySendError},
     item::{Group, Item},
     pipeline::{MAX_WORKERS, Offer, Pipeline, PipelineBuilder, Sender},
     stats::{ShutdownReport, SignalStats, Stats},

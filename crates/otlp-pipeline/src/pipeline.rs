@@ -21,8 +21,9 @@ use tower::{Service, ServiceExt};
 #[cfg(feature = "disk-queue")]
 use crate::disk::{AppendError, DiskQueue, RecordId};
 use crate::{
-    Item, Overflow, PipelineConfig, PipelineError, ShutdownReport, Stats, TrySendError,
-    batcher::Batcher, stats::Counters,
+    Item, Overflow, PipelineConfig, PipelineError, Refusal, ShutdownReport, Stats, TrySendError,
+    batcher::{Batcher, Part},
+    stats::Counters,
 };
 
 /// The most export workers a pipeline runs.
@@ -68,7 +69,7 @@ struct Shared {
 struct Core {
     batchers: [Batcher; 3],
     /// Cut batches waiting in memory (with the disk queue: those the disk could not take).
-    queue: VecDeque<(Batch, u64)>,
+    queue: VecDeque<Queued>,
     /// The flush epoch: a flush waits for every item admitted in its epoch or before.
     epoch: u64,
     /// Unsettled items per epoch (batchers, queue, in flight, disk).
@@ -85,12 +86,25 @@ struct Core {
     disk: Option<DiskQueue>,
 }
 
+/// A cut batch waiting in memory for a worker.
+#[derive(Debug)]
+struct Queued {
+    batch: Batch,
+    /// The flush epoch it was cut in.
+    epoch: u64,
+    /// Where its joined parts start (empty for a batch of one part).
+    parts: Vec<Part>,
+}
+
 /// A batch handed to a worker and not yet settled.
 #[derive(Debug)]
 struct Flight {
     signal: Signal,
     items: u64,
     epoch: u64,
+    /// A joined batch keeps its bytes (a reference, already charged) and
+    /// parts, so that it can be bisected if the collector refuses it as invalid.
+    bisect: Option<(Batch, Vec<Part>)>,
     /// Items and bytes charged to the memory limit (0 when it was read back
     /// from disk: only cached batches stay charged).
     mem_items: u64,
@@ -135,7 +149,24 @@ pub enum Offer {
 }
 
 /// What a worker's export came to.
-type Outcome = Result<ExportResponse, (Retryability, String)>;
+type Outcome = Result<ExportResponse, Failure>;
+
+/// A failed export, as the pipeline needs to know it.
+#[derive(Debug)]
+struct Failure {
+    class: Retryability,
+    /// The collector refused the content ([`Classify::is_invalid_request`]).
+    invalid: bool,
+    message: String,
+}
+
+/// Why a whole request was not taken by [`Sender::admit_request`].
+enum Whole {
+    /// The `block` policy says wait for room; the parts come back.
+    Wait(Vec<Batch>),
+    /// Refused (and counted as refused).
+    Refused(Refusal),
+}
 
 // === impl Pipeline ===
 
@@ -479,6 +510,10 @@ impl Sender {
     ///
     /// As [`Sender::try_send`]; the first error of the parts is returned.
     pub fn try_send_batch(&self, batch: Batch) -> Result<(), TrySendError> {
+        if batch.items() == 0 {
+            // Nothing to deliver: an empty envelope is never sent upstream.
+            return Ok(());
+        }
         let mut first_err = None;
         for part in self.shared.fit(batch) {
             let res = match self
@@ -509,6 +544,9 @@ impl Sender {
     ///
     /// Not cancel safe, as [`Sender::send`].
     pub async fn send_batch(&self, batch: Batch) -> Result<(), TrySendError> {
+        if batch.items() == 0 {
+            return Ok(());
+        }
         let mut first_err = None;
         for part in self.shared.fit(batch) {
             if let Err(e) = self.shared.admit_waiting(Input::Raw(part)).await {
@@ -516,6 +554,64 @@ impl Sender {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// Takes a whole received request, or none of it: the agent's intake,
+    /// which acknowledges the request to its sender only on `Ok`.
+    ///
+    /// The request is split into parts of at most `max_batch_size` items and
+    /// `max_batch_bytes` bytes, and room for *every* part is reserved before
+    /// any is queued. With the disk queue, the parts are written to disk
+    /// (one record each, all or none) before this returns, so an `Ok` request
+    /// survives `kill -9`; a full disk refuses the request whatever the
+    /// overflow policy, and nothing on disk is ever evicted. Without it, the
+    /// parts are held in memory; `drop_oldest` may evict queued (already
+    /// acknowledged) batches to make room, counted as dropped (`evicted`),
+    /// and only when that makes room for the whole request. A request with
+    /// no items is taken as a no-op (never sent upstream).
+    ///
+    /// Under the `block` policy this waits for room up to the deadline;
+    /// otherwise it never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal`] when nothing was taken: the sender should retry later
+    /// ([`Refusal::Full`]), send less ([`Refusal::TooLarge`]), or go
+    /// elsewhere ([`Refusal::Closed`]). Refused items are counted as refused,
+    /// not as accepted or dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a dropped future has taken nothing.
+    pub async fn admit_request(&self, batch: Batch) -> Result<(), Refusal> {
+        if batch.items() == 0 {
+            return Ok(());
+        }
+        let (signal, items) = (batch.signal(), batch.items());
+        let mut parts = self.shared.fit(batch);
+        let deadline = match self.shared.config.queue.overflow {
+            Overflow::Block { deadline } => Some(Instant::now() + deadline),
+            _ => None,
+        };
+        // Bounded by the deadline: each turn admits, refuses, or waits for room.
+        loop {
+            let space = self.shared.space.notified();
+            tokio::pin!(space);
+            space.as_mut().enable();
+            let may_wait = deadline.is_some_and(|d| Instant::now() < d);
+            match self.shared.admit_whole(parts, may_wait) {
+                Ok(()) => return Ok(()),
+                Err(Whole::Refused(r)) => {
+                    self.shared.counters.refused(signal, r.reason(), items);
+                    return Err(r);
+                }
+                Err(Whole::Wait(back)) => parts = back,
+            }
+            if let Some(d) = deadline {
+                // A timeout ends the wait; the next turn refuses (may_wait is false).
+                let _ = tokio::time::timeout_at(d, space).await;
+            }
+        }
     }
 
     /// Cuts every open batch now and queues it, returning the number of items
@@ -533,7 +629,7 @@ impl Sender {
             .lock()
             .queue
             .iter()
-            .map(|(b, _)| b.items())
+            .map(|q| q.batch.items())
             .sum()
     }
 }
@@ -547,14 +643,16 @@ impl Shared {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Splits a raw request until every part fits `max_batch_bytes`.
+    /// Splits a raw request until every part fits `max_batch_bytes` and
+    /// `max_batch_size` (or cannot be split: one span, log record or metric).
     fn fit(&self, batch: Batch) -> Vec<Batch> {
         let max = self.config.batch.max_batch_bytes;
+        let max_items = self.config.batch.max_batch_size.max(1);
         let mut out = Vec::new();
         let mut stack = vec![batch];
         // Bounded: every split makes strictly smaller parts.
         while let Some(b) = stack.pop() {
-            if b.byte_size() as u64 <= max {
+            if b.byte_size() as u64 <= max && b.items() <= max_items {
                 out.push(b);
                 continue;
             }
@@ -596,6 +694,154 @@ impl Shared {
                 };
             }
         }
+    }
+
+    /// Reserves room for every part of one request and queues them all, or
+    /// takes none (see [`Sender::admit_request`]).
+    fn admit_whole(&self, parts: Vec<Batch>, may_wait: bool) -> Result<(), Whole> {
+        let q = &self.config.queue;
+        let Some(signal) = parts.first().map(Batch::signal) else {
+            return Ok(());
+        };
+        let items: u64 = parts.iter().map(Batch::items).sum();
+        let bytes: u64 = parts.iter().map(|b| b.byte_size() as u64).sum();
+        let mut core = self.lock();
+        let core = &mut *core;
+        if core.closed {
+            return Err(Whole::Refused(Refusal::Closed));
+        }
+        let full = |reason| {
+            Whole::Refused(Refusal::Full {
+                reason,
+                items,
+                bytes,
+            })
+        };
+        #[cfg(feature = "disk-queue")]
+        if let Some(disk) = core.disk.as_mut() {
+            let need = bytes + parts.len() as u64 * DiskQueue::RECORD_OVERHEAD;
+            if let Some(p) = &q.persistent
+                && need > p.max_bytes
+            {
+                return Err(Whole::Refused(Refusal::TooLarge {
+                    items,
+                    bytes: need,
+                    setting: "queue.persistent.max_bytes",
+                    limit: p.max_bytes,
+                }));
+            }
+            if disk.free_bytes() < need {
+                return Err(if may_wait {
+                    Whole::Wait(parts)
+                } else {
+                    full(DropReason::DiskFull)
+                });
+            }
+            // While memory is plentiful, written parts also stay cached in
+            // memory (charged), so workers need not read them back.
+            let cache = core.mem_bytes + bytes <= q.max_bytes / 2
+                && core.mem_items + items <= q.max_items / 2;
+            let epoch = core.epoch;
+            if let Err(e) = disk.append_all(&parts, epoch, cache) {
+                if let AppendError::Io(e) = &e {
+                    tracing::warn!(error = %e, "disk queue: write failed; request refused with back-pressure (nothing of it was stored)");
+                }
+                return Err(if may_wait {
+                    Whole::Wait(parts)
+                } else {
+                    full(DropReason::DiskFull)
+                });
+            }
+            self.counters.accepted(signal, items);
+            *core.outstanding.entry(epoch).or_default() += items;
+            if cache {
+                core.mem_items += items;
+                core.mem_bytes += bytes;
+                core.mem_held[signal.index()] += bytes;
+            }
+            self.publish(core, signal);
+            self.counters.depth(signal);
+            for _ in 0..parts.len().min(self.config.workers) {
+                self.work.notify_one();
+            }
+            return Ok(());
+        }
+        if items > q.max_items {
+            return Err(Whole::Refused(Refusal::TooLarge {
+                items,
+                bytes,
+                setting: "queue.max_items",
+                limit: q.max_items,
+            }));
+        }
+        if bytes > q.max_bytes {
+            return Err(Whole::Refused(Refusal::TooLarge {
+                items,
+                bytes,
+                setting: "queue.max_bytes",
+                limit: q.max_bytes,
+            }));
+        }
+        let fits =
+            |c: &Core| c.mem_bytes + bytes <= q.max_bytes && c.mem_items + items <= q.max_items;
+        if !fits(core) {
+            let evictable = matches!(q.overflow, Overflow::DropOldest) && {
+                let (qi, qb) = core.queue.iter().fold((0, 0), |(i, b), e| {
+                    (i + e.batch.items(), b + e.batch.byte_size() as u64)
+                });
+                core.mem_bytes - qb.min(core.mem_bytes) + bytes <= q.max_bytes
+                    && core.mem_items - qi.min(core.mem_items) + items <= q.max_items
+            };
+            if !evictable {
+                return Err(
+                    if may_wait && matches!(q.overflow, Overflow::Block { .. }) {
+                        Whole::Wait(parts)
+                    } else {
+                        full(DropReason::QueueFull)
+                    },
+                );
+            }
+            // Bounded: each turn evicts one queued batch, and evicting all of
+            // them makes room (checked above).
+            while !fits(core) {
+                let Some(Queued {
+                    batch: b, epoch, ..
+                }) = core.queue.pop_front()
+                else {
+                    break;
+                };
+                core.release(b.signal(), b.items(), b.byte_size() as u64);
+                leave(&mut core.outstanding, epoch, b.items());
+                tracing::warn!(
+                    signal = %b.signal(),
+                    items = b.items(),
+                    "memory queue full: oldest queued batch evicted (drop_oldest) to take a new request"
+                );
+                self.counters
+                    .dropped(b.signal(), DropReason::Evicted, b.items());
+                self.publish(core, b.signal());
+                self.settled.notify_waiters();
+            }
+        }
+        self.counters.accepted(signal, items);
+        *core.outstanding.entry(core.epoch).or_default() += items;
+        for part in parts {
+            let cost = part.byte_size() as u64;
+            let batcher = &core.batchers[signal.index()];
+            if !batcher.is_empty() && batcher.charged() + cost > self.config.batch.max_batch_bytes {
+                self.cut(core, signal);
+            }
+            core.mem_items += part.items();
+            core.mem_bytes += cost;
+            core.mem_held[signal.index()] += cost;
+            let batcher = &mut core.batchers[signal.index()];
+            batcher.push_raw(part);
+            if batcher.items() >= self.config.batch.max_batch_size {
+                self.cut(core, signal);
+            }
+        }
+        self.publish(core, signal);
+        Ok(())
     }
 
     /// Counts `input` as accepted and dropped for `reason`.
@@ -651,7 +897,9 @@ impl Shared {
                 _ => None,
             };
             match evicted {
-                Some((b, epoch)) => {
+                Some(Queued {
+                    batch: b, epoch, ..
+                }) => {
                     core.release(b.signal(), b.items(), b.byte_size() as u64);
                     leave(&mut core.outstanding, epoch, b.items());
                     self.settled.notify_waiters();
@@ -697,11 +945,11 @@ impl Shared {
         };
         let mut moved = false;
         // Bounded: each turn moves one batch or stops.
-        while let Some((front, epoch)) = core.queue.front() {
-            if disk.append(front, *epoch, false).is_err() {
+        while let Some(front) = core.queue.front() {
+            if disk.append(&front.batch, front.epoch, false).is_err() {
                 break;
             }
-            if let Some((b, _)) = core.queue.pop_front() {
+            if let Some(Queued { batch: b, .. }) = core.queue.pop_front() {
                 let (signal, items, size) = (b.signal(), b.items(), b.byte_size() as u64);
                 let held = &mut core.mem_held[signal.index()];
                 *held = held.saturating_sub(size);
@@ -717,7 +965,7 @@ impl Shared {
 
     /// Cuts `signal`'s open batch and queues it (on disk when configured).
     fn cut(&self, core: &mut Core, signal: Signal) {
-        let Some((batch, charged)) = core.batchers[signal.index()].cut_charged() else {
+        let Some((batch, charged, parts)) = core.batchers[signal.index()].cut_charged() else {
             return;
         };
         let size = batch.byte_size() as u64;
@@ -763,7 +1011,11 @@ impl Shared {
                 }
             }
         }
-        core.queue.push_back((batch, epoch));
+        core.queue.push_back(Queued {
+            batch,
+            epoch,
+            parts,
+        });
         self.work.notify_one();
         self.counters.depth(signal);
     }
@@ -822,6 +1074,7 @@ impl Shared {
                             signal: batch.signal(),
                             items: batch.items(),
                             epoch,
+                            bisect: None,
                             mem_items: if cached { batch.items() } else { 0 },
                             mem_bytes: if cached { batch.byte_size() as u64 } else { 0 },
                             disk: Some((rid, batch.byte_size() as u64)),
@@ -840,7 +1093,11 @@ impl Shared {
                 }
             }
         }
-        let (batch, epoch) = core.queue.pop_front()?;
+        let Queued {
+            batch,
+            epoch,
+            parts,
+        } = core.queue.pop_front()?;
         let id = core.next_id;
         core.next_id += 1;
         core.inflight.insert(
@@ -849,6 +1106,7 @@ impl Shared {
                 signal: batch.signal(),
                 items: batch.items(),
                 epoch,
+                bisect: (!parts.is_empty()).then(|| (batch.clone(), parts)),
                 mem_items: batch.items(),
                 mem_bytes: batch.byte_size() as u64,
                 #[cfg(feature = "disk-queue")]
@@ -861,9 +1119,34 @@ impl Shared {
     /// Records the outcome of batch `id`, unless shutdown already settled it.
     fn settle(&self, id: u64, outcome: Outcome) {
         let mut core = self.lock();
-        let Some(f) = core.inflight.remove(&id) else {
+        let Some(mut f) = core.inflight.remove(&id) else {
             return;
         };
+        if let Err(failure) = &outcome
+            && failure.invalid
+            && let Some((batch, parts)) = f.bisect.take()
+        {
+            // The collector refused the joined batch's content: one sender's
+            // request may be bad. Send the halves again, front of the queue,
+            // so that only the bad part fails (bounded: every turn halves).
+            let (mut left, mut right) = bisect(&batch, &parts);
+            left.epoch = f.epoch;
+            right.epoch = f.epoch;
+            tracing::info!(
+                signal = %f.signal,
+                parts = parts.len(),
+                items = f.items,
+                error = %failure.message,
+                "collector refused a joined batch as invalid; retrying its halves to isolate the bad request"
+            );
+            // The halves are slices of the same bytes, still charged in memory.
+            core.queue.push_front(right);
+            core.queue.push_front(left);
+            drop(core);
+            self.work.notify_one();
+            self.work.notify_one();
+            return;
+        }
         let (signal, items) = (f.signal, f.items);
         core.release(signal, f.mem_items, f.mem_bytes);
         #[cfg(feature = "disk-queue")]
@@ -881,7 +1164,7 @@ impl Shared {
                 self.counters.failed(signal, FailReason::Rejected, rejected);
                 (rejected > 0).then_some((FailReason::Rejected, rejected, resp.message))
             }
-            Err((class, message)) => {
+            Err(Failure { class, message, .. }) => {
                 let reason = match class {
                     Retryability::Permanent => FailReason::Permanent,
                     Retryability::TooLarge => FailReason::TooLarge,
@@ -896,7 +1179,13 @@ impl Shared {
         leave(&mut core.outstanding, f.epoch, items);
         drop(core);
         if let Some((reason, n, message)) = failure {
-            tracing::warn!(%signal, items = n, %reason, error = %message, "export failed");
+            tracing::warn!(
+                %signal,
+                items = n,
+                %reason,
+                last_error = %message,
+                "export given up: items counted as failed; the last error says why"
+            );
         }
         self.counters.depth(signal);
         self.space.notify_waiters();
@@ -920,7 +1209,10 @@ impl Shared {
             self.counters
                 .dropped(f.signal, DropReason::Shutdown, f.items);
         }
-        for (b, epoch) in core.queue.drain(..) {
+        for Queued {
+            batch: b, epoch, ..
+        } in core.queue.drain(..)
+        {
             leave(&mut core.outstanding, epoch, b.items());
             self.counters
                 .dropped(b.signal(), DropReason::Shutdown, b.items());
@@ -1022,10 +1314,11 @@ where
         let Some((id, batch)) = next_batch(&shared, &stop).await else {
             return;
         };
-        let outcome = svc
-            .call(batch)
-            .await
-            .map_err(|e| (e.classify(), e.to_string()));
+        let outcome = svc.call(batch).await.map_err(|e| Failure {
+            class: e.classify(),
+            invalid: e.is_invalid_request(),
+            message: e.to_string(),
+        });
         shared.settle(id, outcome);
     }
 }
@@ -1043,6 +1336,42 @@ async fn next_batch(shared: &Shared, stop: &AtomicBool) -> Option<(u64, Batch)> 
         }
         work.await;
     }
+}
+
+/// Splits a joined batch at its middle part boundary into two queued halves
+/// of the same epoch, each a slice of the same bytes with its own parts.
+fn bisect(batch: &Batch, parts: &[Part]) -> (Queued, Queued) {
+    let mid = parts.len() / 2;
+    let at = parts[mid].offset;
+    let bytes = batch.bytes();
+    let half = |range: std::ops::Range<usize>, ps: &[Part], base: usize| {
+        let items = ps.iter().map(|p| p.items).sum();
+        let parts: Vec<Part> = if ps.len() < 2 {
+            Vec::new()
+        } else {
+            ps.iter()
+                .map(|p| Part {
+                    offset: p.offset - base,
+                    items: p.items,
+                })
+                .collect()
+        };
+        (Batch::new(batch.signal(), bytes.slice(range), items), parts)
+    };
+    let (l, lp) = half(0..at, &parts[..mid], 0);
+    let (r, rp) = half(at..bytes.len(), &parts[mid..], at);
+    (
+        Queued {
+            batch: l,
+            epoch: 0,
+            parts: lp,
+        },
+        Queued {
+            batch: r,
+            epoch: 0,
+            parts: rp,
+        },
+    )
 }
 
 /// The batch timer; ends when the pipeline is gone.

@@ -40,6 +40,10 @@ pub struct SignalStats {
     pub queued_items: u64,
     /// Bytes those items hold in memory and on disk.
     pub queued_bytes: u64,
+    /// Items of whole requests refused with back-pressure before any of them
+    /// was taken ([`Sender::admit_request`](crate::Sender::admit_request)):
+    /// never accepted, so outside the accounting identity.
+    pub refused: u64,
 }
 
 /// What [`Pipeline::shutdown`](crate::Pipeline::shutdown) achieved, per signal and in total.
@@ -79,6 +83,7 @@ struct SignalCounters {
     dropped: [AtomicU64; DropReason::ALL.len()],
     failed: [AtomicU64; FailReason::ALL.len()],
     held_bytes: AtomicU64,
+    refused: AtomicU64,
 }
 
 // === impl Stats ===
@@ -98,6 +103,7 @@ impl Stats {
             t.sent += s.sent;
             t.queued_items += s.queued_items;
             t.queued_bytes += s.queued_bytes;
+            t.refused += s.refused;
             merge(&mut t.dropped, &s.dropped);
             merge(&mut t.failed, &s.failed);
         }
@@ -204,6 +210,14 @@ impl Counters {
         self.observer.failed(signal, reason, items);
     }
 
+    /// A whole request was refused before any of it was taken.
+    pub(crate) fn refused(&self, signal: Signal, reason: DropReason, items: u64) {
+        self.signals[signal.index()]
+            .refused
+            .fetch_add(items, Relaxed);
+        self.observer.refused(signal, reason, items);
+    }
+
     /// Records disk records whose items are unknown.
     #[cfg_attr(not(feature = "disk-queue"), allow(dead_code))]
     pub(crate) fn corrupt_records(&self, n: u64) {
@@ -267,6 +281,7 @@ impl Counters {
             out.queued_items = (out.accepted + out.recovered)
                 .saturating_sub(out.sent + out.dropped_total() + out.failed_total());
             out.queued_bytes = s.held_bytes.load(Relaxed);
+            out.refused = s.refused.load(Relaxed);
         }
         stats
     }

@@ -97,6 +97,10 @@ impl<E: Classify> Classify for RetryError<E> {
             RetryError::AttemptTimeout { .. } => false,
         }
     }
+
+    fn is_invalid_request(&self) -> bool {
+        self.inner().is_some_and(Classify::is_invalid_request)
+    }
 }
 
 impl<E: fmt::Display> fmt::Display for RetryError<E> {

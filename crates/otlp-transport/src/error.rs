@@ -277,4 +277,14 @@ impl Classify for TransportError {
             _ => false,
         }
     }
+
+    /// gRPC `INVALID_ARGUMENT` and HTTP 400: the collector refused the data itself.
+    fn is_invalid_request(&self) -> bool {
+        match self {
+            // 3 is gRPC INVALID_ARGUMENT.
+            TransportError::GrpcStatus { code, .. } => *code == 3,
+            TransportError::HttpStatus { status, .. } => *status == 400,
+            _ => false,
+        }
+    }
 }

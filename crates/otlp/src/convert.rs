@@ -9,7 +9,7 @@ use otlp_core::Signal;
 use otlp_pipeline::{
     BatchConfig, DiskQueueConfig, FsyncPolicy, Overflow, PipelineConfig, QueueConfig,
 };
-use otlp_resilience::{ConcurrencyPolicy, RetryPolicy};
+use otlp_resilience::{ConcurrencyPolicy, RetryBudget, RetryPolicy};
 use otlp_transport::{Compression, ExporterConfig, Protocol, ReceiverTls, TlsConfig};
 
 use crate::OtlpError;
@@ -80,8 +80,13 @@ pub(crate) fn retry_policy(config: &Config) -> Result<RetryPolicy, OtlpError> {
         .with_max_backoff(r.max_backoff)
         .with_multiplier(r.multiplier)
         .with_jitter(r.jitter)
-        .with_max_retries(Some(r.max_retries))
-        .with_max_elapsed(r.max_elapsed)
+        .with_max_retries(r.max_retries)
+        // No limit: a batch is retried until it is delivered (or shutdown).
+        .with_max_elapsed(r.max_elapsed.unwrap_or(Duration::MAX))
+        // The pipeline bounds retries already: at most `workers` batches are
+        // in flight, each retrying at most once per backoff. A budget that
+        // gives up would turn a long outage into data loss.
+        .with_budget(RetryBudget::unlimited())
         .build()
         .map_err(OtlpError::Resilience)
 }

@@ -9,35 +9,36 @@ use std::{
 };
 
 use otlp_core::{Batch, Classify, ExportResponse, Retryability};
-use otlp_pipeline::{Sender, TrySendError};
+use otlp_pipeline::{Refusal, Sender};
 use tower::Service;
 
-/// Accepts already-encoded export requests into the pipeline.
+/// Accepts already-encoded export requests into the pipeline, whole or not at all.
 ///
 /// A request is acknowledged (the receiver answers success) only once the
-/// pipeline's queue has taken it. When the queue is full the sender is told to
-/// retry later (gRPC `UNAVAILABLE` / HTTP 503 with a retry hint), so back-pressure
-/// reaches the sender instead of silently losing data.
+/// pipeline holds all of it with room reserved: in memory, or written to the
+/// disk queue when one is configured ([`Sender::admit_request`]). When there
+/// is no room the sender is told to retry later (gRPC `UNAVAILABLE` / HTTP 503
+/// with a retry hint) and nothing of the request was taken, so its retry
+/// duplicates nothing. A request with no items is answered with success and
+/// never forwarded.
 #[derive(Clone, Debug)]
 pub struct Intake {
     sender: Sender,
-    wait: bool,
-    durable: bool,
 }
 
 /// Why a received request was not taken.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum IntakeError {
-    /// The queue is full: the sender should retry after the hint.
-    #[error("agent queue is full ({0}); retry later")]
-    Full(TrySendError),
-    /// The request alone is larger than the queue may hold.
+    /// No room now: the sender should retry after the hint.
+    #[error("agent queue is full, retry later: {0}")]
+    Full(Refusal),
+    /// The request alone is larger than the queue may ever hold.
     #[error("{0}")]
-    Oversized(TrySendError),
+    TooLarge(Refusal),
     /// The agent is shutting down.
-    #[error("agent is shutting down")]
-    Closed,
+    #[error("agent is shutting down: {0}")]
+    Closed(Refusal),
 }
 
 /// How long a sender is asked to wait when the queue is full.
@@ -46,21 +47,11 @@ const RETRY_HINT: Duration = Duration::from_secs(1);
 // === impl Intake ===
 
 impl Intake {
-    /// Feeds `sender`; with `wait`, a full queue is waited on (per the
-    /// `block` policy's deadline) before the sender is told to retry.
-    pub fn new(sender: Sender, wait: bool) -> Self {
-        Self {
-            sender,
-            wait,
-            durable: false,
-        }
-    }
-
-    /// With a disk queue: write each accepted request to disk before it is
-    /// acknowledged, so an acknowledged request survives `kill -9`.
-    pub fn durable(mut self, durable: bool) -> Self {
-        self.durable = durable;
-        self
+    /// Feeds `sender`. Under the `block` overflow policy a full queue is
+    /// waited on (up to the policy's deadline) before the sender is told to
+    /// retry.
+    pub fn new(sender: Sender) -> Self {
+        Self { sender }
     }
 
     /// The TLS the receivers feeding an intake serve with, from
@@ -73,13 +64,12 @@ impl Intake {
     }
 }
 
-fn map(res: Result<(), TrySendError>) -> Result<ExportResponse, IntakeError> {
+fn map(res: Result<(), Refusal>) -> Result<ExportResponse, IntakeError> {
     match res {
         Ok(()) => Ok(ExportResponse::success()),
-        Err(e @ TrySendError::Full { .. }) => Err(IntakeError::Full(e)),
-        Err(e @ TrySendError::Oversized { .. }) => Err(IntakeError::Oversized(e)),
-        Err(TrySendError::Closed) => Err(IntakeError::Closed),
-        Err(e) => Err(IntakeError::Full(e)),
+        Err(r @ Refusal::TooLarge { .. }) => Err(IntakeError::TooLarge(r)),
+        Err(r @ Refusal::Closed) => Err(IntakeError::Closed(r)),
+        Err(r) => Err(IntakeError::Full(r)),
     }
 }
 
@@ -94,33 +84,15 @@ impl Service<Batch> for Intake {
 
     fn call(&mut self, batch: Batch) -> Self::Future {
         let sender = self.sender.clone();
-        let (wait, durable) = (self.wait, self.durable);
-        Box::pin(async move {
-            let res = if wait {
-                sender.send_batch(batch).await
-            } else {
-                sender.try_send_batch(batch)
-            };
-            if res.is_ok() && durable {
-                // Cut the open batch now so it is on disk before we answer.
-                let pending = sender.commit();
-                if pending > 0 {
-                    tracing::warn!(
-                        pending,
-                        "disk queue full: acknowledged data is held in memory until the disk frees up"
-                    );
-                }
-            }
-            map(res)
-        })
+        Box::pin(async move { map(sender.admit_request(batch).await) })
     }
 }
 
 impl Classify for IntakeError {
     fn classify(&self) -> Retryability {
         match self {
-            IntakeError::Full(_) | IntakeError::Closed => Retryability::Throttled(RETRY_HINT),
-            IntakeError::Oversized(_) => Retryability::TooLarge,
+            IntakeError::Full(_) | IntakeError::Closed(_) => Retryability::Throttled(RETRY_HINT),
+            IntakeError::TooLarge(_) => Retryability::TooLarge,
         }
     }
 }

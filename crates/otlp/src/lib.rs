@@ -21,7 +21,7 @@
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 //! // No collector runs in this example: the export fails and is accounted.
 //! let mut config = Config::default();
-//! config.retry.max_retries = 0;
+//! config.retry.max_retries = Some(0);
 //! let otlp = Otlp::builder().with_config(config).build()?;
 //!
 //! let resource = otlp::resource_group(&Resource::default(), "");

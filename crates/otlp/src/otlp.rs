@@ -213,8 +213,7 @@ impl Otlp {
     /// An intake service for receivers: hands received requests to the
     /// pipeline (see [`Intake`]).
     pub fn intake(&self) -> Intake {
-        let wait = matches!(self.config.queue.overflow, otlp_config::Overflow::Block);
-        Intake::new(self.sender.clone(), wait).durable(self.config.queue.persistent.is_some())
+        Intake::new(self.sender.clone())
     }
 
     /// The pipeline, for callers that need its full API.

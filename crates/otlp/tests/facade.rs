@@ -14,7 +14,7 @@ fn unreachable_config() -> Config {
         .local_addr()
         .unwrap();
     let mut config = Config::default();
-    config.retry.max_retries = 0;
+    config.retry.max_retries = Some(0);
     for s in &mut config.signals {
         s.endpoint = format!("http://{unused}");
     }

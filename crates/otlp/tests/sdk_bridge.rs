@@ -181,7 +181,7 @@ fn config_for(addr: SocketAddr) -> Config {
     for s in &mut config.signals {
         s.endpoint = format!("http://{addr}");
     }
-    config.retry.max_retries = 0;
+    config.retry.max_retries = Some(0);
     config.batch.batch_timeout = Duration::from_millis(50);
     config
 }

@@ -73,7 +73,7 @@ fn cut_traces_decode_to_grouped_request() {
         }
     }
     let charged_before = b.charged();
-    let (batch, charged) = b.cut_charged().unwrap();
+    let (batch, charged, _) = b.cut_charged().unwrap();
     assert!(b.is_empty());
     assert!(b.cut().is_none(), "an empty batcher never emits a request");
     assert_eq!(charged, charged_before);
@@ -222,7 +222,7 @@ fn one_raw_request_is_cut_as_the_same_bytes_without_a_copy() {
     let mut b = Batcher::new(Signal::Logs);
     b.push_raw(raw.clone());
     assert_eq!(b.charged(), raw.byte_size() as u64);
-    let (batch, charged) = b.cut_charged().unwrap();
+    let (batch, charged, _) = b.cut_charged().unwrap();
     assert_eq!(batch.items(), 512);
     assert_eq!(charged, raw.byte_size() as u64);
     assert_eq!(batch.bytes(), raw.bytes());

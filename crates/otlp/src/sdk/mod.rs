@@ -51,7 +51,7 @@
 //! // No collector runs in this example: the export fails and is accounted.
 //! // (An application uses `.with_env(otlp::config::Env::from_process())`.)
 //! let mut config = Config::default();
-//! config.retry.max_retries = 0;
+//! config.retry.max_retries = Some(0);
 //! # let unused = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
 //! # for s in &mut config.signals { s.endpoint = format!("http://{unused}"); }
 //! let otlp = Arc::new(Otlp::builder().with_config(config).build()?);

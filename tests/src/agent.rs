@@ -1,0 +1,343 @@
+//! The `otlp-client run` agent as a child process, and small raw clients for
+//! its receivers and admin server, shared by every suite that drives it.
+
+use std::{
+    net::{SocketAddr, TcpListener},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::{E2eError, client_binary};
+
+/// A port that was free a moment ago on 127.0.0.1 (the agent binds it itself).
+pub fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// The agent's configuration: the upstream, the listen addresses, and YAML
+/// blocks that override the defaults of these suites.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The upstream endpoint (`endpoint:`).
+    pub upstream: String,
+    /// `protocol:` towards the upstream.
+    pub protocol: &'static str,
+    /// The disk queue directory (`queue.persistent.dir`), if any.
+    pub persistent: Option<PathBuf>,
+    /// `queue.persistent.max_bytes` when `persistent` is set.
+    pub disk_max_bytes: String,
+    /// The gRPC receiver.
+    pub grpc: SocketAddr,
+    /// The HTTP receiver.
+    pub http: SocketAddr,
+    /// The admin server.
+    pub admin: SocketAddr,
+    /// The `retry:` block's body (indented two spaces per line).
+    pub retry: String,
+    /// The `queue:` block's lines other than `persistent` (indented two spaces).
+    pub queue: String,
+    /// The `batch:` block's body.
+    pub batch: String,
+    /// Extra top-level YAML appended as is.
+    pub extra: String,
+}
+
+impl AgentConfig {
+    /// Fast retries, a 20 ms batch timeout, an 8 MiB `drop_newest` memory queue.
+    pub fn new(upstream: String) -> Self {
+        Self {
+            upstream,
+            protocol: "grpc",
+            persistent: None,
+            disk_max_bytes: "256MiB".to_owned(),
+            grpc: free_port(),
+            http: free_port(),
+            admin: free_port(),
+            retry: "  max_retries: 100\n  initial_backoff: 20ms\n  max_backoff: 1s\n  max_elapsed: 2m\n"
+                .to_owned(),
+            queue: format!(
+                "  max_items: 200000\n  max_bytes: {}\n  overflow: drop_newest\n",
+                8 << 20
+            ),
+            batch: "  batch_timeout: 20ms\n".to_owned(),
+            extra: String::new(),
+        }
+    }
+
+    /// The whole YAML file.
+    pub fn yaml(&self) -> String {
+        let mut y = format!(
+            "endpoint: {}\nprotocol: {}\ncompression: none\ntimeout: 1s\nconnect_timeout: 500ms\n\
+             retry:\n{}batch:\n{}receivers:\n  grpc: {}\n  http: {}\nadmin:\n  listen: {}\nqueue:\n{}",
+            self.upstream,
+            self.protocol,
+            self.retry,
+            self.batch,
+            self.grpc,
+            self.http,
+            self.admin,
+            self.queue
+        );
+        if let Some(dir) = &self.persistent {
+            y.push_str(&format!(
+                "  persistent:\n    dir: {}\n    max_bytes: {}\n    fsync: true\n",
+                dir.display(),
+                self.disk_max_bytes
+            ));
+        }
+        y.push_str(&self.extra);
+        y
+    }
+}
+
+/// A running agent; killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Agent {
+    child: Child,
+    /// The HTTP receiver.
+    pub http: SocketAddr,
+    /// The gRPC receiver.
+    pub grpc: SocketAddr,
+    /// The admin server.
+    pub admin: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Agent {
+    /// Writes `cfg` to `dir/agent-<tag>.yaml`, starts `otlp-client run` with
+    /// debug logs into `dir/agent-<tag>.log`, and waits until the HTTP
+    /// receiver accepts connections.
+    ///
+    /// # Errors
+    ///
+    /// [`E2eError::Io`] when the process cannot start or exits at start, or
+    /// does not listen within `start_limit`.
+    pub fn start(cfg: &AgentConfig, dir: &Path, tag: &str) -> Result<Agent, E2eError> {
+        Self::start_wrapped(cfg, dir, tag, &[], Duration::from_secs(20))
+    }
+
+    /// As [`Agent::start`], under `wrapper` (e.g. valgrind) when it is not empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`Agent::start`].
+    pub fn start_wrapped(
+        cfg: &AgentConfig,
+        dir: &Path,
+        tag: &str,
+        wrapper: &[String],
+        start_limit: Duration,
+    ) -> Result<Agent, E2eError> {
+        let io = |what: &'static str| move |source| E2eError::Io { what, source };
+        let bin = client_binary()?;
+        let config = dir.join(format!("agent-{tag}.yaml"));
+        std::fs::write(&config, cfg.yaml()).map_err(io("write agent config"))?;
+        let log = std::fs::File::create(dir.join(format!("agent-{tag}.log")))
+            .map_err(io("create agent log"))?;
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let child = cmd
+            .args(["run", "-c"])
+            .arg(&config)
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_HEADERS")
+            .env("OTLP_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io("clone agent log"))?)
+            .stderr(log)
+            .spawn()
+            .map_err(io("spawn otlp-client run"))?;
+        let mut agent = Agent {
+            child,
+            http: cfg.http,
+            grpc: cfg.grpc,
+            admin: cfg.admin,
+            dir: dir.to_path_buf(),
+        };
+        let deadline = Instant::now() + start_limit;
+        // Bounded by `start_limit`.
+        while std::net::TcpStream::connect(cfg.http).is_err() {
+            if !agent.alive() {
+                return Err(E2eError::Io {
+                    what: "agent start",
+                    source: std::io::Error::other(format!(
+                        "agent exited at start:\n{}",
+                        agent.logs()
+                    )),
+                });
+            }
+            if Instant::now() >= deadline {
+                return Err(E2eError::Io {
+                    what: "agent start",
+                    source: std::io::Error::other(format!(
+                        "agent did not listen within {start_limit:?}:\n{}",
+                        agent.logs()
+                    )),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(agent)
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, once the process has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Kills the process with SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        // `Child::kill` is SIGKILL on Unix.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Everything the agents of this test directory logged.
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.path().extension().is_some_and(|x| x == "log") {
+                    all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+                }
+            }
+        }
+        all
+    }
+
+    /// The admin server's `/metrics` text (empty when it does not answer).
+    pub async fn metrics(&self) -> String {
+        let (_, body) = get(self.admin, "/metrics").await;
+        body
+    }
+
+    /// The sum of the samples of `family` whose label set contains every one
+    /// of `labels` (e.g. `signal="traces"`).
+    pub async fn metric(&self, family: &str, labels: &[&str]) -> u64 {
+        metric_sum(&self.metrics().await, family, labels)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The sum of the samples of `family` in a Prometheus text exposition whose
+/// label set contains every one of `labels`.
+pub fn metric_sum(text: &str, family: &str, labels: &[&str]) -> u64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|l| labels.iter().all(|want| l.contains(want)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+/// A raw HTTP/1.1 answer: status (0 when the connection closed without one),
+/// and the whole answer text (head and body).
+pub type Answer = (u16, String);
+
+/// Sends one raw HTTP/1.1 request and reads the answer to the end (10 s at most).
+pub async fn request(addr: SocketAddr, head: &str, body: &[u8]) -> Answer {
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return (0, String::new());
+    };
+    if s.write_all(head.as_bytes()).await.is_err() || s.write_all(body).await.is_err() {
+        return (0, String::new());
+    }
+    let mut out = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await {
+        Ok(_) => {
+            let text = String::from_utf8_lossy(&out).into_owned();
+            let status = text
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            (status, text)
+        }
+        Err(_) => (0, String::new()),
+    }
+}
+
+/// Reads an answer to the end (10 s at most) and returns its status (0 when
+/// the connection closed without one).
+pub async fn read_status(s: &mut tokio::net::TcpStream) -> u16 {
+    let mut out = Vec::new();
+    match tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await {
+        Ok(_) => String::from_utf8_lossy(&out)
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// `GET path` on `addr`.
+pub async fn get(addr: SocketAddr, path: &str) -> Answer {
+    let head = format!("GET {path} HTTP/1.1\r\nhost: agent\r\nconnection: close\r\n\r\n");
+    let (status, text) = request(addr, &head, b"").await;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// `POST path` of `body` with `content_type` (and `head_extra` header lines,
+/// each ending in `\r\n`).
+pub async fn post_to(
+    addr: SocketAddr,
+    path: &str,
+    head_extra: &str,
+    content_type: &str,
+    body: &[u8],
+) -> Answer {
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: agent\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n{head_extra}connection: close\r\n\r\n",
+        body.len()
+    );
+    request(addr, &head, body).await
+}
+
+/// `POST /v1/traces`; returns the status only.
+pub async fn post(addr: SocketAddr, head_extra: &str, content_type: &str, body: &[u8]) -> u16 {
+    post_to(addr, "/v1/traces", head_extra, content_type, body)
+        .await
+        .0
+}
+
+/// The resident set size (`VmRSS`) of a process now.
+pub fn rss_now(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
