@@ -45,6 +45,7 @@ mod error;
 mod outcome;
 mod payload;
 mod signal;
+mod validate;
 mod wire;
 
 pub use self::{
@@ -54,4 +55,5 @@ pub use self::{
     outcome::{DropReason, ExportResponse, FailReason, NoopObserver, Observer},
     payload::{Payload, Split},
     signal::{Signal, UnknownSignal},
+    validate::{InvalidRequest, MAX_ANY_VALUE_DEPTH, validate},
 };

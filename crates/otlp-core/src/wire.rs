@@ -10,10 +10,10 @@
 use crate::error::DecodeError;
 
 /// Protobuf wire types that OTLP uses. Groups (3, 4) are deprecated and refused.
-const VARINT: u8 = 0;
-const FIXED64: u8 = 1;
-const LEN: u8 = 2;
-const FIXED32: u8 = 5;
+pub(crate) const VARINT: u8 = 0;
+pub(crate) const FIXED64: u8 = 1;
+pub(crate) const LEN: u8 = 2;
+pub(crate) const FIXED32: u8 = 5;
 
 /// One field read from a message.
 #[derive(Clone, Copy, Debug)]
@@ -24,6 +24,8 @@ pub(crate) struct Field<'a> {
     pub(crate) payload: &'a [u8],
     /// Whether the field is length-delimited.
     pub(crate) is_len: bool,
+    /// The wire type (one of `VARINT`, `FIXED64`, `LEN`, `FIXED32`).
+    pub(crate) wire: u8,
     /// The whole field, tag included, exactly as it was on the wire.
     pub(crate) raw: &'a [u8],
 }
@@ -109,6 +111,7 @@ impl<'a> Iterator for Fields<'a> {
                 number,
                 payload,
                 is_len: wire == LEN,
+                wire,
                 raw: &self.buf[start..self.pos],
             })
         })();

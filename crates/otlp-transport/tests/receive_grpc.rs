@@ -188,7 +188,8 @@ async fn malformed_request_gets_invalid_argument_with_the_reason() {
     .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(
-        err.message().contains("malformed OTLP logs export request"),
+        err.message().contains("invalid OTLP logs request")
+            && err.message().contains("malformed protobuf"),
         "{}",
         err.message()
     );
@@ -423,5 +424,54 @@ async fn connection_without_a_request_is_closed_after_the_header_read_timeout() 
         closed.is_ok(),
         "the server closes an idle connection within the bound"
     );
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_of_another_signal_or_with_bad_ids_gets_invalid_argument_and_is_not_taken() {
+    let inner = Recorder::new(Mode::Accept);
+    let (server, channel) = start(&inner, ReceiverLimits::new()).await;
+    // A traces request sent to LogsService/Export.
+    let err = raw_call(
+        channel.clone(),
+        Signal::Logs.grpc_path(),
+        trace_bytes(3),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("log_records[0]") && err.message().contains("another signal"),
+        "{}",
+        err.message()
+    );
+    // A span with a 15-byte trace id.
+    let mut req = trace_request(2);
+    req.resource_spans[0].scope_spans[0].spans[1].trace_id = vec![1; 15];
+    let err = raw_call(
+        channel.clone(),
+        Signal::Traces.grpc_path(),
+        Bytes::from(req.encode_to_vec()),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains("spans[1].trace_id: 15 bytes, want 16"),
+        "{}",
+        err.message()
+    );
+    assert!(
+        inner.batches().is_empty(),
+        "nothing invalid reaches the pipeline"
+    );
+    // Valid traffic on the same channel still goes through.
+    raw_call(channel, Signal::Traces.grpc_path(), trace_bytes(3), false)
+        .await
+        .unwrap();
+    assert_eq!(inner.batches().len(), 1);
     server.shutdown().await;
 }

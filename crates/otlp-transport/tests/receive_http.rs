@@ -290,8 +290,7 @@ async fn malformed_and_truncated_protobuf_get_400_with_a_message() {
     let st = reply.status_body();
     assert_eq!(st.code, 3);
     assert!(
-        st.message
-            .contains("malformed OTLP/protobuf metrics request"),
+        st.message.contains("invalid OTLP metrics request"),
         "{}",
         st.message
     );

@@ -100,6 +100,20 @@ impl Batch {
         Ok(Self::new(signal, bytes, items))
     }
 
+    /// Wraps a request received from a sender, after validating it against
+    /// the OTLP schema ([`validate`](crate::validate)): the agent's receivers
+    /// call this so that one bad request never reaches a joined batch. The
+    /// library's own batches, encoded by this workspace, use
+    /// [`Batch::from_encoded`] or [`Batch::new`] and do not pay for it.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidRequest`](crate::InvalidRequest) naming the offending field.
+    pub fn from_received(signal: Signal, bytes: Bytes) -> Result<Self, crate::InvalidRequest> {
+        let items = crate::validate(signal, &bytes)?;
+        Ok(Self::new(signal, bytes, items))
+    }
+
     /// The signal of the request.
     pub fn signal(&self) -> Signal {
         self.signal

@@ -297,9 +297,10 @@ where
             let bytes = MessageReader::new(limits.max_decompressed_bytes())
                 .read(req.into_body(), encoding)
                 .await?;
-            let batch = Batch::from_encoded(signal, bytes).map_err(|e| {
-                Status::invalid_argument(format!("malformed OTLP {signal} export request: {e}"))
-            })?;
+            // Validated before it is acknowledged: one bad request must never
+            // reach a batch joined with other senders' data.
+            let batch = Batch::from_received(signal, bytes)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
             dispatch::export(self.inner, batch, limits)
                 .await
                 .map_err(status_for)

@@ -353,8 +353,9 @@ where
         }
     };
     let batch = match format {
-        Format::Protobuf => Batch::from_encoded(signal, body)
-            .map_err(|e| format!("malformed OTLP/protobuf {signal} request: {e}")),
+        // Validated before it is acknowledged: one bad request must never
+        // reach a batch joined with other senders' data.
+        Format::Protobuf => Batch::from_received(signal, body).map_err(|e| e.to_string()),
         Format::Json => json_batch(signal, &body),
     };
     let batch = match batch {

@@ -34,7 +34,8 @@ pub(crate) fn to_batch(signal: Signal, json: &[u8]) -> Result<Batch, String> {
             .map_err(bad)?
             .encode_to_vec(),
     };
-    Batch::from_encoded(signal, Bytes::from(encoded)).map_err(|e| e.to_string())
+    // JSON decoding guarantees UTF-8 but not ids' lengths or nesting depth.
+    Batch::from_received(signal, Bytes::from(encoded)).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

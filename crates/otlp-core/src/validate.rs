@@ -1,0 +1,565 @@
+//! Validation of a received OTLP export request against the OTLP protobuf
+//! schema (opentelemetry-proto 1.x), in one pass that also counts its items.
+//!
+//! The agent forwards received requests as bytes and joins them with other
+//! senders' requests, so one bad request would make the collector refuse
+//! everybody's batch. Each request is therefore checked before it is
+//! acknowledged:
+//!
+//! - every known field has its schema wire type (a traces request sent to the
+//!   logs endpoint fails here: `Span.trace_id` is length-delimited where
+//!   `LogRecord` field 1 is `fixed64`; the other cross-signal mix-ups fail on
+//!   a wire type, an id length or UTF-8 in the first item as well); packed
+//!   repeated scalars are accepted packed and unpacked; unknown fields are
+//!   skipped (proto3 forward compatibility);
+//! - every `string` field is UTF-8;
+//! - span and link ids have their lengths (`trace_id` 16 bytes and `span_id`
+//!   8, required on spans and links; `parent_span_id` empty or 8; log record
+//!   and exemplar ids empty or of their length);
+//! - `AnyValue`s nest (arrays and key-value lists) at most
+//!   [`MAX_ANY_VALUE_DEPTH`] levels.
+//!
+//! Nothing is allocated unless the request is invalid; recursion is bounded
+//! by the schema's depth plus the `AnyValue` nesting limit.
+
+use crate::{
+    Signal,
+    error::DecodeError,
+    wire::{FIXED32, FIXED64, Field, Fields, LEN, VARINT},
+};
+
+/// How deeply `AnyValue`s may nest inside each other (through `array_value`
+/// and `kvlist_value`). The Collector's pdata tolerates more; real telemetry
+/// rarely exceeds a handful of levels, and a bound keeps a hostile request
+/// from costing unbounded stack or time downstream.
+pub const MAX_ANY_VALUE_DEPTH: usize = 32;
+
+/// A received request that does not follow the OTLP schema.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid OTLP {signal} request: {path}: {reason}")]
+pub struct InvalidRequest {
+    /// The signal the request was received for.
+    pub signal: Signal,
+    /// Where, e.g. `resource_spans[0].scope_spans[1].spans[3].trace_id`.
+    pub path: String,
+    /// What is wrong, and what to check.
+    pub reason: String,
+}
+
+/// The messages of the schema.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum M {
+    TraceRequest,
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    Event,
+    Link,
+    Status,
+    LogsRequest,
+    ResourceLogs,
+    ScopeLogs,
+    LogRecord,
+    MetricsRequest,
+    ResourceMetrics,
+    ScopeMetrics,
+    Metric,
+    Gauge,
+    Sum,
+    Histogram,
+    ExpHistogram,
+    Summary,
+    NumberPoint,
+    HistogramPoint,
+    ExpHistogramPoint,
+    Buckets,
+    SummaryPoint,
+    Quantile,
+    Exemplar,
+    Resource,
+    EntityRef,
+    Scope,
+    KeyValue,
+    AnyValue,
+    ArrayValue,
+    KvList,
+}
+
+/// The type of one field.
+#[derive(Clone, Copy, Debug)]
+enum Ty {
+    Msg(M),
+    /// A message holding one item (span, log record, data point): counted.
+    Item(M),
+    Str,
+    Bytes,
+    /// An id of exactly this many bytes; `true` when it may be empty.
+    Id(usize, bool),
+    Varint,
+    Fixed64,
+    Fixed32,
+    /// A repeated fixed64 / double, packed or not.
+    PackedFixed64,
+    /// A repeated varint, packed or not.
+    PackedVarint,
+}
+
+impl M {
+    fn name(self) -> &'static str {
+        match self {
+            M::TraceRequest => "ExportTraceServiceRequest",
+            M::ResourceSpans => "ResourceSpans",
+            M::ScopeSpans => "ScopeSpans",
+            M::Span => "Span",
+            M::Event => "Span.Event",
+            M::Link => "Span.Link",
+            M::Status => "Status",
+            M::LogsRequest => "ExportLogsServiceRequest",
+            M::ResourceLogs => "ResourceLogs",
+            M::ScopeLogs => "ScopeLogs",
+            M::LogRecord => "LogRecord",
+            M::MetricsRequest => "ExportMetricsServiceRequest",
+            M::ResourceMetrics => "ResourceMetrics",
+            M::ScopeMetrics => "ScopeMetrics",
+            M::Metric => "Metric",
+            M::Gauge => "Gauge",
+            M::Sum => "Sum",
+            M::Histogram => "Histogram",
+            M::ExpHistogram => "ExponentialHistogram",
+            M::Summary => "Summary",
+            M::NumberPoint => "NumberDataPoint",
+            M::HistogramPoint => "HistogramDataPoint",
+            M::ExpHistogramPoint => "ExponentialHistogramDataPoint",
+            M::Buckets => "ExponentialHistogramDataPoint.Buckets",
+            M::SummaryPoint => "SummaryDataPoint",
+            M::Quantile => "SummaryDataPoint.ValueAtQuantile",
+            M::Exemplar => "Exemplar",
+            M::Resource => "Resource",
+            M::EntityRef => "EntityRef",
+            M::Scope => "InstrumentationScope",
+            M::KeyValue => "KeyValue",
+            M::AnyValue => "AnyValue",
+            M::ArrayValue => "ArrayValue",
+            M::KvList => "KeyValueList",
+        }
+    }
+
+    /// The name and type of field `n`, or `None` for a field the schema does
+    /// not know (skipped).
+    fn field(self, n: u32) -> Option<(&'static str, Ty)> {
+        use Ty::*;
+        let kv = ("attributes", Msg(M::KeyValue));
+        Some(match (self, n) {
+            (M::TraceRequest, 1) => ("resource_spans", Msg(M::ResourceSpans)),
+            (M::ResourceSpans, 1) | (M::ResourceLogs, 1) | (M::ResourceMetrics, 1) => {
+                ("resource", Msg(M::Resource))
+            }
+            (M::ResourceSpans, 2) => ("scope_spans", Msg(M::ScopeSpans)),
+            (M::ResourceSpans | M::ResourceLogs | M::ResourceMetrics, 3)
+            | (M::ScopeSpans | M::ScopeLogs | M::ScopeMetrics, 3) => ("schema_url", Str),
+            (M::ScopeSpans | M::ScopeLogs | M::ScopeMetrics, 1) => ("scope", Msg(M::Scope)),
+            (M::ScopeSpans, 2) => ("spans", Item(M::Span)),
+            (M::Span, 1) => ("trace_id", Id(16, false)),
+            (M::Span, 2) => ("span_id", Id(8, false)),
+            (M::Span, 3) => ("trace_state", Str),
+            (M::Span, 4) => ("parent_span_id", Id(8, true)),
+            (M::Span, 5) => ("name", Str),
+            (M::Span, 6) => ("kind", Varint),
+            (M::Span, 7) => ("start_time_unix_nano", Fixed64),
+            (M::Span, 8) => ("end_time_unix_nano", Fixed64),
+            (M::Span, 9) => kv,
+            (M::Span, 10) => ("dropped_attributes_count", Varint),
+            (M::Span, 11) => ("events", Msg(M::Event)),
+            (M::Span, 12) => ("dropped_events_count", Varint),
+            (M::Span, 13) => ("links", Msg(M::Link)),
+            (M::Span, 14) => ("dropped_links_count", Varint),
+            (M::Span, 15) => ("status", Msg(M::Status)),
+            (M::Span, 16) => ("flags", Fixed32),
+            (M::Event, 1) => ("time_unix_nano", Fixed64),
+            (M::Event, 2) => ("name", Str),
+            (M::Event, 3) => kv,
+            (M::Event, 4) => ("dropped_attributes_count", Varint),
+            (M::Link, 1) => ("trace_id", Id(16, false)),
+            (M::Link, 2) => ("span_id", Id(8, false)),
+            (M::Link, 3) => ("trace_state", Str),
+            (M::Link, 4) => kv,
+            (M::Link, 5) => ("dropped_attributes_count", Varint),
+            (M::Link, 6) => ("flags", Fixed32),
+            (M::Status, 2) => ("message", Str),
+            (M::Status, 3) => ("code", Varint),
+            (M::LogsRequest, 1) => ("resource_logs", Msg(M::ResourceLogs)),
+            (M::ResourceLogs, 2) => ("scope_logs", Msg(M::ScopeLogs)),
+            (M::ScopeLogs, 2) => ("log_records", Item(M::LogRecord)),
+            (M::LogRecord, 1) => ("time_unix_nano", Fixed64),
+            (M::LogRecord, 11) => ("observed_time_unix_nano", Fixed64),
+            (M::LogRecord, 2) => ("severity_number", Varint),
+            (M::LogRecord, 3) => ("severity_text", Str),
+            (M::LogRecord, 5) => ("body", Msg(M::AnyValue)),
+            (M::LogRecord, 6) => kv,
+            (M::LogRecord, 7) => ("dropped_attributes_count", Varint),
+            (M::LogRecord, 8) => ("flags", Fixed32),
+            (M::LogRecord, 9) => ("trace_id", Id(16, true)),
+            (M::LogRecord, 10) => ("span_id", Id(8, true)),
+            (M::LogRecord, 12) => ("event_name", Str),
+            (M::MetricsRequest, 1) => ("resource_metrics", Msg(M::ResourceMetrics)),
+            (M::ResourceMetrics, 2) => ("scope_metrics", Msg(M::ScopeMetrics)),
+            (M::ScopeMetrics, 2) => ("metrics", Msg(M::Metric)),
+            (M::Metric, 1) => ("name", Str),
+            (M::Metric, 2) => ("description", Str),
+            (M::Metric, 3) => ("unit", Str),
+            (M::Metric, 5) => ("gauge", Msg(M::Gauge)),
+            (M::Metric, 7) => ("sum", Msg(M::Sum)),
+            (M::Metric, 9) => ("histogram", Msg(M::Histogram)),
+            (M::Metric, 10) => ("exponential_histogram", Msg(M::ExpHistogram)),
+            (M::Metric, 11) => ("summary", Msg(M::Summary)),
+            (M::Metric, 12) => ("metadata", Msg(M::KeyValue)),
+            (M::Gauge | M::Sum, 1) => ("data_points", Item(M::NumberPoint)),
+            (M::Histogram, 1) => ("data_points", Item(M::HistogramPoint)),
+            (M::ExpHistogram, 1) => ("data_points", Item(M::ExpHistogramPoint)),
+            (M::Summary, 1) => ("data_points", Item(M::SummaryPoint)),
+            (M::Sum | M::Histogram | M::ExpHistogram, 2) => ("aggregation_temporality", Varint),
+            (M::Sum, 3) => ("is_monotonic", Varint),
+            (M::NumberPoint, 7) | (M::HistogramPoint, 9) | (M::ExpHistogramPoint, 1) => kv,
+            (M::SummaryPoint, 7) => kv,
+            (M::NumberPoint | M::HistogramPoint | M::ExpHistogramPoint | M::SummaryPoint, 2) => {
+                ("start_time_unix_nano", Fixed64)
+            }
+            (M::NumberPoint | M::HistogramPoint | M::ExpHistogramPoint | M::SummaryPoint, 3) => {
+                ("time_unix_nano", Fixed64)
+            }
+            (M::NumberPoint, 4) | (M::Exemplar, 3) => ("as_double", Fixed64),
+            (M::NumberPoint, 6) | (M::Exemplar, 6) => ("as_int", Fixed64),
+            (M::NumberPoint, 5) | (M::HistogramPoint, 8) | (M::ExpHistogramPoint, 11) => {
+                ("exemplars", Msg(M::Exemplar))
+            }
+            (M::NumberPoint, 8)
+            | (M::HistogramPoint, 10)
+            | (M::ExpHistogramPoint, 10)
+            | (M::SummaryPoint, 8) => ("flags", Varint),
+            (M::HistogramPoint | M::ExpHistogramPoint | M::SummaryPoint, 4) => ("count", Fixed64),
+            (M::HistogramPoint | M::ExpHistogramPoint | M::SummaryPoint, 5) => ("sum", Fixed64),
+            (M::HistogramPoint, 6) => ("bucket_counts", PackedFixed64),
+            (M::HistogramPoint, 7) => ("explicit_bounds", PackedFixed64),
+            (M::HistogramPoint, 11) | (M::ExpHistogramPoint, 12) => ("min", Fixed64),
+            (M::HistogramPoint, 12) | (M::ExpHistogramPoint, 13) => ("max", Fixed64),
+            (M::ExpHistogramPoint, 6) => ("scale", Varint),
+            (M::ExpHistogramPoint, 7) => ("zero_count", Fixed64),
+            (M::ExpHistogramPoint, 8) => ("positive", Msg(M::Buckets)),
+            (M::ExpHistogramPoint, 9) => ("negative", Msg(M::Buckets)),
+            (M::ExpHistogramPoint, 14) => ("zero_threshold", Fixed64),
+            (M::Buckets, 1) => ("offset", Varint),
+            (M::Buckets, 2) => ("bucket_counts", PackedVarint),
+            (M::SummaryPoint, 6) => ("quantile_values", Msg(M::Quantile)),
+            (M::Quantile, 1) => ("quantile", Fixed64),
+            (M::Quantile, 2) => ("value", Fixed64),
+            (M::Exemplar, 7) => ("filtered_attributes", Msg(M::KeyValue)),
+            (M::Exemplar, 2) => ("time_unix_nano", Fixed64),
+            (M::Exemplar, 4) => ("span_id", Id(8, true)),
+            (M::Exemplar, 5) => ("trace_id", Id(16, true)),
+            (M::Resource, 1) | (M::Scope, 3) => kv,
+            (M::Resource, 2) => ("dropped_attributes_count", Varint),
+            (M::Resource, 3) => ("entity_refs", Msg(M::EntityRef)),
+            (M::EntityRef, 1) => ("schema_url", Str),
+            (M::EntityRef, 2) => ("type", Str),
+            (M::EntityRef, 3) => ("id_keys", Str),
+            (M::EntityRef, 4) => ("description_keys", Str),
+            (M::Scope, 1) => ("name", Str),
+            (M::Scope, 2) => ("version", Str),
+            (M::Scope, 4) => ("dropped_attributes_count", Varint),
+            (M::KeyValue, 1) => ("key", Str),
+            (M::KeyValue, 2) => ("value", Msg(M::AnyValue)),
+            (M::AnyValue, 1) => ("string_value", Str),
+            (M::AnyValue, 2) => ("bool_value", Varint),
+            (M::AnyValue, 3) => ("int_value", Varint),
+            (M::AnyValue, 4) => ("double_value", Fixed64),
+            (M::AnyValue, 5) => ("array_value", Msg(M::ArrayValue)),
+            (M::AnyValue, 6) => ("kvlist_value", Msg(M::KvList)),
+            (M::AnyValue, 7) => ("bytes_value", Bytes),
+            (M::ArrayValue, 1) => ("values", Msg(M::AnyValue)),
+            (M::KvList, 1) => ("values", Msg(M::KeyValue)),
+            _ => return None,
+        })
+    }
+
+    /// The ids a message must carry: (field number, name).
+    fn required(self) -> &'static [(u32, &'static str)] {
+        match self {
+            M::Span | M::Link => &[(1, "trace_id"), (2, "span_id")],
+            _ => &[],
+        }
+    }
+}
+
+fn wire_name(w: u8) -> &'static str {
+    match w {
+        VARINT => "varint",
+        FIXED64 => "fixed64",
+        LEN => "length-delimited",
+        FIXED32 => "fixed32",
+        _ => "unknown",
+    }
+}
+
+/// The error as it unwinds: the path is built innermost first, only on error.
+struct Bad {
+    /// Path segments, innermost first: field name and repeated index.
+    path: Vec<(&'static str, Option<u32>)>,
+    reason: String,
+}
+
+impl Bad {
+    fn new(reason: String) -> Self {
+        Self {
+            path: Vec::new(),
+            reason,
+        }
+    }
+
+    fn at(mut self, name: &'static str, index: Option<u32>) -> Self {
+        self.path.push((name, index));
+        self
+    }
+}
+
+impl From<DecodeError> for Bad {
+    fn from(e: DecodeError) -> Self {
+        Bad::new(e.to_string())
+    }
+}
+
+/// Validates one encoded export request of `signal` and returns its item
+/// count (spans, log records, or metric data points, as
+/// [`count_items`](crate::count_items) counts them).
+///
+/// # Errors
+///
+/// [`InvalidRequest`] naming the first offending field's path and the fix.
+pub fn validate(signal: Signal, buf: &[u8]) -> Result<u64, InvalidRequest> {
+    let root = match signal {
+        Signal::Traces => M::TraceRequest,
+        Signal::Metrics => M::MetricsRequest,
+        Signal::Logs => M::LogsRequest,
+    };
+    let mut items = 0;
+    walk(root, buf, 0, &mut items).map_err(|bad| {
+        let mut path = String::new();
+        for (name, index) in bad.path.iter().rev() {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(name);
+            if let Some(i) = index {
+                path.push_str(&format!("[{i}]"));
+            }
+        }
+        if path.is_empty() {
+            path.push_str(root.name());
+        }
+        InvalidRequest {
+            signal,
+            path,
+            reason: bad.reason,
+        }
+    })?;
+    Ok(items)
+}
+
+/// Whether field `name` of a message is repeated (shown with an index in paths).
+fn repeated(ty: Ty, name: &str) -> bool {
+    matches!(ty, Ty::Item(_))
+        || matches!(
+            name,
+            "resource_spans"
+                | "resource_logs"
+                | "resource_metrics"
+                | "scope_spans"
+                | "scope_logs"
+                | "scope_metrics"
+                | "metrics"
+                | "attributes"
+                | "events"
+                | "links"
+                | "values"
+                | "exemplars"
+                | "quantile_values"
+                | "filtered_attributes"
+                | "metadata"
+                | "entity_refs"
+        )
+}
+
+/// Walks message `m` in `buf`; `depth` is the `AnyValue` nesting so far.
+fn walk(m: M, buf: &[u8], depth: usize, items: &mut u64) -> Result<(), Bad> {
+    let required = m.required();
+    // Bit i set: required[i] was seen.
+    let mut seen = 0u8;
+    // Per-field-number occurrence counters for the path index, only for the
+    // few repeated message fields of a message (at most 4 distinct ones).
+    let mut counts = [(0u32, 0u32); 4];
+    for field in Fields::new(buf) {
+        let field = field?;
+        let Some((name, ty)) = m.field(field.number) else {
+            continue;
+        };
+        let index = if repeated(ty, name) {
+            let slot = counts
+                .iter()
+                .position(|(n, _)| *n == field.number || *n == 0)
+                .unwrap_or(3);
+            let (n, c) = &mut counts[slot];
+            *n = field.number;
+            *c += 1;
+            Some(*c - 1)
+        } else {
+            None
+        };
+        check(m, &field, name, ty, depth, items).map_err(|b| b.at(name, index))?;
+        if let Some(i) = required.iter().position(|(n, _)| *n == field.number) {
+            seen |= 1 << i;
+        }
+    }
+    for (i, (_, name)) in required.iter().enumerate() {
+        if seen & (1 << i) == 0 {
+            return Err(Bad::new(format!(
+                "{name} is missing; every {} must carry one",
+                m.name()
+            ))
+            .at(name, None));
+        }
+    }
+    Ok(())
+}
+
+fn check(
+    m: M,
+    f: &Field<'_>,
+    name: &str,
+    ty: Ty,
+    depth: usize,
+    items: &mut u64,
+) -> Result<(), Bad> {
+    let want = match ty {
+        Ty::Msg(_) | Ty::Item(_) | Ty::Str | Ty::Bytes | Ty::Id(..) => LEN,
+        Ty::Varint => VARINT,
+        Ty::Fixed64 => FIXED64,
+        Ty::Fixed32 => FIXED32,
+        Ty::PackedFixed64 => {
+            if f.wire == LEN && f.payload.len() % 8 != 0 {
+                return Err(Bad::new(format!(
+                    "packed fixed64 values of {} bytes: not a multiple of 8",
+                    f.payload.len()
+                )));
+            }
+            if f.wire == LEN { LEN } else { FIXED64 }
+        }
+        Ty::PackedVarint => {
+            if f.wire == LEN {
+                check_packed_varints(f.payload)?;
+                LEN
+            } else {
+                VARINT
+            }
+        }
+    };
+    if f.wire != want {
+        return Err(Bad::new(format!(
+            "field {} of {} ({name}) has wire type {}, want {}: is this request of another signal, sent to the {} endpoint?",
+            f.number,
+            m.name(),
+            wire_name(f.wire),
+            wire_name(want),
+            root_signal(m),
+        )));
+    }
+    match ty {
+        Ty::Msg(inner) | Ty::Item(inner) => {
+            if matches!(ty, Ty::Item(_)) {
+                // A span, a log record or a metric data point.
+                *items += 1;
+            }
+            let depth = if matches!(inner, M::ArrayValue | M::KvList) {
+                let d = depth + 1;
+                if d > MAX_ANY_VALUE_DEPTH {
+                    return Err(Bad::new(format!(
+                        "AnyValue nested deeper than {MAX_ANY_VALUE_DEPTH} levels; flatten the attribute or body"
+                    )));
+                }
+                d
+            } else {
+                depth
+            };
+            walk(inner, f.payload, depth, items)
+        }
+        Ty::Str => match std::str::from_utf8(f.payload) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Bad::new(format!(
+                "not valid UTF-8 (at byte {}): protobuf strings must be UTF-8; send binary data as bytes_value",
+                e.valid_up_to()
+            ))),
+        },
+        Ty::Id(len, may_be_empty) => {
+            let n = f.payload.len();
+            if n == len || (n == 0 && may_be_empty) {
+                Ok(())
+            } else {
+                Err(Bad::new(format!(
+                    "{n} bytes, want {len}{}",
+                    if may_be_empty { " or empty" } else { "" }
+                )))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The endpoint a message belongs to, for the wire-type hint.
+fn root_signal(m: M) -> &'static str {
+    match m {
+        M::TraceRequest
+        | M::ResourceSpans
+        | M::ScopeSpans
+        | M::Span
+        | M::Event
+        | M::Link
+        | M::Status => "traces",
+        M::LogsRequest | M::ResourceLogs | M::ScopeLogs | M::LogRecord => "logs",
+        M::MetricsRequest
+        | M::ResourceMetrics
+        | M::ScopeMetrics
+        | M::Metric
+        | M::Gauge
+        | M::Sum
+        | M::Histogram
+        | M::ExpHistogram
+        | M::Summary
+        | M::NumberPoint
+        | M::HistogramPoint
+        | M::ExpHistogramPoint
+        | M::Buckets
+        | M::SummaryPoint
+        | M::Quantile
+        | M::Exemplar => "metrics",
+        _ => "this",
+    }
+}
+
+/// Checks that `buf` is a run of complete varints.
+fn check_packed_varints(buf: &[u8]) -> Result<(), Bad> {
+    let mut run = 0;
+    for (i, b) in buf.iter().enumerate() {
+        run += 1;
+        if run > 10 {
+            return Err(DecodeError::BadVarint { offset: i }.into());
+        }
+        if b & 0x80 == 0 {
+            run = 0;
+        }
+    }
+    if run > 0 {
+        return Err(DecodeError::Truncated { offset: buf.len() }.into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
