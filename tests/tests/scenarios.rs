@@ -91,8 +91,8 @@ fn config(server: &FaultServer, protocol: Protocol) -> Config {
     c.connect_timeout = Duration::from_secs(2);
     c.retry.initial_backoff = Duration::from_millis(10);
     c.retry.max_backoff = Duration::from_millis(100);
-    c.retry.max_retries = 30;
-    c.retry.max_elapsed = Duration::from_secs(10);
+    c.retry.max_retries = Some(30);
+    c.retry.max_elapsed = Some(Duration::from_secs(10));
     c.batch.batch_timeout = Duration::from_millis(10);
     c.batch.max_batch_size = 10_000;
     c
@@ -240,7 +240,7 @@ fn table() -> Vec<Scenario> {
             what: "failed(retries exhausted) after 3 attempts",
             script: Script::accept().then_always(Fault::Unavailable),
             down: None,
-            tweak: |c| c.retry.max_retries = 2,
+            tweak: |c| c.retry.max_retries = Some(2),
             expect: Expect {
                 sent: 0,
                 failed: vec![(FailReason::RetriesExhausted, ITEMS)],

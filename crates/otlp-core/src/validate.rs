@@ -444,7 +444,7 @@ fn check(
         Ty::Fixed64 => FIXED64,
         Ty::Fixed32 => FIXED32,
         Ty::PackedFixed64 => {
-            if f.wire == LEN && f.payload.len() % 8 != 0 {
+            if f.wire == LEN && !f.payload.len().is_multiple_of(8) {
                 return Err(Bad::new(format!(
                     "packed fixed64 values of {} bytes: not a multiple of 8",
                     f.payload.len()
