@@ -13,9 +13,9 @@
 //!   repeated scalars are accepted packed and unpacked; unknown fields are
 //!   skipped (proto3 forward compatibility);
 //! - every `string` field is UTF-8;
-//! - span and link ids have their lengths (`trace_id` 16 bytes and `span_id`
-//!   8, required on spans and links; `parent_span_id` empty or 8; log record
-//!   and exemplar ids empty or of their length);
+//! - trace and span ids are empty or of their length (`trace_id` 16 bytes,
+//!   `span_id` 8): what the Collector's pdata accepts, so nothing it would
+//!   take is refused here;
 //! - `AnyValue`s nest (arrays and key-value lists) at most
 //!   [`MAX_ANY_VALUE_DEPTH`] levels.
 //!
@@ -94,7 +94,7 @@ enum Ty {
     Str,
     Bytes,
     /// An id of exactly this many bytes; `true` when it may be empty.
-    Id(usize, bool),
+    Id(usize),
     Varint,
     Fixed64,
     Fixed32,
@@ -159,10 +159,10 @@ impl M {
             | (M::ScopeSpans | M::ScopeLogs | M::ScopeMetrics, 3) => ("schema_url", Str),
             (M::ScopeSpans | M::ScopeLogs | M::ScopeMetrics, 1) => ("scope", Msg(M::Scope)),
             (M::ScopeSpans, 2) => ("spans", Item(M::Span)),
-            (M::Span, 1) => ("trace_id", Id(16, false)),
-            (M::Span, 2) => ("span_id", Id(8, false)),
+            (M::Span, 1) => ("trace_id", Id(16)),
+            (M::Span, 2) => ("span_id", Id(8)),
             (M::Span, 3) => ("trace_state", Str),
-            (M::Span, 4) => ("parent_span_id", Id(8, true)),
+            (M::Span, 4) => ("parent_span_id", Id(8)),
             (M::Span, 5) => ("name", Str),
             (M::Span, 6) => ("kind", Varint),
             (M::Span, 7) => ("start_time_unix_nano", Fixed64),
@@ -179,8 +179,8 @@ impl M {
             (M::Event, 2) => ("name", Str),
             (M::Event, 3) => kv,
             (M::Event, 4) => ("dropped_attributes_count", Varint),
-            (M::Link, 1) => ("trace_id", Id(16, false)),
-            (M::Link, 2) => ("span_id", Id(8, false)),
+            (M::Link, 1) => ("trace_id", Id(16)),
+            (M::Link, 2) => ("span_id", Id(8)),
             (M::Link, 3) => ("trace_state", Str),
             (M::Link, 4) => kv,
             (M::Link, 5) => ("dropped_attributes_count", Varint),
@@ -198,8 +198,8 @@ impl M {
             (M::LogRecord, 6) => kv,
             (M::LogRecord, 7) => ("dropped_attributes_count", Varint),
             (M::LogRecord, 8) => ("flags", Fixed32),
-            (M::LogRecord, 9) => ("trace_id", Id(16, true)),
-            (M::LogRecord, 10) => ("span_id", Id(8, true)),
+            (M::LogRecord, 9) => ("trace_id", Id(16)),
+            (M::LogRecord, 10) => ("span_id", Id(8)),
             (M::LogRecord, 12) => ("event_name", Str),
             (M::MetricsRequest, 1) => ("resource_metrics", Msg(M::ResourceMetrics)),
             (M::ResourceMetrics, 2) => ("scope_metrics", Msg(M::ScopeMetrics)),
@@ -254,8 +254,8 @@ impl M {
             (M::Quantile, 2) => ("value", Fixed64),
             (M::Exemplar, 7) => ("filtered_attributes", Msg(M::KeyValue)),
             (M::Exemplar, 2) => ("time_unix_nano", Fixed64),
-            (M::Exemplar, 4) => ("span_id", Id(8, true)),
-            (M::Exemplar, 5) => ("trace_id", Id(16, true)),
+            (M::Exemplar, 4) => ("span_id", Id(8)),
+            (M::Exemplar, 5) => ("trace_id", Id(16)),
             (M::Resource, 1) | (M::Scope, 3) => kv,
             (M::Resource, 2) => ("dropped_attributes_count", Varint),
             (M::Resource, 3) => ("entity_refs", Msg(M::EntityRef)),
@@ -279,14 +279,6 @@ impl M {
             (M::KvList, 1) => ("values", Msg(M::KeyValue)),
             _ => return None,
         })
-    }
-
-    /// The ids a message must carry: (field number, name).
-    fn required(self) -> &'static [(u32, &'static str)] {
-        match self {
-            M::Span | M::Link => &[(1, "trace_id"), (2, "span_id")],
-            _ => &[],
-        }
     }
 }
 
@@ -390,9 +382,6 @@ fn repeated(ty: Ty, name: &str) -> bool {
 
 /// Walks message `m` in `buf`; `depth` is the `AnyValue` nesting so far.
 fn walk(m: M, buf: &[u8], depth: usize, items: &mut u64) -> Result<(), Bad> {
-    let required = m.required();
-    // Bit i set: required[i] was seen.
-    let mut seen = 0u8;
     // Per-field-number occurrence counters for the path index, only for the
     // few repeated message fields of a message (at most 4 distinct ones).
     let mut counts = [(0u32, 0u32); 4];
@@ -414,18 +403,6 @@ fn walk(m: M, buf: &[u8], depth: usize, items: &mut u64) -> Result<(), Bad> {
             None
         };
         check(m, &field, name, ty, depth, items).map_err(|b| b.at(name, index))?;
-        if let Some(i) = required.iter().position(|(n, _)| *n == field.number) {
-            seen |= 1 << i;
-        }
-    }
-    for (i, (_, name)) in required.iter().enumerate() {
-        if seen & (1 << i) == 0 {
-            return Err(Bad::new(format!(
-                "{name} is missing; every {} must carry one",
-                m.name()
-            ))
-            .at(name, None));
-        }
     }
     Ok(())
 }
@@ -497,15 +474,12 @@ fn check(
                 e.valid_up_to()
             ))),
         },
-        Ty::Id(len, may_be_empty) => {
+        Ty::Id(len) => {
             let n = f.payload.len();
-            if n == len || (n == 0 && may_be_empty) {
+            if n == len || n == 0 {
                 Ok(())
             } else {
-                Err(Bad::new(format!(
-                    "{n} bytes, want {len}{}",
-                    if may_be_empty { " or empty" } else { "" }
-                )))
+                Err(Bad::new(format!("{n} bytes, want {len} (or empty)")))
             }
         }
         _ => Ok(()),
