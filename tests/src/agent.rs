@@ -239,6 +239,97 @@ impl Agent {
     }
 }
 
+/// One OTLP/protobuf traces request of `n` spans whose span ids (big-endian)
+/// are `first..first + n`, as [`FaultServer::span_ids`](crate::FaultServer::span_ids) reads them.
+pub fn spans(first: u64, n: u64) -> Vec<u8> {
+    use opentelemetry_proto::tonic::{
+        collector::trace::v1::ExportTraceServiceRequest,
+        trace::v1::{ResourceSpans, ScopeSpans, Span},
+    };
+    use prost::Message;
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: (first..first + n)
+                    .map(|i| Span {
+                        trace_id: [7; 16].to_vec(),
+                        span_id: i.to_be_bytes().to_vec(),
+                        name: "no-loss".to_owned(),
+                        start_time_unix_nano: i,
+                        end_time_unix_nano: i + 1,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// The accounting of one signal, as the agent's `/metrics` shows it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    /// `otlp_items_accepted_total`.
+    pub accepted: u64,
+    /// `otlp_items_recovered_total`: found in the disk queue at start.
+    pub recovered: u64,
+    /// `otlp_items_sent_total`.
+    pub sent: u64,
+    /// `otlp_items_dropped_total`, every reason.
+    pub dropped: u64,
+    /// `otlp_items_failed_total`, every reason.
+    pub failed: u64,
+    /// `otlp_queue_items`.
+    pub queued: u64,
+    /// `otlp_items_refused_total` (never accepted, outside the identity).
+    pub refused: u64,
+}
+
+impl Account {
+    /// Whether `accepted + recovered = sent + dropped + failed + queued`.
+    pub fn adds_up(&self) -> bool {
+        self.accepted + self.recovered == self.sent + self.dropped + self.failed + self.queued
+    }
+}
+
+impl Agent {
+    /// The accounting of `signal` (`traces`, `metrics`, `logs`).
+    pub async fn account(&self, signal: &str) -> Account {
+        let m = self.metrics().await;
+        let l = format!("signal=\"{signal}\"");
+        let t = [l.as_str()];
+        Account {
+            accepted: metric_sum(&m, "otlp_items_accepted_total", &t),
+            recovered: metric_sum(&m, "otlp_items_recovered_total", &t),
+            sent: metric_sum(&m, "otlp_items_sent_total", &t),
+            dropped: metric_sum(&m, "otlp_items_dropped_total", &t),
+            failed: metric_sum(&m, "otlp_items_failed_total", &t),
+            queued: metric_sum(&m, "otlp_queue_items", &t),
+            refused: metric_sum(&m, "otlp_items_refused_total", &t),
+        }
+    }
+
+    /// Waits (bounded by `limit`) until nothing of `signal` is queued, then
+    /// asserts the accounting identity.
+    ///
+    /// # Panics
+    ///
+    /// When the identity does not hold: that is the test failing.
+    pub async fn settled_account(&self, signal: &str, limit: Duration) -> Account {
+        let deadline = Instant::now() + limit;
+        loop {
+            let a = self.account(signal).await;
+            if (a.queued == 0 && a.adds_up()) || Instant::now() > deadline {
+                assert!(a.adds_up(), "accounting identity: {a:?}");
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();

@@ -5,7 +5,7 @@
 //! outage, and an 8192-span request (the Collector's default batch) is taken.
 //!
 //! Each test ends with the agent's accounting identity read from `/metrics`:
-//! accepted = sent + dropped + failed + queued, per signal.
+//! accepted + recovered = sent + dropped + failed + queued, per signal.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,78 +21,12 @@ use opentelemetry_proto::tonic::{
 };
 use otlp_e2e::{
     Fault, FaultServer, Figures, Script,
-    agent::{Agent, AgentConfig, metric_sum, post_to},
+    agent::{Agent, AgentConfig, metric_sum, post_to, spans},
     record,
 };
 use prost::Message;
 
 const PB: &str = "application/x-protobuf";
-
-/// One request of `n` spans with ids `first..first + n`.
-fn spans(first: u64, n: u64) -> Vec<u8> {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: (first..first + n)
-                    .map(|i| Span {
-                        trace_id: [7; 16].to_vec(),
-                        span_id: i.to_be_bytes().to_vec(),
-                        name: "no-loss".to_owned(),
-                        start_time_unix_nano: i,
-                        end_time_unix_nano: i + 1,
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
-}
-
-/// The traces accounting of the agent, from `/metrics`.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Account {
-    accepted: u64,
-    sent: u64,
-    dropped: u64,
-    failed: u64,
-    queued: u64,
-    refused: u64,
-}
-
-async fn account(agent: &Agent) -> Account {
-    let m = agent.metrics().await;
-    let t = ["signal=\"traces\""];
-    Account {
-        accepted: metric_sum(&m, "otlp_items_accepted_total", &t),
-        sent: metric_sum(&m, "otlp_items_sent_total", &t),
-        dropped: metric_sum(&m, "otlp_items_dropped_total", &t),
-        failed: metric_sum(&m, "otlp_items_failed_total", &t),
-        queued: metric_sum(&m, "otlp_queue_items", &t),
-        refused: metric_sum(&m, "otlp_items_refused_total", &t),
-    }
-}
-
-/// Waits (bounded) until nothing is queued, then checks the identity.
-async fn settled_account(agent: &Agent, limit: Duration) -> Account {
-    let deadline = Instant::now() + limit;
-    loop {
-        let a = account(agent).await;
-        if (a.queued == 0 && a.accepted == a.sent + a.dropped + a.failed)
-            || Instant::now() > deadline
-        {
-            assert_eq!(
-                a.accepted,
-                a.sent + a.dropped + a.failed + a.queued,
-                "accounting identity: {a:?}"
-            );
-            return a;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// Posts `body` to `/v1/traces`; returns the status and the answer text.
 async fn post(addr: SocketAddr, body: &[u8]) -> (u16, String) {
@@ -141,7 +75,9 @@ async fn a_full_disk_refuses_with_503_instead_of_acknowledging_and_dropping() {
     // The upstream comes back: every acknowledged item arrives, no other.
     server.set_script(Script::accept());
     let ok = delivered(&server, acked.len() as u64, Duration::from_secs(60)).await;
-    let a = settled_account(&agent, Duration::from_secs(10)).await;
+    let a = agent
+        .settled_account("traces", Duration::from_secs(10))
+        .await;
     let got = server.span_ids();
     let lost = acked.iter().filter(|id| !got.contains(id)).count() as u64;
     let fs = server.stats();
@@ -194,7 +130,7 @@ async fn a_split_request_is_admitted_whole_or_not_at_all() {
     // 2500 spans (~150 KiB, split into parts): the first ones would fit.
     let (s, t) = post(agent.http, &spans(100_000, 2500)).await;
     assert_eq!(s, 503, "{t}");
-    let a = account(&agent).await;
+    let a = agent.account("traces").await;
     assert_eq!(
         a.accepted, 2000,
         "nothing of the refused request taken: {a:?}"
@@ -206,7 +142,9 @@ async fn a_split_request_is_admitted_whole_or_not_at_all() {
     let (s, t) = post(agent.http, &spans(100_000, 2500)).await;
     assert_eq!(s, 200, "{t}");
     let ok = ok && delivered(&server, 4500, Duration::from_secs(30)).await;
-    let a = settled_account(&agent, Duration::from_secs(10)).await;
+    let a = agent
+        .settled_account("traces", Duration::from_secs(10))
+        .await;
     let fs = server.stats();
     record(&Figures {
         suite: "no_loss",
@@ -250,7 +188,9 @@ async fn empty_envelopes_are_acknowledged_and_never_forwarded() {
     assert!(delivered(&server, 5, Duration::from_secs(10)).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let fs = server.stats();
-    let a = settled_account(&agent, Duration::from_secs(5)).await;
+    let a = agent
+        .settled_account("traces", Duration::from_secs(5))
+        .await;
     record(&Figures {
         suite: "no_loss",
         scenario: "empty_envelopes".into(),
@@ -288,7 +228,9 @@ async fn default_retries_outlast_an_outage_and_a_given_up_batch_names_its_last_e
     }
     assert_eq!(acked, 500);
     let ok = delivered(&server, acked, Duration::from_secs(30)).await;
-    let a = settled_account(&agent, Duration::from_secs(10)).await;
+    let a = agent
+        .settled_account("traces", Duration::from_secs(10))
+        .await;
     let fs = server.stats();
     record(&Figures {
         suite: "no_loss",
@@ -316,7 +258,9 @@ async fn default_retries_outlast_an_outage_and_a_given_up_batch_names_its_last_e
     cfg.retry = "  initial_backoff: 20ms\n  max_backoff: 100ms\n  max_elapsed: 500ms\n".to_owned();
     let agent = Agent::start(&cfg, dir.path(), "giveup").unwrap();
     assert_eq!(post(agent.http, &spans(0, 10)).await.0, 200);
-    let a = settled_account(&agent, Duration::from_secs(20)).await;
+    let a = agent
+        .settled_account("traces", Duration::from_secs(20))
+        .await;
     assert_eq!(a.failed, 10, "{a:?}");
     let logs = agent.logs();
     let line = logs
@@ -345,7 +289,9 @@ async fn an_8192_span_request_is_taken_by_default_and_a_refusal_names_the_settin
         sent += n;
     }
     let ok = delivered(&server, sent, Duration::from_secs(30)).await;
-    let a = settled_account(&agent, Duration::from_secs(10)).await;
+    let a = agent
+        .settled_account("traces", Duration::from_secs(10))
+        .await;
     let fs = server.stats();
     record(&Figures {
         suite: "no_loss",

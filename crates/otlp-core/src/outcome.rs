@@ -72,6 +72,12 @@ pub trait Observer: Send + Sync + fmt::Debug + 'static {
     fn sent(&self, signal: Signal, items: u64) {
         let _ = (signal, items);
     }
+    /// Items an earlier run left in the persistent queue were found at start
+    /// (intact ones and those counted as corrupt): they enter the identity
+    /// beside `accepted`, `accepted + recovered = sent + dropped + failed + queued`.
+    fn recovered(&self, signal: Signal, items: u64) {
+        let _ = (signal, items);
+    }
     /// Items were dropped before sending.
     fn dropped(&self, signal: Signal, reason: DropReason, items: u64) {
         let _ = (signal, reason, items);
@@ -190,6 +196,9 @@ impl<O: Observer + ?Sized> Observer for std::sync::Arc<O> {
     }
     fn sent(&self, signal: Signal, items: u64) {
         (**self).sent(signal, items)
+    }
+    fn recovered(&self, signal: Signal, items: u64) {
+        (**self).recovered(signal, items)
     }
     fn dropped(&self, signal: Signal, reason: DropReason, items: u64) {
         (**self).dropped(signal, reason, items)

@@ -25,6 +25,10 @@ pub const ERRORS_TOTAL: &str = "otlp_errors_total";
 pub const ITEMS_ACCEPTED_TOTAL: &str = "otlp_items_accepted_total";
 /// Items delivered to the collector, by `signal`.
 pub const ITEMS_SENT_TOTAL: &str = "otlp_items_sent_total";
+/// Items found at start in the persistent queue an earlier run left (intact,
+/// or counted as dropped with reason `corrupt`), by `signal`; the identity is
+/// `accepted + recovered = sent + dropped + failed + queued`.
+pub const ITEMS_RECOVERED_TOTAL: &str = "otlp_items_recovered_total";
 /// Items dropped before sending, by `signal` and `reason`.
 pub const ITEMS_DROPPED_TOTAL: &str = "otlp_items_dropped_total";
 /// Items of whole requests the agent's intake refused with back-pressure
@@ -64,7 +68,7 @@ pub const BUILD_INFO: &str = "otlp_build_info";
 /// Every exported family name, for tests and the tidy check against `deploy/`.
 ///
 /// The histogram also exposes `_bucket`, `_sum` and `_count` series under its name.
-pub const ALL: [&str; 24] = [
+pub const ALL: [&str; 25] = [
     REQUESTS_TOTAL,
     REQUEST_DURATION_SECONDS,
     ACTIVE_CONNECTIONS,
@@ -73,6 +77,7 @@ pub const ALL: [&str; 24] = [
     ERRORS_TOTAL,
     ITEMS_ACCEPTED_TOTAL,
     ITEMS_SENT_TOTAL,
+    ITEMS_RECOVERED_TOTAL,
     ITEMS_DROPPED_TOTAL,
     ITEMS_REFUSED_TOTAL,
     ITEMS_FAILED_TOTAL,

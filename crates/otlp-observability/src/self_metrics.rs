@@ -84,6 +84,7 @@ pub struct SelfMetrics {
     cpu: Gauge<f64, AtomicU64>,
     accepted: [Counter; 3],
     sent: [Counter; 3],
+    recovered: [Counter; 3],
     dropped: [[Counter; DropReason::ALL.len()]; 3],
     refused: [[Counter; DropReason::ALL.len()]; 3],
     failed: [[Counter; FailReason::ALL.len()]; 3],
@@ -211,6 +212,11 @@ impl SelfMetrics {
             &mut registry,
             names::ITEMS_SENT_TOTAL,
             "Items delivered to the collector",
+        );
+        let recovered = per_signal_counter(
+            &mut registry,
+            names::ITEMS_RECOVERED_TOTAL,
+            "Items found at start in the persistent queue an earlier run left",
         );
         let dropped_family = Family::<Labels2, Counter>::default();
         register(
@@ -345,6 +351,7 @@ impl SelfMetrics {
             cpu,
             accepted,
             sent,
+            recovered,
             dropped,
             refused,
             failed,
@@ -579,6 +586,10 @@ impl Observer for SelfMetrics {
 
     fn sent(&self, signal: Signal, items: u64) {
         self.sent[signal.index()].inc_by(items);
+    }
+
+    fn recovered(&self, signal: Signal, items: u64) {
+        self.recovered[signal.index()].inc_by(items);
     }
 
     fn dropped(&self, signal: Signal, reason: DropReason, items: u64) {

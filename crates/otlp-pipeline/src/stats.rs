@@ -177,6 +177,7 @@ impl Counters {
             .recovered
             .fetch_add(items, Relaxed);
         self.admitted.fetch_add(items, Relaxed);
+        self.observer.recovered(signal, items);
     }
 
     pub(crate) fn sent(&self, signal: Signal, items: u64) {

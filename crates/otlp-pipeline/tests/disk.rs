@@ -1,5 +1,7 @@
-//! The disk queue: restart delivery, recovery from a flipped byte and a torn
-//! record, a full quota, and at-least-once delivery across `kill -9`.
+//! The disk queue: restart delivery; recovery from flipped bytes (payload and
+//! header), an overwritten length, a torn record, garbage and files that are
+//! no segment (counted, moved to `corrupt/`); a full quota; and at-least-once
+//! delivery across `kill -9`.
 #![cfg(feature = "disk-queue")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -194,7 +196,7 @@ async fn flipped_byte_skips_one_record_and_counts_it_corrupt() {
     let record = data.len() / 5;
     assert_eq!(data.len() % 5, 0, "records have equal sizes");
     // A byte in the payload of the third record.
-    data[2 * record + 21 + 7] ^= 0x40;
+    data[2 * record + 25 + 7] ^= 0x40;
     std::fs::write(&segs[0], &data).unwrap();
 
     let (got, stats) = deliver_all(dir.path()).await;
@@ -227,19 +229,154 @@ async fn truncated_segment_recovers_intact_records_and_counts_the_torn_one() {
     assert_eq!(t.sent, 30);
 }
 
-#[tokio::test]
-async fn garbage_segment_never_stops_the_start() {
+/// The files in the `corrupt/` folder recovery moves unusable segments to.
+fn moved_aside(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir.join("corrupt")) {
+        Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Leaves 12 records of 10 items in one segment, lets `damage` change its
+/// bytes (given the record size), restarts, and returns what was delivered.
+async fn damaged_restart(
+    damage: impl FnOnce(&mut Vec<u8>, usize),
+) -> (PathBuf, Vec<u64>, Stats, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("0000000000000000.seg"), vec![0xAB; 5000]).unwrap();
-    std::fs::write(dir.path().join("0000000000000001.seg"), b"").unwrap();
-    std::fs::write(dir.path().join("notes.txt"), b"not a segment").unwrap();
+    leave_on_disk(dir.path(), 12, 10).await;
+    let segs = segments(dir.path());
+    assert_eq!(segs.len(), 1);
+    let mut data = std::fs::read(&segs[0]).unwrap();
+    assert_eq!(data.len() % 12, 0, "records have equal sizes");
+    let record = data.len() / 12;
+    damage(&mut data, record);
+    std::fs::write(&segs[0], &data).unwrap();
+    let (got, stats) = deliver_all(dir.path()).await;
+    (segs[0].clone(), got, stats, dir)
+}
+
+#[tokio::test]
+async fn a_flipped_header_byte_loses_only_its_record_and_counts_it() {
+    // The item count of the second record (bytes 8..16 of its header).
+    let (seg, got, stats, dir) = damaged_restart(|d, r| d[r + 9] ^= 0x01).await;
+    let want: Vec<u64> = (0..10).chain(20..120).collect();
+    assert_eq!(
+        got, want,
+        "the 11 intact records after the damage are delivered"
+    );
+    let t = stats.signal(Signal::Traces);
+    // Estimated from bytes: the damaged record is as large as the others.
+    assert_eq!(t.dropped(DropReason::Corrupt), 10, "{t:?}");
+    assert_eq!(t.recovered, 120);
+    assert_eq!(stats.corrupt_records, 1);
+    assert!(
+        segments(dir.path()).is_empty(),
+        "no damaged segment is left live"
+    );
+    let aside = moved_aside(dir.path());
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let name = seg.file_name().unwrap().to_str().unwrap();
+    assert!(
+        aside[0]
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(name)
+    );
+}
+
+#[tokio::test]
+async fn a_length_of_all_ones_is_passed_and_counted() {
+    let (_, got, stats, dir) = damaged_restart(|d, r| {
+        d[2 * r + 4..2 * r + 8].copy_from_slice(&[0xFF; 4]);
+    })
+    .await;
+    let want: Vec<u64> = (0..20).chain(30..120).collect();
+    assert_eq!(got, want);
+    let t = stats.signal(Signal::Traces);
+    assert_eq!(t.dropped(DropReason::Corrupt), 10, "{t:?}");
+    assert_eq!(moved_aside(dir.path()).len(), 1);
+}
+
+#[tokio::test]
+async fn a_damaged_payload_is_counted_exactly_and_the_segment_moved_aside() {
+    let (_, got, stats, dir) = damaged_restart(|d, r| d[5 * r + 40] ^= 0x40).await;
+    let want: Vec<u64> = (0..50).chain(60..120).collect();
+    assert_eq!(got, want);
+    assert_eq!(
+        stats.signal(Signal::Traces).dropped(DropReason::Corrupt),
+        10
+    );
+    assert_eq!(stats.corrupt_records, 0, "nothing had to be estimated");
+    assert_eq!(moved_aside(dir.path()).len(), 1);
+    // The next start finds nothing to count again.
     let (got, stats) = deliver_all(dir.path()).await;
     assert!(got.is_empty());
-    assert_eq!(stats.total().recovered, 0);
-    assert!(
-        stats.corrupt_records >= 1,
-        "the garbage was counted: {stats:?}"
+    assert_eq!(stats.total().dropped_total(), 0);
+}
+
+#[tokio::test]
+async fn garbage_a_directory_and_a_huge_file_named_like_segments_are_counted_and_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    leave_on_disk(dir.path(), 5, 10).await;
+    let intact = segments(dir.path());
+    assert_eq!(intact.len(), 1);
+    // Pseudo-random bytes, an empty file, a directory, a sparse 300 MiB file.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let noise: Vec<u8> = (0..5000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(dir.path().join("00000000000000a0.seg"), &noise).unwrap();
+    std::fs::write(dir.path().join("00000000000000a1.seg"), b"").unwrap();
+    std::fs::create_dir(dir.path().join("00000000000000a2.seg")).unwrap();
+    std::fs::File::create(dir.path().join("00000000000000a3.seg"))
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"not a segment").unwrap();
+
+    let (got, stats) = deliver_all(dir.path()).await;
+    assert_eq!(
+        got,
+        (0..50).collect::<Vec<_>>(),
+        "the intact segment is delivered"
     );
+    let t = stats.signal(Signal::Traces);
+    // 5000 noise bytes and 300 MiB at the intact records' bytes per item.
+    assert!(t.dropped(DropReason::Corrupt) > 5000 / 200, "{t:?}");
+    assert_eq!(t.recovered, 50 + t.dropped(DropReason::Corrupt));
+    assert_eq!(
+        stats.corrupt_records, 3,
+        "noise, directory, huge file: {stats:?}"
+    );
+    let mut aside: Vec<String> = moved_aside(dir.path())
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy()[..20].to_owned())
+        .collect();
+    aside.sort();
+    assert_eq!(
+        aside,
+        [
+            "00000000000000a0.seg",
+            "00000000000000a2.seg",
+            "00000000000000a3.seg"
+        ]
+    );
+    assert!(
+        segments(dir.path()).is_empty(),
+        "nothing unusable stays live"
+    );
+    assert!(
+        dir.path().join("notes.txt").exists(),
+        "other files are left alone"
+    );
+
     // New data still flows through the same directory.
     let (seen, svc) = recording();
     let p = Pipeline::builder(config(dir.path(), 10, 1 << 30, Overflow::DropNewest))
