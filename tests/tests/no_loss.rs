@@ -9,22 +9,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    collections::HashSet,
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+use std::{collections::HashSet, net::SocketAddr, time::Duration};
 
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::ExportTraceServiceRequest,
-    trace::v1::{ResourceSpans, ScopeSpans, Span},
-};
 use otlp_e2e::{
     Fault, FaultServer, Figures, Script,
-    agent::{Agent, AgentConfig, metric_sum, post_to, spans},
+    agent::{Agent, AgentConfig, post_to, spans},
     record,
 };
-use prost::Message;
 
 const PB: &str = "application/x-protobuf";
 
