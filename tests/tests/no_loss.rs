@@ -174,6 +174,14 @@ async fn empty_envelopes_are_acknowledged_and_never_forwarded() {
         let (s, t) = post_to(agent.http, "/v1/traces", "", ct, body).await;
         assert_eq!(s, 200, "{ct} {body:?}: {t}");
     }
+    // Well past the 20 ms batch timeout: an empty batch would have gone out.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.stats();
+    assert_eq!(
+        (before.requests, before.items_accepted),
+        (0, 0),
+        "nothing is forwarded for empty envelopes: {before:?}"
+    );
     // A real request afterwards proves the path works and flushes batches.
     assert_eq!(post(agent.http, &spans(0, 5)).await.0, 200);
     assert!(delivered(&server, 5, Duration::from_secs(10)).await);
