@@ -599,6 +599,66 @@ async fn slow_header_trickle_is_disconnected_after_the_header_read_timeout() {
 }
 
 #[tokio::test]
+async fn a_busy_keep_alive_connection_lives_past_the_header_read_timeout() {
+    // The first-request deadline must disarm once requests flow: this
+    // connection carries a request every 50 ms for 5 header timeouts.
+    let inner = Recorder::new(Mode::Accept);
+    let limits = ReceiverLimits::new().with_header_read_timeout(Duration::from_millis(200));
+    let server = start(&inner, limits).await;
+    let body = trace_bytes(1);
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: test\r\nContent-Type: application/x-protobuf\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let answered = tokio::time::timeout(BOUND, async {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let mut answered = 0u32;
+        for _ in 0..20 {
+            if s.write_all(head.as_bytes()).await.is_err() || s.write_all(&body).await.is_err() {
+                break;
+            }
+            // One answer: headers, then Content-Length bytes of body.
+            let mut raw = Vec::new();
+            let mut buf = [0u8; 4096];
+            let complete = loop {
+                let Ok(n) = s.read(&mut buf).await else {
+                    break false;
+                };
+                if n == 0 {
+                    break false;
+                }
+                raw.extend_from_slice(&buf[..n]);
+                if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let text = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                    let len: usize = text
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    if raw.len() >= end + 4 + len {
+                        break text.starts_with("http/1.1 200");
+                    }
+                }
+            };
+            if !complete {
+                break;
+            }
+            answered += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        answered
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        answered, 20,
+        "the busy connection was cut after {answered} requests"
+    );
+    assert_eq!(inner.batches().len(), 20);
+    server.shutdown().await;
+}
+
+#[tokio::test]
 async fn connections_beyond_the_limit_are_closed_and_later_ones_served() {
     let inner = Recorder::new(Mode::Accept);
     let server = start(&inner, ReceiverLimits::new().with_max_connections(1)).await;

@@ -223,8 +223,12 @@ impl<H: Handle> Conn<H> {
         tokio::pin!(conn);
         // HTTP/1 enforces the header read timeout itself; HTTP/2 has no such
         // timer, so a connection must deliver its first request in time.
+        // `select!` reads a branch's condition only when it starts waiting,
+        // so the deadline stays armed until it fires and is disarmed there
+        // when a request has begun (it used to cut busy connections).
         let deadline = tokio::time::sleep(self.first_request_deadline);
         tokio::pin!(deadline);
+        let mut armed = true;
         let mut draining = *self.stop.borrow();
         if draining {
             conn.as_mut().graceful_shutdown();
@@ -237,7 +241,11 @@ impl<H: Handle> Conn<H> {
                     }
                     return;
                 }
-                () = &mut deadline, if !started.load(Ordering::Relaxed) => {
+                () = &mut deadline, if armed => {
+                    armed = false;
+                    if started.load(Ordering::Relaxed) {
+                        continue;
+                    }
                     tracing::debug!(peer = %self.peer, timeout = ?self.first_request_deadline, "closing connection: no complete request headers in time");
                     return;
                 }
