@@ -370,7 +370,7 @@ const SCENARIOS: &[Scenario] = &[
     },
 ];
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--runs N] [--spans N] [--timeout SECS] [--only KEY]... [--out FILE]
+const USAGE: &str = "usage: [OTLP_BENCH_AGENT=path/to/otlp-client] cargo xtask bench [--quick] [--runs N] [--spans N] [--timeout SECS] [--only KEY]... [--out FILE]
        cargo xtask bench criterion [cargo bench args]
 
 Runs the end-to-end comparison (release build, separate processes, medians of
@@ -529,6 +529,12 @@ pub(crate) fn run(args: &[String]) -> Result {
     Ok(())
 }
 
+/// The relay agent: `OTLP_BENCH_AGENT` (another build, for a before/after
+/// comparison on the same machine) or the release build of this tree.
+fn agent_bin(bin_dir: &Path) -> PathBuf {
+    std::env::var_os("OTLP_BENCH_AGENT").map_or_else(|| bin_dir.join(AGENT_BIN), PathBuf::from)
+}
+
 fn target_dir() -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
@@ -667,12 +673,7 @@ fn run_once(
     );
     // A relay puts the agent between producer and sink.
     let agent = if s.relay() {
-        match Agent::start(
-            &bin_dir.join(AGENT_BIN),
-            s.protocol,
-            &sink_endpoint,
-            gnu_time,
-        ) {
+        match Agent::start(&agent_bin(bin_dir), s.protocol, &sink_endpoint, gnu_time) {
             Ok(a) => Some(a),
             Err(e) => {
                 let _ = sink_proc.finish(Duration::from_secs(5));

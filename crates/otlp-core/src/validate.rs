@@ -382,29 +382,33 @@ fn repeated(ty: Ty, name: &str) -> bool {
 
 /// Walks message `m` in `buf`; `depth` is the `AnyValue` nesting so far.
 fn walk(m: M, buf: &[u8], depth: usize, items: &mut u64) -> Result<(), Bad> {
-    // Per-field-number occurrence counters for the path index, only for the
-    // few repeated message fields of a message (at most 4 distinct ones).
-    let mut counts = [(0u32, 0u32); 4];
     for field in Fields::new(buf) {
         let field = field?;
         let Some((name, ty)) = m.field(field.number) else {
             continue;
         };
-        let index = if repeated(ty, name) {
-            let slot = counts
-                .iter()
-                .position(|(n, _)| *n == field.number || *n == 0)
-                .unwrap_or(3);
-            let (n, c) = &mut counts[slot];
-            *n = field.number;
-            *c += 1;
-            Some(*c - 1)
-        } else {
-            None
-        };
-        check(m, &field, name, ty, depth, items).map_err(|b| b.at(name, index))?;
+        if let Err(bad) = check(m, &field, name, ty, depth, items) {
+            // The path index is worked out on the error path only.
+            let index = repeated(ty, name).then(|| occurrence(buf, &field));
+            return Err(bad.at(name, index));
+        }
     }
     Ok(())
+}
+
+/// How many fields numbered like `f` come before it in `buf`.
+fn occurrence(buf: &[u8], f: &Field<'_>) -> u32 {
+    let at = f.payload.as_ptr();
+    let mut n = 0;
+    for g in Fields::new(buf).map_while(Result::ok) {
+        if std::ptr::eq(g.payload.as_ptr(), at) {
+            break;
+        }
+        if g.number == f.number {
+            n += 1;
+        }
+    }
+    n
 }
 
 fn check(
