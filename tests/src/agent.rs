@@ -242,6 +242,12 @@ impl Agent {
 /// One OTLP/protobuf traces request of `n` spans whose span ids (big-endian)
 /// are `first..first + n`, as [`FaultServer::span_ids`](crate::FaultServer::span_ids) reads them.
 pub fn spans(first: u64, n: u64) -> Vec<u8> {
+    spans_with(first, n, "no-loss", 16)
+}
+
+/// As [`spans`], with every span named `name` and a trace id of
+/// `trace_id_len` bytes (16 is valid; others test validation).
+pub fn spans_with(first: u64, n: u64, name: &str, trace_id_len: usize) -> Vec<u8> {
     use opentelemetry_proto::tonic::{
         collector::trace::v1::ExportTraceServiceRequest,
         trace::v1::{ResourceSpans, ScopeSpans, Span},
@@ -252,9 +258,9 @@ pub fn spans(first: u64, n: u64) -> Vec<u8> {
             scope_spans: vec![ScopeSpans {
                 spans: (first..first + n)
                     .map(|i| Span {
-                        trace_id: [7; 16].to_vec(),
+                        trace_id: vec![7; trace_id_len],
                         span_id: i.to_be_bytes().to_vec(),
-                        name: "no-loss".to_owned(),
+                        name: name.to_owned(),
                         start_time_unix_nano: i,
                         end_time_unix_nano: i + 1,
                         ..Default::default()

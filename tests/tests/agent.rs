@@ -28,16 +28,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use opentelemetry_proto::tonic::{
-    collector::trace::v1::ExportTraceServiceRequest,
-    trace::v1::{ResourceSpans, ScopeSpans, Span},
-};
 use otlp_e2e::{
     Fault, FaultServer, Figures, Script,
-    agent::{Agent, AgentConfig, post, read_status, rss_now},
+    agent::{Agent, AgentConfig, post, read_status, rss_now, spans_with},
     client_binary, full_mode, peak_rss_bytes, record,
 };
-use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SECRET: &str = "Bearer s3cr3t-t0ken-e2e";
@@ -52,26 +47,6 @@ fn config(upstream: String) -> AgentConfig {
     let mut cfg = AgentConfig::new(upstream);
     cfg.extra = format!("headers:\n  authorization: \"{SECRET}\"\n");
     cfg
-}
-
-fn trace_body(first_id: u64, n: u64, name: &str) -> Vec<u8> {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: (first_id..first_id + n)
-                    .map(|i| Span {
-                        trace_id: [9; 16].to_vec(),
-                        span_id: i.to_be_bytes().to_vec(),
-                        name: name.to_owned(),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
 }
 
 /// Sums a counter family of the agent's `/metrics` by its `reason` label.
@@ -182,7 +157,7 @@ async fn agent_answers_hostile_input_with_the_right_status_and_survives() {
     check("oversized (declared 1 GiB)", oversized, &[413]);
     // Invalid UTF-8 in a protobuf string: validated before it is
     // acknowledged, so it never reaches a batch joined with others' data.
-    let mut bad_utf8 = trace_body(1_000_000, 1, "NAME");
+    let mut bad_utf8 = spans_with(1_000_000, 1, "NAME", 16);
     let at = bad_utf8.windows(4).position(|w| w == b"NAME").unwrap();
     bad_utf8[at..at + 4].copy_from_slice(&[0xff, 0xfe, 0xc0, 0x80]);
     check(
@@ -202,7 +177,7 @@ async fn agent_answers_hostile_input_with_the_right_status_and_survives() {
     check("empty protobuf", post(a, "", pb, &[]).await, &[200]);
 
     // Still serving: a valid request is accepted and delivered upstream.
-    let ok = post(a, "", pb, &trace_body(1, 10, "ok")).await;
+    let ok = post(a, "", pb, &spans_with(1, 10, "ok", 16)).await;
     check("valid after all of it", ok, &[200]);
     assert!(
         server.wait_for_items(10, Duration::from_secs(10)).await,
@@ -256,7 +231,7 @@ fn load(
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let body = trace_body(next, per_request, "load");
+            let body = spans_with(next, per_request, "load", 16);
             attempted.fetch_add(per_request, Ordering::Relaxed);
             if post(addr, "", "application/x-protobuf", &body).await == 200 {
                 let mut a = acked.lock().unwrap();
@@ -504,7 +479,7 @@ async fn header_secrets_never_appear_in_explain_config_diagnose_or_errors() {
         .unwrap();
     let batch = otlp_core::Batch::from_encoded(
         otlp_core::Signal::Traces,
-        bytes::Bytes::from(trace_body(1, 1, "x")),
+        bytes::Bytes::from(spans_with(1, 1, "x", 16)),
     )
     .unwrap();
     let err = tower::ServiceExt::oneshot(exporter, batch)
@@ -552,7 +527,7 @@ async fn agent_under_valgrind_reports_no_definite_leaks() {
     // A short bounded load: 20 requests of 50 spans.
     let mut acked = 0;
     for i in 0..20u64 {
-        let body = trace_body(i * 50 + 1, 50, "leak");
+        let body = spans_with(i * 50 + 1, 50, "leak", 16);
         if post(agent.http, "", "application/x-protobuf", &body).await == 200 {
             acked += 50;
         }

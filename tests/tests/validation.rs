@@ -12,39 +12,18 @@ use std::{
 };
 
 use opentelemetry_proto::tonic::{
-    collector::{logs::v1::ExportLogsServiceRequest, trace::v1::ExportTraceServiceRequest},
+    collector::logs::v1::ExportLogsServiceRequest,
     common::v1::{AnyValue, ArrayValue, any_value},
     logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
-    trace::v1::{ResourceSpans, ScopeSpans, Span},
 };
 use otlp_e2e::{
     FaultServer, Figures, Script,
-    agent::{Agent, AgentConfig, metric_sum, post_to},
+    agent::{Agent, AgentConfig, metric_sum, post_to, spans_with},
     record,
 };
 use prost::Message;
 
 const PB: &str = "application/x-protobuf";
-
-fn traces(first: u64, n: u64, trace_id_len: usize, name: &str) -> Vec<u8> {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: vec![ScopeSpans {
-                spans: (first..first + n)
-                    .map(|i| Span {
-                        trace_id: vec![3; trace_id_len],
-                        span_id: i.to_be_bytes().to_vec(),
-                        name: name.to_owned(),
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
-}
 
 fn deep_log(levels: usize) -> Vec<u8> {
     let mut v = AnyValue {
@@ -85,8 +64,14 @@ async fn invalid_requests_get_400_and_valid_traffic_beside_them_is_delivered_exa
         let (addr, acked) = (agent.http, acked.clone());
         tokio::spawn(async move {
             for r in 0..40u64 {
-                let (s, _) =
-                    post_to(addr, "/v1/traces", "", PB, &traces(r * 25, 25, 16, "ok")).await;
+                let (s, _) = post_to(
+                    addr,
+                    "/v1/traces",
+                    "",
+                    PB,
+                    &spans_with(r * 25, 25, "ok", 16),
+                )
+                .await;
                 if s == 200 {
                     acked.lock().unwrap().extend(r * 25..r * 25 + 25);
                 }
@@ -94,14 +79,14 @@ async fn invalid_requests_get_400_and_valid_traffic_beside_them_is_delivered_exa
             }
         })
     };
-    let mut bad_utf8 = traces(900_000, 3, 16, "NAME");
+    let mut bad_utf8 = spans_with(900_000, 3, "NAME", 16);
     let at = bad_utf8.windows(4).position(|w| w == b"NAME").unwrap();
     bad_utf8[at] = 0xff;
     let cases: Vec<(&str, &str, Vec<u8>, &str)> = vec![
         (
             "traces payload sent to /v1/logs",
             "/v1/logs",
-            traces(800_000, 3, 16, "wrong-endpoint"),
+            spans_with(800_000, 3, "wrong-endpoint", 16),
             "another signal",
         ),
         (
@@ -119,7 +104,7 @@ async fn invalid_requests_get_400_and_valid_traffic_beside_them_is_delivered_exa
         (
             "15-byte trace id",
             "/v1/traces",
-            traces(700_000, 3, 15, "short-id"),
+            spans_with(700_000, 3, "short-id", 15),
             "trace_id: 15 bytes, want 16",
         ),
     ];

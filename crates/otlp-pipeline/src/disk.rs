@@ -378,7 +378,8 @@ impl DiskQueue {
                 items: h.items,
                 signal: h.signal,
             });
-            self.held[h.signal.index()] += h.size + h.len;
+            // As `ack` takes it off (a first-format header is 4 bytes shorter).
+            self.held[h.signal.index()] += HEADER + h.len;
         }
         self.total_bytes += len;
         self.segments.push_back(Segment {
