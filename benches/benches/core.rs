@@ -9,7 +9,7 @@ use std::hint::black_box;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use otlp_benches::shape;
-use otlp_core::{Batch, Signal, count_items};
+use otlp_core::{Batch, Signal, count_items, validate};
 
 /// Spans per request, the SDK's default export batch size.
 const SPANS: u64 = 512;
@@ -47,6 +47,23 @@ fn count(c: &mut Criterion) {
     g.finish();
 }
 
+/// The schema check every received request gets before it is acknowledged
+/// (compare with `count_items`, the walk it replaced on the receive path).
+fn validation(c: &mut Criterion) {
+    let bytes = encoded(SPANS);
+    let mut g = c.benchmark_group("validate");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.bench_function("traces_512_spans", |b| {
+        b.iter(|| validate(Signal::Traces, black_box(&bytes)))
+    });
+    let logs = shape::encode(&shape::logs_request(SPANS)).expect("the log shape encodes");
+    g.throughput(Throughput::Bytes(logs.len() as u64));
+    g.bench_function("logs_512_records", |b| {
+        b.iter(|| validate(Signal::Logs, black_box(&logs)))
+    });
+    g.finish();
+}
+
 fn split(c: &mut Criterion) {
     let batch = Batch::new(Signal::Traces, encoded(SPANS), SPANS);
     let mut g = c.benchmark_group("batch_split");
@@ -57,5 +74,5 @@ fn split(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, join, count, split);
+criterion_group!(benches, join, count, validation, split);
 criterion_main!(benches);

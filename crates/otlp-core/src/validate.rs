@@ -25,7 +25,7 @@
 use crate::{
     Signal,
     error::DecodeError,
-    wire::{FIXED32, FIXED64, Field, Fields, LEN, VARINT},
+    wire::{FIXED32, FIXED64, Fields, LEN, VARINT},
 };
 
 /// How deeply `AnyValue`s may nest inside each other (through `array_value`
@@ -48,6 +48,7 @@ pub struct InvalidRequest {
 
 /// The messages of the schema.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 enum M {
     TraceRequest,
     ResourceSpans,
@@ -105,6 +106,44 @@ enum Ty {
 }
 
 impl M {
+    /// Every message, in declaration order (the index of [`TABLE`]).
+    const ALL: [M; 34] = [
+        M::TraceRequest,
+        M::ResourceSpans,
+        M::ScopeSpans,
+        M::Span,
+        M::Event,
+        M::Link,
+        M::Status,
+        M::LogsRequest,
+        M::ResourceLogs,
+        M::ScopeLogs,
+        M::LogRecord,
+        M::MetricsRequest,
+        M::ResourceMetrics,
+        M::ScopeMetrics,
+        M::Metric,
+        M::Gauge,
+        M::Sum,
+        M::Histogram,
+        M::ExpHistogram,
+        M::Summary,
+        M::NumberPoint,
+        M::HistogramPoint,
+        M::ExpHistogramPoint,
+        M::Buckets,
+        M::SummaryPoint,
+        M::Quantile,
+        M::Exemplar,
+        M::Resource,
+        M::EntityRef,
+        M::Scope,
+        M::KeyValue,
+        M::AnyValue,
+        M::ArrayValue,
+        M::KvList,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             M::TraceRequest => "ExportTraceServiceRequest",
@@ -146,7 +185,7 @@ impl M {
 
     /// The name and type of field `n`, or `None` for a field the schema does
     /// not know (skipped).
-    fn field(self, n: u32) -> Option<(&'static str, Ty)> {
+    const fn field(self, n: u32) -> Option<(&'static str, Ty)> {
         use Ty::*;
         let kv = ("attributes", Msg(M::KeyValue));
         Some(match (self, n) {
@@ -268,6 +307,7 @@ impl M {
             (M::Scope, 4) => ("dropped_attributes_count", Varint),
             (M::KeyValue, 1) => ("key", Str),
             (M::KeyValue, 2) => ("value", Msg(M::AnyValue)),
+            (M::KeyValue, 3) => ("key_strindex", Varint),
             (M::AnyValue, 1) => ("string_value", Str),
             (M::AnyValue, 2) => ("bool_value", Varint),
             (M::AnyValue, 3) => ("int_value", Varint),
@@ -275,6 +315,7 @@ impl M {
             (M::AnyValue, 5) => ("array_value", Msg(M::ArrayValue)),
             (M::AnyValue, 6) => ("kvlist_value", Msg(M::KvList)),
             (M::AnyValue, 7) => ("bytes_value", Bytes),
+            (M::AnyValue, 8) => ("string_value_strindex", Varint),
             (M::ArrayValue, 1) => ("values", Msg(M::AnyValue)),
             (M::KvList, 1) => ("values", Msg(M::KeyValue)),
             _ => return None,
@@ -380,41 +421,137 @@ fn repeated(ty: Ty, name: &str) -> bool {
         )
 }
 
+/// The field types of every message, indexed by message and field number:
+/// the walk looks a field up with two array indexes instead of a match.
+/// Field numbers above [`MAX_FIELD`] are unknown to every message.
+const MAX_FIELD: usize = 16;
+const TABLE: [[Option<Ty>; MAX_FIELD + 1]; M::ALL.len()] = {
+    let mut t = [[None; MAX_FIELD + 1]; M::ALL.len()];
+    let mut i = 0;
+    while i < M::ALL.len() {
+        assert!(M::ALL[i] as usize == i, "M::ALL is in declaration order");
+        let mut n = 0;
+        while n <= MAX_FIELD {
+            if let Some((_, ty)) = M::ALL[i].field(n as u32) {
+                t[i][n] = Some(ty);
+            }
+            n += 1;
+        }
+        i += 1;
+    }
+    // No message has a known field above MAX_FIELD.
+    let mut i = 0;
+    while i < M::ALL.len() {
+        assert!(M::ALL[i].field(MAX_FIELD as u32 + 1).is_none());
+        assert!(M::ALL[i].field(MAX_FIELD as u32 + 2).is_none());
+        i += 1;
+    }
+    t
+};
+
+/// Reads a varint at `*pos`; one-byte varints (most tags and lengths) take
+/// the first branch.
+#[inline(always)]
+fn varint(buf: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+    match buf.get(*pos) {
+        Some(&b) if b < 0x80 => {
+            *pos += 1;
+            Ok(u64::from(b))
+        }
+        _ => varint_slow(buf, pos),
+    }
+}
+
+#[cold]
+fn varint_slow(buf: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+    crate::wire::varint_at(buf, pos)
+}
+
+/// Moves `*pos` past `len` bytes, returning them.
+#[inline(always)]
+fn take<'a>(buf: &'a [u8], pos: &mut usize, len: usize) -> Result<&'a [u8], DecodeError> {
+    match buf.get(*pos..).and_then(|rest| rest.get(..len)) {
+        Some(s) => {
+            *pos += len;
+            Ok(s)
+        }
+        None => Err(DecodeError::Truncated { offset: *pos }),
+    }
+}
+
 /// Walks message `m` in `buf`; `depth` is the `AnyValue` nesting so far.
+///
+/// This is the receive path's hot loop (every byte of every received request
+/// passes here once), so it reads the wire itself rather than through
+/// [`Fields`], and looks types up in [`TABLE`].
 fn walk(m: M, buf: &[u8], depth: usize, items: &mut u64) -> Result<(), Bad> {
-    for field in Fields::new(buf) {
-        let field = field?;
-        let Some((name, ty)) = m.field(field.number) else {
+    let row = &TABLE[m as usize];
+    let mut pos = 0;
+    while pos < buf.len() {
+        let start = pos;
+        let key = varint(buf, &mut pos)?;
+        let wire = (key & 0x7) as u8;
+        let number = key >> 3;
+        if number == 0 || number > u64::from(u32::MAX) {
+            return Err(DecodeError::BadTag { offset: start }.into());
+        }
+        let mut payload: &[u8] = &[];
+        match wire {
+            VARINT => {
+                varint(buf, &mut pos)?;
+            }
+            FIXED64 => {
+                take(buf, &mut pos, 8)?;
+            }
+            FIXED32 => {
+                take(buf, &mut pos, 4)?;
+            }
+            LEN => {
+                let len = usize::try_from(varint(buf, &mut pos)?)
+                    .map_err(|_| DecodeError::Truncated { offset: pos })?;
+                payload = take(buf, &mut pos, len)?;
+            }
+            other => {
+                return Err(DecodeError::BadWireType {
+                    offset: start,
+                    wire_type: other,
+                }
+                .into());
+            }
+        }
+        let Some(ty) = row.get(number as usize).copied().flatten() else {
             continue;
         };
-        if let Err(bad) = check(m, &field, name, ty, depth, items) {
-            // The path index is worked out on the error path only.
-            let index = repeated(ty, name).then(|| occurrence(buf, &field));
-            return Err(bad.at(name, index));
+        if let Err(bad) = check(m, number as u32, wire, payload, ty, depth, items) {
+            return Err(located(m, buf, start, number as u32, bad));
         }
     }
     Ok(())
 }
 
-/// How many fields numbered like `f` come before it in `buf`.
-fn occurrence(buf: &[u8], f: &Field<'_>) -> u32 {
-    let at = f.payload.as_ptr();
-    let mut n = 0;
-    for g in Fields::new(buf).map_while(Result::ok) {
-        if std::ptr::eq(g.payload.as_ptr(), at) {
-            break;
-        }
-        if g.number == f.number {
-            n += 1;
-        }
-    }
-    n
+/// Adds the field at `start` to the path of an error found inside it.
+#[cold]
+fn located(m: M, buf: &[u8], start: usize, number: u32, bad: Bad) -> Bad {
+    let Some((name, ty)) = m.field(number) else {
+        return bad;
+    };
+    // The path index is worked out on the error path only: how many fields
+    // numbered like this one come before it.
+    let index = repeated(ty, name).then(|| {
+        Fields::new(&buf[..start])
+            .map_while(Result::ok)
+            .filter(|g| g.number == number)
+            .count() as u32
+    });
+    bad.at(name, index)
 }
 
+#[inline(always)]
 fn check(
     m: M,
-    f: &Field<'_>,
-    name: &str,
+    number: u32,
+    wire: u8,
+    payload: &[u8],
     ty: Ty,
     depth: usize,
     items: &mut u64,
@@ -425,61 +562,36 @@ fn check(
         Ty::Fixed64 => FIXED64,
         Ty::Fixed32 => FIXED32,
         Ty::PackedFixed64 => {
-            if f.wire == LEN && !f.payload.len().is_multiple_of(8) {
+            if wire == LEN && !payload.len().is_multiple_of(8) {
                 return Err(Bad::new(format!(
                     "packed fixed64 values of {} bytes: not a multiple of 8",
-                    f.payload.len()
+                    payload.len()
                 )));
             }
-            if f.wire == LEN { LEN } else { FIXED64 }
+            if wire == LEN { LEN } else { FIXED64 }
         }
         Ty::PackedVarint => {
-            if f.wire == LEN {
-                check_packed_varints(f.payload)?;
+            if wire == LEN {
+                check_packed_varints(payload)?;
                 LEN
             } else {
                 VARINT
             }
         }
     };
-    if f.wire != want {
-        return Err(Bad::new(format!(
-            "field {} of {} ({name}) has wire type {}, want {}: is this request of another signal, sent to the {} endpoint?",
-            f.number,
-            m.name(),
-            wire_name(f.wire),
-            wire_name(want),
-            root_signal(m),
-        )));
+    if wire != want {
+        return Err(wrong_wire(m, number, wire, want));
     }
     match ty {
-        Ty::Msg(inner) | Ty::Item(inner) => {
-            if matches!(ty, Ty::Item(_)) {
-                // A span, a log record or a metric data point.
-                *items += 1;
-            }
-            let depth = if matches!(inner, M::ArrayValue | M::KvList) {
-                let d = depth + 1;
-                if d > MAX_ANY_VALUE_DEPTH {
-                    return Err(Bad::new(format!(
-                        "AnyValue nested deeper than {MAX_ANY_VALUE_DEPTH} levels; flatten the attribute or body"
-                    )));
-                }
-                d
-            } else {
-                depth
-            };
-            walk(inner, f.payload, depth, items)
+        Ty::Msg(inner) => walk_inner(inner, payload, depth, items),
+        Ty::Item(inner) => {
+            // A span, a log record or a metric data point.
+            *items += 1;
+            walk_inner(inner, payload, depth, items)
         }
-        Ty::Str => match std::str::from_utf8(f.payload) {
-            Ok(_) => Ok(()),
-            Err(e) => Err(Bad::new(format!(
-                "not valid UTF-8 (at byte {}): protobuf strings must be UTF-8; send binary data as bytes_value",
-                e.valid_up_to()
-            ))),
-        },
+        Ty::Str => utf8(payload),
         Ty::Id(len) => {
-            let n = f.payload.len();
+            let n = payload.len();
             if n == len || n == 0 {
                 Ok(())
             } else {
@@ -488,6 +600,125 @@ fn check(
         }
         _ => Ok(()),
     }
+}
+
+#[inline(always)]
+fn walk_inner(inner: M, payload: &[u8], depth: usize, items: &mut u64) -> Result<(), Bad> {
+    if payload.is_empty() {
+        return Ok(());
+    }
+    let depth = if matches!(inner, M::ArrayValue | M::KvList) {
+        let d = depth + 1;
+        if d > MAX_ANY_VALUE_DEPTH {
+            return Err(Bad::new(format!(
+                "AnyValue nested deeper than {MAX_ANY_VALUE_DEPTH} levels; flatten the attribute or body"
+            )));
+        }
+        d
+    } else {
+        depth
+    };
+    match inner {
+        M::KeyValue => walk_key_value(payload, depth, items),
+        M::AnyValue => walk_any_value(payload, depth, items),
+        _ => walk(inner, payload, depth, items),
+    }
+}
+
+/// Reads a length-delimited payload at `*pos` (the tag already read).
+#[inline(always)]
+fn len_payload<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], DecodeError> {
+    let len =
+        usize::try_from(varint(buf, pos)?).map_err(|_| DecodeError::Truncated { offset: *pos })?;
+    take(buf, pos, len)
+}
+
+/// [`walk`] for `KeyValue`, the most frequent message of every request: the
+/// usual shape (`key` string, `value` AnyValue) is read without the table;
+/// anything else starts over with the general walker, which finds the same
+/// errors and paths.
+fn walk_key_value(buf: &[u8], depth: usize, items: &mut u64) -> Result<(), Bad> {
+    let mut pos = 0;
+    while pos < buf.len() {
+        let start = pos;
+        match buf[pos] {
+            0x0a => {
+                pos += 1;
+                let key = len_payload(buf, &mut pos)?;
+                if utf8(key).is_err() {
+                    return walk(M::KeyValue, buf, depth, items);
+                }
+            }
+            0x12 => {
+                pos += 1;
+                let value = len_payload(buf, &mut pos)?;
+                if let Err(bad) = walk_any_value(value, depth, items) {
+                    return Err(located(M::KeyValue, buf, start, 2, bad));
+                }
+            }
+            _ => return walk(M::KeyValue, buf, depth, items),
+        }
+    }
+    Ok(())
+}
+
+/// [`walk`] for `AnyValue`, scalars read without the table (see
+/// [`walk_key_value`]).
+fn walk_any_value(buf: &[u8], depth: usize, items: &mut u64) -> Result<(), Bad> {
+    let mut pos = 0;
+    while pos < buf.len() {
+        match buf[pos] {
+            0x0a => {
+                pos += 1;
+                let s = len_payload(buf, &mut pos)?;
+                if utf8(s).is_err() {
+                    return walk(M::AnyValue, buf, depth, items);
+                }
+            }
+            0x10 | 0x18 | 0x40 => {
+                pos += 1;
+                varint(buf, &mut pos)?;
+            }
+            0x21 => {
+                pos += 1;
+                take(buf, &mut pos, 8)?;
+            }
+            0x3a => {
+                pos += 1;
+                len_payload(buf, &mut pos)?;
+            }
+            _ => return walk(M::AnyValue, buf, depth, items),
+        }
+    }
+    Ok(())
+}
+
+/// Checks a string field: ASCII (nearly every key and value) is checked a
+/// word at a time, anything else by the full UTF-8 validator.
+#[inline(always)]
+fn utf8(payload: &[u8]) -> Result<(), Bad> {
+    if payload.is_ascii() {
+        return Ok(());
+    }
+    match std::str::from_utf8(payload) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Bad::new(format!(
+            "not valid UTF-8 (at byte {}): protobuf strings must be UTF-8; send binary data as bytes_value",
+            e.valid_up_to()
+        ))),
+    }
+}
+
+#[cold]
+fn wrong_wire(m: M, number: u32, wire: u8, want: u8) -> Bad {
+    let name = m.field(number).map_or("?", |(name, _)| name);
+    Bad::new(format!(
+        "field {number} of {} ({name}) has wire type {}, want {}: is this request of another signal, sent to the {} endpoint?",
+        m.name(),
+        wire_name(wire),
+        wire_name(want),
+        root_signal(m),
+    ))
 }
 
 /// The endpoint a message belongs to, for the wire-type hint.
@@ -526,7 +757,7 @@ fn check_packed_varints(buf: &[u8]) -> Result<(), Bad> {
     let mut run = 0;
     for (i, b) in buf.iter().enumerate() {
         run += 1;
-        if run > 10 {
+        if run > 10 || (run == 10 && *b > 1) {
             return Err(DecodeError::BadVarint { offset: i }.into());
         }
         if b & 0x80 == 0 {

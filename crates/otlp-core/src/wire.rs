@@ -24,8 +24,6 @@ pub(crate) struct Field<'a> {
     pub(crate) payload: &'a [u8],
     /// Whether the field is length-delimited.
     pub(crate) is_len: bool,
-    /// The wire type (one of `VARINT`, `FIXED64`, `LEN`, `FIXED32`).
-    pub(crate) wire: u8,
     /// The whole field, tag included, exactly as it was on the wire.
     pub(crate) raw: &'a [u8],
 }
@@ -43,18 +41,7 @@ impl<'a> Fields<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, DecodeError> {
-        let mut value: u64 = 0;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(DecodeError::Truncated { offset: self.pos });
-            };
-            self.pos += 1;
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return Ok(value);
-            }
-        }
-        Err(DecodeError::BadVarint { offset: self.pos })
+        varint_at(self.buf, &mut self.pos)
     }
 
     fn take(&mut self, len: usize) -> Result<&'a [u8], DecodeError> {
@@ -111,7 +98,6 @@ impl<'a> Iterator for Fields<'a> {
                 number,
                 payload,
                 is_len: wire == LEN,
-                wire,
                 raw: &self.buf[start..self.pos],
             })
         })();
@@ -136,6 +122,26 @@ pub(crate) fn message<'a>(field: &Field<'a>) -> Result<&'a [u8], DecodeError> {
 }
 
 /// The encoded length of a varint.
+/// Reads the varint at `*pos`, refusing what prost refuses: more than ten
+/// bytes, or a tenth byte that overflows 64 bits.
+pub(crate) fn varint_at(buf: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+    let mut value: u64 = 0;
+    for i in 0..10 {
+        let Some(&b) = buf.get(*pos) else {
+            return Err(DecodeError::Truncated { offset: *pos });
+        };
+        *pos += 1;
+        if i == 9 && b > 1 {
+            return Err(DecodeError::BadVarint { offset: *pos });
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Ok(value);
+        }
+    }
+    Err(DecodeError::BadVarint { offset: *pos })
+}
+
 pub(crate) fn varint_len(mut v: u64) -> usize {
     let mut n = 1;
     while v >= 0x80 {

@@ -422,6 +422,35 @@ fn unknown_fields_are_skipped() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
+    /// The fast walker is never laxer than prost: whatever it accepts after
+    /// bytes of a valid request were changed, prost decodes as that signal too
+    /// and `count_items` counts the same items.
+    #[test]
+    fn mutated_requests_accepted_only_if_prost_decodes_them(
+        sig in 0usize..3,
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+    ) {
+        let signal = Signal::ALL[sig];
+        let mut buf = match signal {
+            Signal::Traces => traces(vec![span(1), span(2)]),
+            Signal::Logs => logs(vec![log(s("hello")), log(nested(3))]),
+            Signal::Metrics => metrics(),
+        };
+        for (at, byte) in edits {
+            let i = at % buf.len();
+            buf[i] = byte;
+        }
+        if let Ok(n) = validate(signal, &buf) {
+            let decodes = match signal {
+                Signal::Traces => ExportTraceServiceRequest::decode(buf.as_slice()).is_ok(),
+                Signal::Logs => ExportLogsServiceRequest::decode(buf.as_slice()).is_ok(),
+                Signal::Metrics => ExportMetricsServiceRequest::decode(buf.as_slice()).is_ok(),
+            };
+            prop_assert!(decodes, "validate accepted what prost refuses: {:02x?}", buf);
+            prop_assert_eq!(count_items(signal, &buf).ok(), Some(n));
+        }
+    }
+
     #[test]
     fn random_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..512), sig in 0usize..3) {
         let _ = validate(Signal::ALL[sig], &buf);
