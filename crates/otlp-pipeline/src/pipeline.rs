@@ -643,28 +643,16 @@ impl Shared {
         self.core.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Splits a raw request until every part fits `max_batch_bytes` and
-    /// `max_batch_size` (or cannot be split: one span, log record or metric).
+    /// Cuts a raw request, in one pass, into parts that fit `max_batch_bytes`
+    /// and `max_batch_size` (a unit that cannot be split travels alone).
     fn fit(&self, batch: Batch) -> Vec<Batch> {
-        let max = self.config.batch.max_batch_bytes;
+        let max = usize::try_from(self.config.batch.max_batch_bytes).unwrap_or(usize::MAX);
         let max_items = self.config.batch.max_batch_size.max(1);
-        let mut out = Vec::new();
-        let mut stack = vec![batch];
-        // Bounded: every split makes strictly smaller parts.
-        while let Some(b) = stack.pop() {
-            if b.byte_size() as u64 <= max && b.items() <= max_items {
-                out.push(b);
-                continue;
-            }
-            match b.try_split() {
-                Ok(Some((l, r))) => {
-                    stack.push(r);
-                    stack.push(l);
-                }
-                _ => out.push(b),
-            }
+        match batch.split_to_fit(max_items, max) {
+            Ok(parts) => parts,
+            // Malformed bytes cannot be cut; they are sent (and refused) whole.
+            Err(_) => vec![batch],
         }
-        out
     }
 
     async fn admit_waiting(&self, mut input: Input) -> Result<(), TrySendError> {

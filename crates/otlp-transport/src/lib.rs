@@ -64,6 +64,6 @@ pub use self::{
 mod receive;
 #[cfg(feature = "grpc")]
 pub use self::receive::GrpcReceiver;
-pub use self::receive::{BoundReceiver, ReceiveError, ReceiverLimits, ReceiverTls};
+pub use self::receive::{BoundReceiver, IntakeBudget, ReceiveError, ReceiverLimits, ReceiverTls};
 #[cfg(feature = "http")]
 pub use self::receive::{GetHandler, HttpReceiver};

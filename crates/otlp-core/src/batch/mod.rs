@@ -181,6 +181,71 @@ impl Batch {
         Ok(Batch::new(signal, out.freeze(), items))
     }
 
+    /// Cuts the request, in one pass, into parts of at most `max_items` items
+    /// and about `max_bytes` bytes each, keeping every resource and scope
+    /// header with its items (a unit larger than the limits travels alone).
+    ///
+    /// Unlike repeated [`try_split`](Self::try_split) halving, this touches
+    /// each byte once and holds no per-item table, so a request of ten
+    /// million spans costs one copy of its bytes. A request that already fits
+    /// is returned as it is (no copy).
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] when the bytes are malformed.
+    pub fn split_to_fit(
+        &self,
+        max_items: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<Batch>, DecodeError> {
+        let max_items = max_items.max(1);
+        if self.items <= max_items && self.bytes.len() <= max_bytes {
+            return Ok(vec![self.clone()]);
+        }
+        let mut parts = Parts {
+            signal: self.signal,
+            max_items,
+            max_bytes,
+            done: Vec::new(),
+            out: Vec::new(),
+            items: 0,
+            resource: Vec::new(),
+            scope: Vec::new(),
+            resource_items: false,
+            scope_items: false,
+        };
+        for resource in Fields::new(&self.bytes) {
+            let resource = resource?;
+            if resource.number != 1 {
+                // Top-level fields other than resources go with the first part.
+                parts.out.extend_from_slice(resource.raw);
+                continue;
+            }
+            let body = message(&resource)?;
+            let header = headers(body)?;
+            parts.open_resource(&header);
+            for scope in Fields::new(body) {
+                let scope = scope?;
+                if scope.number != 2 {
+                    continue;
+                }
+                let scope_body = message(&scope)?;
+                let scope_header = headers(scope_body)?;
+                parts.open_scope(&scope_header);
+                for item in Fields::new(scope_body) {
+                    let item = item?;
+                    if item.number == 2 {
+                        let n = unit_items(self.signal, &item)?;
+                        parts.unit(item.raw, n, &header, &scope_header);
+                    }
+                }
+                parts.close_scope();
+            }
+            parts.close_resource();
+        }
+        Ok(parts.finish())
+    }
+
     /// Splits the request into two requests carrying about half the items
     /// each, keeping every resource and scope with its items.
     ///
@@ -276,6 +341,106 @@ pub fn count_items(signal: Signal, buf: &[u8]) -> Result<u64, DecodeError> {
         }
     }
     Ok(n)
+}
+
+/// The fields of a message other than field 2 (the repeated children), raw.
+fn headers(body: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
+    let mut out = Vec::new();
+    for f in Fields::new(body) {
+        let f = f?;
+        if f.number != 2 {
+            out.push(f.raw);
+        }
+    }
+    Ok(out)
+}
+
+/// The parts [`Batch::split_to_fit`] builds: the finished ones, and the one
+/// being filled (its finished resources in `out`, the open resource's
+/// headers and finished scopes in `resource`, the open scope in `scope`).
+struct Parts {
+    signal: Signal,
+    max_items: u64,
+    max_bytes: usize,
+    done: Vec<Batch>,
+    out: Vec<u8>,
+    items: u64,
+    resource: Vec<u8>,
+    scope: Vec<u8>,
+    /// Whether the open resource / scope holds items of the current part.
+    resource_items: bool,
+    scope_items: bool,
+}
+
+impl Parts {
+    fn open_resource(&mut self, header: &[&[u8]]) {
+        self.resource.clear();
+        for raw in header {
+            self.resource.extend_from_slice(raw);
+        }
+    }
+
+    fn open_scope(&mut self, header: &[&[u8]]) {
+        self.scope.clear();
+        for raw in header {
+            self.scope.extend_from_slice(raw);
+        }
+    }
+
+    fn close_scope(&mut self) {
+        self.resource_items |= self.scope_items;
+        self.scope_items = false;
+        put_len_header(&mut self.resource, 2, self.scope.len());
+        self.resource.extend_from_slice(&self.scope);
+        self.scope.clear();
+    }
+
+    fn close_resource(&mut self) {
+        self.resource_items = false;
+        put_len_header(&mut self.out, 1, self.resource.len());
+        self.out.extend_from_slice(&self.resource);
+        self.resource.clear();
+    }
+
+    fn len(&self) -> usize {
+        // Length prefixes of the open scope and resource: at most 2 x 6 bytes.
+        self.out.len() + self.resource.len() + self.scope.len() + 12
+    }
+
+    /// Adds one unit, first finishing the part when the unit would overflow it.
+    fn unit(&mut self, raw: &[u8], items: u64, resource: &[&[u8]], scope: &[&[u8]]) {
+        if self.items > 0
+            && (self.items + items > self.max_items || self.len() + raw.len() > self.max_bytes)
+        {
+            // The open scope and resource go with the part only if they hold
+            // some of its items; they are opened again for the next part.
+            if self.scope_items {
+                self.close_scope();
+            }
+            if self.resource_items || self.scope_items {
+                self.close_resource();
+            }
+            let bytes = Bytes::from(std::mem::take(&mut self.out));
+            self.done.push(Batch::new(
+                self.signal,
+                bytes,
+                std::mem::take(&mut self.items),
+            ));
+            self.open_resource(resource);
+            self.open_scope(scope);
+        }
+        self.scope.extend_from_slice(raw);
+        self.items += items;
+        self.scope_items = true;
+    }
+
+    fn finish(mut self) -> Vec<Batch> {
+        if !self.out.is_empty() || self.items > 0 {
+            let bytes = Bytes::from(std::mem::take(&mut self.out));
+            self.done.push(Batch::new(self.signal, bytes, self.items));
+        }
+        self.done
+    }
 }
 
 /// The items in one unit: 1 for a span or log record, the data points of a metric.

@@ -400,6 +400,46 @@ proptest! {
     }
 
     #[test]
+    fn split_to_fit_keeps_every_span_once_in_order_within_the_limits(
+        t in shape(),
+        max_items in 1u64..6,
+        max_bytes in 1usize..600,
+    ) {
+        let req = traces(&t);
+        let batch = batch_of(Signal::Traces, &req);
+        let parts = batch.split_to_fit(max_items, max_bytes).unwrap();
+        let mut spans = Vec::new();
+        let mut total = 0;
+        for p in &parts {
+            prop_assert!(p.items() <= max_items);
+            // Over the byte limit only when one span alone is (resources and
+            // scopes without spans are kept, on top of the limit).
+            let no_empties = t.iter().all(|r| !r.is_empty() && r.iter().all(|&n| n > 0));
+            if p.items() > 1 && no_empties {
+                prop_assert!(p.byte_size() <= max_bytes, "{} > {max_bytes}", p.byte_size());
+            }
+            prop_assert_eq!(Batch::from_encoded(Signal::Traces, p.bytes().clone()).unwrap().items(), p.items());
+            let d = ExportTraceServiceRequest::decode(p.bytes().clone()).unwrap();
+            spans.extend(flat_spans(&d));
+            total += p.items();
+        }
+        prop_assert_eq!(total, batch.items());
+        prop_assert_eq!(spans, flat_spans(&req));
+    }
+
+    #[test]
+    fn split_to_fit_counts_metric_points(m in metric_shape(), max_items in 1u64..8) {
+        let req = metrics(&m);
+        let batch = batch_of(Signal::Metrics, &req);
+        let parts = batch.split_to_fit(max_items, usize::MAX).unwrap();
+        let total: u64 = parts.iter().map(Batch::items).sum();
+        prop_assert_eq!(total, point_count(&req));
+        for p in &parts {
+            prop_assert_eq!(Batch::from_encoded(Signal::Metrics, p.bytes().clone()).unwrap().items(), p.items());
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         for s in Signal::ALL {
             let b = Bytes::from(bytes.clone());

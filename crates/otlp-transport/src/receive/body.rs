@@ -3,9 +3,13 @@
 
 use bytes::Bytes;
 #[cfg(feature = "http")]
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 #[cfg(feature = "http")]
 use hyper::body::Incoming;
+
+#[cfg(feature = "http")]
+use crate::receive::budget::Collect;
+use crate::receive::budget::{Reservation, Spent};
 
 /// A `Content-Encoding` the HTTP receiver accepts (the gRPC receiver decodes
 /// gzip messages through [`decode`] too).
@@ -32,6 +36,19 @@ pub(crate) enum BodyError {
     TooLarge(String),
     /// Cut short or not in the declared encoding (HTTP 400).
     Malformed(String),
+    /// The intake budget is spent for now (HTTP 503 with `Retry-After`).
+    Busy(String),
+    /// The whole body did not arrive within the body read timeout (HTTP 408).
+    TimedOut(String),
+}
+
+impl From<Spent> for BodyError {
+    fn from(s: Spent) -> Self {
+        match s {
+            Spent::Busy { .. } => BodyError::Busy(s.message()),
+            Spent::TooLarge { .. } => BodyError::TooLarge(s.message()),
+        }
+    }
 }
 
 // === impl Encoding ===
@@ -66,18 +83,44 @@ impl Encoding {
     }
 }
 
-/// Reads the whole body, refusing it as soon as it passes `limit` bytes.
+/// Reads the whole body into `collect`, refusing it as soon as it passes
+/// `limit` bytes, when the intake budget cannot hold the next frame, or when
+/// it has not ended within `timeout`.
+///
+/// # Cancel safety
+///
+/// Dropping the future drops what was read and gives its bytes back.
 #[cfg(feature = "http")]
-pub(crate) async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(BodyError::TooLarge(format!(
-                "request body is larger than the receiver's limit of {limit} bytes; send smaller batches"
-            )))
+pub(crate) async fn read_body(
+    mut body: Incoming,
+    limit: usize,
+    mut collect: Collect,
+    timeout: std::time::Duration,
+) -> Result<(Bytes, Reservation), BodyError> {
+    let read = async {
+        // Bounded by `limit`: every frame adds to the length checked here.
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                BodyError::Malformed(format!(
+                    "request body could not be read: {e}; the client cut it short"
+                ))
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if collect.len() + data.len() > limit {
+                return Err(BodyError::TooLarge(format!(
+                    "request body is larger than the receiver's limit of {limit} bytes; send smaller batches"
+                )));
+            }
+            collect.push(data)?;
         }
-        Err(e) => Err(BodyError::Malformed(format!(
-            "request body could not be read: {e}; the client cut it short"
+        Ok(collect.finish())
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(r) => r,
+        Err(_) => Err(BodyError::TimedOut(format!(
+            "request body not received within {timeout:?} (the body read timeout); send the whole body promptly"
         ))),
     }
 }
@@ -85,8 +128,14 @@ pub(crate) async fn read_limited(body: Incoming, limit: usize) -> Result<Bytes, 
 /// Decodes `data` in `encoding`, refusing it once the output passes `limit`.
 ///
 /// Output grows in steps and never past `limit` (plus one read buffer), so
-/// memory stays flat however well the input compresses.
-pub(crate) fn decode(encoding: Encoding, data: Bytes, limit: usize) -> Result<Bytes, BodyError> {
+/// memory stays flat however well the input compresses; every step is
+/// reserved from `reservation` first.
+pub(crate) fn decode(
+    encoding: Encoding,
+    data: Bytes,
+    limit: usize,
+    reservation: &mut Reservation,
+) -> Result<Bytes, BodyError> {
     match encoding {
         Encoding::Identity => {
             if data.len() > limit {
@@ -95,11 +144,19 @@ pub(crate) fn decode(encoding: Encoding, data: Bytes, limit: usize) -> Result<By
             Ok(data)
         }
         #[cfg(feature = "gzip")]
-        Encoding::Gzip => read_bounded(flate2::read::MultiGzDecoder::new(&data[..]), "gzip", limit),
+        Encoding::Gzip => read_bounded(
+            flate2::read::MultiGzDecoder::new(&data[..]),
+            "gzip",
+            limit,
+            reservation,
+        ),
         #[cfg(feature = "gzip")]
-        Encoding::Deflate => {
-            read_bounded(flate2::read::ZlibDecoder::new(&data[..]), "deflate", limit)
-        }
+        Encoding::Deflate => read_bounded(
+            flate2::read::ZlibDecoder::new(&data[..]),
+            "deflate",
+            limit,
+            reservation,
+        ),
     }
 }
 
@@ -114,13 +171,18 @@ fn read_bounded(
     mut reader: impl std::io::Read,
     name: &str,
     limit: usize,
+    reservation: &mut Reservation,
 ) -> Result<Bytes, BodyError> {
     const CHUNK: usize = 16 * 1024;
+    reservation.grow(CHUNK)?;
     let mut out: Vec<u8> = Vec::new();
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(Bytes::from(out)),
+            Ok(0) => {
+                reservation.shrink(CHUNK);
+                return Ok(Bytes::from(out));
+            }
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -135,6 +197,7 @@ fn read_bounded(
         if out.capacity() - out.len() < n {
             // Grow geometrically but never past the limit.
             let target = (out.capacity() * 2).max(out.len() + n).min(limit);
+            reservation.grow(target - out.capacity())?;
             out.reserve_exact(target - out.len());
         }
         out.extend_from_slice(&buf[..n]);
@@ -146,6 +209,16 @@ mod tests {
     use std::io::Write;
 
     use super::*;
+    use crate::receive::budget::IntakeBudget;
+
+    fn dec(e: Encoding, data: Bytes, limit: usize) -> Result<Bytes, BodyError> {
+        decode(
+            e,
+            data,
+            limit,
+            &mut IntakeBudget::new(1 << 30).reservation(),
+        )
+    }
 
     fn gzip(data: &[u8]) -> std::io::Result<Bytes> {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -157,7 +230,7 @@ mod tests {
     fn gzip_round_trips_within_the_limit() {
         let data = vec![7u8; 100_000];
         assert_eq!(
-            decode(Encoding::Gzip, gzip(&data).unwrap(), 100_000).unwrap(),
+            dec(Encoding::Gzip, gzip(&data).unwrap(), 100_000).unwrap(),
             data
         );
     }
@@ -167,11 +240,21 @@ mod tests {
         // 64 MiB of zeros compresses to about 64 KiB.
         let bomb = gzip(&vec![0u8; 64 << 20]).unwrap();
         assert!(bomb.len() < 1 << 20);
-        let err = decode(Encoding::Gzip, bomb, 1 << 20).unwrap_err();
+        let err = dec(Encoding::Gzip, bomb.clone(), 1 << 20).unwrap_err();
         assert!(
             matches!(err, BodyError::TooLarge(ref m) if m.contains("1048576")),
             "{err:?}"
         );
+        // Under a smaller intake budget the same bomb stops at the budget,
+        // as back-pressure while others hold it, and nothing stays reserved.
+        let budget = IntakeBudget::new(1 << 19);
+        let mut held = budget.reservation();
+        held.grow(1 << 18).unwrap();
+        let mut r = budget.reservation();
+        let err = decode(Encoding::Gzip, bomb, 1 << 20, &mut r).unwrap_err();
+        assert!(matches!(err, BodyError::Busy(_)), "{err:?}");
+        drop((r, held));
+        assert_eq!(budget.used(), 0);
     }
 
     #[test]
@@ -179,11 +262,11 @@ mod tests {
         let mut g = gzip(b"hello world").unwrap().to_vec();
         g.truncate(g.len() - 6);
         assert!(matches!(
-            decode(Encoding::Gzip, Bytes::from(g), 1024),
+            dec(Encoding::Gzip, Bytes::from(g), 1024),
             Err(BodyError::Malformed(_))
         ));
         assert!(matches!(
-            decode(Encoding::Gzip, Bytes::from_static(b"not gzip at all"), 1024),
+            dec(Encoding::Gzip, Bytes::from_static(b"not gzip at all"), 1024),
             Err(BodyError::Malformed(_))
         ));
     }

@@ -31,6 +31,27 @@ pub(crate) enum Refusal {
     Failed(String),
 }
 
+/// Requests at least this large are validated on the blocking pool, so that
+/// walking megabytes never stalls the async workers (other connections, the
+/// probes); smaller ones are validated inline, cheaper than a thread hop.
+const OFF_WORKER_BYTES: usize = 1 << 20;
+
+/// Validates a received protobuf request into a [`Batch`] (see
+/// [`Batch::from_received`]), off the async workers when it is large.
+///
+/// # Errors
+///
+/// The reason the request is invalid, for a 400 / `INVALID_ARGUMENT`.
+pub(crate) async fn received(signal: Signal, bytes: Bytes) -> Result<Batch, String> {
+    if bytes.len() < OFF_WORKER_BYTES {
+        return Batch::from_received(signal, bytes).map_err(|e| e.to_string());
+    }
+    match tokio::task::spawn_blocking(move || Batch::from_received(signal, bytes)).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(e) => Err(format!("validation task failed: {e}")),
+    }
+}
+
 /// Waits up to the ready timeout for `svc`, then hands it `batch`.
 ///
 /// # Cancel safety

@@ -30,7 +30,7 @@ use tonic_health::{
 use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
 use crate::receive::{
-    BoundReceiver, ReceiveError, ReceiverLimits, ReceiverTls,
+    BoundReceiver, IntakeBudget, ReceiveError, ReceiverLimits, ReceiverTls,
     dispatch::{self, Refusal},
     rpc,
     serve::{self, Handle},
@@ -113,6 +113,7 @@ pub(crate) struct GrpcRouter<S> {
 struct Shared {
     limits: ReceiverLimits,
     requests: Arc<Semaphore>,
+    budget: IntakeBudget,
 }
 
 /// The body of a successful unary answer: one message, then the trailers
@@ -192,6 +193,11 @@ where
             inner: self.inner,
             shared: Arc::new(Shared {
                 requests: Arc::new(Semaphore::new(self.limits.max_concurrent_requests())),
+                budget: self
+                    .limits
+                    .intake_budget()
+                    .cloned()
+                    .unwrap_or_else(|| IntakeBudget::new(IntakeBudget::DEFAULT_BYTES)),
                 limits: self.limits.clone(),
             }),
             health,
@@ -280,30 +286,61 @@ where
 
     async fn export(self, signal: Signal, req: Request<Incoming>) -> Response<tonic::body::Body> {
         let limits = &self.shared.limits;
-        let Ok(_permit) = self.shared.requests.clone().try_acquire_owned() else {
-            return unavailable(
-                limits.retry_after(),
-                format!(
-                    "receiver busy: {} requests in flight; retry later",
-                    limits.max_concurrent_requests()
-                ),
-            )
-            .into_http();
-        };
         let answer = async {
             let encoding = Encoding::from_headers(req.headers())?;
             // The message is read here rather than by tonic's decoder, which
-            // would copy it (see `message`); the answer is framed as tonic would.
-            let bytes = MessageReader::new(limits.max_decompressed_bytes())
-                .read(req.into_body(), encoding)
+            // would copy it (see `message`), under the intake budget and the
+            // body read timeout, before a request permit is taken: a stalled
+            // stream holds only the bytes it sent, never a slot.
+            let reader = MessageReader::new(
+                limits.max_decompressed_bytes(),
+                self.shared.budget.reservation(),
+                limits.retry_after(),
+            );
+            let (flag, message, mut reservation) = reader
+                .read(req.into_body(), limits.body_read_timeout())
                 .await?;
+            let Ok(_permit) = self.shared.requests.clone().try_acquire_owned() else {
+                return Err(unavailable(
+                    limits.retry_after(),
+                    format!(
+                        "receiver busy: {} requests in flight; retry later",
+                        limits.max_concurrent_requests()
+                    ),
+                ));
+            };
+            let bytes = if flag == 0 {
+                message
+            } else {
+                // Off the async workers: inflating must not stall the others.
+                let (limit, retry) = (limits.max_decompressed_bytes(), limits.retry_after());
+                let (out, r) = tokio::task::spawn_blocking(move || {
+                    let out = message::decompress(
+                        flag,
+                        message,
+                        encoding,
+                        limit,
+                        &mut reservation,
+                        retry,
+                    );
+                    (out, reservation)
+                })
+                .await
+                .map_err(|e| Status::internal(format!("decompression task failed: {e}")))?;
+                reservation = r;
+                out?
+            };
             // Validated before it is acknowledged: one bad request must never
             // reach a batch joined with other senders' data.
-            let batch = Batch::from_received(signal, bytes)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            dispatch::export(self.inner, batch, limits)
+            let batch = dispatch::received(signal, bytes)
                 .await
-                .map_err(status_for)
+                .map_err(Status::invalid_argument)?;
+            let answer = dispatch::export(self.inner, batch, limits)
+                .await
+                .map_err(status_for);
+            // Held until the pipeline took (or refused) the request.
+            drop(reservation);
+            answer
         };
         match answer.await {
             Ok(resp) => UnaryReply::response(dispatch::encode_response(signal, &resp)),

@@ -12,8 +12,9 @@ use tokio::sync::Semaphore;
 use tower::Service;
 
 use crate::receive::{
-    BoundReceiver, ReceiveError, ReceiverLimits, ReceiverTls,
+    BoundReceiver, IntakeBudget, ReceiveError, ReceiverLimits, ReceiverTls,
     body::{self, BodyError, Encoding},
+    budget::Collect,
     dispatch::{self, Refusal},
     rpc::{self, code},
     serve::{self, Handle},
@@ -102,6 +103,7 @@ pub(crate) struct HttpHandler<S> {
 struct Shared {
     limits: ReceiverLimits,
     requests: Arc<Semaphore>,
+    budget: IntakeBudget,
     routes: Vec<GetRoute>,
 }
 
@@ -174,6 +176,11 @@ where
             inner: self.inner,
             shared: Arc::new(Shared {
                 requests: Arc::new(Semaphore::new(self.limits.max_concurrent_requests())),
+                budget: self
+                    .limits
+                    .intake_budget()
+                    .cloned()
+                    .unwrap_or_else(|| IntakeBudget::new(IntakeBudget::DEFAULT_BYTES)),
                 limits: self.limits.clone(),
                 routes: self.routes,
             }),
@@ -316,7 +323,24 @@ where
             None,
         );
     }
-    // The permit bounds memory too: at most this many bodies are read at once.
+    // The body is read under the intake budget and the body read timeout,
+    // before a request permit is taken: a stalled or slow body holds only
+    // the bytes it sent, never a slot other senders need.
+    let collect = Collect::new(
+        shared.budget.reservation(),
+        declared.and_then(|n| usize::try_from(n).ok()),
+    );
+    let (body, mut reservation) = match body::read_body(
+        req.into_body(),
+        limits.max_request_bytes(),
+        collect,
+        limits.body_read_timeout(),
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => return body_error(format, e, limits),
+    };
     let Ok(_permit) = shared.requests.clone().try_acquire_owned() else {
         return refused(
             format,
@@ -329,17 +353,26 @@ where
             },
         );
     };
-    let body = match body::read_limited(req.into_body(), limits.max_request_bytes()).await {
-        Ok(b) => b,
-        Err(e) => return body_error(format, e),
-    };
     let body = if encoding == Encoding::Identity {
         body
     } else {
         let limit = limits.max_decompressed_bytes();
-        match tokio::task::spawn_blocking(move || body::decode(encoding, body, limit)).await {
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => return body_error(format, e),
+        let wire = body.len();
+        // Off the async workers: inflating megabytes must not stall other
+        // connections or the probes.
+        let decoded = tokio::task::spawn_blocking(move || {
+            let out = body::decode(encoding, body, limit, &mut reservation);
+            (out, reservation)
+        })
+        .await;
+        match decoded {
+            Ok((Ok(b), mut r)) => {
+                // The compressed body is gone; its bytes go back.
+                r.shrink(wire);
+                reservation = r;
+                b
+            }
+            Ok((Err(e), _)) => return body_error(format, e, limits),
             Err(e) => {
                 let msg = format!("decompression task failed: {e}");
                 return error(
@@ -355,7 +388,7 @@ where
     let batch = match format {
         // Validated before it is acknowledged: one bad request must never
         // reach a batch joined with other senders' data.
-        Format::Protobuf => Batch::from_received(signal, body).map_err(|e| e.to_string()),
+        Format::Protobuf => dispatch::received(signal, body).await,
         Format::Json => json_batch(signal, &body),
     };
     let batch = match batch {
@@ -370,7 +403,10 @@ where
             );
         }
     };
-    match dispatch::export(inner, batch, limits).await {
+    let answer = dispatch::export(inner, batch, limits).await;
+    // Held until the pipeline took (or refused) the request.
+    drop(reservation);
+    match answer {
         Ok(resp) => {
             let (body, ct) = match format {
                 Format::Protobuf => (dispatch::encode_response(signal, &resp), PROTOBUF),
@@ -448,8 +484,28 @@ fn error(
     }
 }
 
-fn body_error(format: Format, e: BodyError) -> HttpResponse {
+fn body_error(format: Format, e: BodyError, limits: &ReceiverLimits) -> HttpResponse {
     match e {
+        BodyError::Busy(message) => refused(
+            format,
+            Refusal::Unavailable {
+                retry_after: limits.retry_after(),
+                message,
+            },
+        ),
+        BodyError::TimedOut(msg) => {
+            let mut resp = error(
+                format,
+                StatusCode::REQUEST_TIMEOUT,
+                code::DEADLINE_EXCEEDED,
+                &msg,
+                None,
+            );
+            // The rest of a stalled body may still come: close the connection.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            resp
+        }
         BodyError::TooLarge(msg) => error(
             format,
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::receive::ReceiveError;
+use crate::receive::{IntakeBudget, ReceiveError};
 
 /// Limits that hold under hostile input, shared by the gRPC and HTTP receivers.
 ///
@@ -34,6 +34,10 @@ pub struct ReceiverLimits {
     ready_timeout: Duration,
     retry_after: Duration,
     shutdown_grace: Duration,
+    body_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_streams_per_connection: usize,
+    intake: Option<IntakeBudget>,
 }
 
 // === impl ReceiverLimits ===
@@ -55,6 +59,13 @@ impl ReceiverLimits {
     pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
     /// Default time open connections get to finish at shutdown (5 s).
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+    /// Default time a request has to deliver its whole body (30 s).
+    pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default time a connection with no request in flight stays open (60 s).
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Default number of concurrent HTTP/2 streams per connection (100, as
+    /// gRPC servers commonly advertise).
+    pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: usize = 100;
 
     /// The defaults (see the `DEFAULT_*` constants).
     pub const fn new() -> Self {
@@ -67,7 +78,63 @@ impl ReceiverLimits {
             ready_timeout: Self::DEFAULT_READY_TIMEOUT,
             retry_after: Self::DEFAULT_RETRY_AFTER,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+            body_read_timeout: Self::DEFAULT_BODY_READ_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            max_streams_per_connection: Self::DEFAULT_MAX_STREAMS_PER_CONNECTION,
+            intake: None,
         }
+    }
+
+    /// How long a request may take to deliver its whole body once its
+    /// headers arrived; a slower one is answered HTTP 408 / gRPC
+    /// `DEADLINE_EXCEEDED` and its bytes are given back.
+    pub const fn with_body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
+    /// How long a connection with no request in flight stays open; then it
+    /// is closed gracefully (HTTP/2 `GOAWAY`; an idle HTTP/1.1 connection is
+    /// closed between requests). Busy connections are never cut.
+    pub const fn with_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How many HTTP/2 streams one connection may have open at once
+    /// (`SETTINGS_MAX_CONCURRENT_STREAMS`), so one connection cannot take
+    /// every request slot.
+    pub const fn with_max_streams_per_connection(mut self, n: usize) -> Self {
+        self.max_streams_per_connection = n;
+        self
+    }
+
+    /// Shares `budget` (see [`IntakeBudget`]) between the receivers given
+    /// these limits; without it each receiver has its own budget of
+    /// [`IntakeBudget::DEFAULT_BYTES`].
+    pub fn with_intake_budget(mut self, budget: IntakeBudget) -> Self {
+        self.intake = Some(budget);
+        self
+    }
+
+    /// Time allowed to deliver a request body.
+    pub const fn body_read_timeout(&self) -> Duration {
+        self.body_read_timeout
+    }
+
+    /// Time an idle connection stays open.
+    pub const fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// HTTP/2 streams per connection.
+    pub const fn max_streams_per_connection(&self) -> usize {
+        self.max_streams_per_connection
+    }
+
+    /// The shared intake budget, when one was given.
+    pub fn intake_budget(&self) -> Option<&IntakeBudget> {
+        self.intake.as_ref()
     }
 
     /// Largest request body as received (compressed or not); larger ones get
@@ -208,6 +275,21 @@ impl ReceiverLimits {
         }
         if self.max_connections == 0 {
             return Err(zero("max_connections", "use a positive count such as 1024"));
+        }
+        if self.body_read_timeout.is_zero() {
+            return Err(zero(
+                "body_read_timeout",
+                "use a positive duration such as 30s",
+            ));
+        }
+        if self.idle_timeout.is_zero() {
+            return Err(zero("idle_timeout", "use a positive duration such as 60s"));
+        }
+        if self.max_streams_per_connection == 0 {
+            return Err(zero(
+                "max_streams_per_connection",
+                "use a positive count such as 100",
+            ));
         }
         Ok(())
     }

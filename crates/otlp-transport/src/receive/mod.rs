@@ -25,6 +25,7 @@ use tower::Service;
 
 #[cfg(any(feature = "http", all(feature = "grpc", feature = "gzip")))]
 mod body;
+mod budget;
 mod dispatch;
 mod error;
 #[cfg(feature = "grpc")]
@@ -42,7 +43,9 @@ mod tls;
 pub use self::grpc::GrpcReceiver;
 #[cfg(feature = "http")]
 pub use self::http::{GetHandler, HttpReceiver};
-pub use self::{error::ReceiveError, limits::ReceiverLimits, tls::ReceiverTls};
+pub use self::{
+    budget::IntakeBudget, error::ReceiveError, limits::ReceiverLimits, tls::ReceiverTls,
+};
 
 /// A receiver bound to its socket, ready to serve.
 ///

@@ -10,6 +10,7 @@ use prost::Message;
 #[cfg_attr(not(feature = "http"), allow(dead_code))]
 pub(crate) mod code {
     pub(crate) const INVALID_ARGUMENT: i32 = 3;
+    pub(crate) const DEADLINE_EXCEEDED: i32 = 4;
     pub(crate) const NOT_FOUND: i32 = 5;
     pub(crate) const RESOURCE_EXHAUSTED: i32 = 8;
     pub(crate) const UNIMPLEMENTED: i32 = 12;

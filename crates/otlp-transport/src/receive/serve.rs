@@ -1,6 +1,6 @@
 //! The accept loop both receivers share: connection limit, TLS handshake
 //! (on the connection's task, bounded), first-request deadline, HTTP/1
-//! header read timeout, and graceful shutdown.
+//! header read timeout, idle timeout, and graceful shutdown.
 
 use std::{
     convert::Infallible,
@@ -8,7 +8,7 @@ use std::{
     net::SocketAddr,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -90,7 +90,15 @@ pub(crate) async fn serve<H: Handle>(
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(u32::try_from(limits.max_concurrent_requests()).unwrap_or(u32::MAX))
+        // One connection may not open every request slot.
+        .max_concurrent_streams(
+            u32::try_from(
+                limits
+                    .max_streams_per_connection()
+                    .min(limits.max_concurrent_requests()),
+            )
+            .unwrap_or(u32::MAX),
+        )
         // Frames as large as hyper's 1 MiB stream window: a client (tonic,
         // hyper, our exporter) then sends a typical OTLP request in one DATA
         // frame, which the gRPC receiver takes without copying it, in fewer
@@ -132,6 +140,7 @@ pub(crate) async fn serve<H: Handle>(
                     builder: builder.clone(),
                     handler: handler.clone(),
                     first_request_deadline: limits.header_read_timeout(),
+                    idle_timeout: limits.idle_timeout(),
                     stop: stop_rx.clone(),
                     peer,
                 };
@@ -167,8 +176,48 @@ struct Conn<H> {
     builder: Arc<auto::Builder<TokioExecutor>>,
     handler: H,
     first_request_deadline: Duration,
+    idle_timeout: Duration,
     stop: tokio::sync::watch::Receiver<bool>,
     peer: SocketAddr,
+}
+
+/// What a connection is doing, shared by its requests and its task.
+#[derive(Debug)]
+struct Activity {
+    born: tokio::time::Instant,
+    /// Requests begun and not yet answered.
+    in_flight: AtomicUsize,
+    /// Requests begun so far.
+    requests: AtomicU64,
+    /// When the last request ended, in milliseconds since `born`.
+    last_end_ms: AtomicU64,
+}
+
+/// Counts one request as in flight until dropped.
+struct InFlight(Arc<Activity>);
+
+impl Activity {
+    fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+
+    /// When the connection became idle, or `None` while a request is in flight.
+    fn idle_since(&self) -> Option<tokio::time::Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(self.born + Duration::from_millis(self.last_end_ms.load(Ordering::Acquire)))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let ms = u64::try_from(self.0.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.0.last_end_ms.fetch_max(ms, Ordering::AcqRel);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 // === impl Conn ===
@@ -209,26 +258,39 @@ impl<H: Handle> Conn<H> {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let started = Arc::new(AtomicBool::new(false));
+        let activity = Arc::new(Activity {
+            born: tokio::time::Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            last_end_ms: AtomicU64::new(0),
+        });
         let svc = {
-            let started = started.clone();
+            let activity = activity.clone();
             let handler = self.handler.clone();
             hyper::service::service_fn(move |req: Request<Incoming>| {
-                started.store(true, Ordering::Relaxed);
+                // In flight until the answer's head is handed back (the
+                // small body follows at once).
+                let guard = activity.begin();
                 let fut = handler.handle(req);
-                async move { Ok::<_, Infallible>(fut.await) }
+                async move {
+                    let resp = fut.await;
+                    drop(guard);
+                    Ok::<_, Infallible>(resp)
+                }
             })
         };
         let conn = self.builder.serve_connection(TokioIo::new(stream), svc);
         tokio::pin!(conn);
         // HTTP/1 enforces the header read timeout itself; HTTP/2 has no such
         // timer, so a connection must deliver its first request in time.
-        // `select!` reads a branch's condition only when it starts waiting,
-        // so the deadline stays armed until it fires and is disarmed there
-        // when a request has begun (it used to cut busy connections).
+        // After that one timer is re-armed for the idle timeout: it closes
+        // the connection gracefully (GOAWAY on HTTP/2, close between
+        // requests on HTTP/1) only when no request is in flight and none
+        // ended within the idle timeout. A busy connection is never cut.
         let deadline = tokio::time::sleep(self.first_request_deadline);
         tokio::pin!(deadline);
-        let mut armed = true;
+        let mut first = true;
+        let mut closing = false;
         let mut draining = *self.stop.borrow();
         if draining {
             conn.as_mut().graceful_shutdown();
@@ -241,13 +303,23 @@ impl<H: Handle> Conn<H> {
                     }
                     return;
                 }
-                () = &mut deadline, if armed => {
-                    armed = false;
-                    if started.load(Ordering::Relaxed) {
-                        continue;
+                () = &mut deadline, if !closing => {
+                    let now = tokio::time::Instant::now();
+                    if first && activity.requests.load(Ordering::Relaxed) == 0 {
+                        tracing::debug!(peer = %self.peer, timeout = ?self.first_request_deadline, "closing connection: no complete request headers in time");
+                        return;
                     }
-                    tracing::debug!(peer = %self.peer, timeout = ?self.first_request_deadline, "closing connection: no complete request headers in time");
-                    return;
+                    first = false;
+                    match activity.idle_since() {
+                        Some(since) if now >= since + self.idle_timeout => {
+                            tracing::debug!(peer = %self.peer, idle = ?self.idle_timeout, "closing idle connection");
+                            closing = true;
+                            conn.as_mut().graceful_shutdown();
+                        }
+                        Some(since) => deadline.as_mut().reset(since + self.idle_timeout),
+                        // Busy: look again one idle timeout from now.
+                        None => deadline.as_mut().reset(now + self.idle_timeout),
+                    }
                 }
                 changed = self.stop.changed(), if !draining => {
                     draining = true;

@@ -6,10 +6,13 @@
 //! the page faults of a fresh buffer per request, were a large part of the
 //! agent's CPU. Here a message that arrives whole in one frame (the receiver
 //! advertises frames as large as its stream window) is a slice of that frame,
-//! and one split over several frames is copied once into a buffer of exactly
-//! its length, allocated only after the length passed the limit.
+//! and one split over several frames is copied into a buffer that grows as
+//! the data arrives (never to a length only declared), every byte reserved
+//! from the intake budget first.
 
-use bytes::{Buf, Bytes, BytesMut};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
 use http::HeaderMap;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
@@ -20,6 +23,7 @@ use tonic::{
 
 #[cfg(feature = "gzip")]
 use crate::receive::body::{self, BodyError};
+use crate::receive::budget::{Collect, Reservation, Spent};
 
 /// The gRPC message prefix: compressed flag (1 byte) and length (4 bytes, big endian).
 const PREFIX: usize = 5;
@@ -41,10 +45,12 @@ pub(super) struct MessageReader {
     prefix_len: usize,
     /// The compressed flag and the length, once the prefix is complete.
     header: Option<(u8, usize)>,
-    /// The message so far while it is one uncopied slice of a frame.
-    whole: Option<Bytes>,
-    /// The message so far once it came in several frames.
-    joined: Option<BytesMut>,
+    /// The message so far, under the intake budget (made once the length is known).
+    message: Option<Collect>,
+    /// The reservation until the message begins.
+    reservation: Option<Reservation>,
+    /// Retry hint for a spent budget.
+    retry_after: Duration,
 }
 
 // === impl Encoding ===
@@ -87,15 +93,24 @@ impl Encoding {
 // === impl MessageReader ===
 
 impl MessageReader {
-    /// A reader refusing messages over `limit` bytes.
-    pub(super) fn new(limit: usize) -> Self {
+    /// A reader refusing messages over `limit` bytes, holding what it reads
+    /// in `reservation`; `retry_after` is the hint when the budget is spent.
+    pub(super) fn new(limit: usize, reservation: Reservation, retry_after: Duration) -> Self {
         Self {
             limit,
             prefix: [0; PREFIX],
             prefix_len: 0,
             header: None,
-            whole: None,
-            joined: None,
+            message: None,
+            reservation: Some(reservation),
+            retry_after,
+        }
+    }
+
+    fn spent(&self, s: &Spent) -> Status {
+        match s {
+            Spent::Busy { .. } => super::unavailable(self.retry_after, s.message()),
+            Spent::TooLarge { .. } => Status::resource_exhausted(s.message()),
         }
     }
 
@@ -113,23 +128,30 @@ impl MessageReader {
     pub(super) async fn read(
         mut self,
         mut body: Incoming,
-        encoding: Option<Encoding>,
-    ) -> Result<Bytes, Status> {
+        timeout: Duration,
+    ) -> Result<(u8, Bytes, Reservation), Status> {
         // Bounded: each frame is at most the advertised frame size, and the
         // message is refused as soon as its declared length passes the limit.
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                Status::internal(format!(
-                    "request body could not be read: {e}; the client cut it short"
-                ))
-            })?;
-            // Request trailers carry nothing the receiver uses.
-            if let Ok(data) = frame.into_data() {
-                self.push(data)?;
+        let read = async {
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| {
+                    Status::internal(format!(
+                        "request body could not be read: {e}; the client cut it short"
+                    ))
+                })?;
+                // Request trailers carry nothing the receiver uses.
+                if let Ok(data) = frame.into_data() {
+                    self.push(data)?;
+                }
             }
+            self.finish()
+        };
+        match tokio::time::timeout(timeout, read).await {
+            Ok(r) => r,
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "request message not received within {timeout:?} (the body read timeout); send the whole message promptly"
+            ))),
         }
-        let (flag, message) = self.finish()?;
-        decompress(flag, message, encoding, self.limit)
     }
 
     /// Takes the next DATA frame.
@@ -165,28 +187,27 @@ impl MessageReader {
                 "request body carries data after its gRPC message: a unary call sends exactly one message",
             ));
         }
-        match (&mut self.whole, &mut self.joined) {
-            (None, None) => self.whole = Some(data),
-            (Some(first), None) => {
-                // Allocated once, at the declared (checked) length.
-                let mut joined = BytesMut::with_capacity(len);
-                joined.extend_from_slice(first);
-                joined.extend_from_slice(&data);
-                self.whole = None;
-                self.joined = Some(joined);
-            }
-            (_, Some(joined)) => joined.extend_from_slice(&data),
+        if self.message.is_none() {
+            let reservation = self.reservation.take().ok_or_else(|| {
+                Status::internal("gRPC message reader used after its message was taken")
+            })?;
+            self.message = Some(Collect::new(reservation, Some(len)));
         }
-        Ok(())
+        let pushed = match self.message.as_mut() {
+            Some(m) => m.push(data),
+            None => Ok(()),
+        };
+        pushed.map_err(|e| self.spent(&e))
     }
 
     /// Message bytes received so far.
     fn received(&self) -> usize {
-        self.whole.as_ref().map_or(0, Bytes::len) + self.joined.as_ref().map_or(0, BytesMut::len)
+        self.message.as_ref().map_or(0, Collect::len)
     }
 
-    /// The compressed flag and the message, once the body ended.
-    pub(super) fn finish(&mut self) -> Result<(u8, Bytes), Status> {
+    /// The compressed flag, the message and the reservation holding it,
+    /// once the body ended.
+    pub(super) fn finish(&mut self) -> Result<(u8, Bytes, Reservation), Status> {
         let Some((flag, len)) = self.header else {
             return Err(Status::internal(if self.prefix_len == 0 {
                 "request carries no gRPC message: a unary call sends exactly one".to_owned()
@@ -202,12 +223,14 @@ impl MessageReader {
                 "request body ended after {have} of the gRPC message's {len} bytes; the client cut it short"
             )));
         }
-        let message = match (self.whole.take(), self.joined.take()) {
-            (Some(whole), _) => whole,
-            (None, Some(joined)) => joined.freeze(),
-            (None, None) => Bytes::new(),
-        };
-        Ok((flag, message))
+        match (self.message.take(), self.reservation.take()) {
+            (Some(m), _) => {
+                let (bytes, reservation) = m.finish();
+                Ok((flag, bytes, reservation))
+            }
+            (None, Some(reservation)) => Ok((flag, Bytes::new(), reservation)),
+            (None, None) => Err(Status::internal("gRPC message reader finished twice")),
+        }
     }
 }
 
@@ -217,22 +240,31 @@ impl MessageReader {
     not(feature = "gzip"),
     allow(unused_variables, reason = "without gzip nothing is decompressed")
 )]
-fn decompress(
+pub(super) fn decompress(
     flag: u8,
     message: Bytes,
     encoding: Option<Encoding>,
     limit: usize,
+    reservation: &mut Reservation,
+    retry_after: Duration,
 ) -> Result<Bytes, Status> {
     match (flag, encoding) {
         (0, _) => Ok(message),
         #[cfg(feature = "gzip")]
         (1, Some(Encoding::Gzip)) => {
-            body::decode(body::Encoding::Gzip, message, limit).map_err(|e| match e {
-                BodyError::TooLarge(m) => Status::resource_exhausted(m),
-                BodyError::Malformed(m) => {
-                    Status::internal(format!("gRPC message could not be decompressed: {m}"))
-                }
-            })
+            let wire = message.len();
+            let out = body::decode(body::Encoding::Gzip, message, limit, reservation).map_err(
+                |e| match e {
+                    BodyError::TooLarge(m) => Status::resource_exhausted(m),
+                    BodyError::Busy(m) => super::unavailable(retry_after, m),
+                    BodyError::Malformed(m) | BodyError::TimedOut(m) => {
+                        Status::internal(format!("gRPC message could not be decompressed: {m}"))
+                    }
+                },
+            )?;
+            // The compressed message is gone; its bytes go back.
+            reservation.shrink(wire);
+            Ok(out)
         }
         (1, None) => Err(Status::internal(
             "protocol error: the message is flagged compressed but the request has no grpc-encoding; send grpc-encoding: gzip with it",

@@ -3,6 +3,20 @@
 use tonic::Code;
 
 use super::*;
+use crate::receive::budget::IntakeBudget;
+
+fn reader(limit: usize) -> MessageReader {
+    MessageReader::new(
+        limit,
+        IntakeBudget::new(1 << 30).reservation(),
+        Duration::from_secs(1),
+    )
+}
+
+fn dec(flag: u8, m: Bytes, e: Option<Encoding>, limit: usize) -> Result<Bytes, Status> {
+    let mut r = IntakeBudget::new(1 << 30).reservation();
+    decompress(flag, m, e, limit, &mut r, Duration::from_secs(1))
+}
 
 fn framed(flag: u8, message: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(PREFIX + message.len());
@@ -13,11 +27,11 @@ fn framed(flag: u8, message: &[u8]) -> Bytes {
 }
 
 fn read_frames(frames: &[Bytes], limit: usize) -> Result<(u8, Bytes), Status> {
-    let mut reader = MessageReader::new(limit);
+    let mut reader = reader(limit);
     for f in frames {
         reader.push(f.clone())?;
     }
-    reader.finish()
+    reader.finish().map(|(flag, m, _)| (flag, m))
 }
 
 #[test]
@@ -60,7 +74,7 @@ fn empty_message_is_an_empty_request() {
 
 #[test]
 fn declared_length_over_the_limit_is_refused_before_the_body_is_read() {
-    let mut reader = MessageReader::new(1000);
+    let mut reader = reader(1000);
     // Only the prefix of a 1001-byte message has arrived.
     let err = reader
         .push(framed(0, &[0u8; 1001]).slice(..PREFIX))
@@ -98,13 +112,13 @@ fn data_after_the_one_message_is_refused() {
 
 #[test]
 fn compressed_flag_needs_an_encoding_and_other_flags_are_refused() {
-    let err = decompress(1, Bytes::from_static(b"x"), None, 100).unwrap_err();
+    let err = dec(1, Bytes::from_static(b"x"), None, 100).unwrap_err();
     assert_eq!(err.code(), Code::Internal);
     assert!(err.message().contains("grpc-encoding"), "{err}");
-    let err = decompress(2, Bytes::from_static(b"x"), None, 100).unwrap_err();
+    let err = dec(2, Bytes::from_static(b"x"), None, 100).unwrap_err();
     assert!(err.message().contains("invalid compressed flag 2"), "{err}");
     let plain = Bytes::from_static(b"as is");
-    assert_eq!(decompress(0, plain.clone(), None, 100).unwrap(), plain);
+    assert_eq!(dec(0, plain.clone(), None, 100).unwrap(), plain);
 }
 
 #[test]
@@ -134,10 +148,10 @@ fn gzip_messages_are_decompressed_within_the_limit_and_bombs_refused() {
     let encoding = Encoding::from_headers(&headers).unwrap();
     assert_eq!(encoding, Some(Encoding::Gzip));
     let data = vec![3u8; 50_000];
-    assert_eq!(decompress(1, gzip(&data), encoding, 50_000).unwrap(), data);
+    assert_eq!(dec(1, gzip(&data), encoding, 50_000).unwrap(), data);
     let bomb = gzip(&vec![0u8; 8 << 20]);
-    let err = decompress(1, bomb, encoding, 1 << 20).unwrap_err();
+    let err = dec(1, bomb, encoding, 1 << 20).unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
-    let err = decompress(1, Bytes::from_static(b"not gzip"), encoding, 100).unwrap_err();
+    let err = dec(1, Bytes::from_static(b"not gzip"), encoding, 100).unwrap_err();
     assert_eq!(err.code(), Code::Internal, "{err}");
 }
