@@ -127,3 +127,78 @@ fn sigterm_stops_intake_flushes_and_exits_cleanly() {
     let stats = sink.wait_for((2000, 0, 0));
     assert_eq!(stats["spans"], 2000, "{stats}");
 }
+
+#[test]
+fn run_refuses_to_start_when_receivers_are_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("agent.yaml");
+    let a = free_port();
+    std::fs::write(
+        &config,
+        format!("receivers:\n  enabled: false\nadmin:\n  listen: 127.0.0.1:{a}\n"),
+    )
+    .unwrap();
+    let out = run(
+        bin().args(["run", "--config"]).arg(&config),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("receivers.enabled is false"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// The listening sockets of port `port` in /proc/net/tcp, as `ADDR:PORT` hex.
+fn listeners(port: u16) -> Vec<String> {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    tcp.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            // State 0A is LISTEN.
+            (cols.get(3) == Some(&"0A") && cols[1].ends_with(&format!(":{port:04X}")))
+                .then(|| cols[1].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn a_bare_run_receives_on_loopback_only() {
+    // Nothing else in the suite binds the default ports.
+    assert!(listeners(4317).is_empty() && listeners(4318).is_empty());
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    let config = dir.path().join("agent.yaml");
+    let a = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            "endpoint: http://{}\nadmin:\n  listen: 127.0.0.1:{a}\n",
+            sink.grpc
+        ),
+    )
+    .unwrap();
+    let _agent = Proc(
+        bin()
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let admin = format!("127.0.0.1:{a}");
+    let started = Instant::now();
+    while try_http_get(&admin, "/health/live").is_none() || listeners(4318).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "agent did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // 0100007F is 127.0.0.1; 00000000 would be every interface.
+    assert_eq!(listeners(4317), vec!["0100007F:10DD".to_owned()]);
+    assert_eq!(listeners(4318), vec!["0100007F:10DE".to_owned()]);
+}

@@ -86,8 +86,9 @@ pub use self::{
     explain::{ExplainEntry, ExplainSignal, Explained, REDACTED, explain},
     fix::{Fix, Fixed, autofix},
     model::{
-        AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN, DEFAULT_GRPC_ENDPOINT,
-        DEFAULT_HTTP_ENDPOINT, DEFAULT_RECEIVER_GRPC, DEFAULT_RECEIVER_HTTP, Overflow,
+        AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN,
+        DEFAULT_BODY_READ_TIMEOUT, DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT,
+        DEFAULT_IDLE_TIMEOUT, DEFAULT_RECEIVER_GRPC, DEFAULT_RECEIVER_HTTP, IntakeConfig, Overflow,
         PersistentConfig, Preset, Protocol, QueueConfig, ReceiverTlsConfig, ReceiversConfig,
         RetryConfig, SignalConfig, TlsConfig, TuningConfig,
     },

@@ -13,10 +13,15 @@ pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
 pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
 /// The default admin (health and metrics) listen address.
 pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:8080";
-/// The default agent gRPC receiver listen address.
-pub const DEFAULT_RECEIVER_GRPC: &str = "0.0.0.0:4317";
-/// The default agent HTTP receiver listen address.
-pub const DEFAULT_RECEIVER_HTTP: &str = "0.0.0.0:4318";
+/// The default agent gRPC receiver listen address: loopback only, as the
+/// Collector's defaults (set `0.0.0.0:4317` to receive from other hosts).
+pub const DEFAULT_RECEIVER_GRPC: &str = "127.0.0.1:4317";
+/// The default agent HTTP receiver listen address (loopback only).
+pub const DEFAULT_RECEIVER_HTTP: &str = "127.0.0.1:4318";
+/// The default time a request has to deliver its whole body to a receiver.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default time an idle receiver connection stays open.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The effective configuration after all sources were merged and validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +46,11 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Agent mode receivers; `None` when agent mode is off.
     pub receivers: Option<ReceiversConfig>,
+    /// `receivers.enabled` as configured (`None` when unset): `otlp-client
+    /// run` receives on the default addresses unless it is `false`.
+    pub receivers_enabled: Option<bool>,
+    /// Limits of the receivers, whenever they run.
+    pub intake: IntakeConfig,
     /// Extra upstream base URLs the exporter balances across (with the main endpoint).
     pub endpoints: Vec<String>,
 }
@@ -200,6 +210,19 @@ pub struct ReceiversConfig {
     pub http: Option<SocketAddr>,
     /// Server-side TLS of both receivers (`receivers.tls`); `None` serves plaintext.
     pub tls: Option<ReceiverTlsConfig>,
+}
+
+/// Limits of the agent's receivers (`receivers.*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntakeConfig {
+    /// Bytes that requests being received, decompressed and validated may
+    /// hold at once (`receivers.intake_budget`, default a quarter of
+    /// `memory_limit`); past it senders get back-pressure.
+    pub budget: u64,
+    /// Time a request has to deliver its whole body (`receivers.body_read_timeout`).
+    pub body_read_timeout: Duration,
+    /// Time a connection with no request in flight stays open (`receivers.idle_timeout`).
+    pub idle_timeout: Duration,
 }
 
 /// Server-side TLS of the agent's receivers, as the OpenTelemetry

@@ -15,9 +15,11 @@ use crate::{
     env::Env,
     error::ConfigError,
     model::{
-        AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN, DEFAULT_RECEIVER_GRPC,
-        DEFAULT_RECEIVER_HTTP, Overflow, PersistentConfig, Preset, Protocol, QueueConfig,
-        ReceiverTlsConfig, ReceiversConfig, RetryConfig, SignalConfig, TlsConfig, TuningConfig,
+        AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN,
+        DEFAULT_BODY_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_RECEIVER_GRPC,
+        DEFAULT_RECEIVER_HTTP, IntakeConfig, Overflow, PersistentConfig, Preset, Protocol,
+        QueueConfig, ReceiverTlsConfig, ReceiversConfig, RetryConfig, SignalConfig, TlsConfig,
+        TuningConfig,
     },
     schema::{self, Kind},
     source::{ConfigFile, Flags, Problem, Raw, Setting, Severity, Source},
@@ -471,6 +473,7 @@ impl Reader<'_> {
             }
         }
         let receivers_enabled = self.boolean("receivers.enabled");
+        let memory_limit = self.size("memory_limit").unwrap_or(DEFAULT_MEMORY_LIMIT);
         let grpc = self.addr("receivers.grpc");
         let http = self.addr("receivers.http");
         let grpc_set = self.is_set("receivers.grpc");
@@ -573,7 +576,7 @@ impl Reader<'_> {
                     .count("tuning.max_concurrency")
                     .map_or(preset.max_concurrency(), to_usize),
             },
-            memory_limit: self.size("memory_limit").unwrap_or(DEFAULT_MEMORY_LIMIT),
+            memory_limit,
             admin: AdminConfig {
                 listen: self.addr("admin.listen").unwrap_or(const_addr(
                     DEFAULT_ADMIN_LISTEN,
@@ -582,6 +585,18 @@ impl Reader<'_> {
                 )),
             },
             receivers,
+            receivers_enabled,
+            intake: IntakeConfig {
+                budget: self
+                    .size("receivers.intake_budget")
+                    .unwrap_or(memory_limit / 4),
+                body_read_timeout: self
+                    .duration("receivers.body_read_timeout")
+                    .unwrap_or(DEFAULT_BODY_READ_TIMEOUT),
+                idle_timeout: self
+                    .duration("receivers.idle_timeout")
+                    .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+            },
             endpoints,
         };
         (config, sources)
@@ -1055,6 +1070,48 @@ fn validate(
                 ),
             )
             .hint("raise queue.max_bytes to several batches, or lower batch.max_batch_bytes"),
+        );
+    }
+    let i = &config.intake;
+    for (key, value) in [
+        ("receivers.body_read_timeout", i.body_read_timeout),
+        ("receivers.idle_timeout", i.idle_timeout),
+    ] {
+        if value.is_zero() {
+            problems.push(
+                Problem::error(key, &src(key), format!("{key} is 0"))
+                    .hint("use a positive duration; remove the key for the default"),
+            );
+        }
+    }
+    if i.budget < 1 << 20 {
+        problems.push(
+            Problem::error(
+                "receivers.intake_budget",
+                &src("receivers.intake_budget"),
+                format!(
+                    "receivers.intake_budget {} cannot hold an ordinary request",
+                    units::format_size(i.budget)
+                ),
+            )
+            .hint("use at least 1MiB (the default is a quarter of memory_limit)"),
+        );
+    } else if config.memory_limit > 0
+        && q.max_bytes <= config.memory_limit
+        && q.max_bytes.saturating_add(i.budget) > config.memory_limit
+    {
+        problems.push(
+            Problem::warning(
+                "receivers.intake_budget",
+                &src("receivers.intake_budget"),
+                format!(
+                    "the queue ({}) and the receivers' intake budget ({}) together exceed memory_limit {}",
+                    units::format_size(q.max_bytes),
+                    units::format_size(i.budget),
+                    units::format_size(config.memory_limit)
+                ),
+            )
+            .hint("the queue is capped to memory_limit minus the intake budget; lower queue.max_bytes or receivers.intake_budget, or raise memory_limit"),
         );
     }
     if q.max_bytes > config.memory_limit && config.memory_limit > 0 {

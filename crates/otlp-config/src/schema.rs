@@ -82,7 +82,7 @@ macro_rules! signal_keys {
     };
 }
 
-const GENERAL: [KeyDef; 38] = [
+const GENERAL: [KeyDef; 41] = [
     KeyDef {
         key: "preset",
         kind: Kind::Enum(PRESETS),
@@ -252,6 +252,21 @@ const GENERAL: [KeyDef; 38] = [
         key: "receivers.http",
         kind: Kind::Addr,
         doc: "agent OTLP/HTTP listen address",
+    },
+    KeyDef {
+        key: "receivers.intake_budget",
+        kind: Kind::Size,
+        doc: "bytes requests being received may hold at once (default memory_limit / 4)",
+    },
+    KeyDef {
+        key: "receivers.body_read_timeout",
+        kind: Kind::Duration,
+        doc: "time a request has to deliver its whole body",
+    },
+    KeyDef {
+        key: "receivers.idle_timeout",
+        kind: Kind::Duration,
+        doc: "time an idle receiver connection stays open",
     },
     KeyDef {
         key: "receivers.tls.cert_file",
@@ -426,7 +441,7 @@ mod tests {
             }
             assert!(!d.doc.is_empty(), "{}", d.key);
         }
-        assert_eq!(keys().count(), 38 + 27);
+        assert_eq!(keys().count(), 41 + 27);
     }
 
     #[test]

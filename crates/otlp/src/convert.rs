@@ -10,7 +10,9 @@ use otlp_pipeline::{
     BatchConfig, DiskQueueConfig, FsyncPolicy, Overflow, PipelineConfig, QueueConfig,
 };
 use otlp_resilience::{ConcurrencyPolicy, RetryBudget, RetryPolicy};
-use otlp_transport::{Compression, ExporterConfig, Protocol, ReceiverTls, TlsConfig};
+use otlp_transport::{
+    Compression, ExporterConfig, IntakeBudget, Protocol, ReceiverLimits, ReceiverTls, TlsConfig,
+};
 
 use crate::OtlpError;
 
@@ -31,6 +33,18 @@ pub(crate) fn receiver_tls(config: &Config) -> Option<ReceiverTls> {
         Some(ca) => server.with_client_ca_file(ca),
         None => server,
     })
+}
+
+/// The limits of the agent's receivers (`receivers.*`), with one intake
+/// budget both receivers share (give the same limits to both).
+pub(crate) fn receiver_limits(config: &Config) -> ReceiverLimits {
+    let i = &config.intake;
+    ReceiverLimits::new()
+        .with_intake_budget(IntakeBudget::new(
+            usize::try_from(i.budget).unwrap_or(usize::MAX),
+        ))
+        .with_body_read_timeout(i.body_read_timeout)
+        .with_idle_timeout(i.idle_timeout)
 }
 
 /// The exporter settings of one signal.
@@ -116,8 +130,15 @@ pub(crate) fn pipeline_config(config: &Config) -> PipelineConfig {
         },
         queue: QueueConfig {
             max_items: q.max_items as u64,
-            // The memory limit caps what the queue may hold, whatever the queue says.
-            max_bytes: q.max_bytes.min(config.memory_limit),
+            // The memory limit, less what the receivers may hold, caps what
+            // the queue may hold, whatever the queue says (but it always
+            // holds one batch).
+            max_bytes: q.max_bytes.min(
+                config
+                    .memory_limit
+                    .saturating_sub(config.intake.budget)
+                    .max(config.batch.max_batch_bytes),
+            ),
             overflow: match q.overflow {
                 otlp_config::Overflow::DropNewest => Overflow::DropNewest,
                 otlp_config::Overflow::DropOldest => Overflow::DropOldest,

@@ -62,6 +62,13 @@ impl Intake {
     pub fn receiver_tls(config: &otlp_config::Config) -> Option<otlp_transport::ReceiverTls> {
         crate::convert::receiver_tls(config)
     }
+
+    /// The receivers' limits from `receivers.*` (intake budget, body read
+    /// and idle timeouts), for the receivers' `with_limits`. Give the same
+    /// value to both receivers: they then share one intake budget.
+    pub fn receiver_limits(config: &otlp_config::Config) -> otlp_transport::ReceiverLimits {
+        crate::convert::receiver_limits(config)
+    }
 }
 
 fn map(res: Result<(), Refusal>) -> Result<ExportResponse, IntakeError> {

@@ -40,11 +40,19 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
     let config = otlp.config().clone();
     let (grpc_addr, http_addr) = match &config.receivers {
         Some(r) => (r.grpc, r.http),
+        None if config.receivers_enabled == Some(false) => {
+            eprintln!(
+                "otlp-client run: receivers.enabled is false, so the agent would receive nothing; remove it (or set it to true) to receive on {DEFAULT_RECEIVER_GRPC} and {DEFAULT_RECEIVER_HTTP}, or set receivers.grpc / receivers.http"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
         None => (
             parse_addr(DEFAULT_RECEIVER_GRPC),
             parse_addr(DEFAULT_RECEIVER_HTTP),
         ),
     };
+    // One intake budget for both receivers (receivers.intake_budget).
+    let limits = Intake::receiver_limits(&config);
     // Both receivers serve TLS when `receivers.tls` is set; the admin server
     // stays plaintext (it is meant for the node's probes and scrapers).
     let tls = Intake::receiver_tls(&config);
@@ -77,7 +85,7 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
         }
     }
     if let Some(addr) = grpc_addr {
-        let mut receiver = GrpcReceiver::new(otlp.intake());
+        let mut receiver = GrpcReceiver::new(otlp.intake()).with_limits(limits.clone());
         if let Some(tls) = &tls {
             receiver = receiver.with_tls(tls.clone());
         }
@@ -94,7 +102,7 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
         }
     }
     if let Some(addr) = http_addr {
-        let mut receiver = HttpReceiver::new(otlp.intake());
+        let mut receiver = HttpReceiver::new(otlp.intake()).with_limits(limits.clone());
         if let Some(tls) = &tls {
             receiver = receiver.with_tls(tls.clone());
         }
