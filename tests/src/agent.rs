@@ -43,6 +43,8 @@ pub struct AgentConfig {
     pub queue: String,
     /// The `batch:` block's body.
     pub batch: String,
+    /// Extra lines under `receivers:` (indented two spaces).
+    pub receivers: String,
     /// Extra top-level YAML appended as is.
     pub extra: String,
 }
@@ -65,6 +67,7 @@ impl AgentConfig {
                 8 << 20
             ),
             batch: "  batch_timeout: 20ms\n".to_owned(),
+            receivers: String::new(),
             extra: String::new(),
         }
     }
@@ -73,13 +76,14 @@ impl AgentConfig {
     pub fn yaml(&self) -> String {
         let mut y = format!(
             "endpoint: {}\nprotocol: {}\ncompression: none\ntimeout: 1s\nconnect_timeout: 500ms\n\
-             retry:\n{}batch:\n{}receivers:\n  grpc: {}\n  http: {}\nadmin:\n  listen: {}\nqueue:\n{}",
+             retry:\n{}batch:\n{}receivers:\n  grpc: {}\n  http: {}\n{}admin:\n  listen: {}\nqueue:\n{}",
             self.upstream,
             self.protocol,
             self.retry,
             self.batch,
             self.grpc,
             self.http,
+            self.receivers,
             self.admin,
             self.queue
         );

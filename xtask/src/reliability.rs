@@ -28,7 +28,11 @@ enum Value {
 /// One results line: field name to value.
 type Row = BTreeMap<String, Value>;
 
-const SUITES: [(&str, &str); 10] = [
+const SUITES: [(&str, &str); 11] = [
+    (
+        "hostile",
+        "Hostile senders against the agent: gzip bombs, big declared gRPC messages, stalled bodies, CPU-heavy requests; peak RSS against memory_limit, probe latency, valid traffic beside (tests/tests/hostile.rs)",
+    ),
     (
         "scenarios",
         "Fault scenarios through the full facade stack (tests/tests/scenarios.rs)",
