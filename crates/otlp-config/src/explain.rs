@@ -264,9 +264,7 @@ fn default_value(c: &Config, key: &str) -> String {
         "tuning.max_concurrency" => c.tuning.max_concurrency.to_string(),
         "memory_limit" => z(c.memory_limit),
         "admin.listen" => c.admin.listen.to_string(),
-        "receivers.enabled" => {
-            "false (the library); `otlp-client run` receives unless it is set to false".into()
-        }
+        "receivers.enabled" => "false (`run` receives unless it is set to false)".into(),
         "receivers.intake_budget" => format!("{} (memory_limit / 4)", z(c.intake.budget)),
         "receivers.body_read_timeout" => d(c.intake.body_read_timeout),
         "receivers.idle_timeout" => d(c.intake.idle_timeout),

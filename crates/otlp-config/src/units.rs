@@ -28,6 +28,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "'{t}' is negative; a duration must be positive, e.g. 10s"
         ));
     }
+    // Zero needs no unit (`retry.max_elapsed: 0` means forever).
+    if t.chars().all(|c| c == '0' || c == '.') && t.contains('0') {
+        return Ok(Duration::ZERO);
+    }
     if t.chars().all(|c| c.is_ascii_digit() || c == '.') {
         return Err(format!(
             "'{t}' has no unit; write e.g. {t}s for seconds or {t}ms for milliseconds"
@@ -193,6 +197,7 @@ mod tests {
             assert_eq!(parse_duration(&format_duration(d)).unwrap(), d);
         }
         assert!(parse_duration("10").unwrap_err().contains("10s"));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert!(parse_duration("-1s").unwrap_err().contains("negative"));
         assert!(parse_duration("soon").is_err());
     }

@@ -62,13 +62,23 @@ pub const EXPORTER_CONSECUTIVE_FAILURES: &str = "otlp_exporter_consecutive_failu
 /// Unix time of the last successful export, 0 before the first one.
 pub const EXPORTER_LAST_SUCCESS_TIMESTAMP_SECONDS: &str =
     "otlp_exporter_last_success_timestamp_seconds";
+/// Export attempts (each try of the retry loop), by `signal` and `outcome`
+/// (`ok`, `retryable`, `throttled`, `permanent`, `too_large`).
+pub const EXPORT_ATTEMPTS_TOTAL: &str = "otlp_export_attempts_total";
+/// 1 when the last export attempt of `signal` succeeded, 0 when it failed
+/// (1 before the first attempt).
+pub const EXPORTER_UP: &str = "otlp_exporter_up";
+/// Seconds since the last successful export attempt (since start before the first).
+pub const EXPORTER_SECONDS_SINCE_LAST_SUCCESS: &str = "otlp_exporter_seconds_since_last_success";
+/// The configured `memory_limit` in bytes, for alerts against the RSS.
+pub const MEMORY_LIMIT_BYTES: &str = "otlp_memory_limit_bytes";
 /// Build information (`version`), always 1.
 pub const BUILD_INFO: &str = "otlp_build_info";
 
 /// Every exported family name, for tests and the tidy check against `deploy/`.
 ///
 /// The histogram also exposes `_bucket`, `_sum` and `_count` series under its name.
-pub const ALL: [&str; 25] = [
+pub const ALL: [&str; 29] = [
     REQUESTS_TOTAL,
     REQUEST_DURATION_SECONDS,
     ACTIVE_CONNECTIONS,
@@ -93,5 +103,9 @@ pub const ALL: [&str; 25] = [
     RECOVERIES_TOTAL,
     EXPORTER_CONSECUTIVE_FAILURES,
     EXPORTER_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    EXPORT_ATTEMPTS_TOTAL,
+    EXPORTER_UP,
+    EXPORTER_SECONDS_SINCE_LAST_SUCCESS,
+    MEMORY_LIMIT_BYTES,
     BUILD_INFO,
 ];

@@ -100,9 +100,17 @@ pub struct SelfMetrics {
     recoveries: Family<Labels2, Counter>,
     consecutive_failures: Gauge,
     last_success: Gauge<f64, AtomicU64>,
+    attempts: [[Counter; ATTEMPT_OUTCOMES.len()]; 3],
+    up: [Gauge; 3],
+    since_success: Gauge<f64, AtomicU64>,
+    memory_limit: Gauge,
     exporter: ExporterHealth,
     cpu_sampler: CpuSampler,
 }
+
+/// The `outcome` labels of [`names::EXPORT_ATTEMPTS_TOTAL`] (an unknown
+/// outcome counts as the last).
+const ATTEMPT_OUTCOMES: [&str; 5] = ["ok", "retryable", "throttled", "too_large", "permanent"];
 
 /// Pre-resolved request series of one signal.
 struct KnownSignal {
@@ -337,6 +345,40 @@ impl SelfMetrics {
             "Unix time of the last successful export",
             last_success.clone(),
         );
+        let attempts_family = Family::<Labels2, Counter>::default();
+        register(
+            &mut registry,
+            names::EXPORT_ATTEMPTS_TOTAL,
+            "Export attempts (each try of the retry loop) by signal and outcome",
+            attempts_family.clone(),
+        );
+        let attempts = Signal::ALL.map(|s| {
+            ATTEMPT_OUTCOMES.map(|o| {
+                attempts_family.get_or_create_owned(&[("signal", s.as_str()), ("outcome", o)])
+            })
+        });
+        let up = per_signal_gauge(
+            &mut registry,
+            names::EXPORTER_UP,
+            "1 when the last export attempt of the signal succeeded, 0 when it failed",
+        );
+        for g in &up {
+            g.set(1);
+        }
+        let since_success = Gauge::<f64, AtomicU64>::default();
+        register(
+            &mut registry,
+            names::EXPORTER_SECONDS_SINCE_LAST_SUCCESS,
+            "Seconds since the last successful export attempt (since start before the first)",
+            since_success.clone(),
+        );
+        let memory_limit = Gauge::default();
+        register(
+            &mut registry,
+            names::MEMORY_LIMIT_BYTES,
+            "The configured memory_limit in bytes (0 when unset)",
+            memory_limit.clone(),
+        );
         let build = Info::new([("version", env!("CARGO_PKG_VERSION"))]);
         register(&mut registry, names::BUILD_INFO, "Build information", build);
 
@@ -367,6 +409,10 @@ impl SelfMetrics {
             recoveries,
             consecutive_failures,
             last_success,
+            attempts,
+            up,
+            since_success,
+            memory_limit,
             exporter: ExporterHealth::new(),
             cpu_sampler: CpuSampler::default(),
         }
@@ -413,6 +459,32 @@ impl SelfMetrics {
                 .get_or_create(&[("signal", label), ("kind", outcome)])
                 .inc();
         }
+    }
+
+    /// Records one export attempt (one try of the retry loop) of `signal`
+    /// with its `outcome` (`"ok"` or a [`Retryability`](otlp_core::Retryability)
+    /// name): the attempt counters, the upstream-up gauge and the exporter
+    /// health the health check reads all see every attempt, so an outage
+    /// shows at its first failed attempt, not when a retry loop gives up.
+    pub fn record_attempt(&self, signal: Signal, outcome: &'static str) {
+        let i = signal.index();
+        let k = ATTEMPT_OUTCOMES
+            .iter()
+            .position(|o| *o == outcome)
+            .unwrap_or(ATTEMPT_OUTCOMES.len() - 1);
+        self.attempts[i][k].inc();
+        if outcome == "ok" {
+            self.up[i].set(1);
+            self.exporter.record_success();
+        } else {
+            self.up[i].set(0);
+            self.exporter.record_failure();
+        }
+    }
+
+    /// Exports the configured `memory_limit` (`otlp_memory_limit_bytes`).
+    pub fn set_memory_limit(&self, bytes: u64) {
+        self.memory_limit.set(to_i64(bytes));
     }
 
     /// Counts one retried attempt.
@@ -551,6 +623,12 @@ impl SelfMetrics {
         let _ = self.refresh_process();
         self.consecutive_failures
             .set(to_i64(self.exporter.consecutive_failures()));
+        self.since_success.set(
+            self.exporter
+                .since_last_success()
+                .unwrap_or_else(|| self.exporter.uptime())
+                .as_secs_f64(),
+        );
         if let Some(at) = self.exporter.last_success_unix_seconds() {
             self.last_success.set(at);
         }

@@ -101,6 +101,7 @@ impl OtlpBuilder {
             pipeline_config.queue.max_items,
             pipeline_config.queue.max_bytes,
         );
+        metrics.set_memory_limit(config.memory_limit);
         let observer: Arc<dyn Observer> = metrics.clone();
         let pipeline = Pipeline::builder(pipeline_config)
             .with_observer(observer)
@@ -189,17 +190,28 @@ impl Otlp {
         [l(0), l(1), l(2)]
     }
 
-    /// The health checks of this exporter: exporter success (readiness),
-    /// queue saturation, memory against the limit, and the disk queue's free
-    /// space when it is enabled.
+    /// The health checks of this exporter, by probe:
+    ///
+    /// - `/health/live`: none beyond answering (the process is responsive);
+    ///   never the queue or the upstream, so a backlog or an outage never
+    ///   gets the process restarted (that would lose the memory queue);
+    /// - `/health/ready`: queue saturation, memory against the limit, and
+    ///   the disk queue's free space: whether data can be accepted now;
+    ///   never the upstream, so one collector outage does not take every
+    ///   replica out of its Service while their queues have room;
+    /// - `/health`: all of the above plus the exporter (every attempt;
+    ///   503 within 15 s of the first failed attempt, 200 at the first success).
     pub fn health_checker(&self) -> HealthChecker {
         let mut checker = HealthChecker::new()
             .with_probe(
-                Probe::Readiness,
+                Probe::Overall,
                 ExporterCheck::new(self.metrics.exporter_health()),
             )
-            .with_probe(Probe::Both, QueueCheck::from_metrics(self.metrics.clone()))
-            .with_probe(Probe::Both, MemoryCheck::new(self.config.memory_limit));
+            .with_probe(
+                Probe::Readiness,
+                QueueCheck::from_metrics(self.metrics.clone()),
+            )
+            .with_probe(Probe::Readiness, MemoryCheck::new(self.config.memory_limit));
         if let Some(p) = &self.config.queue.persistent {
             // Degrade before the quota's last batch: one batch of headroom.
             checker = checker.with_probe(

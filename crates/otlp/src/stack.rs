@@ -12,7 +12,7 @@ use std::{
 };
 
 use otlp_config::Config;
-use otlp_core::{Batch, ExportResponse, Retryability, Signal};
+use otlp_core::{Batch, Classify, ExportResponse, Retryability, Signal};
 use otlp_observability::{MetricsLayer, SelfMetrics, Stage, StageProfiler};
 use otlp_resilience::{
     AdaptiveConcurrencyLayer, ConcurrencyHandle, GiveUp, Recovered, RecoveryLayer, RetryError,
@@ -85,6 +85,7 @@ fn signal_stack(
     profiler: &Arc<StageProfiler>,
 ) -> Result<(ExportService, ConcurrencyHandle), OtlpError> {
     let profiler = profiler.clone();
+    let attempts = metrics.clone();
     // Transport: sends the batch's bytes as they are and classifies the answer
     // per the OTLP spec. It applies the request timeout to each attempt itself.
     let transport = check_service(
@@ -98,8 +99,9 @@ fn signal_stack(
 
     let stack = ServiceBuilder::new()
         // Metrics: outermost, so it records each batch once, with its final
-        // outcome after recovery and retries, and feeds exporter health.
-        .layer(MetricsLayer::new(metrics.clone()))
+        // outcome after recovery and retries; exporter health is fed per
+        // attempt further in.
+        .layer(MetricsLayer::new(metrics.clone()).without_health())
         // Recovery answers per part (a split batch can half succeed); fold that
         // back into one ExportResponse so the pipeline's accounting stays exact.
         .map_result(fold_recovered)
@@ -119,13 +121,21 @@ fn signal_stack(
         // Adaptive concurrency: inside retry, so every attempt holds a permit
         // and every round trip feeds the RTT estimate.
         .layer(concurrency)
-        // Stage profiler: the time of each attempt on the wire ("send").
+        // Each attempt: its time on the wire ("send") for the profiler, and
+        // its outcome for the attempt counters and exporter health, so an
+        // outage shows at the first failed attempt, not when retries give up.
         .map_future(move |fut| {
             let profiler = profiler.clone();
+            let attempts = attempts.clone();
             let started = Instant::now();
             async move {
-                let res = fut.await;
+                let res: Result<ExportResponse, TransportError> = fut.await;
                 profiler.record(Stage::Send, started.elapsed());
+                let outcome = match &res {
+                    Ok(_) => "ok",
+                    Err(e) => e.classify().as_str(),
+                };
+                attempts.record_attempt(signal, outcome);
                 res
             }
         })

@@ -10,16 +10,19 @@ use std::{
 use super::{CheckFuture, CheckResult, HealthCheck, HealthStatus};
 use crate::{ExporterHealth, ObservabilityError, SelfMetrics, process::ProcessStats};
 
-/// Exporter health: unhealthy after too many consecutive failures, or when the
-/// last success is too old while exports keep failing.
+/// Exporter health, fed by every export attempt: unhealthy once attempts
+/// have failed without a success for [`max_failing`](Self::with_max_failing)
+/// (10 s by default, so `/health` turns 503 within 15 s of the first failed
+/// attempt while data waits), or after too many consecutive failed attempts;
+/// healthy again at the first success.
 ///
-/// Before any export it is healthy (nothing has failed yet); with a few
-/// failures below the threshold it is degraded.
+/// Before any export it is healthy (nothing has failed yet); a shorter
+/// failing streak is degraded.
 #[derive(Clone, Debug)]
 pub struct ExporterCheck {
     health: ExporterHealth,
     max_consecutive_failures: u64,
-    max_silence: Duration,
+    max_failing: Duration,
 }
 
 /// The fill level of a queue and its capacity.
@@ -61,29 +64,30 @@ pub struct DiskCheck {
 // === impl ExporterCheck ===
 
 impl ExporterCheck {
-    /// Default failure streak that makes the exporter unhealthy.
-    pub const DEFAULT_MAX_FAILURES: u64 = 5;
-    /// Default age of the last success beyond which failing exports are unhealthy.
-    pub const DEFAULT_MAX_SILENCE: Duration = Duration::from_secs(300);
+    /// Default number of consecutive failed attempts that makes the exporter
+    /// unhealthy whatever their duration.
+    pub const DEFAULT_MAX_FAILURES: u64 = 20;
+    /// Default duration of a failing streak that makes the exporter unhealthy.
+    pub const DEFAULT_MAX_FAILING: Duration = Duration::from_secs(10);
 
     /// Checks `health` with the default thresholds.
     pub fn new(health: ExporterHealth) -> Self {
         Self {
             health,
             max_consecutive_failures: Self::DEFAULT_MAX_FAILURES,
-            max_silence: Self::DEFAULT_MAX_SILENCE,
+            max_failing: Self::DEFAULT_MAX_FAILING,
         }
     }
 
-    /// Unhealthy from this many consecutive failures on (at least 1).
+    /// Unhealthy from this many consecutive failed attempts on (at least 1).
     pub fn with_max_consecutive_failures(mut self, n: u64) -> Self {
         self.max_consecutive_failures = n.max(1);
         self
     }
 
-    /// Unhealthy when exports fail and the last success is older than this.
-    pub fn with_max_silence(mut self, d: Duration) -> Self {
-        self.max_silence = d;
+    /// Unhealthy once attempts have failed, with no success, for this long.
+    pub fn with_max_failing(mut self, d: Duration) -> Self {
+        self.max_failing = d;
         self
     }
 
@@ -91,28 +95,31 @@ impl ExporterCheck {
     pub fn evaluate(&self) -> CheckResult {
         let failures = self.health.consecutive_failures();
         let since = self.health.since_last_success();
-        let silent_for = since.unwrap_or_else(|| self.health.uptime());
-        let result = if failures >= self.max_consecutive_failures {
-            CheckResult::unhealthy(format!(
-                "{failures} consecutive exports failed (limit {}); check that the collector is reachable",
-                self.max_consecutive_failures
-            ))
-        } else if failures > 0 && silent_for > self.max_silence {
-            CheckResult::unhealthy(format!(
-                "no successful export for {}s while exports fail; check that the collector is reachable",
-                silent_for.as_secs()
-            ))
-        } else if failures > 0 {
-            CheckResult::degraded(format!("{failures} consecutive exports failed, retrying"))
-        } else if since.is_none() {
-            CheckResult::healthy("no export attempted yet")
-        } else {
-            CheckResult::healthy("last export succeeded")
+        let failing = self.health.failing_for();
+        let result = match failing {
+            Some(f) if f >= self.max_failing => CheckResult::unhealthy(format!(
+                "export attempts have failed for {}s ({failures} in a row, no success since); check that the collector is reachable (otlp-client diagnose)",
+                f.as_secs()
+            )),
+            Some(_) if failures >= self.max_consecutive_failures => {
+                CheckResult::unhealthy(format!(
+                    "{failures} consecutive export attempts failed (limit {}); check that the collector is reachable (otlp-client diagnose)",
+                    self.max_consecutive_failures
+                ))
+            }
+            Some(_) => CheckResult::degraded(format!(
+                "{failures} consecutive export attempts failed, retrying"
+            )),
+            None if since.is_none() => CheckResult::healthy("no export attempted yet"),
+            None => CheckResult::healthy("last export attempt succeeded"),
         };
-        let result = result
+        let mut result = result
             .with_detail("consecutive_failures", failures)
             .with_detail("successes", self.health.successes())
             .with_detail("failures", self.health.failures());
+        if let Some(f) = failing {
+            result = result.with_detail("seconds_failing", f.as_secs_f64());
+        }
         match since {
             Some(d) => result.with_detail("seconds_since_last_success", d.as_secs_f64()),
             None => result,

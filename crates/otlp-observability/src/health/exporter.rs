@@ -30,6 +30,9 @@ struct Inner {
     /// Unix time of the last success in milliseconds; 0 = never.
     last_success_unix_ms: AtomicU64,
     consecutive_failures: AtomicU64,
+    /// Milliseconds after `origin` of the first failure of the current
+    /// streak, plus one; 0 = not failing.
+    failing_since_mono_ms: AtomicU64,
     total_failures: AtomicU64,
     total_successes: AtomicU64,
 }
@@ -45,6 +48,7 @@ impl ExporterHealth {
                 last_success_mono_ms: AtomicU64::new(0),
                 last_success_unix_ms: AtomicU64::new(0),
                 consecutive_failures: AtomicU64::new(0),
+                failing_since_mono_ms: AtomicU64::new(0),
                 total_failures: AtomicU64::new(0),
                 total_successes: AtomicU64::new(0),
             }),
@@ -65,11 +69,19 @@ impl ExporterHealth {
             .last_success_unix_ms
             .store(unix, Ordering::Relaxed);
         self.inner.consecutive_failures.store(0, Ordering::Relaxed);
+        self.inner.failing_since_mono_ms.store(0, Ordering::Relaxed);
         self.inner.total_successes.fetch_add(1, Ordering::Relaxed);
     }
 
     /// An export failed.
     pub fn record_failure(&self) {
+        let mono = duration_ms(self.inner.origin.elapsed()).saturating_add(1);
+        let _ = self.inner.failing_since_mono_ms.compare_exchange(
+            0,
+            mono,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
         self.inner
             .consecutive_failures
             .fetch_add(1, Ordering::Relaxed);
@@ -94,6 +106,18 @@ impl ExporterHealth {
     /// How long ago the last export succeeded, `None` if none has yet.
     pub fn since_last_success(&self) -> Option<Duration> {
         match self.inner.last_success_mono_ms.load(Ordering::Relaxed) {
+            0 => None,
+            at => {
+                let now = duration_ms(self.inner.origin.elapsed());
+                Some(Duration::from_millis(now.saturating_sub(at - 1)))
+            }
+        }
+    }
+
+    /// How long exports have been failing without a success in between,
+    /// `None` while the last one succeeded (or none was tried).
+    pub fn failing_for(&self) -> Option<Duration> {
+        match self.inner.failing_since_mono_ms.load(Ordering::Relaxed) {
             0 => None,
             at => {
                 let now = duration_ms(self.inner.origin.elapsed());

@@ -2,11 +2,13 @@
 //! composite [`HealthChecker`] behind `/health`, `/health/live` and
 //! `/health/ready`.
 //!
-//! Liveness answers "is the process working at all; should it be restarted?"
-//! and readiness answers "should traffic be sent here now?". A collector
-//! outage makes the agent unready (it cannot deliver) but not dead
-//! (restarting it would lose the queue), so each check is registered for one
-//! or both probes.
+//! Liveness answers "is the process responsive; should it be restarted?"
+//! (never the queue or the upstream: restarting would lose the queue),
+//! readiness answers "can it accept data now?" (queue, disk and memory have
+//! room; never the upstream, or one collector outage would take every
+//! replica out of its Service at once), and `/health` (for people and
+//! scripts) runs every check, the upstream included. Each check is
+//! registered for the probes it belongs to.
 
 mod checks;
 mod exporter;
@@ -103,6 +105,8 @@ pub enum Probe {
     Readiness,
     /// Both probes.
     Both,
+    /// Neither probe: only the overall `/health` (the upstream's health).
+    Overall,
 }
 
 /// A set of health checks run together.

@@ -34,21 +34,44 @@ async fn exporter_check_goes_unhealthy_after_the_failure_streak_and_recovers() {
         report.checks[0]
             .result
             .message
-            .contains("3 consecutive exports failed")
+            .contains("3 consecutive export attempts failed")
     );
     health.record_success();
     assert_eq!(checker.check_all().await.status, HealthStatus::Healthy);
 }
 
 #[tokio::test(start_paused = true)]
-async fn exporter_check_is_unhealthy_when_failing_too_long_since_last_success() {
+async fn exporter_check_is_unhealthy_once_attempts_failed_for_max_failing() {
     let health = ExporterHealth::new();
-    let check = ExporterCheck::new(health.clone()).with_max_silence(Duration::from_secs(60));
+    let check = ExporterCheck::new(health.clone());
     health.record_success();
-    tokio::time::advance(Duration::from_secs(61)).await;
+    // A long quiet spell with no attempts is not an outage.
+    tokio::time::advance(Duration::from_secs(600)).await;
     assert_eq!(check.evaluate().status, HealthStatus::Healthy);
+    // Two failed attempts 9 s apart: degraded, still within max_failing.
     health.record_failure();
-    assert_eq!(check.evaluate().status, HealthStatus::Unhealthy);
+    tokio::time::advance(Duration::from_secs(9)).await;
+    health.record_failure();
+    assert_eq!(check.evaluate().status, HealthStatus::Degraded);
+    // Past 10 s of failing: unhealthy, whatever the attempt count.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let r = check.evaluate();
+    assert_eq!(r.status, HealthStatus::Unhealthy);
+    assert!(r.message.contains("failed for 11s"), "{}", r.message);
+    // The first success ends the streak.
+    health.record_success();
+    assert_eq!(check.evaluate().status, HealthStatus::Healthy);
+    assert_eq!(health.failing_for(), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_overall_check_is_in_health_only() {
+    let checker = HealthChecker::new()
+        .with_probe(Probe::Overall, Never)
+        .with_timeout(Duration::from_millis(10));
+    assert!(checker.check_liveness().await.checks.is_empty());
+    assert!(checker.check_readiness().await.checks.is_empty());
+    assert_eq!(checker.check_all().await.checks.len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -58,7 +81,7 @@ async fn liveness_and_readiness_run_only_their_own_checks() {
         health.record_failure();
     }
     let checker = HealthChecker::new()
-        .with_check(ExporterCheck::new(health))
+        .with_check(ExporterCheck::new(health).with_max_consecutive_failures(5))
         .with_probe(Probe::Liveness, MemoryCheck::with_reader(100, || Ok(10)));
     let live = checker.check_liveness().await;
     assert_eq!(live.status, HealthStatus::Healthy);

@@ -31,6 +31,7 @@ pub(crate) struct Recording {
     pub(crate) start: Instant,
     pub(crate) _in_flight: InFlightGuard,
     pub(crate) metrics: Arc<SelfMetrics>,
+    pub(crate) feed_health: bool,
     pub(crate) done: bool,
 }
 
@@ -72,6 +73,9 @@ impl Recording {
         self.done = true;
         self.metrics
             .record_request(self.label, outcome, self.start.elapsed());
+        if !self.feed_health {
+            return;
+        }
         let health = self.metrics.exporter_health();
         if ok {
             health.record_success();

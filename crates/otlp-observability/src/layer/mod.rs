@@ -49,6 +49,7 @@ use crate::SelfMetrics;
 #[derive(Clone, Debug)]
 pub struct MetricsLayer {
     metrics: Arc<SelfMetrics>,
+    feed_health: bool,
 }
 
 // === impl MetricsLayer ===
@@ -56,7 +57,19 @@ pub struct MetricsLayer {
 impl MetricsLayer {
     /// Records into `metrics` (and its [`ExporterHealth`](crate::ExporterHealth)).
     pub fn new(metrics: Arc<SelfMetrics>) -> Self {
-        Self { metrics }
+        Self {
+            metrics,
+            feed_health: true,
+        }
+    }
+
+    /// Records requests only and leaves exporter health alone: for a layer
+    /// outside a retry loop whose attempts feed health themselves through
+    /// [`SelfMetrics::record_attempt`] (as the facade's stack does), so that
+    /// health sees every attempt and not only a whole loop's final result.
+    pub fn without_health(mut self) -> Self {
+        self.feed_health = false;
+        self
     }
 }
 
@@ -64,7 +77,12 @@ impl<S> Layer<S> for MetricsLayer {
     type Service = Metrics<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Metrics::new(inner, self.metrics.clone())
+        let m = Metrics::new(inner, self.metrics.clone());
+        if self.feed_health {
+            m
+        } else {
+            m.without_health()
+        }
     }
 }
 

@@ -23,6 +23,7 @@ use crate::SelfMetrics;
 pub struct Metrics<S> {
     inner: S,
     metrics: Arc<SelfMetrics>,
+    feed_health: bool,
 }
 
 // === impl Metrics ===
@@ -30,7 +31,18 @@ pub struct Metrics<S> {
 impl<S> Metrics<S> {
     /// Wraps `inner`, recording into `metrics`.
     pub fn new(inner: S, metrics: Arc<SelfMetrics>) -> Self {
-        Self { inner, metrics }
+        Self {
+            inner,
+            metrics,
+            feed_health: true,
+        }
+    }
+
+    /// Records requests only, leaving exporter health to
+    /// [`SelfMetrics::record_attempt`] (see [`MetricsLayer::without_health`](crate::MetricsLayer::without_health)).
+    pub fn without_health(mut self) -> Self {
+        self.feed_health = false;
+        self
     }
 
     /// The inner service.
@@ -69,6 +81,7 @@ where
             start: Instant::now(),
             _in_flight: self.metrics.in_flight_guard(),
             metrics: self.metrics.clone(),
+            feed_health: self.feed_health,
             done: false,
         };
         ResponseFuture::new(self.inner.call(req), recording)

@@ -129,3 +129,42 @@ fn requests_of_known_and_unknown_labels_are_counted_once() {
     assert!(text.contains("otlp_request_duration_seconds_count{signal=\"traces\"} 3"));
     assert!(text.contains("otlp_request_duration_seconds_count{signal=\"request\"} 1"));
 }
+
+#[test]
+fn every_attempt_feeds_the_attempt_counters_up_gauge_and_exporter_health() {
+    let m = SelfMetrics::new();
+    m.record_attempt(Signal::Traces, "retryable");
+    m.record_attempt(Signal::Traces, "retryable");
+    let text = m.encode_text().unwrap();
+    assert!(
+        text.contains("otlp_export_attempts_total{signal=\"traces\",outcome=\"retryable\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("otlp_exporter_up{signal=\"traces\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("otlp_exporter_up{signal=\"logs\"} 1"),
+        "{text}"
+    );
+    assert_eq!(m.exporter_health().consecutive_failures(), 2);
+    assert!(m.exporter_health().failing_for().is_some());
+    m.record_attempt(Signal::Traces, "ok");
+    let text = m.encode_text().unwrap();
+    assert!(
+        text.contains("otlp_exporter_up{signal=\"traces\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("otlp_export_attempts_total{signal=\"traces\",outcome=\"ok\"} 1"),
+        "{text}"
+    );
+    assert_eq!(m.exporter_health().consecutive_failures(), 0);
+    m.set_memory_limit(512 << 20);
+    assert!(
+        m.encode_text()
+            .unwrap()
+            .contains("otlp_memory_limit_bytes 536870912")
+    );
+}
