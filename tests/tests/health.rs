@@ -87,6 +87,11 @@ async fn an_outage_shows_on_health_at_once_but_never_unreadies_or_kills_the_agen
         "{metrics}"
     );
     assert!(metric_sum(&metrics, "otlp_exporter_consecutive_failures", &[]) > 0);
+    // The adaptive limit in force is exported (it showed 0 before).
+    assert!(
+        metric_sum(&metrics, "otlp_concurrency_limit", &[]) >= 1,
+        "{metrics}"
+    );
 
     // Upstream back: healthy again, and every acknowledged span delivered once.
     let back = Instant::now();

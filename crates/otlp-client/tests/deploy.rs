@@ -690,3 +690,110 @@ fn probe_paths_of_the_deployment_are_served_by_the_agent() {
         "{body}"
     );
 }
+
+#[test]
+fn promtool_accepts_the_plain_scrape_config() {
+    let out = run(
+        Command::new(promtool())
+            .args(["check", "config", "scrape_config.yml"])
+            .current_dir(deploy("prometheus")),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let config = read(&deploy("prometheus/scrape_config.yml"));
+    assert!(config.contains("job_name: otlp-client"), "{config}");
+}
+
+#[test]
+fn the_podmonitor_gives_the_job_label_the_rules_and_analysis_select_on() {
+    let docs = yaml_docs(&deploy("prometheus/podmonitor.yaml"));
+    let pm = find_kind(&docs, "PodMonitor");
+    let job_label = pm["spec"]["jobLabel"].as_str().unwrap();
+    let selector = &pm["spec"]["selector"]["matchLabels"];
+    assert_eq!(pm["spec"]["podMetricsEndpoints"][0]["port"], "admin");
+    // The job label's value comes from that pod label: it must be
+    // `otlp-client` on the pods of the Deployment and of the Rollout, which
+    // the selector must match too.
+    for file in ["kubernetes/deployment.yaml", "argo/rollout.yaml"] {
+        let docs = yaml_docs(&deploy(file));
+        let kind = if file.contains("argo") {
+            "Rollout"
+        } else {
+            "Deployment"
+        };
+        let labels = &find_kind(&docs, kind)["spec"]["template"]["metadata"]["labels"];
+        assert_eq!(labels[job_label], "otlp-client", "{file}");
+        for (k, v) in selector.as_object().unwrap() {
+            assert_eq!(&labels[k], v, "{file}: selector {k}");
+        }
+    }
+    let rules = read(&deploy("prometheus/alert_rules.yml"));
+    assert!(rules.contains("job=\"otlp-client\""));
+}
+
+/// Turns a scrape into promtool input series: every sample, with the
+/// `job` and `instance` a scrape adds, constant for `points` minutes.
+fn as_input_series(exposition: &str, points: usize) -> String {
+    let mut out = String::new();
+    for line in exposition.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(v) = value.parse::<f64>() else {
+            continue;
+        };
+        let labelled = match series.split_once('{') {
+            Some((name, rest)) => {
+                format!("{name}{{job=\"otlp-client\",instance=\"agent-0:8080\",{rest}")
+            }
+            None => format!("{series}{{job=\"otlp-client\",instance=\"agent-0:8080\"}}"),
+        };
+        let labelled = labelled.replace(",}", "}");
+        out.push_str(&format!(
+            "      - series: '{labelled}'\n        values: '{v}x{points}'\n"
+        ));
+    }
+    out.push_str(&format!(
+        "      - series: 'up{{job=\"otlp-client\",instance=\"agent-0:8080\"}}'\n        values: '1x{points}'\n"
+    ));
+    out
+}
+
+#[test]
+fn no_alert_fires_on_the_scrape_of_a_healthy_running_agent() {
+    // Series shaped exactly like a real scrape of the running agent (names,
+    // labels, pre-created zeros): a healthy, idle agent must fire nothing,
+    // which catches selectors that only match the synthetic test series.
+    let agent = Agent::start();
+    let (status, body) = agent.get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    let rules = read(&deploy("prometheus/alert_rules.yml"));
+    let alerts = alert_names(&rules);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        deploy("prometheus/alert_rules.yml"),
+        dir.path().join("alert_rules.yml"),
+    )
+    .unwrap();
+    let mut test = String::from(
+        "rule_files:\n  - alert_rules.yml\nevaluation_interval: 1m\ntests:\n  - name: real scrape of a healthy agent\n    interval: 1m\n    input_series:\n",
+    );
+    test.push_str(&as_input_series(&body, 20));
+    test.push_str("    alert_rule_test:\n");
+    for a in &alerts {
+        test.push_str(&format!(
+            "      - {{eval_time: 15m, alertname: {a}, exp_alerts: []}}\n"
+        ));
+    }
+    std::fs::write(dir.path().join("real_scrape_test.yml"), &test).unwrap();
+    let out = run(
+        Command::new(promtool())
+            .args(["test", "rules", "real_scrape_test.yml"])
+            .current_dir(dir.path()),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}\n{test}", text(&out));
+}

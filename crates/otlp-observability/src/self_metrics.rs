@@ -104,6 +104,7 @@ pub struct SelfMetrics {
     up: [Gauge; 3],
     since_success: Gauge<f64, AtomicU64>,
     memory_limit: Gauge,
+    concurrency_source: std::sync::OnceLock<ConcurrencySource>,
     exporter: ExporterHealth,
     cpu_sampler: CpuSampler,
 }
@@ -111,6 +112,9 @@ pub struct SelfMetrics {
 /// The `outcome` labels of [`names::EXPORT_ATTEMPTS_TOTAL`] (an unknown
 /// outcome counts as the last).
 const ATTEMPT_OUTCOMES: [&str; 5] = ["ok", "retryable", "throttled", "too_large", "permanent"];
+
+/// Reads the concurrency limit in force at scrape time.
+type ConcurrencySource = Box<dyn Fn() -> u64 + Send + Sync>;
 
 /// Pre-resolved request series of one signal.
 struct KnownSignal {
@@ -413,6 +417,7 @@ impl SelfMetrics {
             up,
             since_success,
             memory_limit,
+            concurrency_source: std::sync::OnceLock::new(),
             exporter: ExporterHealth::new(),
             cpu_sampler: CpuSampler::default(),
         }
@@ -480,6 +485,12 @@ impl SelfMetrics {
             self.up[i].set(0);
             self.exporter.record_failure();
         }
+    }
+
+    /// Reads `otlp_concurrency_limit` from `source` at every scrape (the
+    /// facade passes its adaptive controllers); the first source set wins.
+    pub fn set_concurrency_source(&self, source: impl Fn() -> u64 + Send + Sync + 'static) {
+        let _ = self.concurrency_source.set(Box::new(source));
     }
 
     /// Exports the configured `memory_limit` (`otlp_memory_limit_bytes`).
@@ -623,6 +634,9 @@ impl SelfMetrics {
         let _ = self.refresh_process();
         self.consecutive_failures
             .set(to_i64(self.exporter.consecutive_failures()));
+        if let Some(source) = self.concurrency_source.get() {
+            self.concurrency_limit.set(to_i64(source()));
+        }
         self.since_success.set(
             self.exporter
                 .since_last_success()

@@ -102,6 +102,13 @@ impl OtlpBuilder {
             pipeline_config.queue.max_bytes,
         );
         metrics.set_memory_limit(config.memory_limit);
+        {
+            // The gauge shows the highest limit in force across the signals.
+            let handles = stacks.concurrency.clone();
+            metrics.set_concurrency_source(move || {
+                handles.iter().map(|h| h.limit() as u64).max().unwrap_or(0)
+            });
+        }
         let observer: Arc<dyn Observer> = metrics.clone();
         let pipeline = Pipeline::builder(pipeline_config)
             .with_observer(observer)

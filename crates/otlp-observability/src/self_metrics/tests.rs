@@ -168,3 +168,22 @@ fn every_attempt_feeds_the_attempt_counters_up_gauge_and_exporter_health() {
             .contains("otlp_memory_limit_bytes 536870912")
     );
 }
+
+#[test]
+fn the_concurrency_gauge_reads_its_source_at_every_scrape() {
+    let m = SelfMetrics::new();
+    let limit = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let l = limit.clone();
+    m.set_concurrency_source(move || l.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(
+        m.encode_text()
+            .unwrap()
+            .contains("otlp_concurrency_limit 1")
+    );
+    limit.store(6, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        m.encode_text()
+            .unwrap()
+            .contains("otlp_concurrency_limit 6")
+    );
+}
