@@ -87,6 +87,10 @@ async fn an_outage_shows_on_health_at_once_but_never_unreadies_or_kills_the_agen
         "{metrics}"
     );
     assert!(metric_sum(&metrics, "otlp_exporter_consecutive_failures", &[]) > 0);
+    // Nothing is lost while the agent buffers.
+    let (status, losses) = get(admin, "/debug/losses").await;
+    assert_eq!(status, 200);
+    assert!(losses.contains("\"losses\":[]"), "{losses}");
     // The adaptive limit in force is exported (it showed 0 before).
     assert!(
         metric_sum(&metrics, "otlp_concurrency_limit", &[]) >= 1,
@@ -127,5 +131,41 @@ async fn an_outage_shows_on_health_at_once_but_never_unreadies_or_kills_the_agen
         metric_sum(&metrics, "otlp_exporter_up", &["traces"]),
         1,
         "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loss_is_readable_on_debug_losses_with_the_upstream_error() {
+    use otlp_e2e::Fault;
+    let sink = FaultServer::start(Script::accept().then_always(Fault::BadRequest))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = AgentConfig::new(sink.grpc_endpoint());
+    let agent = Agent::start(&cfg, dir.path(), "losses").unwrap();
+    assert_eq!(
+        post(agent.http, "", "application/x-protobuf", &spans(1, 5)).await,
+        200
+    );
+    let started = Instant::now();
+    let body = loop {
+        let (_, body) = get(agent.admin, "/debug/losses").await;
+        if body.contains("permanent") {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no loss logged: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let loss = &v["losses"][0];
+    assert_eq!(loss["signal"], "traces", "{body}");
+    assert_eq!(loss["reason"], "permanent", "{body}");
+    assert_eq!(loss["items"], 5, "{body}");
+    assert!(
+        !loss["cause"].as_str().unwrap_or("").is_empty(),
+        "the upstream's error is named: {body}"
     );
 }

@@ -96,6 +96,13 @@ pub trait Observer: Send + Sync + fmt::Debug + 'static {
     fn queue_depth(&self, signal: Signal, items: u64, bytes: u64) {
         let _ = (signal, items, bytes);
     }
+    /// Items were lost (dropped or failed for good), with the reason's label
+    /// and, for a failure, the upstream's last error: called beside
+    /// [`dropped`](Self::dropped) / [`failed`](Self::failed), for a log of
+    /// losses an operator can read (`/debug/losses`).
+    fn lost(&self, signal: Signal, reason: &'static str, items: u64, cause: &str) {
+        let _ = (signal, reason, items, cause);
+    }
 }
 
 /// An [`Observer`] that ignores every event.
@@ -211,6 +218,9 @@ impl<O: Observer + ?Sized> Observer for std::sync::Arc<O> {
     }
     fn queue_depth(&self, signal: Signal, items: u64, bytes: u64) {
         (**self).queue_depth(signal, items, bytes)
+    }
+    fn lost(&self, signal: Signal, reason: &'static str, items: u64, cause: &str) {
+        (**self).lost(signal, reason, items, cause)
     }
 }
 

@@ -284,6 +284,7 @@ async fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Byt
             }
             None => text(StatusCode::NOT_FOUND, "the log ring is not enabled\n"),
         },
+        "/debug/losses" => json(StatusCode::OK, state.metrics.losses().to_json()),
         "/debug/profile" => match &state.profiler {
             Some(profiler) => {
                 let report = profiler.report();
@@ -297,7 +298,7 @@ async fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Byt
         },
         "/" => text(
             StatusCode::OK,
-            "/health /health/live /health/ready /metrics /debug/logs /debug/profile\n",
+            "/health /health/live /health/ready /metrics /debug/logs /debug/losses /debug/profile\n",
         ),
         _ => text(
             StatusCode::NOT_FOUND,

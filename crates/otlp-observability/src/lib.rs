@@ -57,6 +57,7 @@ mod layer;
 mod log_ring;
 #[cfg(feature = "logging")]
 mod logging;
+mod losses;
 pub mod names;
 mod process;
 mod profiler;
@@ -66,6 +67,7 @@ mod self_metrics;
 pub use self::admin::{AdminServer, AdminState, BoundAdmin};
 #[cfg(feature = "logging")]
 pub use self::logging::{LogFormat, LogOptions, UnknownLogFormat, init_logging};
+pub use self::losses::{Loss, LossLog};
 pub use self::{
     error::ObservabilityError,
     health::{

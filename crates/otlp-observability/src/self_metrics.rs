@@ -105,6 +105,7 @@ pub struct SelfMetrics {
     since_success: Gauge<f64, AtomicU64>,
     memory_limit: Gauge,
     concurrency_source: std::sync::OnceLock<ConcurrencySource>,
+    losses: crate::LossLog,
     exporter: ExporterHealth,
     cpu_sampler: CpuSampler,
 }
@@ -418,6 +419,7 @@ impl SelfMetrics {
             since_success,
             memory_limit,
             concurrency_source: std::sync::OnceLock::new(),
+            losses: crate::LossLog::default(),
             exporter: ExporterHealth::new(),
             cpu_sampler: CpuSampler::default(),
         }
@@ -491,6 +493,11 @@ impl SelfMetrics {
     /// facade passes its adaptive controllers); the first source set wins.
     pub fn set_concurrency_source(&self, source: impl Fn() -> u64 + Send + Sync + 'static) {
         let _ = self.concurrency_source.set(Box::new(source));
+    }
+
+    /// The log of the last losses (`/debug/losses`).
+    pub fn losses(&self) -> &crate::LossLog {
+        &self.losses
     }
 
     /// Exports the configured `memory_limit` (`otlp_memory_limit_bytes`).
@@ -672,6 +679,10 @@ impl fmt::Debug for SelfMetrics {
 }
 
 impl Observer for SelfMetrics {
+    fn lost(&self, signal: Signal, reason: &'static str, items: u64, cause: &str) {
+        self.losses.record(signal, reason, items, cause);
+    }
+
     fn accepted(&self, signal: Signal, items: u64) {
         self.accepted[signal.index()].inc_by(items);
     }

@@ -1149,7 +1149,8 @@ impl Shared {
             Ok(resp) => {
                 let rejected = resp.rejected.min(items);
                 self.counters.sent(signal, items - rejected);
-                self.counters.failed(signal, FailReason::Rejected, rejected);
+                self.counters
+                    .failed_because(signal, FailReason::Rejected, rejected, &resp.message);
                 (rejected > 0).then_some((FailReason::Rejected, rejected, resp.message))
             }
             Err(Failure { class, message, .. }) => {
@@ -1160,7 +1161,8 @@ impl Shared {
                         FailReason::RetriesExhausted
                     }
                 };
-                self.counters.failed(signal, reason, items);
+                self.counters
+                    .failed_because(signal, reason, items, &message);
                 Some((reason, items, message))
             }
         };

@@ -198,9 +198,18 @@ impl Counters {
         }
         self.settled.fetch_add(items, Relaxed);
         self.observer.dropped(signal, reason, items);
+        self.observer.lost(signal, reason.as_str(), items, "");
     }
 
-    pub(crate) fn failed(&self, signal: Signal, reason: FailReason, items: u64) {
+    /// Items failed for good, with the upstream's last error (for the log of
+    /// losses).
+    pub(crate) fn failed_because(
+        &self,
+        signal: Signal,
+        reason: FailReason,
+        items: u64,
+        cause: &str,
+    ) {
         if items == 0 {
             return;
         }
@@ -209,6 +218,7 @@ impl Counters {
         }
         self.settled.fetch_add(items, Relaxed);
         self.observer.failed(signal, reason, items);
+        self.observer.lost(signal, reason.as_str(), items, cause);
     }
 
     /// A whole request was refused before any of it was taken.
