@@ -126,6 +126,17 @@ async fn an_outage_shows_on_health_at_once_but_never_unreadies_or_kills_the_agen
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(sink.stats().duplicate_spans, 0);
+    // Every stage the agent path goes through was recorded for real.
+    let (_, profile) = get(admin, "/debug/profile").await;
+    let profile: serde_json::Value = serde_json::from_str(&profile).unwrap();
+    for stage in ["queue_wait", "batch", "send", "retry_wait"] {
+        let count = profile["stages"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["stage"] == stage))
+            .and_then(|s| s["count"].as_u64())
+            .unwrap_or(0);
+        assert!(count > 0, "stage {stage} never recorded: {profile}");
+    }
     let metrics = agent.metrics().await;
     assert_eq!(
         metric_sum(&metrics, "otlp_exporter_up", &["traces"]),

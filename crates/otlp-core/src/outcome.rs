@@ -103,6 +103,20 @@ pub trait Observer: Send + Sync + fmt::Debug + 'static {
     fn lost(&self, signal: Signal, reason: &'static str, items: u64, cause: &str) {
         let _ = (signal, reason, items, cause);
     }
+    /// A batch of `signal` spent `took` in a pipeline `stage` (open until
+    /// cut, or waiting in the queue for a worker): for the stage profiler.
+    fn stage_time(&self, signal: Signal, stage: PipelineStage, took: std::time::Duration) {
+        let _ = (signal, stage, took);
+    }
+}
+
+/// A stage of the pipeline an [`Observer`] is told the duration of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipelineStage {
+    /// From a batch's first item to its cut.
+    Batch,
+    /// From a batch's cut (or queueing) to a worker taking it.
+    QueueWait,
 }
 
 /// An [`Observer`] that ignores every event.
@@ -221,6 +235,9 @@ impl<O: Observer + ?Sized> Observer for std::sync::Arc<O> {
     }
     fn lost(&self, signal: Signal, reason: &'static str, items: u64, cause: &str) {
         (**self).lost(signal, reason, items, cause)
+    }
+    fn stage_time(&self, signal: Signal, stage: PipelineStage, took: std::time::Duration) {
+        (**self).stage_time(signal, stage, took)
     }
 }
 

@@ -106,6 +106,7 @@ pub struct SelfMetrics {
     memory_limit: Gauge,
     concurrency_source: std::sync::OnceLock<ConcurrencySource>,
     losses: crate::LossLog,
+    profiler: std::sync::OnceLock<crate::StageProfiler>,
     exporter: ExporterHealth,
     cpu_sampler: CpuSampler,
 }
@@ -420,6 +421,7 @@ impl SelfMetrics {
             memory_limit,
             concurrency_source: std::sync::OnceLock::new(),
             losses: crate::LossLog::default(),
+            profiler: std::sync::OnceLock::new(),
             exporter: ExporterHealth::new(),
             cpu_sampler: CpuSampler::default(),
         }
@@ -493,6 +495,12 @@ impl SelfMetrics {
     /// facade passes its adaptive controllers); the first source set wins.
     pub fn set_concurrency_source(&self, source: impl Fn() -> u64 + Send + Sync + 'static) {
         let _ = self.concurrency_source.set(Box::new(source));
+    }
+
+    /// Records the pipeline's stage times (batch, queue wait) into
+    /// `profiler` from now on; the first profiler set wins.
+    pub fn set_profiler(&self, profiler: crate::StageProfiler) {
+        let _ = self.profiler.set(profiler);
     }
 
     /// The log of the last losses (`/debug/losses`).
@@ -681,6 +689,16 @@ impl fmt::Debug for SelfMetrics {
 impl Observer for SelfMetrics {
     fn lost(&self, signal: Signal, reason: &'static str, items: u64, cause: &str) {
         self.losses.record(signal, reason, items, cause);
+    }
+
+    fn stage_time(&self, _signal: Signal, stage: otlp_core::PipelineStage, took: Duration) {
+        if let Some(p) = self.profiler.get() {
+            let stage = match stage {
+                otlp_core::PipelineStage::Batch => crate::Stage::Batch,
+                otlp_core::PipelineStage::QueueWait => crate::Stage::QueueWait,
+            };
+            p.record(stage, took);
+        }
     }
 
     fn accepted(&self, signal: Signal, items: u64) {

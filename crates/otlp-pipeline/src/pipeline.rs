@@ -12,8 +12,8 @@ use std::{
 };
 
 use otlp_core::{
-    Batch, Classify, DropReason, ExportResponse, FailReason, NoopObserver, Observer, Retryability,
-    Signal,
+    Batch, Classify, DropReason, ExportResponse, FailReason, NoopObserver, Observer, PipelineStage,
+    Retryability, Signal,
 };
 use tokio::{runtime::Handle, sync::Notify, task::JoinHandle, time::Instant};
 use tower::{Service, ServiceExt};
@@ -92,6 +92,8 @@ struct Queued {
     batch: Batch,
     /// The flush epoch it was cut in.
     epoch: u64,
+    /// When it was queued (for the queue-wait stage).
+    queued_at: Instant,
     /// Where its joined parts start (empty for a batch of one part).
     parts: Vec<Part>,
 }
@@ -953,9 +955,14 @@ impl Shared {
 
     /// Cuts `signal`'s open batch and queues it (on disk when configured).
     fn cut(&self, core: &mut Core, signal: Signal) {
+        let opened = core.batchers[signal.index()].started();
         let Some((batch, charged, parts)) = core.batchers[signal.index()].cut_charged() else {
             return;
         };
+        if let Some(opened) = opened {
+            self.counters
+                .stage_time(signal, PipelineStage::Batch, opened.elapsed());
+        }
         let size = batch.byte_size() as u64;
         let epoch = core.epoch;
         // The charge was an upper bound of the size: give back the difference.
@@ -1002,6 +1009,7 @@ impl Shared {
         core.queue.push_back(Queued {
             batch,
             epoch,
+            queued_at: Instant::now(),
             parts,
         });
         self.work.notify_one();
@@ -1084,8 +1092,14 @@ impl Shared {
         let Queued {
             batch,
             epoch,
+            queued_at,
             parts,
         } = core.queue.pop_front()?;
+        self.counters.stage_time(
+            batch.signal(),
+            PipelineStage::QueueWait,
+            queued_at.elapsed(),
+        );
         let id = core.next_id;
         core.next_id += 1;
         core.inflight.insert(
@@ -1354,11 +1368,13 @@ fn bisect(batch: &Batch, parts: &[Part]) -> (Queued, Queued) {
         Queued {
             batch: l,
             epoch: 0,
+            queued_at: Instant::now(),
             parts: lp,
         },
         Queued {
             batch: r,
             epoch: 0,
+            queued_at: Instant::now(),
             parts: rp,
         },
     )

@@ -6,9 +6,10 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering::Relaxed},
     },
+    time::Duration,
 };
 
-use otlp_core::{DropReason, FailReason, Observer, Signal};
+use otlp_core::{DropReason, FailReason, Observer, PipelineStage, Signal};
 
 /// A snapshot of the pipeline's accounting, per signal.
 ///
@@ -199,6 +200,11 @@ impl Counters {
         self.settled.fetch_add(items, Relaxed);
         self.observer.dropped(signal, reason, items);
         self.observer.lost(signal, reason.as_str(), items, "");
+    }
+
+    /// A batch spent `took` in a pipeline stage (for the profiler).
+    pub(crate) fn stage_time(&self, signal: Signal, stage: PipelineStage, took: Duration) {
+        self.observer.stage_time(signal, stage, took);
     }
 
     /// Items failed for good, with the upstream's last error (for the log of

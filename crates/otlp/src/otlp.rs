@@ -3,7 +3,7 @@
 use std::{path::Path, sync::Arc, time::Duration};
 
 use otlp_config::{Config, ConfigFile, Env, Flags, Sources};
-use otlp_core::{Batch, Observer};
+use otlp_core::{Batch, Observer, Signal};
 use otlp_observability::{
     DiskCheck, ExporterCheck, HealthChecker, MemoryCheck, Probe, QueueCheck, SelfMetrics,
     StageProfiler,
@@ -26,6 +26,7 @@ pub struct Otlp {
     profiler: Arc<StageProfiler>,
     config: Config,
     concurrency: Vec<ConcurrencyHandle>,
+    last_errors: Arc<stack::LastErrors>,
 }
 
 /// Builds an [`Otlp`] from config sources.
@@ -102,6 +103,7 @@ impl OtlpBuilder {
             pipeline_config.queue.max_bytes,
         );
         metrics.set_memory_limit(config.memory_limit);
+        metrics.set_profiler((*profiler).clone());
         {
             // The gauge shows the highest limit in force across the signals.
             let handles = stacks.concurrency.clone();
@@ -120,6 +122,7 @@ impl OtlpBuilder {
             profiler,
             config,
             concurrency: stacks.concurrency,
+            last_errors: stacks.last_errors,
         })
     }
 }
@@ -189,6 +192,14 @@ impl Otlp {
     /// The effective config.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The error of `signal`'s last failed export attempt (retries included),
+    /// `None` while none has failed; kept after later successes. It says why
+    /// items were not delivered even when they were still being retried at
+    /// shutdown (counted as dropped, `shutdown`). Header values never appear in it.
+    pub fn last_error(&self, signal: Signal) -> Option<String> {
+        self.last_errors.get(signal)
     }
 
     /// The adaptive concurrency limit of each signal's stack (traces, metrics, logs).

@@ -6,7 +6,7 @@
 //! ```
 
 use std::{
-    sync::Arc,
+    sync::{Arc, Mutex},
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -45,6 +45,34 @@ pub struct SignalRouter {
 pub(crate) struct Stacks {
     pub(crate) router: SignalRouter,
     pub(crate) concurrency: Vec<ConcurrencyHandle>,
+    pub(crate) last_errors: Arc<LastErrors>,
+}
+
+/// The error of each signal's last failed export attempt, as text, for
+/// reports such as `otlp-client send`'s. Header values never appear in
+/// transport errors, so none appear here.
+#[derive(Debug, Default)]
+pub(crate) struct LastErrors([Mutex<Option<String>>; 3]);
+
+impl LastErrors {
+    /// Keeps `error` (with a protocol-mismatch hint when the answer shows
+    /// one its text does not name) as `signal`'s last error.
+    fn record(&self, signal: Signal, error: &TransportError) {
+        let text = match otlp_transport::diagnose::protocol_mismatch_hint(error) {
+            Some(hint) => format!("{error} ({hint})"),
+            None => error.to_string(),
+        };
+        if let Some(slot) = self.0.get(signal.index()) {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+        }
+    }
+
+    /// `signal`'s last error, if an attempt has failed.
+    pub(crate) fn get(&self, signal: Signal) -> Option<String> {
+        self.0
+            .get(signal.index())
+            .and_then(|slot| slot.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
 }
 
 /// A no-op that pins a seam to `Service<Batch>`, so a type error names the
@@ -61,8 +89,9 @@ pub(crate) fn build(
 ) -> Result<Stacks, OtlpError> {
     let mut services = Vec::with_capacity(3);
     let mut concurrency = Vec::with_capacity(3);
+    let last_errors = Arc::new(LastErrors::default());
     for signal in Signal::ALL {
-        let (svc, handle) = signal_stack(signal, config, metrics, profiler)?;
+        let (svc, handle) = signal_stack(signal, config, metrics, profiler, &last_errors)?;
         services.push(svc);
         concurrency.push(handle);
     }
@@ -74,6 +103,7 @@ pub(crate) fn build(
             services: [t, m, l],
         },
         concurrency,
+        last_errors,
     })
 }
 
@@ -83,9 +113,11 @@ fn signal_stack(
     config: &Config,
     metrics: &Arc<SelfMetrics>,
     profiler: &Arc<StageProfiler>,
+    last_errors: &Arc<LastErrors>,
 ) -> Result<(ExportService, ConcurrencyHandle), OtlpError> {
     let profiler = profiler.clone();
     let attempts = metrics.clone();
+    let last_errors = last_errors.clone();
     // Transport: sends the batch's bytes as they are and classifies the answer
     // per the OTLP spec. It applies the request timeout to each attempt itself.
     let transport = check_service(
@@ -115,6 +147,7 @@ fn signal_stack(
                 SignalRetryEvents {
                     signal,
                     metrics: metrics.clone(),
+                    profiler: profiler.clone(),
                 },
             )),
         )
@@ -123,17 +156,22 @@ fn signal_stack(
         .layer(concurrency)
         // Each attempt: its time on the wire ("send") for the profiler, and
         // its outcome for the attempt counters and exporter health, so an
-        // outage shows at the first failed attempt, not when retries give up.
+        // outage shows at the first failed attempt, not when retries give up;
+        // and a failed attempt's error as the signal's last error.
         .map_future(move |fut| {
             let profiler = profiler.clone();
             let attempts = attempts.clone();
+            let last_errors = last_errors.clone();
             let started = Instant::now();
             async move {
                 let res: Result<ExportResponse, TransportError> = fut.await;
                 profiler.record(Stage::Send, started.elapsed());
                 let outcome = match &res {
                     Ok(_) => "ok",
-                    Err(e) => e.classify().as_str(),
+                    Err(e) => {
+                        last_errors.record(signal, e);
+                        e.classify().as_str()
+                    }
                 };
                 attempts.record_attempt(signal, outcome);
                 res
@@ -180,11 +218,14 @@ fn fold_recovered(
 struct SignalRetryEvents {
     signal: Signal,
     metrics: Arc<SelfMetrics>,
+    profiler: Arc<StageProfiler>,
 }
 
 impl RetryEvents for SignalRetryEvents {
     fn on_retry(&self, attempt: u32, delay: Duration, cause: Retryability) {
         self.metrics.record_retry(self.signal);
+        // The back-off the retry loop sleeps before the next attempt.
+        self.profiler.record(Stage::RetryWait, delay);
         tracing::debug!(signal = %self.signal, attempt, ?delay, cause = cause.as_str(), "retrying export");
     }
 
