@@ -202,3 +202,119 @@ fn a_bare_run_receives_on_loopback_only() {
     assert_eq!(listeners(4317), vec!["0100007F:10DD".to_owned()]);
     assert_eq!(listeners(4318), vec!["0100007F:10DE".to_owned()]);
 }
+
+/// Starts `otlp-client run` under `sh -c 'ulimit …; exec …'` with its log in
+/// `dir/agent.log`; returns the process and its log path once `/health/live`
+/// answers, plus the HTTP receiver's address.
+fn agent_with_ulimit(ulimit: &str, dir: &Path, sink: &str) -> (Proc, std::path::PathBuf, String) {
+    let (h, a) = (free_port(), free_port());
+    let config = dir.join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!("endpoint: http://{sink}\nreceivers:\n  http: 127.0.0.1:{h}\nadmin:\n  listen: 127.0.0.1:{a}\n"),
+    )
+    .unwrap();
+    let log = dir.join("agent.log");
+    let program = bin().get_program().to_owned();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!("{ulimit} && exec \"$0\" run --config \"$1\""))
+        .arg(program)
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("OTEL_") || k.starts_with("OTLP_") {
+            cmd.env_remove(k);
+        }
+    }
+    let agent = Proc(cmd.spawn().unwrap());
+    let admin = format!("127.0.0.1:{a}");
+    let started = Instant::now();
+    while try_http_get(&admin, "/health/live").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "agent did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (agent, log, format!("127.0.0.1:{h}"))
+}
+
+/// The soft and hard "Max open files" of process `pid`.
+fn open_files_limit(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    (cols[3].to_owned(), cols[4].to_owned())
+}
+
+#[test]
+fn run_raises_the_soft_descriptor_limit_to_the_hard_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    let (agent, log, _) =
+        agent_with_ulimit("ulimit -Sn 256 && ulimit -Hn 4096", dir.path(), &sink.grpc);
+    assert_eq!(
+        open_files_limit(agent.0.id()),
+        ("4096".to_owned(), "4096".to_owned())
+    );
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(!log.contains("cannot hold"), "{log}");
+}
+
+#[test]
+fn run_caps_connections_to_what_the_descriptor_limit_holds_and_says_so_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    // 300 descriptors: 128 reserved, 64 admin connections, 108 left for the
+    // one receiver (only the HTTP receiver is configured).
+    let (agent, log, http) = agent_with_ulimit("ulimit -n 300", dir.path(), &sink.grpc);
+    assert_eq!(open_files_limit(agent.0.id()).0, "300");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.matches("cannot hold 1024 connections per receiver")
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("capped each receiver at 108 connections") && text.contains("ulimit -n"),
+        "{text}"
+    );
+    // Connections past the cap close at once; those within it stay open and
+    // the agent keeps serving (no EMFILE).
+    let conns: Vec<std::net::TcpStream> = (0..140)
+        .map(|_| std::net::TcpStream::connect(&http).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut closed = 0;
+    for c in &conns {
+        c.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        // Ok(0) is a close by the agent; a timeout means still open.
+        if matches!(std::io::Read::read(&mut &*c, &mut [0u8; 1]), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert!(
+        (140 - 108..140 - 100).contains(&closed),
+        "{closed} of 140 connections closed (108 fit)"
+    );
+    drop(conns);
+    // Once the agent has seen those close, a new connection is served again.
+    let started = Instant::now();
+    while try_http_get(&http, "/").is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not served after the connections closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("too many open files"), "{text}");
+}

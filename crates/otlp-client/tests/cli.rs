@@ -400,3 +400,282 @@ fn sink_writes_otlp_json_lines_and_exits_after_the_expected_count() {
     }
     assert_eq!(kinds.len(), 3, "OTLP/JSON lines of every signal: {written}");
 }
+
+#[test]
+fn send_to_a_dead_collector_names_the_cause_per_signal_and_keeps_secrets_out() {
+    let addr = closed_port();
+    let secret = "s3cr3t-t0ken";
+    let send = |report: &str| {
+        run(
+            bin()
+                .args([
+                    "send",
+                    "--endpoint",
+                    &format!("http://{addr}"),
+                    "--signal",
+                    "all",
+                    "--count",
+                    "20",
+                    "--flush-timeout",
+                    "2s",
+                    "--report",
+                    report,
+                ])
+                .env(
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    format!("authorization=Bearer%20{secret}"),
+                ),
+            Duration::from_secs(60),
+        )
+    };
+    let out = send("json");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        !text(&out).contains(secret),
+        "secret leaked:\n{}",
+        text(&out)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for signal in ["traces", "metrics", "logs"] {
+        let s = &report["per_signal"][signal];
+        assert_eq!(s["sent"], 0, "{report}");
+        let undelivered = s["dropped"].as_u64().unwrap() + s["failed"].as_u64().unwrap();
+        assert_eq!(undelivered, 20, "{report}");
+        let last = s["last_error"].as_str().unwrap_or_default();
+        assert!(last.contains("refused"), "{signal}: {report}");
+    }
+    let out = send("text");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = String::from_utf8_lossy(&out.stdout);
+    assert!(t.contains("last error (traces):"), "{t}");
+    assert!(t.contains("connection refused"), "{t}");
+    assert!(
+        !text(&out).contains(secret),
+        "secret leaked:\n{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn diagnose_refuses_a_bad_endpoint_or_protocol_instead_of_probing_the_defaults() {
+    for (args, hint) in [
+        (["--endpoint", "ftp://127.0.0.1:1"], "http://"),
+        (["--endpoint", "not a url"], "hint"),
+        (["--protocol", "grcp"], "grpc"),
+    ] {
+        let out = run(
+            bin().arg("diagnose").args(args).args(["--timeout", "1s"]),
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(hint), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("does not fall back to the defaults"),
+            "{stderr}"
+        );
+        // Nothing was probed: no diagnosis of localhost:4317.
+        assert!(out.stdout.is_empty(), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("4317 (grpc)"), "{}", text(&out));
+    }
+}
+
+#[test]
+fn grpc_sent_to_an_otlp_http_sink_names_the_protocol_mismatch() {
+    let sink = Sink::start();
+    let endpoint = format!("http://{}", sink.http);
+    let out = run(
+        bin().args([
+            "diagnose",
+            "--endpoint",
+            &endpoint,
+            "--protocol",
+            "grpc",
+            "--timeout",
+            "3s",
+            "--json",
+        ]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let d: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let probe = d["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "otlp_probe")
+        .unwrap();
+    assert_eq!(probe["verdict"], "fail", "{d}");
+    assert!(
+        probe["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("protocol mismatch"),
+        "{d}"
+    );
+    let fix = probe["fix"].as_str().unwrap();
+    assert!(fix.contains("looks like an OTLP/HTTP server"), "{d}");
+    assert!(fix.contains("--protocol http/protobuf"), "{d}");
+    assert!(fix.contains("4317"), "{d}");
+
+    let out = run(
+        bin().args([
+            "send",
+            "--endpoint",
+            &endpoint,
+            "--protocol",
+            "grpc",
+            "--count",
+            "10",
+            "--flush-timeout",
+            "3s",
+            "--report",
+            "json",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let last = report["per_signal"]["traces"]["last_error"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(last.contains("protocol mismatch"), "{report}");
+    assert!(last.contains("--protocol http/protobuf"), "{report}");
+    assert!(last.contains("4317"), "{report}");
+}
+
+/// Spawns `cmd` with stdout a pipe whose read end is closed at once (as in
+/// `otlp-client … | true`), then waits up to `limit`; `before_wait` runs
+/// after the spawn (e.g. to stop an agent). Returns the exit code and stderr.
+fn with_closed_stdout(
+    cmd: &mut std::process::Command,
+    limit: Duration,
+    before_wait: impl FnOnce(u32),
+) -> (Option<i32>, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    // Read stderr on the side so a chatty child never blocks on it.
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    before_wait(child.id());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code(), reader.join().unwrap())
+}
+
+#[test]
+fn every_command_exits_quietly_on_a_closed_stdout() {
+    let addr = closed_port();
+    let endpoint = format!("http://{addr}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("valid.yaml");
+    std::fs::write(&config, "endpoint: http://127.0.0.1:4317\n").unwrap();
+    let short_send = [
+        "--count",
+        "10",
+        "--flush-timeout",
+        "1s",
+        "--endpoint",
+        &endpoint,
+    ];
+    // (arguments, the exit code the command has with an open stdout)
+    let cases: Vec<(Vec<&str>, i32)> = vec![
+        ([&["send"][..], &short_send].concat(), 1),
+        ([&["send", "--report", "json"][..], &short_send].concat(), 1),
+        (
+            vec!["diagnose", "--endpoint", &endpoint, "--timeout", "1s"],
+            1,
+        ),
+        (
+            vec![
+                "diagnose",
+                "--json",
+                "--endpoint",
+                &endpoint,
+                "--timeout",
+                "1s",
+            ],
+            1,
+        ),
+        (vec!["demo", "--count", "100"], 0),
+        (
+            vec![
+                "sink",
+                "--grpc",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+                "--expect",
+                "0",
+            ],
+            0,
+        ),
+        (vec!["--help"], 0),
+        (vec!["explain-config"], 0),
+        (vec!["validate-config", config.to_str().unwrap()], 0),
+    ];
+    for (args, code) in cases {
+        let (got, stderr) = with_closed_stdout(bin().args(&args), Duration::from_secs(60), |_| {});
+        assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
+        assert_eq!(got, Some(code), "{args:?}:\n{stderr}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_agent_exits_cleanly_on_sigterm_with_a_closed_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (g, h, a) = (free_port(), free_port(), free_port());
+    let config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "endpoint: http://{}\nreceivers:\n  grpc: 127.0.0.1:{g}\n  http: 127.0.0.1:{h}\nadmin:\n  listen: 127.0.0.1:{a}\n",
+            closed_port()
+        ),
+    )
+    .unwrap();
+    let admin = format!("127.0.0.1:{a}");
+    let (code, stderr) = with_closed_stdout(
+        bin()
+            .args(["run", "--shutdown-timeout", "1s", "--config"])
+            .arg(&config),
+        Duration::from_secs(60),
+        |pid| {
+            let started = Instant::now();
+            while try_http_get(&admin, "/health/live").is_none() {
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "agent did not start"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let kill = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(kill.success());
+        },
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
+}

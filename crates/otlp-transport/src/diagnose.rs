@@ -236,22 +236,7 @@ pub async fn diagnose(
 
     // OTLP probe: an empty export request.
     let start = Instant::now();
-    let result = async {
-        // An endpoint that already names a signal's path (a resolved
-        // per-signal URL) is used as given; a base URL gets `/v1/traces`.
-        let trimmed = endpoint.trim_end_matches('/');
-        let has_signal_path = Signal::ALL.iter().any(|s| trimmed.ends_with(s.http_path()));
-        let exporter = Exporter::builder()
-            .with_endpoint(endpoint)
-            .with_append_signal_path(!has_signal_path)
-            .with_protocol(protocol)
-            .with_tls(tls.clone())
-            .with_timeout(timeout)
-            .with_connect_timeout(timeout)
-            .build()?;
-        exporter.send(Batch::empty(Signal::Traces)).await
-    }
-    .await;
+    let result = probe(endpoint, protocol, tls, timeout).await;
     match result {
         Ok(resp) => d.push(
             StepKind::OtlpProbe,
@@ -270,18 +255,96 @@ pub async fn diagnose(
             None,
         ),
         Err(e) => {
-            let fix = probe_fix(&e, protocol);
+            let mut detail = e.to_string();
+            let mut fix = probe_fix(&e, protocol);
+            if protocol == Protocol::Grpc && grpc_answered_by_plain_http(&e) {
+                // Name the server only once the other protocol confirms it.
+                if probe(endpoint, Protocol::HttpProtobuf, tls, timeout)
+                    .await
+                    .is_ok()
+                {
+                    detail = format!(
+                        "protocol mismatch: an empty OTLP/HTTP export to this port was accepted, so it is an OTLP/HTTP server; the gRPC attempt got: {e}"
+                    );
+                    fix = GRPC_ON_HTTP_FIX.into();
+                } else if protocol_mismatch_hint(&e).is_some() {
+                    detail = format!(
+                        "protocol mismatch: the server answered plain HTTP, not gRPC; the gRPC attempt got: {e}"
+                    );
+                    fix = "this port does not speak gRPC: use --protocol http/protobuf if it is an OTLP/HTTP receiver, or the collector's gRPC port 4317".into();
+                }
+            }
             d.push(
                 StepKind::OtlpProbe,
                 &uri.to_string(),
                 Verdict::Fail,
                 Some(start),
-                e.to_string(),
+                detail,
                 Some(fix),
             );
         }
     }
     d
+}
+
+/// The fix for gRPC sent to an OTLP/HTTP receiver.
+const GRPC_ON_HTTP_FIX: &str = "this looks like an OTLP/HTTP server; use --protocol http/protobuf (config `protocol: http/protobuf`) or port 4317 for gRPC";
+
+/// An empty traces export over `protocol`: a base URL gets `/v1/traces`, an
+/// endpoint that already names a signal's path (a resolved per-signal URL) is
+/// used as given.
+async fn probe(
+    endpoint: &str,
+    protocol: Protocol,
+    tls: &TlsConfig,
+    timeout: Duration,
+) -> Result<otlp_core::ExportResponse, TransportError> {
+    let trimmed = endpoint.trim_end_matches('/');
+    let has_signal_path = Signal::ALL.iter().any(|s| trimmed.ends_with(s.http_path()));
+    let exporter = Exporter::builder()
+        .with_endpoint(endpoint)
+        .with_append_signal_path(!has_signal_path)
+        .with_protocol(protocol)
+        .with_tls(tls.clone())
+        .with_timeout(timeout)
+        .with_connect_timeout(timeout)
+        .build()?;
+    exporter.send(Batch::empty(Signal::Traces)).await
+}
+
+/// Whether a failed gRPC export shows that the peer answered plain HTTP, not
+/// gRPC: it refused the HTTP/2 preface (an HTTP/1.1-only server), or it
+/// answered over HTTP/2 without gRPC framing, so that the first byte of its
+/// body was read as a gRPC compression flag (an OTLP/HTTP receiver's 404 to
+/// the gRPC path).
+fn grpc_answered_by_plain_http(e: &TransportError) -> bool {
+    match e {
+        TransportError::Connect {
+            step: ConnectStep::ProtocolMismatch,
+            ..
+        } => true,
+        TransportError::GrpcStatus {
+            code: 13, message, ..
+        } => {
+            message.contains("invalid compression flag")
+                && message.contains("while receiving response with status")
+        }
+        _ => false,
+    }
+}
+
+/// A hint for an export error that shows a protocol mismatch the error's own
+/// text does not name: gRPC sent to an HTTP server that answered over
+/// HTTP/2 without gRPC framing (tonic reports it as `INTERNAL` "invalid
+/// compression flag"). `None` for every other error, including the
+/// mismatches the exporters already describe.
+pub fn protocol_mismatch_hint(e: &TransportError) -> Option<&'static str> {
+    match e {
+        TransportError::GrpcStatus { .. } if grpc_answered_by_plain_http(e) => Some(
+            "protocol mismatch: the server answered plain HTTP, not gRPC; this looks like an OTLP/HTTP server; use --protocol http/protobuf (config `protocol: http/protobuf`) or port 4317 for gRPC",
+        ),
+        _ => None,
+    }
 }
 
 fn endpoint_fix(e: &TransportError) -> String {

@@ -1,5 +1,6 @@
 //! `diagnose` against a closed port, an HTTP/1 server on the "gRPC" port, a
-//! TLS server with an unknown CA, and a working OTLP peer.
+//! real OTLP/HTTP receiver probed with gRPC, a TLS server with an unknown CA,
+//! and a working OTLP peer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "grpc", feature = "http"))]
 
@@ -175,4 +176,128 @@ async fn tls_server_with_unknown_ca_shows_certificate_and_fix() {
     assert!(d.is_healthy(), "{d}");
     let tls = d.steps.iter().find(|s| s.kind == StepKind::Tls).unwrap();
     assert!(tls.detail.contains("match 'localhost'"), "{d}");
+}
+
+/// An inner service for a real receiver: accepts every batch.
+#[derive(Debug)]
+struct Never;
+
+impl std::fmt::Display for Never {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("never")
+    }
+}
+
+impl otlp_core::Classify for Never {
+    fn classify(&self) -> otlp_core::Retryability {
+        otlp_core::Retryability::Permanent
+    }
+}
+
+/// A real OTLP/HTTP receiver on 127.0.0.1 (it serves HTTP/1.1 and h2c).
+async fn otlp_http_receiver() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let inner = tower::service_fn(|_: otlp_core::Batch| async {
+        Ok::<_, Never>(otlp_core::ExportResponse::success())
+    });
+    let bound = otlp_transport::HttpReceiver::new(inner)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = bound.local_addr();
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bound.serve(async move {
+        let _ = rx.await;
+    }));
+    (addr, stop)
+}
+
+#[tokio::test]
+async fn grpc_to_an_otlp_http_receiver_names_the_mismatch_and_the_fix() {
+    let (addr, _stop) = otlp_http_receiver().await;
+    let d = tokio::time::timeout(
+        Duration::from_secs(20),
+        diagnose(
+            &format!("http://{addr}"),
+            Protocol::Grpc,
+            &TlsConfig::default(),
+            T,
+        ),
+    )
+    .await
+    .unwrap();
+    let probe = d.steps.last().unwrap();
+    assert_eq!(
+        (probe.kind, probe.verdict),
+        (StepKind::OtlpProbe, Verdict::Fail),
+        "{d}"
+    );
+    assert!(probe.detail.starts_with("protocol mismatch"), "{d}");
+    let fix = probe.fix.as_deref().unwrap();
+    assert!(fix.contains("looks like an OTLP/HTTP server"), "{d}");
+    assert!(fix.contains("--protocol http/protobuf"), "{d}");
+    assert!(fix.contains("port 4317"), "{d}");
+
+    // The same peer is healthy over the protocol the fix names.
+    let d = diagnose(
+        &format!("http://{addr}"),
+        Protocol::HttpProtobuf,
+        &TlsConfig::default(),
+        T,
+    )
+    .await;
+    assert!(d.is_healthy(), "{d}");
+}
+
+#[tokio::test]
+async fn the_mismatch_hint_names_grpc_on_otlp_http_and_spares_a_real_grpc_internal() {
+    let (addr, _stop) = otlp_http_receiver().await;
+    let exporter = otlp_transport::Exporter::builder()
+        .with_endpoint(format!("http://{addr}"))
+        .with_protocol(Protocol::Grpc)
+        .with_timeout(T)
+        .build()
+        .unwrap();
+    let err = tokio::time::timeout(
+        Duration::from_secs(20),
+        exporter.send(otlp_core::Batch::empty(otlp_core::Signal::Traces)),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    let hint = diagnose::protocol_mismatch_hint(&err).unwrap_or_else(|| panic!("no hint: {err}"));
+    assert!(hint.contains("OTLP/HTTP server"), "{hint}");
+    assert!(hint.contains("--protocol http/protobuf"), "{hint}");
+
+    // A gRPC server's own INTERNAL is not a mismatch, in the hint or in diagnose.
+    let (g, _rx) = serve(
+        true,
+        Arc::new(|_| Reply::GrpcStatus {
+            code: 13,
+            message: "collector exploded",
+            details: None,
+            retryinfo_trailer: None,
+        }),
+    )
+    .await;
+    let exporter = otlp_transport::Exporter::builder()
+        .with_endpoint(format!("http://{g}"))
+        .with_protocol(Protocol::Grpc)
+        .with_timeout(T)
+        .build()
+        .unwrap();
+    let err = exporter
+        .send(otlp_core::Batch::empty(otlp_core::Signal::Traces))
+        .await
+        .unwrap_err();
+    assert_eq!(diagnose::protocol_mismatch_hint(&err), None, "{err}");
+    let d = diagnose(
+        &format!("http://{g}"),
+        Protocol::Grpc,
+        &TlsConfig::default(),
+        T,
+    )
+    .await;
+    let probe = d.steps.last().unwrap();
+    assert!(probe.detail.contains("collector exploded"), "{d}");
+    assert!(!probe.detail.contains("mismatch"), "{d}");
 }

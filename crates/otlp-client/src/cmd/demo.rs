@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::{
     send::{Workload, print_report, run_workload},
     sink::RunningSink,
+    stdout::outln,
 };
 use crate::cli::{DemoArgs, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE};
 
@@ -31,9 +32,9 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
         "grpc" => format!("http://{}", sink.grpc),
         _ => format!("http://{}", sink.http),
     };
-    println!("embedded sink (stands in for a collector):");
-    println!("  OTLP/gRPC  {}", sink.grpc);
-    println!("  OTLP/HTTP  {}  (GET /stats for counts)", sink.http);
+    outln!("embedded sink (stands in for a collector):");
+    outln!("  OTLP/gRPC  {}", sink.grpc);
+    outln!("  OTLP/HTTP  {}  (GET /stats for counts)", sink.http);
 
     // The demo's own environment must not redirect it to a real collector.
     let flags = Flags::new()
@@ -71,12 +72,15 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
             })
             .await;
     });
-    println!("admin server:");
-    println!("  http://{admin_addr}/metrics");
-    println!("  http://{admin_addr}/health");
-    println!(
+    outln!("admin server:");
+    outln!("  http://{admin_addr}/metrics");
+    outln!("  http://{admin_addr}/health");
+    outln!(
         "\nsending {} spans, {} metric points and {} log records over {} ...\n",
-        args.count, args.count, args.count, args.protocol
+        args.count,
+        args.count,
+        args.count,
+        args.protocol
     );
     let workload = Workload {
         signals: otlp::core::Signal::ALL.to_vec(),
@@ -92,7 +96,7 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
     let report = run_workload(&otlp, &workload).await;
     print_report(&report);
     let received = sink.counts.snapshot();
-    println!(
+    outln!(
         "\nsink received: {} spans, {} data points, {} log records in {} requests ({} bytes)",
         received.spans,
         received.data_points,
@@ -100,12 +104,12 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
         received.requests,
         received.bytes
     );
-    println!(
+    outln!(
         "health during the run: {}",
         serde_json::to_string(&health_before.status).unwrap_or_default()
     );
     let metrics = otlp.metrics().encode_text().unwrap_or_default();
-    println!("\nselected self-metrics (full list at http://{admin_addr}/metrics):");
+    outln!("\nselected self-metrics (full list at http://{admin_addr}/metrics):");
     for line in metrics.lines().filter(|l| {
         !l.starts_with('#')
             && !l.ends_with(" 0")
@@ -113,10 +117,10 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
                 || l.starts_with("otlp_requests_total")
                 || l.starts_with("otlp_retries_total"))
     }) {
-        println!("  {line}");
+        outln!("  {line}");
     }
     if !args.linger.is_zero() {
-        println!(
+        outln!(
             "\nserving /metrics and /health for {:?} more ...",
             args.linger
         );
@@ -127,10 +131,10 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
     sink.stop().await;
     let delivered = received.spans + received.data_points + received.log_records;
     if report.sent == report.generated && delivered >= report.generated {
-        println!("\ndemo: every item was delivered");
+        outln!("\ndemo: every item was delivered");
         ExitCode::from(EXIT_OK)
     } else {
-        println!(
+        outln!(
             "\ndemo: {} of {} items were not delivered (see the report above)",
             report.generated.saturating_sub(report.sent),
             report.generated

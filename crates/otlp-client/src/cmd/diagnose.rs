@@ -9,6 +9,7 @@ use otlp::{
     transport::{Protocol, TlsConfig, diagnose::Verdict},
 };
 
+use super::stdout::outln;
 use crate::cli::{DiagnoseArgs, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE};
 
 /// `diagnose [--endpoint URL] [--protocol P] [--config FILE] [--json]`.
@@ -30,8 +31,16 @@ pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
         }
     }
     let resolved = sources.resolve();
-    for p in resolved.errors() {
-        eprintln!("otlp-client diagnose: config problem: {p}");
+    // The resolved config holds defaults in place of invalid values:
+    // diagnosing it would probe a collector nobody asked about.
+    if !resolved.is_valid() {
+        for p in resolved.errors() {
+            eprintln!("otlp-client diagnose: config problem: {p}");
+        }
+        eprintln!(
+            "otlp-client diagnose: nothing was diagnosed: fix the value above (e.g. --endpoint http://collector:4317 --protocol grpc); diagnose does not fall back to the defaults"
+        );
+        return ExitCode::from(EXIT_USAGE);
     }
     let sc = resolved.config.signal(Signal::Traces);
     let protocol = match sc.protocol {
@@ -48,13 +57,13 @@ pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
     let report =
         otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, args.timeout).await;
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report)
                 .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
         );
     } else {
-        print!("{report}");
+        outln!("{report}");
     }
     if report.steps.iter().any(|s| s.verdict == Verdict::Fail) {
         ExitCode::from(EXIT_PROBLEM)

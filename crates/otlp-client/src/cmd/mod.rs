@@ -3,10 +3,12 @@
 pub(crate) mod config;
 mod demo;
 mod diagnose;
+mod fdlimit;
 mod generate;
 mod run;
 mod send;
 pub(crate) mod sink;
+pub(crate) mod stdout;
 
 use std::{path::Path, process::ExitCode};
 
@@ -22,6 +24,8 @@ pub(crate) fn runtime(
     level: &str,
     command: Command,
 ) -> ExitCode {
+    // A closed stdout never makes a command panic (see `stdout`).
+    stdout::exit_quietly_on_broken_stdout();
     let ring = LogRing::default();
     let options = LogOptions {
         format: match format {

@@ -53,6 +53,14 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
     };
     // One intake budget for both receivers (receivers.intake_budget).
     let limits = Intake::receiver_limits(&config);
+    let receivers = usize::from(grpc_addr.is_some()) + usize::from(http_addr.is_some());
+    let limits = limits
+        .clone()
+        .with_max_connections(super::fdlimit::fit_connections(
+            limits.max_connections(),
+            receivers,
+            AdminServer::DEFAULT_MAX_CONNECTIONS,
+        ));
     // Both receivers serve TLS when `receivers.tls` is set; the admin server
     // stays plaintext (it is meant for the node's probes and scrapers).
     let tls = Intake::receiver_tls(&config);

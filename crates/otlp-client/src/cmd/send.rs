@@ -3,16 +3,23 @@
 //! reports what happened to every item.
 
 use std::{
+    collections::BTreeMap,
     io::IsTerminal,
     process::ExitCode,
     time::{Duration, Instant},
 };
 
 use indicatif::{ProgressBar, ProgressStyle};
-use otlp::{Otlp, config::Env, core::Signal, observability::Stage};
+use otlp::{
+    Otlp,
+    config::{Env, REDACTED},
+    core::Signal,
+    observability::Stage,
+    pipeline::SignalStats,
+};
 use serde::Serialize;
 
-use super::generate::Generator;
+use super::{generate::Generator, stdout::outln};
 use crate::cli::{EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Format, SendArgs, SignalArg};
 
 /// The final report of a load run.
@@ -30,8 +37,27 @@ pub(crate) struct Report {
     pub(crate) send_latency_p50_ms: f64,
     pub(crate) send_latency_p99_ms: f64,
     pub(crate) requests: u64,
+    /// What happened to each generated signal, with the last error.
+    pub(crate) per_signal: BTreeMap<&'static str, SignalReport>,
     #[serde(skip)]
     pub(crate) profile: String,
+}
+
+/// One signal's part of the [`Report`].
+#[derive(Debug, Serialize)]
+pub(crate) struct SignalReport {
+    pub(crate) accepted: u64,
+    pub(crate) sent: u64,
+    pub(crate) dropped: u64,
+    /// Dropped items by reason (`shutdown`, `queue_full`, ...), non-zero only.
+    pub(crate) dropped_by_reason: BTreeMap<&'static str, u64>,
+    pub(crate) failed: u64,
+    /// Failed items by reason (`retries_exhausted`, `permanent`, ...), non-zero only.
+    pub(crate) failed_by_reason: BTreeMap<&'static str, u64>,
+    /// The last export error of this signal (the last failed attempt, or the
+    /// collector's message for rejected items); `null` when none failed.
+    /// Header values and URL passwords are redacted.
+    pub(crate) last_error: Option<String>,
 }
 
 /// What to generate.
@@ -96,7 +122,7 @@ pub(crate) async fn send(args: SendArgs) -> ExitCode {
     };
     let report = run_workload(&otlp, &workload).await;
     match args.report {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
         ),
@@ -176,6 +202,16 @@ pub(crate) async fn run_workload(otlp: &Otlp, w: &Workload) -> Report {
         bar.finish_and_clear();
     }
     let total_stats = shutdown.stats.total();
+    let per_signal = w
+        .signals
+        .iter()
+        .map(|&s| {
+            (
+                s.as_str(),
+                signal_report(shutdown.stats.signal(s), last_error(otlp, s)),
+            )
+        })
+        .collect();
     let profile = otlp.profiler().report();
     let send = profile.stage(Stage::Send);
     Report {
@@ -191,25 +227,123 @@ pub(crate) async fn run_workload(otlp: &Otlp, w: &Workload) -> Report {
         send_latency_p50_ms: send.p50_us / 1000.0,
         send_latency_p99_ms: send.p99_us / 1000.0,
         requests: send.count,
+        per_signal,
         profile: profile.to_text(),
     }
 }
 
+fn signal_report(stats: &SignalStats, last_error: Option<String>) -> SignalReport {
+    SignalReport {
+        accepted: stats.accepted,
+        sent: stats.sent,
+        dropped: stats.dropped_total(),
+        dropped_by_reason: stats
+            .dropped
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| (r.as_str(), *n))
+            .collect(),
+        failed: stats.failed_total(),
+        failed_by_reason: stats
+            .failed
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| (r.as_str(), *n))
+            .collect(),
+        last_error,
+    }
+}
+
+/// The last error of `signal`: its last failed export attempt, else the
+/// cause of its last loss (a partial success's message), with secrets redacted.
+fn last_error(otlp: &Otlp, signal: Signal) -> Option<String> {
+    let error = otlp.last_error(signal).or_else(|| {
+        otlp.metrics()
+            .losses()
+            .recent()
+            .into_iter()
+            .rev()
+            .find(|l| l.signal == signal.as_str() && !l.cause.is_empty())
+            .map(|l| l.cause)
+    })?;
+    Some(redact(&error, otlp))
+}
+
+/// Replaces every configured header value and URL password in `text`.
+/// Transport errors never carry header values; this keeps it so whatever
+/// produced the text.
+fn redact(text: &str, otlp: &Otlp) -> String {
+    let mut text = text.to_owned();
+    for signal in Signal::ALL {
+        let sc = otlp.config().signal(signal);
+        let password = sc
+            .endpoint
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split(['/', '?', '#']).next())
+            .and_then(|authority| authority.rsplit_once('@'))
+            .and_then(|(userinfo, _)| userinfo.split_once(':'))
+            .map(|(_, password)| password);
+        let secrets = sc
+            .headers
+            .iter()
+            .map(|(_, v)| v.trim())
+            .chain(password)
+            .filter(|v| !v.is_empty());
+        for secret in secrets {
+            text = text.replace(secret, REDACTED);
+        }
+    }
+    text
+}
+
 pub(crate) fn print_report(r: &Report) {
-    println!("signals:    {}", r.signals.join(", "));
-    println!("generated:  {}", r.generated);
-    println!("accepted:   {}", r.accepted);
-    println!("sent:       {}", r.sent);
-    println!("dropped:    {}", r.dropped);
-    println!("failed:     {}", r.failed);
-    println!("queued:     {} (left at shutdown)", r.left_queued);
-    println!(
+    let by_reason = |n: u64, reasons: &dyn Fn(&SignalReport) -> &BTreeMap<&'static str, u64>| {
+        let mut all: BTreeMap<&'static str, u64> = BTreeMap::new();
+        for s in r.per_signal.values() {
+            for (reason, k) in reasons(s) {
+                *all.entry(reason).or_default() += k;
+            }
+        }
+        if all.is_empty() {
+            n.to_string()
+        } else {
+            let list: Vec<String> = all.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            format!("{n} ({})", list.join(", "))
+        }
+    };
+    outln!("signals:    {}", r.signals.join(", "));
+    outln!("generated:  {}", r.generated);
+    outln!("accepted:   {}", r.accepted);
+    outln!("sent:       {}", r.sent);
+    outln!(
+        "dropped:    {}",
+        by_reason(r.dropped, &|s| &s.dropped_by_reason)
+    );
+    outln!(
+        "failed:     {}",
+        by_reason(r.failed, &|s| &s.failed_by_reason)
+    );
+    outln!("queued:     {} (left at shutdown)", r.left_queued);
+    outln!(
         "throughput: {:.0} items/s delivered in {:.2}s",
-        r.items_per_s, r.elapsed_s
+        r.items_per_s,
+        r.elapsed_s
     );
-    println!(
+    outln!(
         "requests:   {} (send latency p50 {:.2} ms, p99 {:.2} ms)",
-        r.requests, r.send_latency_p50_ms, r.send_latency_p99_ms
+        r.requests,
+        r.send_latency_p50_ms,
+        r.send_latency_p99_ms
     );
-    println!("stage profile:\n{}", r.profile);
+    for (signal, s) in &r.per_signal {
+        if let Some(e) = &s.last_error {
+            let recovered = if s.sent == s.accepted {
+                " (retried: every item was delivered)"
+            } else {
+                ""
+            };
+            outln!("last error ({signal}): {e}{recovered}");
+        }
+    }
+    outln!("stage profile:\n{}", r.profile);
 }

@@ -57,8 +57,71 @@ const MAX_FRAME_SIZE: u32 = 1 << 20;
 /// the shared window, so it still arrives whole.
 const CONNECTION_WINDOW: u32 = 4 << 20;
 
-/// Pause after a failed `accept` (for example too many open files) before trying again.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+/// First pause after a failed `accept` (for example too many open files);
+/// it doubles on each further failure up to [`ACCEPT_BACKOFF_MAX`] and
+/// starts over at the next accepted connection.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// Longest pause between two accept attempts while they keep failing.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// At most one WARN per this period while accepts keep failing; the lines in
+/// between are counted and reported with the next one.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Backoff and rate-limited logging for a failing `accept`: when descriptors
+/// run out (EMFILE), retrying every few milliseconds burns CPU and floods the
+/// log without freeing anything.
+struct AcceptErrors {
+    backoff: Duration,
+    last_warn: Option<tokio::time::Instant>,
+    suppressed: u64,
+}
+
+impl AcceptErrors {
+    fn new() -> Self {
+        Self {
+            backoff: ACCEPT_BACKOFF_MIN,
+            last_warn: None,
+            suppressed: 0,
+        }
+    }
+
+    /// Records a failure; returns how long to pause before the next accept.
+    fn failed(&mut self, error: &std::io::Error, max_connections: usize) -> Duration {
+        let now = tokio::time::Instant::now();
+        let due = self
+            .last_warn
+            .is_none_or(|at| now.duration_since(at) >= ACCEPT_WARN_EVERY);
+        if due {
+            let hint = match error.raw_os_error() {
+                // EMFILE / ENFILE on Linux and the BSDs.
+                Some(23 | 24) => format!(
+                    "too many open files: raise the descriptor limit (`ulimit -n`, systemd \
+                     LimitNOFILE) above this receiver's {max_connections} connections plus \
+                     the other receivers' and the disk queue's files"
+                ),
+                _ => "the listener keeps failing; check the error".to_owned(),
+            };
+            tracing::warn!(
+                %error,
+                hint,
+                retry_in = ?self.backoff,
+                suppressed = self.suppressed,
+                "accept failed; backing off (one line per 10 s while it lasts)"
+            );
+            self.last_warn = Some(now);
+            self.suppressed = 0;
+        } else {
+            self.suppressed += 1;
+        }
+        let pause = self.backoff;
+        self.backoff = (self.backoff * 2).min(ACCEPT_BACKOFF_MAX);
+        pause
+    }
+
+    fn accepted(&mut self) {
+        self.backoff = ACCEPT_BACKOFF_MIN;
+    }
+}
 
 /// Binds a listener, mapping the error to [`ReceiveError::Bind`].
 pub(crate) async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ReceiveError> {
@@ -114,6 +177,7 @@ pub(crate) async fn serve<H: Handle>(
     let connections = Arc::new(Semaphore::new(limits.max_connections()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut tasks = JoinSet::new();
+    let mut accept_errors = AcceptErrors::new();
     tokio::pin!(shutdown);
 
     loop {
@@ -121,10 +185,16 @@ pub(crate) async fn serve<H: Handle>(
             () = &mut shutdown => break,
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
-                    Ok(a) => a,
+                    Ok(a) => {
+                        accept_errors.accepted();
+                        a
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %e, "accept failed; retrying shortly");
-                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                        let pause = accept_errors.failed(&e, limits.max_connections());
+                        tokio::select! {
+                            () = &mut shutdown => break,
+                            () = tokio::time::sleep(pause) => {}
+                        }
                         continue;
                     }
                 };
