@@ -241,6 +241,7 @@ fn default_value(c: &Config, key: &str) -> String {
         "connect_timeout" => d(c.connect_timeout),
         "headers" => "(none)".into(),
         "compression" => "none".into(),
+        "compression_level" => "1 (the fastest gzip / zstd level)".into(),
         "tls.insecure" => "false".into(),
         "retry.max_retries" => c.retry.max_retries.map_or_else(
             || "unlimited (retry.max_elapsed bounds retrying)".into(),

@@ -42,6 +42,9 @@ pub struct Config {
     pub tuning: TuningConfig,
     /// Upper bound of memory the pipeline may hold, in bytes.
     pub memory_limit: u64,
+    /// The gzip / zstd level (`compression_level`); `None` for the fastest,
+    /// 1. Each batch is compressed once, whatever the number of attempts.
+    pub compression_level: Option<u32>,
     /// The admin server (`/health`, `/metrics`).
     pub admin: AdminConfig,
     /// Agent mode receivers; `None` when agent mode is off.

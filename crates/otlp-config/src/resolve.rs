@@ -577,6 +577,9 @@ impl Reader<'_> {
                     .map_or(preset.max_concurrency(), to_usize),
             },
             memory_limit,
+            compression_level: self
+                .count("compression_level")
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             admin: AdminConfig {
                 listen: self.addr("admin.listen").unwrap_or(const_addr(
                     DEFAULT_ADMIN_LISTEN,
@@ -1210,6 +1213,57 @@ fn validate(
         }
     }
     check_receiver_tls(problems, settings, config.receivers.is_some(), &src);
+    check_compression_level(config, problems, &src);
+}
+
+/// `compression_level` is one that each signal's compression has.
+fn check_compression_level(
+    config: &Config,
+    problems: &mut Vec<Problem>,
+    src: &dyn Fn(&str) -> Source,
+) {
+    let Some(level) = config.compression_level else {
+        return;
+    };
+    let mut seen = Vec::new();
+    for sc in &config.signals {
+        let (name, max) = match sc.compression {
+            Compression::None => continue,
+            Compression::Gzip => ("gzip", 9),
+            Compression::Zstd => ("zstd", 19),
+        };
+        if (1..=max).contains(&level) || seen.contains(&name) {
+            continue;
+        }
+        seen.push(name);
+        problems.push(
+            Problem::error(
+                "compression_level",
+                &src("compression_level"),
+                format!("compression_level {level} is not a {name} level"),
+            )
+            .hint(if name == "gzip" {
+                "use 1 (fastest, the default) to 9 (smallest); 1 already gets most of the ratio on OTLP data"
+            } else {
+                "use 1 (fastest, the default) to 19 (smallest)"
+            }),
+        );
+    }
+    if seen.is_empty()
+        && config
+            .signals
+            .iter()
+            .all(|sc| sc.compression == Compression::None)
+    {
+        problems.push(
+            Problem::warning(
+                "compression_level",
+                &src("compression_level"),
+                "compression_level is set but no signal is compressed".to_owned(),
+            )
+            .hint("set compression: gzip or zstd, or remove compression_level"),
+        );
+    }
 }
 
 /// `receivers.tls`: the certificate and key come together, a client CA needs

@@ -82,7 +82,7 @@ macro_rules! signal_keys {
     };
 }
 
-const GENERAL: [KeyDef; 41] = [
+const GENERAL: [KeyDef; 42] = [
     KeyDef {
         key: "preset",
         kind: Kind::Enum(PRESETS),
@@ -117,6 +117,11 @@ const GENERAL: [KeyDef; 41] = [
         key: "compression",
         kind: Kind::Enum(COMPRESSIONS),
         doc: "none, gzip or zstd",
+    },
+    KeyDef {
+        key: "compression_level",
+        kind: Kind::Count,
+        doc: "gzip 1-9 or zstd 1-19; 1, the fastest, by default",
     },
     KeyDef {
         key: "tls.ca_file",
@@ -441,7 +446,7 @@ mod tests {
             }
             assert!(!d.doc.is_empty(), "{}", d.key);
         }
-        assert_eq!(keys().count(), 41 + 27);
+        assert_eq!(keys().count(), 42 + 27);
     }
 
     #[test]

@@ -47,6 +47,20 @@ pub enum TransportError {
         /// The compression asked for.
         compression: &'static str,
     },
+    /// The configured compression level is not one the algorithm has.
+    #[error(
+        "compression level {level} is not a {compression} level; use {min} (fastest, the default) to {max} (smallest), or remove compression_level"
+    )]
+    CompressionLevel {
+        /// The compression.
+        compression: &'static str,
+        /// The level asked for.
+        level: u32,
+        /// The lowest level.
+        min: u32,
+        /// The highest level.
+        max: u32,
+    },
     /// TLS settings (CA, certificate, key files) could not be loaded.
     #[error("tls setting '{setting}' ({value}): {reason}")]
     TlsConfig {
@@ -261,6 +275,7 @@ impl Classify for TransportError {
             | TransportError::TlsFeatureDisabled { .. }
             | TransportError::ProtocolDisabled { .. }
             | TransportError::CompressionDisabled { .. }
+            | TransportError::CompressionLevel { .. }
             | TransportError::TlsConfig { .. }
             | TransportError::InvalidHeader { .. }
             | TransportError::ResponseTooLarge { .. }

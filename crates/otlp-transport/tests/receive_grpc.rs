@@ -83,9 +83,20 @@ async fn raw_call(
     body: Bytes,
     gzip: bool,
 ) -> Result<Bytes, Status> {
+    let encoding = gzip.then_some(CompressionEncoding::Gzip);
+    raw_call_with(channel, path, body, encoding).await
+}
+
+/// One unary call through tonic's own client, compressed with `encoding`.
+async fn raw_call_with(
+    channel: Channel,
+    path: &'static str,
+    body: Bytes,
+    encoding: Option<CompressionEncoding>,
+) -> Result<Bytes, Status> {
     let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(usize::MAX);
-    if gzip {
-        grpc = grpc.send_compressed(CompressionEncoding::Gzip);
+    if let Some(encoding) = encoding {
+        grpc = grpc.send_compressed(encoding);
     }
     grpc.ready().await.unwrap();
     grpc.unary(
@@ -133,6 +144,41 @@ async fn gzip_compressed_requests_are_accepted() {
     .unwrap();
     assert!(resp.is_empty(), "full success answers an empty response");
     assert_eq!(inner.batches()[0].bytes(), &trace_bytes(4));
+    server.shutdown().await;
+}
+
+#[cfg(feature = "zstd")]
+#[tokio::test]
+async fn zstd_compressed_requests_are_accepted_and_zstd_bombs_refused() {
+    let inner = Recorder::new(Mode::Accept);
+    let limits = ReceiverLimits::new()
+        .with_max_request_bytes(1 << 20)
+        .with_max_decompressed_bytes(4 << 20);
+    let (server, channel) = start(&inner, limits).await;
+    // Many HTTP/2 frames, compressed by tonic's own zstd encoder.
+    let big = trace_bytes(10_000);
+    let resp = raw_call_with(
+        channel.clone(),
+        Signal::Traces.grpc_path_static(),
+        big.clone(),
+        Some(CompressionEncoding::Zstd),
+    )
+    .await
+    .unwrap();
+    assert!(resp.is_empty(), "full success answers an empty response");
+    assert_eq!(inner.batches()[0].bytes(), &big);
+    // 64 MiB of zeros: refused at the 4 MiB decompressed limit.
+    let bomb = Bytes::from(vec![0u8; 64 << 20]);
+    let err = raw_call_with(
+        channel,
+        Signal::Traces.grpc_path(),
+        bomb,
+        Some(CompressionEncoding::Zstd),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert_eq!(inner.batches().len(), 1);
     server.shutdown().await;
 }
 

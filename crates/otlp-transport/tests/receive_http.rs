@@ -423,6 +423,56 @@ async fn bodies_over_the_wire_limit_get_413_declared_or_streamed() {
     server.shutdown().await;
 }
 
+#[cfg(feature = "zstd")]
+#[tokio::test]
+async fn zstd_bodies_are_decompressed_and_zstd_bombs_refused_with_413() {
+    let inner = Recorder::new(Mode::Accept);
+    let limits = ReceiverLimits::new()
+        .with_max_request_bytes(1 << 20)
+        .with_max_decompressed_bytes(2 << 20);
+    let server = start(&inner, limits).await;
+    let body = trace_bytes(5);
+    let reply = post(
+        server.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "Content-Encoding: zstd\r\n",
+        &zstd::bulk::compress(&body, 3).unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(inner.batches()[0].bytes(), &body);
+    // 256 MiB of zeros: a few KiB on the wire, refused at 2 MiB decompressed.
+    let bomb =
+        zstd::stream::encode_all(std::io::Read::take(std::io::repeat(0), 256 << 20), 19).unwrap();
+    assert!(bomb.len() < 1 << 20);
+    let reply = post(
+        server.addr,
+        "/v1/logs",
+        "application/x-protobuf",
+        "Content-Encoding: zstd\r\n",
+        &bomb,
+    )
+    .await;
+    assert_eq!(reply.status, 413);
+    assert!(reply.status_body().message.contains(
+        "decompressed request body is larger than the receiver's limit of 2097152 bytes"
+    ));
+    // Corrupt zstd is a 400 naming the encoding.
+    let reply = post(
+        server.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "Content-Encoding: zstd\r\n",
+        b"not zstd at all",
+    )
+    .await;
+    assert_eq!(reply.status, 400);
+    assert!(reply.status_body().message.contains("not valid zstd"));
+    assert_eq!(inner.batches().len(), 1);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn gzip_bomb_is_refused_with_413_at_the_decompressed_limit() {
     let inner = Recorder::new(Mode::Accept);

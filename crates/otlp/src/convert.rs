@@ -66,6 +66,7 @@ pub(crate) fn exporter_config(config: &Config, signal: Signal) -> ExporterConfig
             otlp_config::Compression::Gzip => Compression::Gzip,
             otlp_config::Compression::Zstd => Compression::Zstd,
         },
+        compression_level: config.compression_level,
         tls: TlsConfig {
             ca_file: sc.tls.ca_file.clone(),
             cert_file: sc.tls.cert_file.clone(),

@@ -125,6 +125,9 @@ fn signal_stack(
             .build()
             .map_err(|source| OtlpError::Transport { signal, source })?,
     );
+    let compress = transport
+        .compresses()
+        .then(|| (transport.clone(), profiler.clone()));
 
     let concurrency = AdaptiveConcurrencyLayer::new(convert::concurrency_policy(config)?);
     let handle = concurrency.handle();
@@ -141,6 +144,19 @@ fn signal_stack(
         // (the built-in strategies, in that order). Outside retry, so each half
         // of a split batch gets its own retries.
         .layer(RecoveryLayer::default())
+        // Compression: once per batch (or split part), here on the
+        // export worker before the first attempt; the batch keeps the bytes
+        // for its retries. A failure is left to the attempt, which fails the
+        // same way with its error.
+        .map_request(move |batch: Batch| {
+            if let Some((exporter, profiler)) = &compress {
+                let started = Instant::now();
+                if exporter.prepare(&batch).is_ok() {
+                    profiler.record(Stage::Compress, started.elapsed());
+                }
+            }
+            batch
+        })
         // Retry: backoff with jitter, throttle hints, a budget against retry storms.
         .layer(
             RetryLayer::new(convert::retry_policy(config)?).with_shared_events(Arc::new(

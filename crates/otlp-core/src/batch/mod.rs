@@ -1,6 +1,9 @@
 //! The unit that flows through otlp-rust: an encoded OTLP export request.
 
-use std::ops::Range;
+use std::{
+    ops::Range,
+    sync::{Arc, OnceLock},
+};
 
 use bytes::{Bytes, BytesMut};
 
@@ -40,7 +43,24 @@ pub struct Batch {
     signal: Signal,
     bytes: Bytes,
     items: u64,
+    /// The request as sent on the wire (compressed, or re-encoded as JSON),
+    /// made by the first attempt and shared by every clone of this batch, so
+    /// that retries resend it instead of compressing again.
+    wire: WireForm,
 }
+
+/// A batch's bytes in their wire form, made once and shared by its clones.
+#[derive(Clone, Debug, Default)]
+struct WireForm(Arc<OnceLock<(&'static str, Bytes)>>);
+
+impl PartialEq for WireForm {
+    /// A cache: two batches with the same request are equal whatever it holds.
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for WireForm {}
 
 /// One indivisible unit of a request when splitting: a span, a log record,
 /// or a whole metric (with all its data points).
@@ -80,7 +100,41 @@ impl Batch {
             signal,
             bytes,
             items,
+            wire: WireForm::default(),
         }
+    }
+
+    /// The request in a wire form named `form` (such as `"gzip"`), made by
+    /// `make` from the encoded bytes on the first call and kept for every
+    /// later call on this batch or any clone of it: a retry resends the
+    /// compressed bytes of the first attempt instead of compressing again.
+    ///
+    /// One form is kept per batch (an exporter uses one); a call naming
+    /// another form runs `make` without keeping its result.
+    ///
+    /// # Errors
+    ///
+    /// What `make` returns.
+    pub fn wire_form<E>(
+        &self,
+        form: &'static str,
+        make: impl FnOnce(&Bytes) -> Result<Bytes, E>,
+    ) -> Result<Bytes, E> {
+        if let Some((kept, bytes)) = self.wire.0.get() {
+            if *kept == form {
+                return Ok(bytes.clone());
+            }
+            return make(&self.bytes);
+        }
+        let made = make(&self.bytes)?;
+        // Two attempts racing: the first one kept wins, both are valid.
+        let _ = self.wire.0.set((form, made.clone()));
+        Ok(made)
+    }
+
+    /// Whether this batch holds its request in the wire form `form` already.
+    pub fn has_wire_form(&self, form: &str) -> bool {
+        self.wire.0.get().is_some_and(|(kept, _)| *kept == form)
     }
 
     /// An empty request of `signal` (zero bytes is a valid, empty request).

@@ -1,5 +1,6 @@
 //! OTLP/gRPC exporter: a tonic channel that sends the batch's encoded bytes
-//! as they are, uncopied when uncompressed.
+//! as they are, uncopied, or compressed once per batch by us (not by tonic's
+//! codec, which would compress again on every attempt).
 
 use std::{
     convert::Infallible,
@@ -16,7 +17,7 @@ use http_body::Frame;
 use otlp_core::{Batch, ExportResponse, Signal};
 use tonic::{
     Code, Status,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder, Streaming},
+    codec::{DecodeBuf, Decoder, Streaming},
     metadata::MetadataMap,
     transport::{Channel, Endpoint},
 };
@@ -28,6 +29,7 @@ use super::{
         MAX_RESPONSE_BYTES, decode_partial_success, retry_info_from_status_details,
         retry_info_from_trailer,
     },
+    compress::Compressor,
     connect::{Connector, chain_text, find_transport_error},
     parse_endpoint, port_hint, validate_headers,
 };
@@ -46,29 +48,24 @@ struct Shared {
     endpoint: String,
     hint: &'static str,
     metadata: MetadataMap,
-    /// The request headers of an uncompressed call, made once: the
-    /// configured metadata without gRPC's reserved names, `te`,
-    /// `content-type` and `grpc-timeout` (the channel adds `user-agent`).
+    /// The request headers of every call, made once: the configured
+    /// metadata without gRPC's reserved names, `te`, `content-type`,
+    /// `grpc-timeout` and, when compressing, `grpc-encoding` (the channel
+    /// adds `user-agent`).
     headers: HeaderMap,
     timeout: Duration,
     max_request_bytes: usize,
-    compression: Compression,
+    compressor: Compressor,
 }
 
-/// Sends `Bytes` unchanged and decodes only the small export response (the
-/// compressed path, where tonic compresses into its own buffer anyway).
-#[derive(Clone, Copy, Debug, Default)]
-struct PassThroughCodec;
-
-#[derive(Clone, Copy, Debug, Default)]
-struct BytesEncoder;
-
+/// Decodes only the small export response.
 #[derive(Clone, Copy, Debug, Default)]
 struct ResponseDecoder;
 
-/// The body of an uncompressed unary call: the 5-byte gRPC message prefix,
-/// then the batch's own `Bytes`, which h2 writes to the socket from where
-/// they are (tonic's encoder would first copy them into its buffer).
+/// The body of a unary call: the 5-byte gRPC message prefix, then the
+/// message's own `Bytes` (the batch's, or its compressed form), which h2
+/// writes to the socket from where they are (tonic's encoder would first
+/// copy them into its buffer).
 #[derive(Debug)]
 struct UnaryBody {
     prefix: Option<Bytes>,
@@ -87,7 +84,7 @@ impl GrpcExporter {
     /// An invalid endpoint, header or TLS file, or a compiled-out feature.
     pub fn new(config: &ExporterConfig) -> Result<Self, TransportError> {
         let uri = parse_endpoint(&config.endpoint, &config.tls)?;
-        super::check_compression(config.compression)?;
+        let compressor = Compressor::new(config.compression, config.compression_level)?;
         let headers = validate_headers(&config.headers)?;
         let connector = Connector {
             connect_timeout: config.connect_timeout,
@@ -118,11 +115,11 @@ impl GrpcExporter {
             shared: Arc::new(Shared {
                 endpoint: config.endpoint.clone(),
                 hint: port_hint(&uri, Protocol::Grpc),
-                headers: unary_headers(&metadata, config.timeout),
+                headers: unary_headers(&metadata, config.timeout, config.compression),
                 metadata,
                 timeout: config.timeout,
                 max_request_bytes: config.max_request_bytes,
-                compression: config.compression,
+                compressor,
             }),
         })
     }
@@ -144,21 +141,20 @@ impl GrpcExporter {
                 max: shared.max_request_bytes,
             });
         }
-        // The gRPC length prefix is 32 bits (tonic checks a compressed message).
-        if shared.compression == Compression::None && u32::try_from(batch.byte_size()).is_err() {
+        let signal = batch.signal();
+        // Compressed once (by `prepare` or the first attempt), resent as
+        // they are by the retries.
+        let message = self.prepare(&batch)?;
+        drop(batch);
+        // The gRPC length prefix is 32 bits.
+        let Ok(len) = u32::try_from(message.len()) else {
             return Err(TransportError::RequestTooLarge {
-                size: batch.byte_size(),
+                size: message.len(),
                 max: u32::MAX as usize,
             });
-        }
-        let signal = batch.signal();
-        let call = async {
-            if shared.compression == Compression::None {
-                self.unary_uncompressed(signal, batch.into_bytes()).await
-            } else {
-                self.unary_compressed(signal, batch.into_bytes()).await
-            }
         };
+        let compressed = shared.compressor.compression() != Compression::None;
+        let call = self.unary(signal, message, len, compressed);
         match tokio::time::timeout(shared.timeout, call).await {
             Err(_) => Err(TransportError::Timeout {
                 endpoint: shared.endpoint.clone(),
@@ -169,20 +165,22 @@ impl GrpcExporter {
         }
     }
 
-    /// One uncompressed call: the request body hands the batch's `Bytes` to
-    /// h2 as they are, and the answer is read by tonic's decoder.
-    async fn unary_uncompressed(
+    /// The message for `batch` as it goes on the wire (compressed if
+    /// configured), made once and kept by the batch for its retries.
+    pub(crate) fn prepare(&self, batch: &Batch) -> Result<Bytes, TransportError> {
+        self.shared.compressor.batch(batch)
+    }
+
+    /// One call: the request body hands `message` (`len` bytes) to h2 as
+    /// it is, and the answer is read by tonic's decoder.
+    async fn unary(
         &self,
         signal: Signal,
         message: Bytes,
+        len: u32,
+        compressed: bool,
     ) -> Result<ExportResponse, Status> {
-        let len = u32::try_from(message.len()).map_err(|_| {
-            Status::resource_exhausted(format!(
-                "message of {} bytes is over the 4 GiB gRPC limit",
-                message.len()
-            ))
-        })?;
-        let body = UnaryBody::new(message, len);
+        let body = UnaryBody::new(message, len, compressed);
         let mut request = http::Request::new(tonic::body::Body::new(body));
         *request.method_mut() = http::Method::POST;
         *request.version_mut() = http::Version::HTTP_2;
@@ -199,45 +197,13 @@ impl GrpcExporter {
             .map_err(|e| Status::from_error(e.into()))?;
         read_response(response).await
     }
-
-    /// One compressed call through tonic's client and the pass-through codec.
-    async fn unary_compressed(
-        &self,
-        signal: Signal,
-        message: Bytes,
-    ) -> Result<ExportResponse, Status> {
-        let shared = &self.shared;
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
-            .max_decoding_message_size(MAX_RESPONSE_BYTES)
-            .max_encoding_message_size(usize::MAX);
-        match shared.compression {
-            #[cfg(feature = "gzip")]
-            Compression::Gzip => {
-                grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip)
-            }
-            #[cfg(feature = "zstd")]
-            Compression::Zstd => {
-                grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Zstd)
-            }
-            _ => {}
-        }
-        let mut request = tonic::Request::new(message);
-        *request.metadata_mut() = shared.metadata.clone();
-        request.set_timeout(shared.timeout);
-        let path = http::uri::PathAndQuery::from_static(signal.grpc_path());
-        grpc.ready()
-            .await
-            .map_err(|e| Status::unavailable(chain_text(&e)))?;
-        grpc.unary(request, path, PassThroughCodec)
-            .await
-            .map(tonic::Response::into_inner)
-    }
 }
 
-/// The headers of every uncompressed call, as tonic's client would write
-/// them: `metadata` without the names gRPC reserves, `te: trailers`,
-/// `content-type: application/grpc` and `grpc-timeout`.
-fn unary_headers(metadata: &MetadataMap, timeout: Duration) -> HeaderMap {
+/// The headers of every call, as tonic's client would write them:
+/// `metadata` without the names gRPC reserves, `te: trailers`,
+/// `content-type: application/grpc`, `grpc-timeout` and, when compressing,
+/// `grpc-encoding`.
+fn unary_headers(metadata: &MetadataMap, timeout: Duration, compression: Compression) -> HeaderMap {
     // tonic formats `grpc-timeout` (at most 8 digits, finest unit) here.
     let mut probe = tonic::Request::new(());
     *probe.metadata_mut() = metadata.clone();
@@ -249,8 +215,16 @@ fn unary_headers(metadata: &MetadataMap, timeout: Duration) -> HeaderMap {
         "grpc-message",
         "grpc-message-type",
         "grpc-status",
+        "grpc-encoding",
+        "grpc-accept-encoding",
     ] {
         headers.remove(reserved);
+    }
+    if compression != Compression::None {
+        headers.insert(
+            "grpc-encoding",
+            HeaderValue::from_static(compression.as_str()),
+        );
     }
     headers.insert(header::TE, HeaderValue::from_static("trailers"));
     headers.insert(
@@ -322,7 +296,7 @@ impl std::fmt::Debug for Shared {
             .field("headers", &names)
             .field("timeout", &self.timeout)
             .field("max_request_bytes", &self.max_request_bytes)
-            .field("compression", &self.compression)
+            .field("compressor", &self.compressor)
             .finish_non_exhaustive()
     }
 }
@@ -420,41 +394,14 @@ fn clone_connect_error(err: &TransportError, endpoint: &str) -> TransportError {
     }
 }
 
-// === impl PassThroughCodec ===
-
-impl Codec for PassThroughCodec {
-    type Encode = Bytes;
-    type Decode = ExportResponse;
-    type Encoder = BytesEncoder;
-    type Decoder = ResponseDecoder;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        BytesEncoder
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        ResponseDecoder
-    }
-}
-
-impl Encoder for BytesEncoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
 // === impl UnaryBody ===
 
 impl UnaryBody {
     /// `len` is `message.len()`, which the caller checked to fit 32 bits.
-    fn new(message: Bytes, len: u32) -> Self {
+    fn new(message: Bytes, len: u32, compressed: bool) -> Self {
         let mut prefix = Vec::with_capacity(5);
-        // The compressed flag (not compressed), then the length.
-        prefix.put_u8(0);
+        // The compressed flag, then the length.
+        prefix.put_u8(u8::from(compressed));
         prefix.put_u32(len);
         Self {
             prefix: Some(Bytes::from(prefix)),

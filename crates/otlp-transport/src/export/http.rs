@@ -20,6 +20,7 @@ use super::{
         MAX_RESPONSE_BYTES, decode_partial_success, decode_partial_success_json, parse_retry_after,
         status_message_from_body,
     },
+    compress::Compressor,
     connect::{Connector, chain_text, find_transport_error},
     parse_endpoint, port_hint, validate_headers,
 };
@@ -42,7 +43,7 @@ struct Shared {
     headers: HeaderMap,
     timeout: Duration,
     max_request_bytes: usize,
-    compression: Compression,
+    compressor: Compressor,
     json: bool,
 }
 
@@ -59,7 +60,7 @@ impl HttpExporter {
     /// An invalid endpoint, header or TLS file, or a compiled-out feature.
     pub fn new(config: &ExporterConfig) -> Result<Self, TransportError> {
         let uri = parse_endpoint(&config.endpoint, &config.tls)?;
-        super::check_compression(config.compression)?;
+        let compressor = Compressor::new(config.compression, config.compression_level)?;
         let json = match config.protocol {
             Protocol::HttpJson if cfg!(feature = "http-json") => true,
             Protocol::HttpJson => {
@@ -131,7 +132,7 @@ impl HttpExporter {
                 headers,
                 timeout: config.timeout,
                 max_request_bytes: config.max_request_bytes,
-                compression: config.compression,
+                compressor,
                 json,
             }),
         })
@@ -155,12 +156,8 @@ impl HttpExporter {
             });
         }
         let signal = batch.signal();
-        let body = if shared.json {
-            encode_json(&batch)?
-        } else {
-            batch.into_bytes()
-        };
-        let body = compress(shared.compression, body)?;
+        // Made once (by `prepare` or the first attempt), resent by the retries.
+        let body = self.prepare(&batch)?;
         let url = shared.urls.get(signal.index()).cloned().unwrap_or_default();
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;
@@ -172,6 +169,24 @@ impl HttpExporter {
                 endpoint: shared.endpoint.clone(),
                 after: shared.timeout,
             }),
+        }
+    }
+
+    /// The body for `batch` as it goes on the wire (JSON and / or
+    /// compressed if configured), made once and kept by the batch for its
+    /// retries.
+    pub(crate) fn prepare(&self, batch: &Batch) -> Result<Bytes, TransportError> {
+        let compressor = self.shared.compressor;
+        if self.shared.json {
+            batch.wire_form(json_form(compressor.compression()), |_| {
+                let json = encode_json(batch)?;
+                match compressor.compression() {
+                    Compression::None => Ok(json),
+                    _ => compressor.bytes(&json),
+                }
+            })
+        } else {
+            compressor.batch(batch)
         }
     }
 
@@ -293,41 +308,12 @@ fn encode_json(batch: &Batch) -> Result<Bytes, TransportError> {
     })
 }
 
-/// Compresses the body once; retries of the same batch through a higher
-/// layer resend through this function again, so callers wanting zero
-/// recompression should keep compression on the collector side off.
-fn compress(compression: Compression, body: Bytes) -> Result<Bytes, TransportError> {
+/// The name of the JSON wire form with `compression`.
+fn json_form(compression: Compression) -> &'static str {
     match compression {
-        Compression::None => Ok(body),
-        #[cfg(feature = "gzip")]
-        Compression::Gzip => {
-            use std::io::Write as _;
-            let mut enc = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4),
-                flate2::Compression::fast(),
-            );
-            enc.write_all(&body)
-                .and_then(|()| enc.finish())
-                .map(Bytes::from)
-                .map_err(|source| TransportError::Compress {
-                    compression: "gzip",
-                    source,
-                })
-        }
-        #[cfg(feature = "zstd")]
-        Compression::Zstd => zstd::bulk::compress(&body, 1)
-            .map(Bytes::from)
-            .map_err(|source| TransportError::Compress {
-                compression: "zstd",
-                source,
-            }),
-        #[allow(
-            unreachable_patterns,
-            reason = "reachable only when a compression feature is off"
-        )]
-        other => Err(TransportError::CompressionDisabled {
-            compression: other.as_str(),
-        }),
+        Compression::None => "json",
+        Compression::Gzip => "json+gzip",
+        Compression::Zstd => "json+zstd",
     }
 }
 
@@ -342,7 +328,7 @@ impl std::fmt::Debug for Shared {
             .field("headers", &names)
             .field("timeout", &self.timeout)
             .field("max_request_bytes", &self.max_request_bytes)
-            .field("compression", &self.compression)
+            .field("compressor", &self.compressor)
             .field("json", &self.json)
             .finish_non_exhaustive()
     }

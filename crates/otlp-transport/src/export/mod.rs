@@ -19,12 +19,14 @@ use std::{
     time::Duration,
 };
 
+use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use otlp_core::{Batch, Classify as _, ExportResponse};
 
 use crate::TransportError;
 
 pub mod classify;
+mod compress;
 pub(crate) mod connect;
 #[cfg(feature = "grpc")]
 mod grpc;
@@ -113,6 +115,9 @@ pub struct ExporterConfig {
     pub connect_timeout: Duration,
     /// Request compression (default none).
     pub compression: Compression,
+    /// The compression level (default [`Compression::DEFAULT_LEVEL`], the
+    /// fastest); see [`Compression::levels`].
+    pub compression_level: Option<u32>,
     /// TLS settings for `https://`.
     pub tls: TlsConfig,
     /// Batches whose encoded size exceeds this are refused before sending (default 64 MiB).
@@ -143,6 +148,7 @@ pub struct ExporterBuilder {
 pub struct Exporter {
     targets: Arc<[Target]>,
     next: Arc<AtomicUsize>,
+    compresses: bool,
 }
 
 /// One endpoint's exporter.
@@ -291,6 +297,7 @@ impl Default for ExporterConfig {
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             compression: Compression::None,
+            compression_level: None,
             tls: TlsConfig::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             tcp_keepalive: Some(Duration::from_secs(30)),
@@ -316,6 +323,7 @@ impl fmt::Debug for ExporterConfig {
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("compression", &self.compression)
+            .field("compression_level", &self.compression_level)
             .field("tls", &self.tls)
             .field("max_request_bytes", &self.max_request_bytes)
             .field("tcp_keepalive", &self.tcp_keepalive)
@@ -375,6 +383,12 @@ impl ExporterBuilder {
         self
     }
 
+    /// Sets the compression level (see [`Compression::levels`]).
+    pub fn with_compression_level(mut self, level: u32) -> Self {
+        self.config.compression_level = Some(level);
+        self
+    }
+
     /// Sets the TLS settings.
     pub fn with_tls(mut self, tls: TlsConfig) -> Self {
         self.config.tls = tls;
@@ -419,6 +433,7 @@ impl ExporterBuilder {
             targets.push(Target::build(&one)?);
         }
         Ok(Exporter {
+            compresses: cfg.compression != Compression::None,
             targets: targets.into(),
             next: Arc::new(AtomicUsize::new(0)),
         })
@@ -451,6 +466,15 @@ impl Target {
                 protocol: "http/json",
                 feature: "http-json",
             }),
+        }
+    }
+
+    fn prepare(&self, batch: &Batch) -> Result<Bytes, TransportError> {
+        match *self {
+            #[cfg(feature = "grpc")]
+            Target::Grpc(ref g) => g.prepare(batch),
+            #[cfg(feature = "http")]
+            Target::Http(ref h) => h.prepare(batch),
         }
     }
 
@@ -501,6 +525,28 @@ impl Exporter {
             }
         }
         Err(last)
+    }
+
+    /// Makes `batch`'s wire form now (compressed and / or JSON as
+    /// configured; the encoded bytes as they are otherwise), kept by the
+    /// batch and its clones so no retry makes it again: call it once before
+    /// the first attempt to time compression apart from the send. Every
+    /// endpoint shares the protocol and compression, so one form serves all.
+    ///
+    /// # Errors
+    ///
+    /// Compression failed; the send would fail the same way.
+    pub fn prepare(&self, batch: &Batch) -> Result<(), TransportError> {
+        match self.targets.first() {
+            Some(target) => target.prepare(batch).map(drop),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether requests are compressed (so [`prepare`](Self::prepare)
+    /// compresses).
+    pub fn compresses(&self) -> bool {
+        self.compresses
     }
 
     /// How many endpoints this exporter balances over.

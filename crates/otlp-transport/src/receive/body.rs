@@ -27,6 +27,9 @@ pub(crate) enum Encoding {
     /// `deflate` (zlib, RFC 1950), as the Python OTLP exporter sends it.
     #[cfg(feature = "gzip")]
     Deflate,
+    /// `zstd` (RFC 8878), one or more frames.
+    #[cfg(feature = "zstd")]
+    Zstd,
 }
 
 /// Why a body could not be read.
@@ -70,15 +73,20 @@ impl Encoding {
                 return Some(Encoding::Deflate);
             }
         }
+        #[cfg(feature = "zstd")]
+        if v.eq_ignore_ascii_case("zstd") {
+            return Some(Encoding::Zstd);
+        }
         None
     }
 
     /// The encodings this build accepts, for error messages.
     pub(crate) const fn supported() -> &'static str {
-        if cfg!(feature = "gzip") {
-            "identity, gzip or deflate"
-        } else {
-            "identity (this build has no 'gzip' feature)"
+        match (cfg!(feature = "gzip"), cfg!(feature = "zstd")) {
+            (true, true) => "identity, gzip, deflate or zstd",
+            (true, false) => "identity, gzip or deflate (this build has no 'zstd' feature)",
+            (false, true) => "identity or zstd (this build has no 'gzip' feature)",
+            (false, false) => "identity (this build has no 'gzip' or 'zstd' feature)",
         }
     }
 }
@@ -157,7 +165,73 @@ pub(crate) fn decode(
             limit,
             reservation,
         ),
+        #[cfg(feature = "zstd")]
+        Encoding::Zstd => decode_zstd(&data, limit, reservation),
     }
+}
+
+/// The largest zstd window the receivers accept: what `zstd` levels 1-19
+/// use (only `--ultra` levels and `--long` need more).
+#[cfg(feature = "zstd")]
+pub(crate) const MAX_ZSTD_WINDOW: u64 = 8 << 20;
+
+/// Decodes zstd frames with the decoder's window (the memory it takes
+/// besides the output) reserved from the intake budget first: the size the
+/// first frame declares, which every later frame must stay within.
+#[cfg(feature = "zstd")]
+fn decode_zstd(
+    data: &[u8],
+    limit: usize,
+    reservation: &mut Reservation,
+) -> Result<Bytes, BodyError> {
+    let malformed = |e: std::io::Error| {
+        BodyError::Malformed(format!(
+            "request body is not valid zstd: {e}; check the Content-Encoding header"
+        ))
+    };
+    let window = zstd_window(data)
+        .ok_or_else(|| malformed(std::io::Error::other("no zstd frame header")))?;
+    if window > MAX_ZSTD_WINDOW {
+        return Err(BodyError::TooLarge(format!(
+            "zstd frame declares a {window}-byte window, over the receiver's {MAX_ZSTD_WINDOW}; compress at level 19 or below, without --long"
+        )));
+    }
+    // A power of two at least the window, at least zstd's minimum (1 KiB).
+    let log = window.max(1 << 10).next_power_of_two().trailing_zeros();
+    let window = 1usize << log;
+    reservation.grow(window)?;
+    let decoded = zstd::stream::read::Decoder::with_buffer(data)
+        .and_then(|mut d| d.window_log_max(log).map(|()| d))
+        .map_err(malformed)
+        .and_then(|d| read_bounded(d, "zstd", limit, reservation));
+    reservation.shrink(window);
+    decoded
+}
+
+/// The window size the first zstd frame in `data` declares (RFC 8878
+/// 3.1.1.1), `None` when `data` does not begin with a zstd frame header.
+#[cfg(feature = "zstd")]
+fn zstd_window(data: &[u8]) -> Option<u64> {
+    const MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+    if data.get(..4)? != MAGIC {
+        return None;
+    }
+    let descriptor = *data.get(4)?;
+    if descriptor & 0x20 == 0 {
+        // Not single-segment: a window descriptor follows.
+        let wd = *data.get(5)?;
+        let base = 1u64 << (10 + u32::from(wd >> 3));
+        return Some(base + base / 8 * u64::from(wd & 7));
+    }
+    // Single segment: the window is the frame content size.
+    let dictionary = [0usize, 1, 2, 4][usize::from(descriptor & 3)];
+    let size = [1usize, 2, 4, 8][usize::from(descriptor >> 6)];
+    let start = 5 + dictionary;
+    let field = data.get(start..start + size)?;
+    let mut le = [0u8; 8];
+    le.get_mut(..size)?.copy_from_slice(field);
+    let value = u64::from_le_bytes(le);
+    Some(if size == 2 { value + 256 } else { value })
 }
 
 fn too_large_decompressed(limit: usize) -> BodyError {
@@ -166,7 +240,7 @@ fn too_large_decompressed(limit: usize) -> BodyError {
     ))
 }
 
-#[cfg(feature = "gzip")]
+#[cfg(any(feature = "gzip", feature = "zstd"))]
 fn read_bounded(
     mut reader: impl std::io::Read,
     name: &str,
@@ -278,5 +352,99 @@ mod tests {
         assert_eq!(Encoding::parse(Some("GZIP")), Some(Encoding::Gzip));
         assert_eq!(Encoding::parse(Some("deflate")), Some(Encoding::Deflate));
         assert_eq!(Encoding::parse(Some("br")), None);
+    }
+}
+
+#[cfg(all(test, feature = "zstd"))]
+mod zstd_tests {
+    use super::*;
+    use crate::receive::budget::IntakeBudget;
+
+    fn dec(data: &[u8], limit: usize, budget: &IntakeBudget) -> Result<Bytes, BodyError> {
+        decode(
+            Encoding::Zstd,
+            Bytes::copy_from_slice(data),
+            limit,
+            &mut budget.reservation(),
+        )
+    }
+
+    #[test]
+    fn zstd_round_trips_at_every_level_within_the_limit() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        for level in [1, 3, 19] {
+            let z = zstd::bulk::compress(&data, level).unwrap();
+            let budget = IntakeBudget::new(1 << 30);
+            assert_eq!(dec(&z, 200_000, &budget).unwrap(), data, "level {level}");
+            // Two frames back to back decode as one body.
+            let mut two = z.clone();
+            two.extend_from_slice(&z);
+            assert_eq!(dec(&two, 400_000, &budget).unwrap().len(), 400_000);
+        }
+    }
+
+    #[test]
+    fn zstd_bomb_stops_at_the_limit_and_gives_its_window_back() {
+        let bomb = zstd::stream::encode_all(&vec![0u8; 64 << 20][..], 3).unwrap();
+        assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+        let budget = IntakeBudget::new(1 << 30);
+        let mut r = budget.reservation();
+        let err = decode(Encoding::Zstd, Bytes::from(bomb.clone()), 1 << 20, &mut r).unwrap_err();
+        assert!(
+            matches!(err, BodyError::TooLarge(ref m) if m.contains("1048576")),
+            "{err:?}"
+        );
+        drop(r);
+        assert_eq!(budget.used(), 0);
+        // A window the budget cannot hold now, while others hold most of
+        // it, is back-pressure, not an allocation.
+        assert_eq!(
+            zstd_window(&bomb),
+            Some(2 << 20),
+            "level 3 streams with a 2 MiB window"
+        );
+        let budget = IntakeBudget::new(4 << 20);
+        let mut held = budget.reservation();
+        held.grow(3 << 20).unwrap();
+        assert!(matches!(
+            dec(&bomb, 1 << 20, &budget),
+            Err(BodyError::Busy(_))
+        ));
+        drop(held);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn a_window_over_the_receivers_maximum_is_refused_before_decoding() {
+        // Frame header: magic, descriptor (not single-segment, no checksum),
+        // window descriptor exponent 17 (128 MiB), then junk.
+        let mut frame = vec![0x28, 0xB5, 0x2F, 0xFD, 0x00, 17 << 3];
+        frame.extend_from_slice(&[0u8; 16]);
+        assert_eq!(zstd_window(&frame), Some(128 << 20));
+        let err = dec(&frame, 1 << 20, &IntakeBudget::new(1 << 30)).unwrap_err();
+        assert!(
+            matches!(err, BodyError::TooLarge(ref m) if m.contains("window")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn corrupt_zstd_is_malformed_not_a_panic() {
+        let budget = IntakeBudget::new(1 << 30);
+        let mut z = zstd::bulk::compress(b"hello world, hello world", 3).unwrap();
+        z.truncate(z.len() - 3);
+        for bad in [&z[..], b"not zstd at all", &[0x28, 0xB5, 0x2F, 0xFD][..]] {
+            assert!(
+                matches!(dec(bad, 1024, &budget), Err(BodyError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    #[cfg(feature = "http")]
+    fn zstd_content_encoding_is_parsed() {
+        assert_eq!(Encoding::parse(Some("ZSTD")), Some(Encoding::Zstd));
     }
 }

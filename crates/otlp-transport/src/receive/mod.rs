@@ -23,7 +23,10 @@ use otlp_core::{Batch, Classify, ExportResponse};
 use tokio::net::TcpListener;
 use tower::Service;
 
-#[cfg(any(feature = "http", all(feature = "grpc", feature = "gzip")))]
+#[cfg(any(
+    feature = "http",
+    all(feature = "grpc", any(feature = "gzip", feature = "zstd"))
+))]
 mod body;
 mod budget;
 mod dispatch;

@@ -21,7 +21,7 @@ use tonic::{
     metadata::{MetadataKey, MetadataValue},
 };
 
-#[cfg(feature = "gzip")]
+#[cfg(any(feature = "gzip", feature = "zstd"))]
 use crate::receive::body::{self, BodyError};
 use crate::receive::budget::{Collect, Reservation, Spent};
 
@@ -34,6 +34,9 @@ pub(super) enum Encoding {
     /// gzip (feature `gzip`).
     #[cfg(feature = "gzip")]
     Gzip,
+    /// zstd (feature `zstd`).
+    #[cfg(feature = "zstd")]
+    Zstd,
 }
 
 /// Collects the message of a unary request from DATA frames.
@@ -56,6 +59,15 @@ pub(super) struct MessageReader {
 // === impl Encoding ===
 
 impl Encoding {
+    /// The encodings this build accepts, as `grpc-accept-encoding` lists them.
+    pub(super) const ACCEPTED: &'static str = match (cfg!(feature = "gzip"), cfg!(feature = "zstd"))
+    {
+        (true, true) => "gzip,zstd",
+        (true, false) => "gzip",
+        (false, true) => "zstd",
+        (false, false) => "identity",
+    };
+
     /// The request's `grpc-encoding`: `None` for none or `identity`.
     ///
     /// # Errors
@@ -74,11 +86,11 @@ impl Encoding {
         if text.eq_ignore_ascii_case("gzip") {
             return Ok(Some(Encoding::Gzip));
         }
-        let accepted = if cfg!(feature = "gzip") {
-            "gzip"
-        } else {
-            "identity"
-        };
+        #[cfg(feature = "zstd")]
+        if text.eq_ignore_ascii_case("zstd") {
+            return Ok(Some(Encoding::Zstd));
+        }
+        let accepted = Self::ACCEPTED;
         let mut status = Status::unimplemented(format!(
             "content is compressed with `{text}`, which this receiver does not accept; send {accepted} or no grpc-encoding"
         ));
@@ -237,8 +249,11 @@ impl MessageReader {
 /// Decompresses `message` per its compressed flag and the request's
 /// `grpc-encoding`, refusing output past `limit` bytes (a gzip bomb stops there).
 #[cfg_attr(
-    not(feature = "gzip"),
-    allow(unused_variables, reason = "without gzip nothing is decompressed")
+    not(any(feature = "gzip", feature = "zstd")),
+    allow(
+        unused_variables,
+        reason = "without gzip or zstd nothing is decompressed"
+    )
 )]
 pub(super) fn decompress(
     flag: u8,
@@ -250,24 +265,28 @@ pub(super) fn decompress(
 ) -> Result<Bytes, Status> {
     match (flag, encoding) {
         (0, _) => Ok(message),
-        #[cfg(feature = "gzip")]
-        (1, Some(Encoding::Gzip)) => {
+        #[cfg(any(feature = "gzip", feature = "zstd"))]
+        (1, Some(encoding)) => {
+            let encoding = match encoding {
+                #[cfg(feature = "gzip")]
+                Encoding::Gzip => body::Encoding::Gzip,
+                #[cfg(feature = "zstd")]
+                Encoding::Zstd => body::Encoding::Zstd,
+            };
             let wire = message.len();
-            let out = body::decode(body::Encoding::Gzip, message, limit, reservation).map_err(
-                |e| match e {
-                    BodyError::TooLarge(m) => Status::resource_exhausted(m),
-                    BodyError::Busy(m) => super::unavailable(retry_after, m),
-                    BodyError::Malformed(m) | BodyError::TimedOut(m) => {
-                        Status::internal(format!("gRPC message could not be decompressed: {m}"))
-                    }
-                },
-            )?;
+            let out = body::decode(encoding, message, limit, reservation).map_err(|e| match e {
+                BodyError::TooLarge(m) => Status::resource_exhausted(m),
+                BodyError::Busy(m) => super::unavailable(retry_after, m),
+                BodyError::Malformed(m) | BodyError::TimedOut(m) => {
+                    Status::internal(format!("gRPC message could not be decompressed: {m}"))
+                }
+            })?;
             // The compressed message is gone; its bytes go back.
             reservation.shrink(wire);
             Ok(out)
         }
         (1, None) => Err(Status::internal(
-            "protocol error: the message is flagged compressed but the request has no grpc-encoding; send grpc-encoding: gzip with it",
+            "protocol error: the message is flagged compressed but the request has no grpc-encoding; send grpc-encoding: gzip or zstd with it",
         )),
         (f, _) => Err(Status::internal(format!(
             "protocol error: invalid compressed flag {f} in the gRPC message prefix (valid flags are 0 and 1)"
