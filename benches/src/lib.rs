@@ -42,6 +42,6 @@ mod sink;
 pub use self::{
     error::BenchesError,
     ours::{OursConfig, OursReport},
-    peer::{PeerConfig, PeerReport, Protocol},
+    peer::{Compression, PeerConfig, PeerReport, Protocol},
     sink::{DEFAULT_MAX_BODY, SignalStats, Sink, SinkConfig, Snapshot, process_cpu_s},
 };

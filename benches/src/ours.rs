@@ -28,7 +28,7 @@ use otlp::{
     sdk::{OtlpLogProcessor, OtlpSpanProcessor},
 };
 
-use crate::{BenchesError, Protocol, args, shape};
+use crate::{BenchesError, Compression, Protocol, args, shape};
 
 /// How long the final `shutdown` may take to drain what is still queued.
 pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
@@ -64,6 +64,8 @@ pub struct OursConfig {
     /// Native path only: build each item through the borrowed `otlp::wire`
     /// records instead of opentelemetry-proto messages.
     pub direct: bool,
+    /// Request compression (at the config's default level).
+    pub compression: Compression,
 }
 
 /// What a run of our producer knows: its own timings and the pipeline's accounting.
@@ -101,7 +103,7 @@ impl Path {
 
 impl OursConfig {
     /// The flags `ours-native` and `ours-sdk` accept, for `--help`.
-    pub const USAGE: &'static str = "usage: ours-native|ours-sdk [--signal traces|logs] [--protocol grpc|http] [--endpoint URL] [--count N] [--overflow default|block|drop_newest|drop_oldest] [--preencoded N] [--direct]
+    pub const USAGE: &'static str = "usage: ours-native|ours-sdk [--signal traces|logs] [--protocol grpc|http] [--endpoint URL] [--count N] [--overflow default|block|drop_newest|drop_oldest] [--preencoded N] [--direct] [--compression none|gzip|zstd]
 
 Creates N spans (or log records) of the benchmark shape from one thread and
 exports them with the otlp facade (ours-native: opentelemetry-proto messages
@@ -113,7 +115,8 @@ pipeline's final accounting. --overflow default keeps the config default
 --preencoded N (ours-native only) encodes one request of N items up front and
 sends it repeatedly as an already-encoded batch. --direct (ours-native only)
 builds each item with the borrowed otlp::wire records instead of
-opentelemetry-proto messages.";
+opentelemetry-proto messages. --compression sets the request compression
+(config key compression, default level).";
 
     /// Reads the flags (without the program name) for a run on `path`.
     ///
@@ -132,6 +135,7 @@ opentelemetry-proto messages.";
         let mut overflow = None;
         let mut preencoded = None;
         let mut direct = false;
+        let mut compression = Compression::None;
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -154,6 +158,7 @@ opentelemetry-proto messages.";
                 }
                 "--preencoded" => preencoded = Some(args::value(&mut it, &flag)?),
                 "--direct" => direct = true,
+                "--compression" => compression = args::value(&mut it, &flag)?,
                 _ => return Err(args::unknown(&flag)),
             }
         }
@@ -189,11 +194,13 @@ opentelemetry-proto messages.";
             overflow,
             preencoded,
             direct,
+            compression,
         })
     }
 
-    /// The config flags our exporter is built from: endpoint, protocol, no
-    /// compression (as the peer), and the overflow policy when one is given.
+    /// The config flags our exporter is built from: endpoint, protocol,
+    /// compression (none unless asked, as the peer), and the overflow policy
+    /// when one is given.
     pub fn flags(&self) -> Flags {
         let protocol = match self.protocol {
             Protocol::Grpc => "grpc",
@@ -202,7 +209,7 @@ opentelemetry-proto messages.";
         let mut flags = Flags::new()
             .set("endpoint", self.endpoint.clone())
             .set("protocol", protocol)
-            .set("compression", "none");
+            .set("compression", self.compression.as_str());
         if let Some(o) = self.overflow {
             flags = flags.set("queue.overflow", o.as_str());
         }
@@ -241,6 +248,7 @@ impl OursReport {
             "protocol": config.protocol.as_str(),
             "overflow": config.overflow.map_or("default", Overflow::as_str),
             "direct": config.direct,
+            "compression": config.compression.as_str(),
             "created": self.created,
             "refused": self.refused,
             "create_s": self.create_s,
@@ -311,11 +319,13 @@ async fn run_native(config: &OursConfig) -> Result<OursReport, BenchesError> {
                 Signal::Logs => shape::encode(&shape::logs_request(n)),
                 _ => shape::encode(&shape::trace_request(n)),
             };
-            let full = Batch::new(config.signal, encode(per)?, per);
+            let full = encode(per)?;
             let mut left = config.count;
             while left > 0 {
+                // A new batch over the same bytes each time (not a clone,
+                // which would share the first one's compressed form).
                 let batch = if left >= per {
-                    full.clone()
+                    Batch::new(config.signal, full.clone(), per)
                 } else {
                     Batch::new(config.signal, encode(left)?, left)
                 };

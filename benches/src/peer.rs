@@ -14,7 +14,9 @@ use std::{
 };
 
 use opentelemetry::{logs::LoggerProvider as _, trace::TracerProvider as _};
-use opentelemetry_otlp::{LogExporter, SpanExporter, WithExportConfig};
+use opentelemetry_otlp::{
+    LogExporter, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+};
 use opentelemetry_sdk::{
     error::OTelSdkResult,
     logs::{BatchLogProcessor, SdkLoggerProvider},
@@ -33,6 +35,18 @@ pub enum Protocol {
     Http,
 }
 
+/// Request compression, as every producer's `--compression` names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// Uncompressed (the default).
+    #[default]
+    None,
+    /// gzip.
+    Gzip,
+    /// zstd.
+    Zstd,
+}
+
 /// How `peer-otlp` runs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PeerConfig {
@@ -49,6 +63,8 @@ pub struct PeerConfig {
     pub max_queue_size: usize,
     /// The batch processor's export batch size (the SDK default is 512).
     pub max_export_batch_size: usize,
+    /// Request compression (the exporter's own, at its default level).
+    pub compression: Compression,
 }
 
 /// What the peer knows after a run; delivered counts come from the receiver.
@@ -98,18 +114,56 @@ impl FromStr for Protocol {
     }
 }
 
+// === impl Compression ===
+
+impl Compression {
+    /// `none`, `gzip` or `zstd`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The peer exporter's setting, `None` for no compression.
+    fn otlp(self) -> Option<opentelemetry_otlp::Compression> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some(opentelemetry_otlp::Compression::Gzip),
+            Compression::Zstd => Some(opentelemetry_otlp::Compression::Zstd),
+        }
+    }
+}
+
+impl FromStr for Compression {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Compression::None),
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            other => Err(format!(
+                "unknown compression '{other}', use none, gzip or zstd"
+            )),
+        }
+    }
+}
+
 // === impl PeerConfig ===
 
 impl PeerConfig {
     /// The flags `peer-otlp` accepts, for `--help`.
-    pub const USAGE: &'static str = "usage: peer-otlp [--signal traces|logs] [--protocol grpc|http] [--endpoint URL] [--count N] [--queue N] [--batch N]
+    pub const USAGE: &'static str = "usage: peer-otlp [--signal traces|logs] [--protocol grpc|http] [--endpoint URL] [--count N] [--queue N] [--batch N] [--compression none|gzip|zstd]
        peer-otlp --describe
 
 Creates N spans (or log records) of the benchmark shape from one thread with
 opentelemetry_sdk's batch processor and opentelemetry-otlp, then flushes and
 shuts down, and prints what it knows as one JSON line. --queue is the batch
 processor's max queue size (SDK default 2048), --batch its export batch size
-(default 512). The endpoint defaults to http://127.0.0.1:4317 (grpc) or
+(default 512), --compression the exporter's request compression (its
+default level). The endpoint defaults to http://127.0.0.1:4317 (grpc) or
 http://127.0.0.1:4318 (http). --describe prints the shape in Markdown.";
 
     /// Reads the flags of `peer-otlp` (without the program name).
@@ -126,6 +180,7 @@ http://127.0.0.1:4318 (http). --describe prints the shape in Markdown.";
         let mut max_queue_size = opentelemetry_sdk::trace::OTEL_BSP_MAX_QUEUE_SIZE_DEFAULT;
         let mut max_export_batch_size =
             opentelemetry_sdk::trace::OTEL_BSP_MAX_EXPORT_BATCH_SIZE_DEFAULT;
+        let mut compression = Compression::None;
         let mut it = args.into_iter();
         while let Some(flag) = it.next() {
             match flag.as_str() {
@@ -133,6 +188,7 @@ http://127.0.0.1:4318 (http). --describe prints the shape in Markdown.";
                 "--protocol" => protocol = args::value(&mut it, &flag)?,
                 "--endpoint" => endpoint = Some(args::value::<String>(&mut it, &flag)?),
                 "--count" => count = args::value(&mut it, &flag)?,
+                "--compression" => compression = args::value(&mut it, &flag)?,
                 "--queue" => max_queue_size = args::value(&mut it, &flag)?,
                 "--batch" => max_export_batch_size = args::value(&mut it, &flag)?,
                 _ => return Err(args::unknown(&flag)),
@@ -161,6 +217,7 @@ http://127.0.0.1:4318 (http). --describe prints the shape in Markdown.";
             count,
             max_queue_size,
             max_export_batch_size,
+            compression,
         })
     }
 
@@ -192,6 +249,7 @@ impl PeerReport {
             "signal": config.signal.as_str(),
             "protocol": config.protocol.as_str(),
             "max_queue_size": config.max_queue_size,
+            "compression": config.compression.as_str(),
             "created": self.created,
             "create_s": self.create_s,
             "flush_s": self.flush_s,
@@ -241,16 +299,27 @@ fn errs(r: OTelSdkResult) -> Option<String> {
 }
 
 fn run_traces(config: &PeerConfig) -> Result<PeerReport, BenchesError> {
+    let compression = config.compression.otlp();
     let exporter = match config.protocol {
-        Protocol::Grpc => SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(config.endpoint.clone())
-            .build(),
-        Protocol::Http => SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(config.http_url())
-            .build(),
+        Protocol::Grpc => {
+            let b = SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(config.endpoint.clone());
+            match compression {
+                Some(c) => b.with_compression(c).build(),
+                None => b.build(),
+            }
+        }
+        Protocol::Http => {
+            let b = SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(config.http_url());
+            match compression {
+                Some(c) => b.with_compression(c).build(),
+                None => b.build(),
+            }
+        }
     }
     .map_err(|e| config.exporter_error(e))?;
     let batch = opentelemetry_sdk::trace::BatchConfigBuilder::default()
@@ -275,16 +344,27 @@ fn run_traces(config: &PeerConfig) -> Result<PeerReport, BenchesError> {
 }
 
 fn run_logs(config: &PeerConfig) -> Result<PeerReport, BenchesError> {
+    let compression = config.compression.otlp();
     let exporter = match config.protocol {
-        Protocol::Grpc => LogExporter::builder()
-            .with_tonic()
-            .with_endpoint(config.endpoint.clone())
-            .build(),
-        Protocol::Http => LogExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-            .with_endpoint(config.http_url())
-            .build(),
+        Protocol::Grpc => {
+            let b = LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(config.endpoint.clone());
+            match compression {
+                Some(c) => b.with_compression(c).build(),
+                None => b.build(),
+            }
+        }
+        Protocol::Http => {
+            let b = LogExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(config.http_url());
+            match compression {
+                Some(c) => b.with_compression(c).build(),
+                None => b.build(),
+            }
+        }
     }
     .map_err(|e| config.exporter_error(e))?;
     let batch = opentelemetry_sdk::logs::BatchConfigBuilder::default()

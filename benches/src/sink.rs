@@ -32,7 +32,7 @@ use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
 use tonic::{
     Status,
     body::Body,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder},
     codegen::Service,
 };
 
@@ -471,7 +471,10 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
 async fn handle(req: Request<Incoming>, state: Arc<State>) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path();
     if let Some(signal) = Signal::ALL.into_iter().find(|s| s.grpc_path() == path) {
-        let mut grpc = tonic::server::Grpc::new(RawCodec).max_decoding_message_size(state.max_body);
+        let mut grpc = tonic::server::Grpc::new(RawCodec)
+            .max_decoding_message_size(state.max_body)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
         return Ok(grpc.unary(Export { signal, state }, req).await);
     }
     if path == "/stats" {
@@ -507,17 +510,25 @@ async fn http_export(req: Request<Incoming>, signal: Signal, state: &State) -> R
             format!("use POST {}\n", signal.http_path()),
         );
     }
-    if let Some(enc) = req.headers().get(header::CONTENT_ENCODING)
-        && enc.as_bytes() != b"identity"
+    let encoding = match req
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.as_bytes())
     {
-        state.error(signal);
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "content-encoding {enc:?} is not supported: count-sink takes uncompressed protobuf\n"
-            ),
-        );
-    }
+        None | Some(b"identity") => None,
+        Some(b"gzip") => Some("gzip"),
+        Some(b"zstd") => Some("zstd"),
+        Some(other) => {
+            state.error(signal);
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "content-encoding {:?} is not supported: count-sink takes identity, gzip or zstd\n",
+                    String::from_utf8_lossy(other)
+                ),
+            );
+        }
+    };
     let body = match Limited::new(req.into_body(), state.max_body)
         .collect()
         .await
@@ -530,6 +541,20 @@ async fn http_export(req: Request<Incoming>, signal: Signal, state: &State) -> R
                 format!(
                     "reading the request body failed (limit {} bytes): {e}\n",
                     state.max_body
+                ),
+            );
+        }
+    };
+    let body = match encoding.map(|e| decompress(e, &body, state.max_body)) {
+        None => body,
+        Some(Ok(plain)) => plain,
+        Some(Err(e)) => {
+            state.error(signal);
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the {} body could not be decompressed: {e}\n",
+                    encoding.unwrap_or("")
                 ),
             );
         }
@@ -549,6 +574,27 @@ async fn http_export(req: Request<Incoming>, signal: Signal, state: &State) -> R
             text(StatusCode::BAD_REQUEST, format!("{e}\n"))
         }
     }
+}
+
+/// `body` decompressed from `encoding` (`gzip` or `zstd`), at most `max` bytes.
+fn decompress(encoding: &str, body: &[u8], max: usize) -> std::io::Result<Bytes> {
+    use std::io::Read as _;
+    let mut out = Vec::with_capacity(body.len() * 8);
+    let limit = u64::try_from(max).unwrap_or(u64::MAX) + 1;
+    match encoding {
+        "gzip" => flate2::read::MultiGzDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out)?,
+        _ => zstd::stream::read::Decoder::new(body)?
+            .take(limit)
+            .read_to_end(&mut out)?,
+    };
+    if out.len() > max {
+        return Err(std::io::Error::other(format!(
+            "decompressed body over the {max}-byte limit"
+        )));
+    }
+    Ok(Bytes::from(out))
 }
 
 #[cfg(test)]

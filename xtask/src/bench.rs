@@ -103,6 +103,10 @@ struct Scenario {
     side: Side,
     signal: &'static str,
     protocol: &'static str,
+    /// Request compression (none, gzip, zstd) toward the sink: the
+    /// producer's, or on a relay row the agent's upstream (the producer
+    /// sends the agent uncompressed requests, as most SDKs do by default).
+    compression: &'static str,
     producer: Producer,
     /// The peer scenario this one's ratios are taken against.
     baseline: &'static str,
@@ -115,6 +119,15 @@ impl Scenario {
     /// forwards to count-sink and is measured too (the relay).
     fn relay(&self) -> bool {
         self.side == Side::Relay
+    }
+
+    /// The protocol column: `grpc`, or `grpc + gzip` with compression.
+    fn wire(&self) -> String {
+        if self.compression == "none" {
+            self.protocol.to_owned()
+        } else {
+            format!("{} + {}", self.protocol, self.compression)
+        }
     }
 
     /// The producer's command line: the scenario's signal and protocol, the
@@ -131,6 +144,9 @@ impl Scenario {
             "--count".to_owned(),
             count.clone(),
         ];
+        if !self.relay() && self.compression != "none" {
+            args.extend(["--compression".to_owned(), self.compression.to_owned()]);
+        }
         args.extend(extra.iter().map(|a| a.replace("{count}", &count)));
         args
     }
@@ -179,6 +195,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::Peer,
         signal: "traces",
         protocol: "grpc",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "peer-otlp",
@@ -192,6 +209,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::Peer,
         signal: "traces",
         protocol: "grpc",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "peer-otlp",
@@ -205,6 +223,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::Peer,
         signal: "traces",
         protocol: "http",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "peer-otlp",
@@ -218,6 +237,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::Peer,
         signal: "logs",
         protocol: "grpc",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "peer-otlp",
@@ -226,11 +246,54 @@ const SCENARIOS: &[Scenario] = &[
         baseline: "peer-logs-grpc-full",
     },
     Scenario {
+        key: "peer-grpc-gzip",
+        title: "peer: SDK batch processor + opentelemetry-otlp, gRPC + gzip, queue = whole run",
+        side: Side::Peer,
+        signal: "traces",
+        protocol: "grpc",
+        compression: "gzip",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "peer-otlp",
+            extra: &["--queue", "{count}"],
+        },
+        baseline: "peer-grpc-gzip",
+    },
+    Scenario {
+        key: "peer-http-gzip",
+        title: "peer: SDK batch processor + opentelemetry-otlp, HTTP/protobuf + gzip, queue = whole run",
+        side: Side::Peer,
+        signal: "traces",
+        protocol: "http",
+        compression: "gzip",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "peer-otlp",
+            extra: &["--queue", "{count}"],
+        },
+        baseline: "peer-http-gzip",
+    },
+    Scenario {
+        key: "peer-grpc-zstd",
+        title: "peer: SDK batch processor + opentelemetry-otlp, gRPC + zstd, queue = whole run",
+        side: Side::Peer,
+        signal: "traces",
+        protocol: "grpc",
+        compression: "zstd",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "peer-otlp",
+            extra: &["--queue", "{count}"],
+        },
+        baseline: "peer-grpc-zstd",
+    },
+    Scenario {
         key: "ours-sdk-grpc-default",
         title: "ours: same SDK tracer, our SDK bridge, gRPC, defaults (drop_oldest)",
         side: Side::OurSdkBridge,
         signal: "traces",
         protocol: "grpc",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-sdk",
@@ -244,6 +307,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::OurSdkBridge,
         signal: "traces",
         protocol: "grpc",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-sdk",
@@ -257,6 +321,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::OurSdkBridge,
         signal: "traces",
         protocol: "http",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-sdk",
@@ -270,6 +335,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::OurSdkBridge,
         signal: "logs",
         protocol: "grpc",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-sdk",
@@ -283,6 +349,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::OurNative,
         signal: "traces",
         protocol: "grpc",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
@@ -296,6 +363,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::OurNative,
         signal: "traces",
         protocol: "http",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
@@ -309,6 +377,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::OurNative,
         signal: "traces",
         protocol: "grpc",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
@@ -322,6 +391,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::OurNative,
         signal: "traces",
         protocol: "http",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
@@ -335,6 +405,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::OurNative,
         signal: "logs",
         protocol: "grpc",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
@@ -348,6 +419,7 @@ const SCENARIOS: &[Scenario] = &[
         side: Side::OurNative,
         signal: "traces",
         protocol: "grpc",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
@@ -356,17 +428,137 @@ const SCENARIOS: &[Scenario] = &[
         baseline: "peer-grpc-full",
     },
     Scenario {
+        key: "ours-sdk-grpc-gzip",
+        title: "ours: same SDK tracer, our SDK bridge, gRPC + gzip, block policy",
+        side: Side::OurSdkBridge,
+        signal: "traces",
+        protocol: "grpc",
+        compression: "gzip",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-sdk",
+            extra: &["--overflow", "block"],
+        },
+        baseline: "peer-grpc-gzip",
+    },
+    Scenario {
+        key: "ours-native-grpc-gzip",
+        title: "ours: native facade API, gRPC + gzip (level 1), block policy",
+        side: Side::OurNative,
+        signal: "traces",
+        protocol: "grpc",
+        compression: "gzip",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            extra: &["--overflow", "block"],
+        },
+        baseline: "peer-grpc-gzip",
+    },
+    Scenario {
+        key: "ours-native-http-gzip",
+        title: "ours: native facade API, HTTP/protobuf + gzip (level 1), block policy",
+        side: Side::OurNative,
+        signal: "traces",
+        protocol: "http",
+        compression: "gzip",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            extra: &["--overflow", "block"],
+        },
+        baseline: "peer-http-gzip",
+    },
+    Scenario {
+        key: "ours-native-grpc-zstd",
+        title: "ours: native facade API, gRPC + zstd (level 1), block policy",
+        side: Side::OurNative,
+        signal: "traces",
+        protocol: "grpc",
+        compression: "zstd",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            extra: &["--overflow", "block"],
+        },
+        baseline: "peer-grpc-zstd",
+    },
+    Scenario {
+        key: "ours-native-direct-grpc-gzip",
+        title: "ours: native facade API with borrowed `otlp::wire` records, gRPC + gzip (level 1), block policy",
+        side: Side::OurNative,
+        signal: "traces",
+        protocol: "grpc",
+        compression: "gzip",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            extra: &["--overflow", "block", "--direct"],
+        },
+        baseline: "peer-grpc-gzip",
+    },
+    Scenario {
+        key: "ours-native-direct-http-gzip",
+        title: "ours: native facade API with borrowed `otlp::wire` records, HTTP/protobuf + gzip (level 1), block policy",
+        side: Side::OurNative,
+        signal: "traces",
+        protocol: "http",
+        compression: "gzip",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            extra: &["--overflow", "block", "--direct"],
+        },
+        baseline: "peer-http-gzip",
+    },
+    Scenario {
         key: "relay-grpc",
         title: "relay: `ours-native --preencoded 512` -> `otlp-client run` (block policy) -> count-sink, gRPC",
         side: Side::Relay,
         signal: "traces",
         protocol: "grpc",
+        compression: "none",
         producer: Producer::Bin {
             package: "otlp-benches",
             bin: "ours-native",
             extra: &["--overflow", "block", "--preencoded", "512"],
         },
         baseline: "peer-grpc-full",
+    },
+    Scenario {
+        key: "relay-grpc-gzip",
+        title: "relay: `ours-native --preencoded 512` -> `otlp-client run` (block policy, gzip upstream) -> count-sink, gRPC",
+        side: Side::Relay,
+        signal: "traces",
+        protocol: "grpc",
+        compression: "gzip",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            extra: &["--overflow", "block", "--preencoded", "512"],
+        },
+        baseline: "peer-grpc-gzip",
+    },
+    Scenario {
+        key: "relay-grpc-gzip-passthrough",
+        title: "relay: `ours-native --preencoded 512 --compression gzip` -> `otlp-client run` (block policy, gzip upstream: forwarded as received) -> count-sink, gRPC",
+        side: Side::Relay,
+        signal: "traces",
+        protocol: "grpc",
+        compression: "gzip",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            extra: &[
+                "--overflow",
+                "block",
+                "--preencoded",
+                "512",
+                "--compression",
+                "gzip",
+            ],
+        },
+        baseline: "peer-grpc-gzip",
     },
 ];
 
@@ -673,7 +865,13 @@ fn run_once(
     );
     // A relay puts the agent between producer and sink.
     let agent = if s.relay() {
-        match Agent::start(&agent_bin(bin_dir), s.protocol, &sink_endpoint, gnu_time) {
+        match Agent::start(
+            &agent_bin(bin_dir),
+            s.protocol,
+            s.compression,
+            &sink_endpoint,
+            gnu_time,
+        ) {
             Ok(a) => Some(a),
             Err(e) => {
                 let _ = sink_proc.finish(Duration::from_secs(5));
@@ -802,9 +1000,15 @@ struct Agent {
 
 impl Agent {
     /// Writes the agent's config (receiver on a free loopback port, upstream
-    /// = the sink, `block` policy, no compression as the producers), starts
-    /// it and waits until its receiver accepts connections.
-    fn start(bin: &Path, protocol: &str, upstream: &str, gnu_time: bool) -> Result<Agent> {
+    /// = the sink with `compression`, `block` policy), starts it and waits
+    /// until its receiver accepts connections.
+    fn start(
+        bin: &Path,
+        protocol: &str,
+        compression: &str,
+        upstream: &str,
+        gnu_time: bool,
+    ) -> Result<Agent> {
         if !bin.exists() {
             return Err(format!(
                 "{} is missing; build it with `cargo build --release -p {AGENT_PACKAGE}`",
@@ -827,7 +1031,7 @@ impl Agent {
         let time_file = tmp.join(format!("xtask-bench-agent-{id}.time"));
         let stderr_file = tmp.join(format!("xtask-bench-agent-{id}.log"));
         let yaml = format!(
-            "endpoint: {upstream}\nprotocol: {proto}\ncompression: none\nreceivers:\n  {receiver_key}: {addr}\nadmin:\n  listen: 127.0.0.1:0\nqueue:\n  overflow: block\n"
+            "endpoint: {upstream}\nprotocol: {proto}\ncompression: {compression}\nreceivers:\n  {receiver_key}: {addr}\nadmin:\n  listen: 127.0.0.1:0\nqueue:\n  overflow: block\n"
         );
         fs::write(&config, yaml).map_err(|e| format!("writing {}: {e}", config.display()))?;
         let stderr = fs::File::create(&stderr_file)
@@ -1195,6 +1399,10 @@ fn render(
     );
     let _ = writeln!(
         md,
+        "Compressed rows: our producers and agent use the default level (1); opentelemetry-otlp has no level setting and compresses at its codecs' default (gzip 6, zstd 3). count-sink decompresses before counting.\n"
+    );
+    let _ = writeln!(
+        md,
         "Delivered is what count-sink received; dropped = created - delivered; delivered/s is the median of each run's delivered / wall time; CPU per million is per million items created."
     );
     let _ = writeln!(
@@ -1203,7 +1411,7 @@ fn render(
     );
     let _ = writeln!(
         md,
-        "A relay row adds a third process between producer and sink, the agent `otlp-client run` (gRPC receiver, `block` policy, no compression), measured from outside the same way; its wall time runs until the agent has drained and exited after SIGTERM, and its own CPU and RSS are in the relay table.\n"
+        "A relay row adds a third process between producer and sink, the agent `otlp-client run` (gRPC receiver, `block` policy; uncompressed from the producer, and upstream compressed as the protocol column says), measured from outside the same way; its wall time runs until the agent has drained and exited after SIGTERM, and its own CPU and RSS are in the relay table.\n"
     );
     let _ = writeln!(md, "## Telemetry shape\n\n{shape}");
     let _ = writeln!(md, "## Results\n");
@@ -1245,7 +1453,7 @@ fn render(
             s.key,
             s.side.as_str(),
             s.signal,
-            s.protocol,
+            s.wire(),
             m.created,
             m.delivered,
             m.dropped(),
@@ -1392,9 +1600,12 @@ mod tests {
             keys,
             [
                 "peer-http-full",
+                "peer-http-gzip",
                 "ours-sdk-http-block",
                 "ours-native-http",
-                "ours-native-direct-http"
+                "ours-native-direct-http",
+                "ours-native-http-gzip",
+                "ours-native-direct-http-gzip"
             ]
         );
     }
@@ -1467,6 +1678,28 @@ mod tests {
                 for common in ["--signal", "--protocol", "--endpoint", "--count"] {
                     assert!(!extra.contains(&common), "{}: {common}", s.key);
                 }
+                // A compressed row compresses at the producer; on a relay row
+                // at the agent, and at the producer only when its extra flags
+                // say so (the pass-through row).
+                let args = s.producer_args(extra, "http://x:1", 5);
+                let flagged = args.iter().filter(|a| *a == "--compression").count();
+                let expected = if s.relay() {
+                    usize::from(s.key.ends_with("passthrough"))
+                } else {
+                    usize::from(s.compression != "none")
+                };
+                assert_eq!(flagged, expected, "{}", s.key);
+                assert!(
+                    ["none", "gzip", "zstd"].contains(&s.compression),
+                    "{}",
+                    s.key
+                );
+                assert_eq!(
+                    s.compression != "none",
+                    s.key.contains("gzip") || s.key.contains("zstd"),
+                    "{}",
+                    s.key
+                );
             }
         }
     }

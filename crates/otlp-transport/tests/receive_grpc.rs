@@ -167,6 +167,8 @@ async fn zstd_compressed_requests_are_accepted_and_zstd_bombs_refused() {
     .unwrap();
     assert!(resp.is_empty(), "full success answers an empty response");
     assert_eq!(inner.batches()[0].bytes(), &big);
+    // Kept as received, for a relay to forward without recompressing.
+    assert!(inner.batches()[0].has_wire_form("zstd"));
     // 64 MiB of zeros: refused at the 4 MiB decompressed limit.
     let bomb = Bytes::from(vec![0u8; 64 << 20]);
     let err = raw_call_with(

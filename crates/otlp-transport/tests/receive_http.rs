@@ -474,6 +474,59 @@ async fn zstd_bodies_are_decompressed_and_zstd_bombs_refused_with_413() {
 }
 
 #[tokio::test]
+async fn a_gzip_request_is_forwarded_upstream_as_received_not_recompressed() {
+    // The relay's hop: receiver A -> exporter (gzip) -> receiver B.
+    let upstream = Recorder::new(Mode::Accept);
+    let b = start(&upstream, ReceiverLimits::new()).await;
+    let inner = Recorder::new(Mode::Accept);
+    let a = start(&inner, ReceiverLimits::new()).await;
+    let body = trace_bytes(50);
+    // Level 9: not what the exporter (level 1) would make of the same bytes.
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut enc, &body).unwrap();
+    let sent = enc.finish().unwrap();
+    let reply = post(
+        a.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "Content-Encoding: gzip\r\n",
+        &sent,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let received = inner.batches().remove(0);
+    assert_eq!(received.bytes(), &body);
+    assert!(received.has_wire_form("gzip"));
+    let exporter = otlp_transport::Exporter::builder()
+        .with_endpoint(format!("http://{}", b.addr))
+        .with_protocol(otlp_transport::Protocol::HttpProtobuf)
+        .with_compression(otlp_transport::Compression::Gzip)
+        .build()
+        .unwrap();
+    exporter.send(received).await.unwrap();
+    let forwarded = upstream.batches().remove(0);
+    assert_eq!(forwarded.bytes(), &body);
+    let on_the_wire = forwarded.wire_form("gzip", |_| Err(())).unwrap();
+    assert_eq!(on_the_wire, sent, "forwarded as received, byte for byte");
+    // deflate is not a form the exporter sends: nothing is kept.
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut z, &body).unwrap();
+    let reply = post(
+        a.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "Content-Encoding: deflate\r\n",
+        &z.finish().unwrap(),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let received = inner.batches().remove(1);
+    assert!(!received.has_wire_form("gzip"));
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
 async fn gzip_bomb_is_refused_with_413_at_the_decompressed_limit() {
     let inner = Recorder::new(Mode::Accept);
     let limits = ReceiverLimits::new()

@@ -132,6 +132,15 @@ impl Batch {
         Ok(made)
     }
 
+    /// This batch, holding `bytes` as its wire form `form` (unless it holds
+    /// one already): a relay forwards a request received compressed as it
+    /// came, when it goes upstream alone with the same compression, instead
+    /// of compressing it again. `bytes` must be this request in that form.
+    pub fn with_wire_form(self, form: &'static str, bytes: Bytes) -> Self {
+        let _ = self.wire.0.set((form, bytes));
+        self
+    }
+
     /// Whether this batch holds its request in the wire form `form` already.
     pub fn has_wire_form(&self, form: &str) -> bool {
         self.wire.0.get().is_some_and(|(kept, _)| *kept == form)

@@ -58,6 +58,23 @@ impl From<Spent> for BodyError {
 
 #[cfg(feature = "http")]
 impl Encoding {
+    /// The exporter's name for a request compressed this way, when it
+    /// sends that compression too (gzip, zstd; `deflate` it never sends).
+    pub(crate) fn wire_form(self) -> Option<&'static str> {
+        match self {
+            Encoding::Identity => None,
+            #[cfg(feature = "gzip")]
+            Encoding::Gzip => Some("gzip"),
+            #[cfg(feature = "gzip")]
+            Encoding::Deflate => None,
+            #[cfg(feature = "zstd")]
+            Encoding::Zstd => Some("zstd"),
+        }
+    }
+}
+
+#[cfg(feature = "http")]
+impl Encoding {
     /// Parses a `Content-Encoding` value, `None` when it is not supported.
     pub(crate) fn parse(value: Option<&str>) -> Option<Self> {
         let v = value.map(str::trim).unwrap_or("");

@@ -309,6 +309,13 @@ where
                     ),
                 ));
             };
+            // A compressed message is kept as received: forwarded alone, it
+            // goes upstream without recompressing (its bytes stay reserved
+            // until the request is answered, as the decompressed ones do).
+            let received = match (flag, encoding) {
+                (1, Some(e)) => Some((e.wire_form(), message.clone())),
+                _ => None,
+            };
             let bytes = if flag == 0 {
                 message
             } else {
@@ -335,6 +342,10 @@ where
             let batch = dispatch::received(signal, bytes)
                 .await
                 .map_err(Status::invalid_argument)?;
+            let batch = match received {
+                Some((form, wire)) => batch.with_wire_form(form, wire),
+                None => batch,
+            };
             let answer = dispatch::export(self.inner, batch, limits)
                 .await
                 .map_err(status_for);

@@ -353,11 +353,18 @@ where
             },
         );
     };
+    // A protobuf request compressed the way the exporter compresses is kept
+    // as received: forwarded alone, it goes upstream without recompressing.
+    let received = match format {
+        Format::Protobuf => encoding.wire_form().map(|form| (form, body.clone())),
+        Format::Json => None,
+    };
     let body = if encoding == Encoding::Identity {
         body
     } else {
         let limit = limits.max_decompressed_bytes();
-        let wire = body.len();
+        // Given back once decompressed, unless the batch keeps it.
+        let wire = if received.is_some() { 0 } else { body.len() };
         // Off the async workers: inflating megabytes must not stall other
         // connections or the probes.
         let decoded = tokio::task::spawn_blocking(move || {
@@ -367,7 +374,7 @@ where
         .await;
         match decoded {
             Ok((Ok(b), mut r)) => {
-                // The compressed body is gone; its bytes go back.
+                // The compressed body is gone (unless kept); its bytes go back.
                 r.shrink(wire);
                 reservation = r;
                 b
@@ -392,7 +399,10 @@ where
         Format::Json => json_batch(signal, &body),
     };
     let batch = match batch {
-        Ok(b) => b,
+        Ok(b) => match received {
+            Some((form, wire)) => b.with_wire_form(form, wire),
+            None => b,
+        },
         Err(msg) => {
             return error(
                 format,

@@ -59,6 +59,16 @@ pub(super) struct MessageReader {
 // === impl Encoding ===
 
 impl Encoding {
+    /// The exporter's name for a message compressed this way.
+    pub(super) fn wire_form(self) -> &'static str {
+        match self {
+            #[cfg(feature = "gzip")]
+            Encoding::Gzip => "gzip",
+            #[cfg(feature = "zstd")]
+            Encoding::Zstd => "zstd",
+        }
+    }
+
     /// The encodings this build accepts, as `grpc-accept-encoding` lists them.
     pub(super) const ACCEPTED: &'static str = match (cfg!(feature = "gzip"), cfg!(feature = "zstd"))
     {
@@ -247,7 +257,9 @@ impl MessageReader {
 }
 
 /// Decompresses `message` per its compressed flag and the request's
-/// `grpc-encoding`, refusing output past `limit` bytes (a gzip bomb stops there).
+/// `grpc-encoding`, refusing output past `limit` bytes (a gzip bomb stops
+/// there). The compressed message's bytes stay reserved: the caller gives
+/// them back, or keeps the message.
 #[cfg_attr(
     not(any(feature = "gzip", feature = "zstd")),
     allow(
@@ -273,7 +285,6 @@ pub(super) fn decompress(
                 #[cfg(feature = "zstd")]
                 Encoding::Zstd => body::Encoding::Zstd,
             };
-            let wire = message.len();
             let out = body::decode(encoding, message, limit, reservation).map_err(|e| match e {
                 BodyError::TooLarge(m) => Status::resource_exhausted(m),
                 BodyError::Busy(m) => super::unavailable(retry_after, m),
@@ -281,8 +292,6 @@ pub(super) fn decompress(
                     Status::internal(format!("gRPC message could not be decompressed: {m}"))
                 }
             })?;
-            // The compressed message is gone; its bytes go back.
-            reservation.shrink(wire);
             Ok(out)
         }
         (1, None) => Err(Status::internal(
