@@ -27,6 +27,8 @@ pub struct AgentConfig {
     pub upstream: String,
     /// `protocol:` towards the upstream.
     pub protocol: &'static str,
+    /// `compression:` towards the upstream (`none` unless a test sets it).
+    pub compression: &'static str,
     /// The disk queue directory (`queue.persistent.dir`), if any.
     pub persistent: Option<PathBuf>,
     /// `queue.persistent.max_bytes` when `persistent` is set.
@@ -55,6 +57,7 @@ impl AgentConfig {
         Self {
             upstream,
             protocol: "grpc",
+            compression: "none",
             persistent: None,
             disk_max_bytes: "256MiB".to_owned(),
             grpc: free_port(),
@@ -75,10 +78,11 @@ impl AgentConfig {
     /// The whole YAML file.
     pub fn yaml(&self) -> String {
         let mut y = format!(
-            "endpoint: {}\nprotocol: {}\ncompression: none\ntimeout: 1s\nconnect_timeout: 500ms\n\
+            "endpoint: {}\nprotocol: {}\ncompression: {}\ntimeout: 1s\nconnect_timeout: 500ms\n\
              retry:\n{}batch:\n{}receivers:\n  grpc: {}\n  http: {}\n{}admin:\n  listen: {}\nqueue:\n{}",
             self.upstream,
             self.protocol,
+            self.compression,
             self.retry,
             self.batch,
             self.grpc,

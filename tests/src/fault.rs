@@ -643,6 +643,10 @@ async fn handle(
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"));
+    let gzip = req
+        .headers()
+        .get(http::header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() == b"gzip");
     let signal = signal_of(req.uri().path());
     let body = match http_body_util::Limited::new(req.into_body(), MAX_BODY)
         .collect()
@@ -653,6 +657,8 @@ async fn handle(
     };
     let message = if grpc {
         grpc_message(&body)
+    } else if gzip {
+        gunzip(&body)
     } else {
         body.clone()
     };
@@ -731,14 +737,31 @@ fn signal_of(path: &str) -> Option<Signal> {
 }
 
 /// The message inside a gRPC frame (5-byte header), uncompressed frames only.
+/// The request message of a gRPC body, gunzipped when its flag says it is
+/// compressed (the only encoding the agent's exporters use here).
 fn grpc_message(body: &Bytes) -> Bytes {
     let mut b = body.clone();
-    if b.len() < 5 || b[0] != 0 {
+    if b.len() < 5 || b[0] > 1 {
         return Bytes::new();
     }
+    let compressed = b[0] == 1;
     b.advance(1);
     let len = b.get_u32() as usize;
-    b.slice(..len.min(b.len()))
+    let message = b.slice(..len.min(b.len()));
+    if compressed {
+        gunzip(&message)
+    } else {
+        message
+    }
+}
+
+/// `data` gunzipped; empty when it is not gzip (the sink then counts nothing).
+fn gunzip(data: &[u8]) -> Bytes {
+    let mut out = Vec::new();
+    match std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(data), &mut out) {
+        Ok(_) => Bytes::from(out),
+        Err(_) => Bytes::new(),
+    }
 }
 
 fn grpc_frame(message: &[u8]) -> Bytes {

@@ -28,6 +28,9 @@ async fn an_outage_shows_on_health_at_once_but_never_unreadies_or_kills_the_agen
     let mut cfg = AgentConfig::new(sink.grpc_endpoint());
     // Retry for as long as the outage lasts, at most 1 s apart.
     cfg.retry = "  initial_backoff: 200ms\n  max_backoff: 1s\n  max_elapsed: 0\n".to_owned();
+    // gzip upstream, as most deployments run: each batch is compressed once
+    // and resent as it is by every retry of the outage.
+    cfg.compression = "gzip";
     let agent = Agent::start(&cfg, dir.path(), "health").unwrap();
     let (http, admin) = (agent.http, agent.admin);
 
@@ -129,7 +132,7 @@ async fn an_outage_shows_on_health_at_once_but_never_unreadies_or_kills_the_agen
     // Every stage the agent path goes through was recorded for real.
     let (_, profile) = get(admin, "/debug/profile").await;
     let profile: serde_json::Value = serde_json::from_str(&profile).unwrap();
-    for stage in ["queue_wait", "batch", "send", "retry_wait"] {
+    for stage in ["queue_wait", "batch", "compress", "send", "retry_wait"] {
         let count = profile["stages"]
             .as_array()
             .and_then(|a| a.iter().find(|s| s["stage"] == stage))

@@ -226,3 +226,51 @@ fn relative_tls_paths_resolve_against_the_config_file_directory() {
         Some(dir.path().join("certs/ca.pem").as_path())
     );
 }
+
+#[test]
+fn compression_level_is_checked_against_each_signals_compression_and_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |yaml: &str| {
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        validate_file(&path, OutputFormat::Text)
+    };
+    // 12 is no gzip level, but a zstd one.
+    let out = check("endpoint: http://c:4317\ncompression: gzip\ncompression_level: 12\n");
+    assert_eq!(out.exit_code, EXIT_INVALID, "{}", out.text);
+    assert!(
+        out.text
+            .contains("compression_level 12 is not a gzip level"),
+        "{}",
+        out.text
+    );
+    assert!(
+        out.text.contains("1 (fastest, the default) to 9"),
+        "{}",
+        out.text
+    );
+    let out = check("endpoint: http://c:4317\ncompression: zstd\ncompression_level: 12\n");
+    assert_eq!(out.exit_code, EXIT_VALID, "{}", out.text);
+    let out = check("endpoint: http://c:4317\ncompression: zstd\ncompression_level: 0\n");
+    assert_eq!(out.exit_code, EXIT_INVALID, "{}", out.text);
+    // A per-signal compression counts: traces gzip, level 9 fits.
+    let out =
+        check("endpoint: http://c:4317\ncompression_level: 9\ntraces:\n  compression: gzip\n");
+    assert_eq!(out.exit_code, EXIT_VALID, "{}", out.text);
+    // Set with nothing compressed: valid, with a warning saying so.
+    let out = check("endpoint: http://c:4317\ncompression_level: 3\n");
+    assert_eq!(out.exit_code, EXIT_VALID, "{}", out.text);
+    assert!(out.text.contains("no signal is compressed"), "{}", out.text);
+    // explain-config shows the default, and a set level with its source.
+    let text = explain_config(None, Env::new(), Flags::new(), OutputFormat::Text).text;
+    assert!(text.contains("1 (the fastest gzip / zstd level)"), "{text}");
+    let flags = Flags::new()
+        .set("compression", "zstd")
+        .set("compression_level", "7");
+    let text = explain_config(None, Env::new(), flags, OutputFormat::Text).text;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("compression_level"))
+        .unwrap();
+    assert!(line.contains("= 7"), "{line}");
+}
