@@ -75,7 +75,22 @@ async fn an_outage_shows_on_health_at_once_but_never_unreadies_or_kills_the_agen
         after <= Duration::from_secs(15),
         "/health turned 503 after {after:?}"
     );
+    // Two scrapes apart give the intake rate behind the absorbable gauge.
+    let _ = agent.metrics().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let metrics = agent.metrics().await;
+    // The backlog shows: the oldest waiting span is as old as the outage,
+    // and the queue's room is a finite number of seconds at this intake.
+    let oldest = metric_sum(&metrics, "otlp_queue_oldest_item_age_seconds", &["traces"]);
+    assert!(
+        (10..=30).contains(&oldest),
+        "oldest item age {oldest}: {metrics}"
+    );
+    let absorbable = metric_sum(&metrics, "otlp_outage_absorbable_seconds", &[]);
+    assert!(
+        (1..1_000_000).contains(&absorbable),
+        "absorbable {absorbable}: {metrics}"
+    );
     assert!(
         metric_sum(
             &metrics,
@@ -144,6 +159,12 @@ async fn an_outage_shows_on_health_at_once_but_never_unreadies_or_kills_the_agen
     assert_eq!(
         metric_sum(&metrics, "otlp_exporter_up", &["traces"]),
         1,
+        "{metrics}"
+    );
+    // Everything delivered: nothing waits.
+    assert_eq!(
+        metric_sum(&metrics, "otlp_queue_oldest_item_age_seconds", &["traces"]),
+        0,
         "{metrics}"
     );
 }

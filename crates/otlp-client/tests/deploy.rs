@@ -752,6 +752,12 @@ fn as_input_series(exposition: &str, points: usize) -> String {
             None => format!("{series}{{job=\"otlp-client\",instance=\"agent-0:8080\"}}"),
         };
         let labelled = labelled.replace(",}", "}");
+        // promtool spells infinity `+Inf` (otlp_outage_absorbable_seconds with no intake).
+        let v = if v.is_infinite() {
+            "+Inf+0".to_owned()
+        } else {
+            v.to_string()
+        };
         out.push_str(&format!(
             "      - series: '{labelled}'\n        values: '{v}x{points}'\n"
         ));

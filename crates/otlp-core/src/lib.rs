@@ -52,7 +52,9 @@ pub use self::{
     batch::{Batch, count_items},
     classify::{Classify, Retryability},
     error::{DecodeError, JoinError},
-    outcome::{DropReason, ExportResponse, FailReason, NoopObserver, Observer, PipelineStage},
+    outcome::{
+        Backlog, DropReason, ExportResponse, FailReason, NoopObserver, Observer, PipelineStage,
+    },
     payload::{Payload, Split},
     signal::{Signal, UnknownSignal},
     validate::{InvalidRequest, MAX_ANY_VALUE_DEPTH, validate},

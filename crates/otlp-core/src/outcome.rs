@@ -119,6 +119,22 @@ pub enum PipelineStage {
     QueueWait,
 }
 
+/// What waits to be delivered, read when metrics are scraped: the pipeline
+/// makes it, the self-metrics turn it into the backlog gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Per signal ([`Signal::index`]): how long its oldest undelivered item
+    /// has waited (in an open batch, the queue, on disk, or in flight and
+    /// retrying); `None` when nothing of it waits.
+    pub oldest: [Option<std::time::Duration>; 3],
+    /// Bytes the queue can still take (the disk queue's room with one,
+    /// the memory queue's otherwise).
+    pub free_bytes: u64,
+    /// Bytes ever taken into the queue, a counter: its rate is the intake
+    /// that would fill the queue during an outage.
+    pub intake_bytes: u64,
+}
+
 /// An [`Observer`] that ignores every event.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoopObserver;

@@ -72,13 +72,19 @@ pub const EXPORTER_UP: &str = "otlp_exporter_up";
 pub const EXPORTER_SECONDS_SINCE_LAST_SUCCESS: &str = "otlp_exporter_seconds_since_last_success";
 /// The configured `memory_limit` in bytes, for alerts against the RSS.
 pub const MEMORY_LIMIT_BYTES: &str = "otlp_memory_limit_bytes";
+/// Seconds the oldest undelivered item of `signal` has waited (in a batch,
+/// the queue, on disk or in flight and retrying); 0 when nothing waits.
+pub const QUEUE_OLDEST_ITEM_AGE_SECONDS: &str = "otlp_queue_oldest_item_age_seconds";
+/// How many seconds of outage the queue can still absorb: its free bytes
+/// divided by the intake rate of the last minute (`+Inf` with no intake).
+pub const OUTAGE_ABSORBABLE_SECONDS: &str = "otlp_outage_absorbable_seconds";
 /// Build information (`version`), always 1.
 pub const BUILD_INFO: &str = "otlp_build_info";
 
 /// Every exported family name, for tests and the tidy check against `deploy/`.
 ///
 /// The histogram also exposes `_bucket`, `_sum` and `_count` series under its name.
-pub const ALL: [&str; 29] = [
+pub const ALL: [&str; 31] = [
     REQUESTS_TOTAL,
     REQUEST_DURATION_SECONDS,
     ACTIVE_CONNECTIONS,
@@ -107,5 +113,7 @@ pub const ALL: [&str; 29] = [
     EXPORTER_UP,
     EXPORTER_SECONDS_SINCE_LAST_SUCCESS,
     MEMORY_LIMIT_BYTES,
+    QUEUE_OLDEST_ITEM_AGE_SECONDS,
+    OUTAGE_ABSORBABLE_SECONDS,
     BUILD_INFO,
 ];

@@ -104,6 +104,11 @@ pub struct SelfMetrics {
     up: [Gauge; 3],
     since_success: Gauge<f64, AtomicU64>,
     memory_limit: Gauge,
+    oldest_age: [Gauge<f64, AtomicU64>; 3],
+    absorbable: Gauge<f64, AtomicU64>,
+    backlog_source: std::sync::OnceLock<BacklogSource>,
+    /// (when, intake bytes) at recent scrapes, oldest first: the intake rate.
+    intake_samples: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, u64)>>,
     concurrency_source: std::sync::OnceLock<ConcurrencySource>,
     losses: crate::LossLog,
     profiler: std::sync::OnceLock<crate::StageProfiler>,
@@ -117,6 +122,10 @@ const ATTEMPT_OUTCOMES: [&str; 5] = ["ok", "retryable", "throttled", "too_large"
 
 /// Reads the concurrency limit in force at scrape time.
 type ConcurrencySource = Box<dyn Fn() -> u64 + Send + Sync>;
+type BacklogSource = Box<dyn Fn() -> otlp_core::Backlog + Send + Sync>;
+
+/// The window the intake rate of `otlp_outage_absorbable_seconds` is taken over.
+const INTAKE_WINDOW: Duration = Duration::from_secs(60);
 
 /// Pre-resolved request series of one signal.
 struct KnownSignal {
@@ -378,6 +387,23 @@ impl SelfMetrics {
             "Seconds since the last successful export attempt (since start before the first)",
             since_success.clone(),
         );
+        let oldest_family = Family::<Labels1, Gauge<f64, AtomicU64>>::default();
+        register(
+            &mut registry,
+            names::QUEUE_OLDEST_ITEM_AGE_SECONDS,
+            "Seconds the oldest undelivered item of the signal has waited (batch, queue, disk or in flight); 0 when nothing waits",
+            oldest_family.clone(),
+        );
+        let oldest_age =
+            Signal::ALL.map(|s| oldest_family.get_or_create_owned(&[("signal", s.as_str())]));
+        let absorbable = Gauge::<f64, AtomicU64>::default();
+        absorbable.set(f64::INFINITY);
+        register(
+            &mut registry,
+            names::OUTAGE_ABSORBABLE_SECONDS,
+            "Seconds of upstream outage the queue can still absorb: free queue bytes / intake rate of the last minute (+Inf with no intake)",
+            absorbable.clone(),
+        );
         let memory_limit = Gauge::default();
         register(
             &mut registry,
@@ -419,6 +445,10 @@ impl SelfMetrics {
             up,
             since_success,
             memory_limit,
+            oldest_age,
+            absorbable,
+            backlog_source: std::sync::OnceLock::new(),
+            intake_samples: std::sync::Mutex::new(std::collections::VecDeque::new()),
             concurrency_source: std::sync::OnceLock::new(),
             losses: crate::LossLog::default(),
             profiler: std::sync::OnceLock::new(),
@@ -495,6 +525,53 @@ impl SelfMetrics {
     /// facade passes its adaptive controllers); the first source set wins.
     pub fn set_concurrency_source(&self, source: impl Fn() -> u64 + Send + Sync + 'static) {
         let _ = self.concurrency_source.set(Box::new(source));
+    }
+
+    /// Reads the backlog gauges (`otlp_queue_oldest_item_age_seconds`,
+    /// `otlp_outage_absorbable_seconds`) from `source` at every scrape (the
+    /// facade passes its pipeline); the first source set wins.
+    pub fn set_backlog_source(
+        &self,
+        source: impl Fn() -> otlp_core::Backlog + Send + Sync + 'static,
+    ) {
+        let _ = self.backlog_source.set(Box::new(source));
+    }
+
+    /// Sets the backlog gauges from `backlog`, read at `now`: the intake rate
+    /// is taken over the scrapes of the last [`INTAKE_WINDOW`].
+    fn set_backlog(&self, backlog: otlp_core::Backlog, now: std::time::Instant) {
+        for (gauge, age) in self.oldest_age.iter().zip(backlog.oldest) {
+            gauge.set(age.map_or(0.0, |a| a.as_secs_f64()));
+        }
+        let mut samples = self
+            .intake_samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        samples.push_back((now, backlog.intake_bytes));
+        // Bounded however often it is scraped (the window then shrinks).
+        if samples.len() > 256 {
+            samples.pop_front();
+        }
+        // Keep one sample at least a window old, as the rate's start.
+        while samples
+            .get(1)
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) >= INTAKE_WINDOW)
+        {
+            samples.pop_front();
+        }
+        let rate = match samples.front() {
+            Some(&(t, bytes)) if now.saturating_duration_since(t) >= Duration::from_secs(1) => {
+                backlog.intake_bytes.saturating_sub(bytes) as f64
+                    / now.saturating_duration_since(t).as_secs_f64()
+            }
+            _ => 0.0,
+        };
+        drop(samples);
+        self.absorbable.set(if rate > 0.0 {
+            backlog.free_bytes as f64 / rate
+        } else {
+            f64::INFINITY
+        });
     }
 
     /// Records the pipeline's stage times (batch, queue wait) into
@@ -651,6 +728,9 @@ impl SelfMetrics {
             .set(to_i64(self.exporter.consecutive_failures()));
         if let Some(source) = self.concurrency_source.get() {
             self.concurrency_limit.set(to_i64(source()));
+        }
+        if let Some(source) = self.backlog_source.get() {
+            self.set_backlog(source(), std::time::Instant::now());
         }
         self.since_success.set(
             self.exporter

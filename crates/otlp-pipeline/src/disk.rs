@@ -56,6 +56,10 @@ pub(crate) struct RecordId {
 }
 
 /// A record that is stored and not yet handed to a worker.
+/// A record [`DiskQueue::take`] hands out: its id, batch, epoch, whether
+/// it was cached, and when it was written.
+pub(crate) type Taken = (RecordId, Batch, u64, bool, Instant);
+
 #[derive(Debug)]
 struct Pending {
     id: RecordId,
@@ -66,6 +70,9 @@ struct Pending {
     len: u64,
     items: u64,
     signal: Signal,
+    /// When it was written (for a record recovered at start, its segment
+    /// file's modification time).
+    since: Instant,
 }
 
 #[derive(Debug)]
@@ -369,6 +376,14 @@ impl DiskQueue {
 
     /// Indexes intact `records` of segment `seq` where they are.
     fn index_in_place(&mut self, seq: u64, len: u64, records: &[(u64, Header)]) {
+        // The segment's last write, as an instant, for the backlog age.
+        let now = Instant::now();
+        let since = fs::metadata(self.path(seq))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .and_then(|age| now.checked_sub(age))
+            .unwrap_or(now);
         for &(offset, h) in records {
             self.pending.push_back(Pending {
                 id: RecordId { seq, offset },
@@ -377,6 +392,7 @@ impl DiskQueue {
                 len: h.len,
                 items: h.items,
                 signal: h.signal,
+                since,
             });
             // As `ack` takes it off (a first-format header is 4 bytes shorter).
             self.held[h.signal.index()] += HEADER + h.len;
@@ -613,6 +629,7 @@ impl DiskQueue {
             len,
             items: batch.items(),
             signal: batch.signal(),
+            since: Instant::now(),
         });
         Ok(())
     }
@@ -643,8 +660,9 @@ impl DiskQueue {
 
     /// Reads the oldest stored record; `Err` is a record that could not be read
     /// back (the caller acknowledges it and counts it as corrupt).
-    /// `Ok` carries the record, its batch, its epoch and whether it was cached.
-    pub(crate) fn take(&mut self) -> Option<Result<(RecordId, Batch, u64, bool), Unreadable>> {
+    /// `Ok` carries the record, its batch, its epoch, whether it was cached
+    /// and when it was written.
+    pub(crate) fn take(&mut self) -> Option<Result<Taken, Unreadable>> {
         let mut p = self.pending.pop_front()?;
         if let Some(bytes) = p.cached.take() {
             return Some(Ok((
@@ -652,6 +670,7 @@ impl DiskQueue {
                 Batch::new(p.signal, bytes, p.items),
                 p.epoch,
                 true,
+                p.since,
             )));
         }
         match self.read(&p) {
@@ -660,6 +679,7 @@ impl DiskQueue {
                 Batch::new(p.signal, bytes, p.items),
                 p.epoch,
                 false,
+                p.since,
             ))),
             Err(e) => {
                 tracing::warn!(seq = p.id.seq, offset = p.id.offset, error = %e, "disk queue: record unreadable, dropped as corrupt");
@@ -757,6 +777,22 @@ impl DiskQueue {
     }
 
     /// Whether records wait to be taken.
+    /// When the oldest stored record of each signal was written.
+    pub(crate) fn oldest(&self) -> [Option<Instant>; 3] {
+        let mut out = [None; 3];
+        // Bounded by the pending records; stops once every signal is found.
+        for p in &self.pending {
+            let slot = &mut out[p.signal.index()];
+            if slot.is_none() {
+                *slot = Some(p.since);
+                if out.iter().all(Option::is_some) {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
     pub(crate) fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }

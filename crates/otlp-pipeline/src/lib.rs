@@ -75,6 +75,6 @@ pub use self::{
     config::{BatchConfig, DiskQueueConfig, FsyncPolicy, Overflow, PipelineConfig, QueueConfig},
     error::{PipelineError, Refusal, TrySendError},
     item::{Group, Item},
-    pipeline::{MAX_WORKERS, Offer, Pipeline, PipelineBuilder, Sender},
+    pipeline::{BacklogProbe, MAX_WORKERS, Offer, Pipeline, PipelineBuilder, Sender},
     stats::{ShutdownReport, SignalStats, Stats},
 };

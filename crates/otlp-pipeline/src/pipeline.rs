@@ -12,8 +12,8 @@ use std::{
 };
 
 use otlp_core::{
-    Batch, Classify, DropReason, ExportResponse, FailReason, NoopObserver, Observer, PipelineStage,
-    Retryability, Signal,
+    Backlog, Batch, Classify, DropReason, ExportResponse, FailReason, NoopObserver, Observer,
+    PipelineStage, Retryability, Signal,
 };
 use tokio::{runtime::Handle, sync::Notify, task::JoinHandle, time::Instant};
 use tower::{Service, ServiceExt};
@@ -86,6 +86,18 @@ struct Core {
     disk: Option<DiskQueue>,
 }
 
+/// Reads a pipeline's [`Backlog`] without keeping it alive
+/// ([`Pipeline::backlog_probe`]).
+#[derive(Clone, Debug)]
+pub struct BacklogProbe(std::sync::Weak<Shared>);
+
+impl BacklogProbe {
+    /// The backlog now; `None` once the pipeline is gone.
+    pub fn read(&self) -> Option<Backlog> {
+        self.0.upgrade().map(|shared| shared.backlog())
+    }
+}
+
 /// A cut batch waiting in memory for a worker.
 #[derive(Debug)]
 struct Queued {
@@ -104,6 +116,8 @@ struct Flight {
     signal: Signal,
     items: u64,
     epoch: u64,
+    /// When it began to wait: queued, or written to disk.
+    since: Instant,
     /// A joined batch keeps its bytes (a reference, already charged) and
     /// parts, so that it can be bisected if the collector refuses it as invalid.
     bisect: Option<(Batch, Vec<Part>)>,
@@ -186,6 +200,18 @@ impl Pipeline {
         Sender {
             shared: self.shared.clone(),
         }
+    }
+
+    /// What waits to be delivered now: each signal's oldest undelivered
+    /// item's age, the queue's free bytes, and the bytes taken so far.
+    pub fn backlog(&self) -> Backlog {
+        self.shared.backlog()
+    }
+
+    /// A handle that reads [`backlog`](Self::backlog) later (at metric
+    /// scrapes) without keeping the pipeline alive.
+    pub fn backlog_probe(&self) -> BacklogProbe {
+        BacklogProbe(Arc::downgrade(&self.shared))
     }
 
     /// A snapshot of the accounting, per signal.
@@ -639,6 +665,50 @@ impl Sender {
 // === impl Shared ===
 
 impl Shared {
+    /// What waits to be delivered now (see [`Backlog`]).
+    fn backlog(&self) -> Backlog {
+        let shared = self;
+        let now = Instant::now();
+        let mut since: [Option<Instant>; 3] = [None; 3];
+        let mut older = |signal: Signal, at: Instant| {
+            let slot = &mut since[signal.index()];
+            if slot.is_none_or(|s| at < s) {
+                *slot = Some(at);
+            }
+        };
+        let core = shared.lock();
+        for signal in Signal::ALL {
+            if let Some(at) = core.batchers[signal.index()].started() {
+                older(signal, at);
+            }
+        }
+        // Bounded by the queue and the batches in flight.
+        for q in &core.queue {
+            older(q.batch.signal(), q.queued_at);
+        }
+        for f in core.inflight.values() {
+            older(f.signal, f.since);
+        }
+        let q = &shared.config.queue;
+        #[allow(unused_mut, reason = "only the disk queue changes it")]
+        let mut free_bytes = q.max_bytes.saturating_sub(core.mem_bytes);
+        #[cfg(feature = "disk-queue")]
+        if let Some(disk) = core.disk.as_ref() {
+            for (signal, at) in Signal::ALL.into_iter().zip(disk.oldest()) {
+                if let Some(at) = at {
+                    older(signal, Instant::from_std(at));
+                }
+            }
+            free_bytes = disk.free_bytes();
+        }
+        drop(core);
+        Backlog {
+            oldest: since.map(|s| s.map(|at| now.saturating_duration_since(at))),
+            free_bytes,
+            intake_bytes: shared.counters.intake_bytes(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Core> {
         // A panic elsewhere while holding the lock leaves counts that are still
         // consistent (every update is a single step), so keep going.
@@ -743,6 +813,7 @@ impl Shared {
                 });
             }
             self.counters.accepted(signal, items);
+            self.counters.took_bytes(bytes);
             *core.outstanding.entry(epoch).or_default() += items;
             if cache {
                 core.mem_items += items;
@@ -814,6 +885,7 @@ impl Shared {
             }
         }
         self.counters.accepted(signal, items);
+        self.counters.took_bytes(bytes);
         *core.outstanding.entry(core.epoch).or_default() += items;
         for part in parts {
             let cost = part.byte_size() as u64;
@@ -911,6 +983,7 @@ impl Shared {
             }
         }
         self.counters.accepted(signal, items);
+        self.counters.took_bytes(cost);
         *core.outstanding.entry(core.epoch).or_default() += items;
         core.mem_items += items;
         core.mem_bytes += cost;
@@ -1063,13 +1136,14 @@ impl Shared {
             // Bounded: each turn removes one pending record.
             while disk.has_pending() {
                 match disk.take() {
-                    Some(Ok((rid, batch, epoch, cached))) => {
+                    Some(Ok((rid, batch, epoch, cached, since))) => {
                         let id = core.next_id;
                         core.next_id += 1;
                         let flight = Flight {
                             signal: batch.signal(),
                             items: batch.items(),
                             epoch,
+                            since: Instant::from_std(since),
                             bisect: None,
                             mem_items: if cached { batch.items() } else { 0 },
                             mem_bytes: if cached { batch.byte_size() as u64 } else { 0 },
@@ -1108,6 +1182,7 @@ impl Shared {
                 signal: batch.signal(),
                 items: batch.items(),
                 epoch,
+                since: queued_at,
                 bisect: (!parts.is_empty()).then(|| (batch.clone(), parts)),
                 mem_items: batch.items(),
                 mem_bytes: batch.byte_size() as u64,

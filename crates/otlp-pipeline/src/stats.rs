@@ -73,6 +73,8 @@ pub(crate) struct Counters {
     /// Items ever settled (sent + dropped + failed), all signals.
     settled: AtomicU64,
     corrupt_records: AtomicU64,
+    /// Bytes ever taken into the queue (memory or disk), all signals.
+    intake_bytes: AtomicU64,
     observer: Arc<dyn Observer>,
 }
 
@@ -160,6 +162,7 @@ impl Counters {
             admitted: AtomicU64::new(0),
             settled: AtomicU64::new(0),
             corrupt_records: AtomicU64::new(0),
+            intake_bytes: AtomicU64::new(0),
             observer,
         }
     }
@@ -254,6 +257,15 @@ impl Counters {
         let queued = self.queued(s);
         self.observer
             .queue_depth(signal, queued, s.held_bytes.load(Relaxed));
+    }
+
+    /// `bytes` were taken into the queue.
+    pub(crate) fn took_bytes(&self, bytes: u64) {
+        self.intake_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    pub(crate) fn intake_bytes(&self) -> u64 {
+        self.intake_bytes.load(Relaxed)
     }
 
     pub(crate) fn admitted(&self) -> u64 {

@@ -768,3 +768,46 @@ async fn flush_waits_for_earlier_items_even_when_later_ones_settle_first() {
     flush.await.unwrap();
     assert_eq!(p.stats().signal(Signal::Traces).sent, 10);
 }
+
+#[tokio::test(start_paused = true)]
+async fn backlog_shows_the_oldest_waiting_item_the_free_room_and_the_intake() {
+    let p = Pipeline::builder(config(2, 100, 1 << 20, Overflow::DropNewest))
+        .build(stalled_service())
+        .unwrap();
+    let empty = p.backlog();
+    assert_eq!(empty.oldest, [None; 3]);
+    assert_eq!((empty.free_bytes, empty.intake_bytes), (1 << 20, 0));
+    let tx = p.sender();
+    // Two batches of traces: one in flight (the service never answers), one queued.
+    for i in 0..4 {
+        tx.try_send(span_item(Signal::Traces, i)).unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    tx.try_send(span_item(Signal::Logs, 9)).unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let b = p.backlog();
+    let traces = b.oldest[Signal::Traces.index()].unwrap();
+    assert!(traces >= Duration::from_secs(35), "{traces:?}");
+    // The log record waits in its open batch (200 ms timeout, then the queue).
+    let logs = b.oldest[Signal::Logs.index()].unwrap();
+    assert!(
+        (Duration::from_secs(4)..Duration::from_secs(6)).contains(&logs),
+        "{logs:?}"
+    );
+    assert_eq!(b.oldest[Signal::Metrics.index()], None);
+    assert!(b.intake_bytes > 0);
+    // What is held (as charged, about what was taken) is no longer free.
+    assert!(
+        b.free_bytes < 1 << 20 && b.free_bytes > (1 << 20) - 2 * b.intake_bytes,
+        "{b:?}"
+    );
+    // The probe reads the same, and nothing once the pipeline is gone.
+    let probe = p.backlog_probe();
+    assert_eq!(probe.read().map(|b| b.intake_bytes), Some(b.intake_bytes));
+    p.shutdown(Duration::from_millis(100)).await;
+    drop((tx, p));
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(probe.read(), None);
+}

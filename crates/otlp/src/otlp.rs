@@ -115,6 +115,11 @@ impl OtlpBuilder {
         let pipeline = Pipeline::builder(pipeline_config)
             .with_observer(observer)
             .build(stacks.router)?;
+        {
+            // Weak: the metrics must not keep a dropped pipeline alive.
+            let probe = pipeline.backlog_probe();
+            metrics.set_backlog_source(move || probe.read().unwrap_or_default());
+        }
         Ok(Otlp {
             sender: pipeline.sender(),
             pipeline,

@@ -187,3 +187,44 @@ fn the_concurrency_gauge_reads_its_source_at_every_scrape() {
             .contains("otlp_concurrency_limit 6")
     );
 }
+
+#[test]
+fn backlog_gauges_show_the_oldest_age_and_the_outage_the_queue_absorbs() {
+    let m = SelfMetrics::new();
+    let t0 = std::time::Instant::now();
+    let backlog = |intake_bytes, oldest| otlp_core::Backlog {
+        oldest: [Some(Duration::from_secs(oldest)), None, None],
+        free_bytes: 1_000_000,
+        intake_bytes,
+    };
+    // One sample: no rate yet, so the queue absorbs any outage (+Inf).
+    m.set_backlog(backlog(0, 3), t0);
+    let text = m.encode_text().unwrap();
+    assert!(
+        text.contains("otlp_outage_absorbable_seconds +Inf"),
+        "{text}"
+    );
+    assert!(
+        text.contains("otlp_queue_oldest_item_age_seconds{signal=\"traces\"} 3.0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("otlp_queue_oldest_item_age_seconds{signal=\"logs\"} 0.0"),
+        "{text}"
+    );
+    // 10 s later 100 kB more were taken: 10 kB/s fills 1 MB in 100 s.
+    m.set_backlog(backlog(100_000, 13), t0 + Duration::from_secs(10));
+    assert_eq!(m.absorbable.get(), 100.0);
+    // The rate is that of the last minute: older samples stop counting.
+    m.set_backlog(backlog(100_000, 0), t0 + Duration::from_secs(80));
+    m.set_backlog(backlog(100_000, 0), t0 + Duration::from_secs(150));
+    assert_eq!(m.absorbable.get(), f64::INFINITY);
+    // However often it is scraped, the samples stay bounded.
+    for i in 0..10_000u64 {
+        m.set_backlog(
+            backlog(i, 0),
+            t0 + Duration::from_secs(150) + Duration::from_millis(i),
+        );
+    }
+    assert!(m.intake_samples.lock().unwrap().len() <= 257);
+}
