@@ -448,7 +448,7 @@ async fn hostile_senders_cannot_push_the_agent_past_memory_limit_or_starve_probe
     }
     for (scenario, protocol, expected, valid, rss) in rows {
         record(&Figures {
-            suite: "hostile",
+            suite: "hostile_senders",
             scenario: scenario.to_owned(),
             protocol,
             expected,

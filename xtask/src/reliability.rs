@@ -30,7 +30,7 @@ type Row = BTreeMap<String, Value>;
 
 const SUITES: [(&str, &str); 11] = [
     (
-        "hostile",
+        "hostile_senders",
         "Hostile senders against the agent: gzip bombs, big declared gRPC messages, stalled bodies, CPU-heavy requests; peak RSS against memory_limit, probe latency, valid traffic beside (tests/tests/hostile.rs)",
     ),
     (
