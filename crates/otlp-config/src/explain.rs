@@ -267,6 +267,8 @@ fn default_value(c: &Config, key: &str) -> String {
         "admin.listen" => c.admin.listen.to_string(),
         "receivers.enabled" => "false (`run` receives unless it is set to false)".into(),
         "receivers.intake_budget" => format!("{} (memory_limit / 4)", z(c.intake.budget)),
+        "receivers.max_request_bytes" => z(c.intake.max_request_bytes),
+        "receivers.max_decompressed_bytes" => z(c.intake.max_decompressed_bytes),
         "receivers.body_read_timeout" => d(c.intake.body_read_timeout),
         "receivers.idle_timeout" => d(c.intake.idle_timeout),
         "receivers.grpc" => crate::model::DEFAULT_RECEIVER_GRPC.into(),

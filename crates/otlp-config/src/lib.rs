@@ -88,9 +88,10 @@ pub use self::{
     model::{
         AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN,
         DEFAULT_BODY_READ_TIMEOUT, DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT,
-        DEFAULT_IDLE_TIMEOUT, DEFAULT_RECEIVER_GRPC, DEFAULT_RECEIVER_HTTP, IntakeConfig, Overflow,
-        PersistentConfig, Preset, Protocol, QueueConfig, ReceiverTlsConfig, ReceiversConfig,
-        RetryConfig, SignalConfig, TlsConfig, TuningConfig,
+        DEFAULT_IDLE_TIMEOUT, DEFAULT_RECEIVER_GRPC, DEFAULT_RECEIVER_HTTP,
+        DEFAULT_RECEIVER_MAX_REQUEST_BYTES, IntakeConfig, Overflow, PersistentConfig, Preset,
+        Protocol, QueueConfig, ReceiverTlsConfig, ReceiversConfig, RetryConfig, SignalConfig,
+        TlsConfig, TuningConfig,
     },
     resolve::{
         DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ELAPSED, DEFAULT_MEMORY_LIMIT,

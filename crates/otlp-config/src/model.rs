@@ -20,6 +20,9 @@ pub const DEFAULT_RECEIVER_GRPC: &str = "127.0.0.1:4317";
 pub const DEFAULT_RECEIVER_HTTP: &str = "127.0.0.1:4318";
 /// The default time a request has to deliver its whole body to a receiver.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default largest request a receiver takes, on the wire and once
+/// decompressed: 64 MiB, the OTLP specification's recommended server limit.
+pub const DEFAULT_RECEIVER_MAX_REQUEST_BYTES: u64 = 64 << 20;
 /// The default time an idle receiver connection stays open.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -222,6 +225,10 @@ pub struct IntakeConfig {
     /// hold at once (`receivers.intake_budget`, default a quarter of
     /// `memory_limit`); past it senders get back-pressure.
     pub budget: u64,
+    /// The largest request body on the wire (`receivers.max_request_bytes`, 64 MiB).
+    pub max_request_bytes: u64,
+    /// The largest request once decompressed (`receivers.max_decompressed_bytes`, 64 MiB).
+    pub max_decompressed_bytes: u64,
     /// Time a request has to deliver its whole body (`receivers.body_read_timeout`).
     pub body_read_timeout: Duration,
     /// Time a connection with no request in flight stays open (`receivers.idle_timeout`).

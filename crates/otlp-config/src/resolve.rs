@@ -17,9 +17,9 @@ use crate::{
     model::{
         AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN,
         DEFAULT_BODY_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_RECEIVER_GRPC,
-        DEFAULT_RECEIVER_HTTP, IntakeConfig, Overflow, PersistentConfig, Preset, Protocol,
-        QueueConfig, ReceiverTlsConfig, ReceiversConfig, RetryConfig, SignalConfig, TlsConfig,
-        TuningConfig,
+        DEFAULT_RECEIVER_HTTP, DEFAULT_RECEIVER_MAX_REQUEST_BYTES, IntakeConfig, Overflow,
+        PersistentConfig, Preset, Protocol, QueueConfig, ReceiverTlsConfig, ReceiversConfig,
+        RetryConfig, SignalConfig, TlsConfig, TuningConfig,
     },
     schema::{self, Kind},
     source::{ConfigFile, Flags, Problem, Raw, Setting, Severity, Source},
@@ -593,6 +593,12 @@ impl Reader<'_> {
                 budget: self
                     .size("receivers.intake_budget")
                     .unwrap_or(memory_limit / 4),
+                max_request_bytes: self
+                    .size("receivers.max_request_bytes")
+                    .unwrap_or(DEFAULT_RECEIVER_MAX_REQUEST_BYTES),
+                max_decompressed_bytes: self
+                    .size("receivers.max_decompressed_bytes")
+                    .unwrap_or(DEFAULT_RECEIVER_MAX_REQUEST_BYTES),
                 body_read_timeout: self
                     .duration("receivers.body_read_timeout")
                     .unwrap_or(DEFAULT_BODY_READ_TIMEOUT),
@@ -1086,6 +1092,29 @@ fn validate(
                     .hint("use a positive duration; remove the key for the default"),
             );
         }
+    }
+    if i.max_request_bytes == 0 {
+        problems.push(
+            Problem::error(
+                "receivers.max_request_bytes",
+                &src("receivers.max_request_bytes"),
+                "receivers.max_request_bytes is 0",
+            )
+            .hint("use a positive size; remove the key for the default 64MiB"),
+        );
+    } else if i.max_decompressed_bytes < i.max_request_bytes {
+        problems.push(
+            Problem::error(
+                "receivers.max_decompressed_bytes",
+                &src("receivers.max_decompressed_bytes"),
+                format!(
+                    "receivers.max_decompressed_bytes {} is below receivers.max_request_bytes {}",
+                    units::format_size(i.max_decompressed_bytes),
+                    units::format_size(i.max_request_bytes)
+                ),
+            )
+            .hint("a decompressed body is never smaller than its uncompressed wire form: use at least receivers.max_request_bytes"),
+        );
     }
     if i.budget < 1 << 20 {
         problems.push(

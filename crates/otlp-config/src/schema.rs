@@ -82,7 +82,7 @@ macro_rules! signal_keys {
     };
 }
 
-const GENERAL: [KeyDef; 42] = [
+const GENERAL: [KeyDef; 44] = [
     KeyDef {
         key: "preset",
         kind: Kind::Enum(PRESETS),
@@ -262,6 +262,16 @@ const GENERAL: [KeyDef; 42] = [
         key: "receivers.intake_budget",
         kind: Kind::Size,
         doc: "bytes requests being received may hold at once (default memory_limit / 4)",
+    },
+    KeyDef {
+        key: "receivers.max_request_bytes",
+        kind: Kind::Size,
+        doc: "largest request body on the wire (default 64MiB, the OTLP spec's recommended server limit)",
+    },
+    KeyDef {
+        key: "receivers.max_decompressed_bytes",
+        kind: Kind::Size,
+        doc: "largest request once decompressed (default 64MiB, at least receivers.max_request_bytes)",
     },
     KeyDef {
         key: "receivers.body_read_timeout",
@@ -446,7 +456,7 @@ mod tests {
             }
             assert!(!d.doc.is_empty(), "{}", d.key);
         }
-        assert_eq!(keys().count(), 42 + 27);
+        assert_eq!(keys().count(), 44 + 27);
     }
 
     #[test]

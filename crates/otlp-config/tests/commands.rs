@@ -274,3 +274,27 @@ fn compression_level_is_checked_against_each_signals_compression_and_explained()
         .unwrap();
     assert!(line.contains("= 7"), "{line}");
 }
+
+#[test]
+fn receiver_size_limits_are_64_mib_by_default_and_checked() {
+    let text = explain_config(None, Env::new(), Flags::new(), OutputFormat::Text).text;
+    for key in [
+        "receivers.max_request_bytes",
+        "receivers.max_decompressed_bytes",
+    ] {
+        let line = text.lines().find(|l| l.starts_with(key)).unwrap();
+        assert!(line.contains("64MiB"), "{line}");
+    }
+    let flags = Flags::new()
+        .set("receivers.max_request_bytes", "8MiB")
+        .set("receivers.max_decompressed_bytes", "4MiB");
+    let out = explain_config(None, Env::new(), flags, OutputFormat::Text);
+    assert_eq!(out.exit_code, EXIT_INVALID, "{}", out.text);
+    assert!(
+        out.text.contains(
+            "receivers.max_decompressed_bytes 4MiB is below receivers.max_request_bytes 8MiB"
+        ),
+        "{}",
+        out.text
+    );
+}

@@ -423,6 +423,26 @@ async fn bodies_over_the_wire_limit_get_413_declared_or_streamed() {
     server.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_20_mib_request_fits_the_default_64_mib_limit() {
+    // The OTLP specification recommends servers take 64 MiB; 16 MiB was refused with 413.
+    let inner = Recorder::new(Mode::Accept);
+    let server = start(&inner, ReceiverLimits::new()).await;
+    let body = trace_bytes(500_000);
+    assert!(body.len() > 20 << 20, "{}", body.len());
+    let reply = post(
+        server.addr,
+        "/v1/traces",
+        "application/x-protobuf",
+        "",
+        &body,
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(inner.batches()[0].items(), 500_000);
+    server.shutdown().await;
+}
+
 #[cfg(feature = "zstd")]
 #[tokio::test]
 async fn zstd_bodies_are_decompressed_and_zstd_bombs_refused_with_413() {

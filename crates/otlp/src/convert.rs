@@ -43,6 +43,10 @@ pub(crate) fn receiver_limits(config: &Config) -> ReceiverLimits {
         .with_intake_budget(IntakeBudget::new(
             usize::try_from(i.budget).unwrap_or(usize::MAX),
         ))
+        .with_max_request_bytes(usize::try_from(i.max_request_bytes).unwrap_or(usize::MAX))
+        .with_max_decompressed_bytes(
+            usize::try_from(i.max_decompressed_bytes).unwrap_or(usize::MAX),
+        )
         .with_body_read_timeout(i.body_read_timeout)
         .with_idle_timeout(i.idle_timeout)
 }
@@ -201,5 +205,31 @@ mod receiver_tls_tests {
             receiver_tls(&config).unwrap().client_ca_file(),
             Some(Path::new("/tls/ca.pem"))
         );
+    }
+}
+
+#[cfg(test)]
+mod receiver_limits_tests {
+    use otlp_config::{Flags, Sources};
+
+    use super::*;
+
+    #[test]
+    fn receiver_size_limits_default_to_64_mib_and_follow_the_config() {
+        let config = Config::default();
+        let limits = receiver_limits(&config);
+        assert_eq!(limits.max_request_bytes(), 64 << 20);
+        assert_eq!(limits.max_decompressed_bytes(), 64 << 20);
+        let config = Sources {
+            flags: Flags::new()
+                .set("receivers.max_request_bytes", "4MiB")
+                .set("receivers.max_decompressed_bytes", "32MiB"),
+            ..Sources::default()
+        }
+        .load()
+        .unwrap();
+        let limits = receiver_limits(&config);
+        assert_eq!(limits.max_request_bytes(), 4 << 20);
+        assert_eq!(limits.max_decompressed_bytes(), 32 << 20);
     }
 }

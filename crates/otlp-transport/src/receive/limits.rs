@@ -43,8 +43,9 @@ pub struct ReceiverLimits {
 // === impl ReceiverLimits ===
 
 impl ReceiverLimits {
-    /// Default largest request body as received on the wire (16 MiB).
-    pub const DEFAULT_MAX_REQUEST_BYTES: usize = 16 << 20;
+    /// Default largest request body as received on the wire (64 MiB, the
+    /// OTLP specification's recommended server limit, as gRPC's).
+    pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 << 20;
     /// Default largest request after decompression (64 MiB).
     pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 64 << 20;
     /// Default time a new connection has to deliver its first request headers (10 s).
