@@ -42,7 +42,7 @@ pub const DEFAULT_PERSISTENT_MAX_BYTES: u64 = 1 << 30;
 pub const GRPC_DEFAULT_MAX_MESSAGE: u64 = 4 << 20;
 
 /// Longest export or connect timeout that is not a mistake.
-const MAX_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const MAX_TIMEOUT: Duration = Duration::from_secs(600);
 /// Longest batch timeout that is not a mistake.
 const MAX_BATCH_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -4,6 +4,7 @@
 use std::{
     fmt,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use crate::{
@@ -14,6 +15,10 @@ use crate::{
     units,
     yaml::{self, Node, NodeKind, Pos},
 };
+
+/// What a `*_TIMEOUT` variable of 0 ("no limit", per the spec) becomes:
+/// the longest export timeout the config allows.
+const NO_TIMEOUT: Duration = crate::resolve::MAX_TIMEOUT;
 
 /// Where a value came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -581,27 +586,51 @@ pub(crate) fn env_settings(
                     continue;
                 }
             },
-            EnvFormat::Millis => match value.parse::<u64>() {
-                Ok(ms) => Raw::Text(format!("{ms}ms")),
-                Err(_) => {
-                    problems.push(
-                        Problem::error(key.as_str(), &source, format!("{name}='{value}' is not a whole number of milliseconds"))
-                            .hint("the OpenTelemetry spec gives this timeout in milliseconds, e.g. 10000 for 10s"),
-                    );
-                    continue;
+            // Per the OpenTelemetry spec a timeout variable of 0 means no
+            // limit, and an invalid one is a warning, the default applying.
+            EnvFormat::Millis | EnvFormat::Seconds => {
+                let millis = matches!(format, EnvFormat::Millis);
+                let parsed = match value.parse::<u64>() {
+                    Ok(0) => Some(Duration::ZERO),
+                    Ok(n) if millis => Some(Duration::from_millis(n)),
+                    Ok(n) => Some(Duration::from_secs(n)),
+                    Err(_) if !millis => units::parse_duration(value).ok(),
+                    Err(_) => None,
+                };
+                match parsed {
+                    Some(d) if d.is_zero() => {
+                        problems.push(
+                            Problem::warning(
+                                key.as_str(),
+                                &source,
+                                format!(
+                                    "{name}=0 means no timeout; taken as the longest allowed, {}",
+                                    units::format_duration(NO_TIMEOUT)
+                                ),
+                            )
+                            .hint("set a timeout to bound how long one export may hang"),
+                        );
+                        Raw::Text(units::format_duration(NO_TIMEOUT))
+                    }
+                    Some(d) => Raw::Text(format!("{}ms", d.as_millis())),
+                    None => {
+                        let unit = if millis {
+                            "milliseconds, e.g. 10000 for 10s"
+                        } else {
+                            "seconds, e.g. 10"
+                        };
+                        problems.push(
+                            Problem::warning(
+                                key.as_str(),
+                                &source,
+                                format!("{name}='{value}' is not a timeout; it is ignored and the default applies"),
+                            )
+                            .hint(format!("give a whole number of {unit}, or 0 for no timeout")),
+                        );
+                        continue;
+                    }
                 }
-            },
-            EnvFormat::Seconds => match value.parse::<u64>() {
-                Ok(s) => Raw::Text(format!("{s}s")),
-                Err(_) if units::parse_duration(value).is_ok() => Raw::Text(value.to_owned()),
-                Err(_) => {
-                    problems.push(
-                        Problem::error(key.as_str(), &source, format!("{name}='{value}' is not a whole number of seconds"))
-                            .hint("OTLP_TIMEOUT is in seconds, e.g. 10; or use OTEL_EXPORTER_OTLP_TIMEOUT in milliseconds"),
-                    );
-                    continue;
-                }
-            },
+            }
             EnvFormat::Headers => {
                 let (pairs, errors) = units::parse_header_list(value);
                 for e in errors {

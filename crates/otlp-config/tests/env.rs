@@ -266,16 +266,24 @@ fn timeouts_are_milliseconds_in_spec_vars_and_seconds_in_short_form() {
                     Duration::from_secs(10),
                     "{env:?}"
                 );
+                // Per the spec: a warning, never an error that stops start-up.
                 assert_eq!(problems.len(), 1, "{env:?}: {problems:?}");
+                assert_eq!(problems[0].severity, Severity::Warning, "{env:?}");
                 assert!(problems[0].hint.is_some());
             }
         }
     }
-    let (_, problems) = resolve(&[(OTEL_EXPORTER_OTLP_TIMEOUT, "0")]);
-    assert!(
-        problems.iter().any(|p| p.message.contains("zero")),
-        "{problems:?}"
-    );
+    // 0 means no limit (the spec): the longest timeout allowed, with a note.
+    for env in [[(OTEL_EXPORTER_OTLP_TIMEOUT, "0")], [(OTLP_TIMEOUT, "0")]] {
+        let (c, problems) = resolve(&env);
+        assert_eq!(c.signal(Signal::Traces).timeout, Duration::from_secs(600));
+        assert!(
+            problems
+                .iter()
+                .all(|p| p.severity == Severity::Warning && p.message.contains("no timeout")),
+            "{problems:?}"
+        );
+    }
 }
 
 #[test]

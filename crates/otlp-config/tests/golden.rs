@@ -84,8 +84,8 @@ fn env_and_flag_problems_render_with_their_variable_or_flag() {
 env OTEL_EXPORTER_OTLP_HEADERS: error: headers: header entry 'api-key' has no '='; write key=value, entries separated by ','
 env OTEL_EXPORTER_OTLP_PROTOCOL: error: protocol: unknown value 'http'
     hint: did you mean 'http/protobuf'? accepted: grpc, http/protobuf, http/json
-env OTEL_EXPORTER_OTLP_TIMEOUT: error: timeout: OTEL_EXPORTER_OTLP_TIMEOUT='10s' is not a whole number of milliseconds
-    hint: the OpenTelemetry spec gives this timeout in milliseconds, e.g. 10000 for 10s
+env OTEL_EXPORTER_OTLP_TIMEOUT: warning: timeout: OTEL_EXPORTER_OTLP_TIMEOUT='10s' is not a timeout; it is ignored and the default applies
+    hint: give a whole number of milliseconds, e.g. 10000 for 10s, or 0 for no timeout
 flag --endpoint: error: endpoint: endpoint 'collector:4317': missing scheme
     hint: use http://collector:4317 (plaintext) or https://collector:4317 (TLS)"
     );
