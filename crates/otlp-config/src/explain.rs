@@ -236,7 +236,9 @@ fn default_value(c: &Config, key: &str) -> String {
         "endpoint" => {
             "(per protocol: http://localhost:4317 grpc, http://localhost:4318 http)".into()
         }
-        "protocol" => "grpc".into(),
+        "protocol" => {
+            "grpc (kept from the original guide; the OTLP spec's default is http/protobuf)".into()
+        }
         "timeout" => d(first.timeout),
         "connect_timeout" => d(c.connect_timeout),
         "headers" => "(none)".into(),

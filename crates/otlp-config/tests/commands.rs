@@ -278,6 +278,12 @@ fn compression_level_is_checked_against_each_signals_compression_and_explained()
 #[test]
 fn receiver_size_limits_are_64_mib_by_default_and_checked() {
     let text = explain_config(None, Env::new(), Flags::new(), OutputFormat::Text).text;
+    // The default protocol's deviation from the spec is stated where it shows.
+    let line = text.lines().find(|l| l.starts_with("protocol ")).unwrap();
+    assert!(
+        line.contains("the OTLP spec's default is http/protobuf"),
+        "{line}"
+    );
     for key in [
         "receivers.max_request_bytes",
         "receivers.max_decompressed_bytes",

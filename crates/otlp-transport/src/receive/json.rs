@@ -35,7 +35,80 @@ pub(crate) fn to_batch(signal: Signal, json: &[u8]) -> Result<Batch, String> {
             .encode_to_vec(),
     };
     // JSON decoding guarantees UTF-8 but not ids' lengths or nesting depth.
-    Batch::from_received(signal, Bytes::from(encoded)).map_err(|e| e.to_string())
+    let batch = Batch::from_received(signal, Bytes::from(encoded)).map_err(|e| e.to_string())?;
+    if batch.items() == 0
+        && let Some(message) = zero_items_hint(signal, json)
+    {
+        warn_rate_limited(&message);
+    }
+    Ok(batch)
+}
+
+/// The top-level key an OTLP/JSON request of `signal` has.
+fn known_key(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "resourceSpans",
+        Signal::Metrics => "resourceMetrics",
+        Signal::Logs => "resourceLogs",
+    }
+}
+
+/// Why a request that decoded to no items may have meant some: its first
+/// unknown top-level key (unknown fields are ignored, as the spec requires,
+/// so `resource_spans` in snake_case silently carries nothing).
+fn zero_items_hint(signal: Signal, json: &[u8]) -> Option<String> {
+    let keys: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(json).ok()?;
+    let want = known_key(signal);
+    let unknown = keys.keys().find(|k| k.as_str() != want)?;
+    let camel = lower_camel(unknown);
+    let fix = if camel == want {
+        format!("OTLP/JSON keys are lowerCamelCase: write '{want}'")
+    } else {
+        format!("a {signal} request carries its items under '{want}'")
+    };
+    Some(format!(
+        "OTLP/JSON {signal} request decoded to 0 items: its top-level key '{unknown}' is unknown and was ignored; {fix}"
+    ))
+}
+
+/// `resource_spans` -> `resourceSpans`.
+fn lower_camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Logs `message` at WARN at most once every 10 s (a misconfigured sender
+/// repeats it with every request).
+fn warn_rate_limited(message: &str) {
+    use std::sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    };
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let now = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs();
+    let next = NEXT.load(Ordering::Relaxed);
+    if now >= next
+        && NEXT
+            .compare_exchange(next, now + 10, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!("{message} (this warning repeats at most every 10 s)");
+    }
 }
 
 #[cfg(test)]
@@ -43,6 +116,27 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
     use super::*;
+
+    #[test]
+    fn snake_case_keys_carry_nothing_and_the_warning_names_the_fix() {
+        let json = br#"{"resource_spans":[{"scope_spans":[{"spans":[{"name":"x"}]}]}]}"#;
+        // Unknown fields are ignored (a MUST): 0 items, accepted.
+        assert_eq!(to_batch(Signal::Traces, json).unwrap().items(), 0);
+        let hint = zero_items_hint(Signal::Traces, json).unwrap();
+        assert!(
+            hint.contains("'resource_spans'") && hint.contains("write 'resourceSpans'"),
+            "{hint}"
+        );
+        // Logs sent to the traces endpoint: named, with where items go.
+        let hint = zero_items_hint(Signal::Traces, br#"{"resourceLogs":[]}"#).unwrap();
+        assert!(hint.contains("under 'resourceSpans'"), "{hint}");
+        // An empty envelope or the right key: nothing to say.
+        assert_eq!(zero_items_hint(Signal::Traces, b"{}"), None);
+        assert_eq!(
+            zero_items_hint(Signal::Logs, br#"{"resourceLogs":[]}"#),
+            None
+        );
+    }
 
     #[test]
     fn spec_example_trace_decodes_with_hex_ids_and_string_times() {
