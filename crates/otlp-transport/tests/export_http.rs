@@ -324,3 +324,27 @@ async fn http_request_timeout_is_reported() {
     assert_eq!(e.classify(), Retryability::Retryable);
     hold.abort();
 }
+
+#[cfg(feature = "http-json")]
+#[tokio::test]
+async fn the_request_cap_applies_to_the_json_body_actually_sent() {
+    let (addr, mut rx) = serve(false, Arc::new(|_| ok_reply())).await;
+    let batch = trace_batch(50);
+    // Room for the protobuf, not for its larger JSON form.
+    let max = batch.byte_size() + 16;
+    let exp = Exporter::builder()
+        .with_endpoint(format!("http://{addr}"))
+        .with_protocol(Protocol::HttpJson)
+        .with_max_request_bytes(max)
+        .build()
+        .unwrap();
+    let err = exp.send(batch.clone()).await.unwrap_err();
+    assert!(
+        matches!(err, TransportError::RequestTooLarge { size, max: m } if size > max && m == max),
+        "{err}"
+    );
+    // Too large is what the recovery layer splits on.
+    assert_eq!(err.classify(), Retryability::TooLarge);
+    // Nothing was sent.
+    assert!(rx.try_recv().is_err());
+}

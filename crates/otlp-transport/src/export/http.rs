@@ -158,6 +158,14 @@ impl HttpExporter {
         let signal = batch.signal();
         // Made once (by `prepare` or the first attempt), resent by the retries.
         let body = self.prepare(&batch)?;
+        // The cap is on what is sent: OTLP/JSON can be twice the protobuf
+        // (too large is split by the recovery layer).
+        if shared.json && body.len() > shared.max_request_bytes {
+            return Err(TransportError::RequestTooLarge {
+                size: body.len(),
+                max: shared.max_request_bytes,
+            });
+        }
         let url = shared.urls.get(signal.index()).cloned().unwrap_or_default();
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = Method::POST;

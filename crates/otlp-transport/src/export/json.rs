@@ -34,6 +34,28 @@ const INT64_FIELDS: &[&str] = &[
     "timeUnixNanoMs",
 ];
 
+/// Members of a `oneof` (`AnyValue`, data point values, metric data) and
+/// `optional` scalars (histogram `min` / `max`): their presence is their
+/// meaning, so they are written even when zero or empty.
+const ONEOF_FIELDS: &[&str] = &[
+    "min",
+    "max",
+    "stringValue",
+    "boolValue",
+    "intValue",
+    "doubleValue",
+    "arrayValue",
+    "kvlistValue",
+    "bytesValue",
+    "asDouble",
+    "asInt",
+    "gauge",
+    "sum",
+    "histogram",
+    "exponentialHistogram",
+    "summary",
+];
+
 /// Fields that hold trace or span ids: OTLP/JSON writes them as hex.
 const ID_FIELDS: &[&str] = &["traceId", "spanId", "parentSpanId"];
 
@@ -68,8 +90,12 @@ fn fix_up(value: &mut Value) {
     match value {
         Value::Object(map) => {
             // The generated serde code writes absent messages and optional
-            // scalars as `null`; OTLP/JSON omits them.
-            map.retain(|_, v| !v.is_null());
+            // scalars as `null`, and every default scalar (`"schemaUrl":""`,
+            // `"droppedAttributesCount":0`); proto3 JSON omits both. Oneof
+            // members stay: their presence is their meaning.
+            map.retain(|k, v| {
+                !v.is_null() && (ONEOF_FIELDS.contains(&k.as_str()) || !is_default(v))
+            });
             for (key, v) in map.iter_mut() {
                 if INT64_FIELDS.contains(&key.as_str()) {
                     int64_to_string(v);
@@ -82,6 +108,17 @@ fn fix_up(value: &mut Value) {
         }
         Value::Array(items) => items.iter_mut().for_each(fix_up),
         _ => {}
+    }
+}
+
+/// A proto3 scalar default: empty string or list, zero, false.
+fn is_default(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::Bool(b) => !b,
+        Value::Array(a) => a.is_empty(),
+        _ => false,
     }
 }
 
@@ -157,6 +194,79 @@ mod tests {
             v,
             serde_json::json!({"x": [{"timeUnixNano": "5", "spanId": "01ff", "bucketCounts": ["1", "2"]}]})
         );
+    }
+
+    #[test]
+    fn defaults_are_omitted_but_oneof_and_optional_values_stay() {
+        use opentelemetry_proto::tonic::{
+            collector::metrics::v1::ExportMetricsServiceRequest,
+            metrics::v1::{
+                Histogram, HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics, metric,
+            },
+        };
+        let span = Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            name: "op".into(),
+            attributes: vec![KeyValue {
+                key: "zero".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::IntValue(0)),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let req = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![span],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let json =
+            String::from_utf8(to_json(Signal::Traces, &req.encode_to_vec()).unwrap()).unwrap();
+        for absent in [
+            "schemaUrl",
+            "droppedAttributesCount",
+            "kind",
+            "parentSpanId",
+            "\"flags\"",
+        ] {
+            assert!(!json.contains(absent), "{absent} in {json}");
+        }
+        assert!(json.contains(r#"{"intValue":"0"}"#), "{json}");
+        let point = HistogramDataPoint {
+            count: 1,
+            min: Some(0.0),
+            max: Some(0.0),
+            ..Default::default()
+        };
+        let req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "h".into(),
+                        data: Some(metric::Data::Histogram(Histogram {
+                            data_points: vec![point],
+                            aggregation_temporality: 0,
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let json =
+            String::from_utf8(to_json(Signal::Metrics, &req.encode_to_vec()).unwrap()).unwrap();
+        assert!(
+            json.contains(r#""min":0.0"#) && json.contains(r#""max":0.0"#),
+            "{json}"
+        );
+        assert!(json.contains(r#""histogram":{"#), "{json}");
     }
 
     #[test]
