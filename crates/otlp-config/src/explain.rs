@@ -9,12 +9,34 @@ use crate::{
     model::Config,
     resolve::{Resolved, Sources},
     schema::{self, Kind},
-    source::{Problem, Raw, Source},
+    source::{Problem, Raw, Severity, Source},
     units,
 };
 
-/// What replaces every header value and URL password in explanations.
+/// What replaces a secret-bearing header's value and a URL password in explanations.
 pub const REDACTED: &str = "<redacted>";
+
+/// Header names whose value is a credential, compared case-insensitively.
+const SECRET_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    "x-api-key",
+    "api-key",
+    "x-honeycomb-team",
+];
+/// A header whose name contains one of these carries a credential.
+const SECRET_PARTS: &[&str] = &[
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "auth",
+    "credential",
+];
+/// A header whose name has one of these as a word (between `-`, `_` or `.`) carries a credential.
+const SECRET_WORDS: &[&str] = &["key", "apikey", "dsn"];
 
 /// The effective config, explained: each key's value and source, then each
 /// signal's resolved export settings.
@@ -50,7 +72,7 @@ pub struct ExplainSignal {
     pub endpoint_from: String,
     /// The protocol.
     pub protocol: String,
-    /// Header names with redacted values.
+    /// Headers, with the values of secret-bearing ones (see [`is_secret_header`]) redacted.
     pub headers: Vec<(String, String)>,
     /// The timeout.
     pub timeout: String,
@@ -120,7 +142,7 @@ impl Resolved {
                     headers: sc
                         .headers
                         .iter()
-                        .map(|(k, _)| (k.clone(), REDACTED.to_owned()))
+                        .map(|(k, v)| (k.clone(), shown_header_value(k, v)))
                         .collect(),
                     timeout: units::format_duration(sc.timeout),
                     compression: sc.compression.as_str().to_owned(),
@@ -143,8 +165,34 @@ impl Resolved {
 // === impl Explained ===
 
 impl Explained {
+    /// Whether no problem is an error, so the effective values mean something.
+    pub fn is_valid(&self) -> bool {
+        !self.problems.iter().any(|p| p.severity == Severity::Error)
+    }
+
     /// A human-readable table: `key = value  (source)` lines, then the signals, then problems.
+    ///
+    /// When the config has errors, only the problems are listed (as
+    /// `validate-config` prints them) and a verdict line: values that stand in
+    /// for the broken ones would read as the config in force.
     pub fn render_text(&self) -> String {
+        if !self.is_valid() {
+            let mut out = String::new();
+            for p in &self.problems {
+                let _ = writeln!(out, "{p}");
+            }
+            let errors = self
+                .problems
+                .iter()
+                .filter(|p| p.severity == Severity::Error)
+                .count();
+            let _ = writeln!(
+                out,
+                "the configuration is invalid ({errors} error(s), {} warning(s)); fix the errors above, then run explain-config again",
+                self.problems.len() - errors
+            );
+            return out;
+        }
         let width = self.entries.iter().map(|e| e.key.len()).max().unwrap_or(0);
         let mut out =
             String::from("effective configuration (precedence: default < file < env < flag)\n\n");
@@ -184,8 +232,14 @@ impl Explained {
         out
     }
 
-    /// The same as JSON: `{"entries": [...], "signals": [...], "problems": [...]}`.
+    /// The same as JSON: `{"valid": true, "entries": [...], "signals": [...], "problems": [...]}`;
+    /// when the config has errors, `{"valid": false, "entries": [], "signals": [], "problems": [...]}`.
     pub fn render_json(&self) -> String {
+        let problems: Vec<Value> = self.problems.iter().map(problem_json).collect();
+        if !self.is_valid() {
+            return json!({"valid": false, "entries": [], "signals": [], "problems": problems})
+                .to_string();
+        }
         let entries: Vec<Value> = self
             .entries
             .iter()
@@ -203,8 +257,8 @@ impl Explained {
                 })
             })
             .collect();
-        let problems: Vec<Value> = self.problems.iter().map(problem_json).collect();
-        json!({"entries": entries, "signals": signals, "problems": problems}).to_string()
+        json!({"valid": true, "entries": entries, "signals": signals, "problems": problems})
+            .to_string()
     }
 }
 
@@ -286,9 +340,33 @@ fn redact_headers(pairs: &[(String, String)]) -> String {
     }
     pairs
         .iter()
-        .map(|(k, _)| format!("{k}={REDACTED}"))
+        .map(|(k, v)| format!("{k}={}", shown_header_value(k, v)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Whether a header named `name` carries a credential, so its value is never
+/// shown: the well-known ones (`authorization`, `proxy-authorization`,
+/// `cookie`, `set-cookie`, `x-api-key`, `api-key`), any name containing
+/// `token`, `secret`, `password`, `auth` or `credential`, and any name with
+/// `key` as a word (`dd-api-key`, `signoz_ingestion_key`). Other values, such
+/// as a tenant id, are shown so explain output can be checked.
+pub fn is_secret_header(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    SECRET_HEADERS.contains(&name.as_str())
+        || SECRET_PARTS.iter().any(|part| name.contains(part))
+        || name
+            .split(['-', '_', '.'])
+            .any(|word| SECRET_WORDS.contains(&word))
+}
+
+/// The value to show for header `name`: [`REDACTED`] for a secret-bearing one.
+fn shown_header_value(name: &str, value: &str) -> String {
+    if is_secret_header(name) {
+        REDACTED.to_owned()
+    } else {
+        value.to_owned()
+    }
 }
 
 /// Replaces the password of `scheme://user:password@host` with [`REDACTED`].

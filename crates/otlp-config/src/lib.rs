@@ -83,7 +83,7 @@ pub use self::{
     },
     env::Env,
     error::ConfigError,
-    explain::{ExplainEntry, ExplainSignal, Explained, REDACTED, explain},
+    explain::{ExplainEntry, ExplainSignal, Explained, REDACTED, explain, is_secret_header},
     fix::{Fix, Fixed, autofix},
     model::{
         AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN,
