@@ -74,7 +74,7 @@ pub struct ExplainSignal {
     pub protocol: String,
     /// Headers, with the values of secret-bearing ones (see [`is_secret_header`]) redacted.
     pub headers: Vec<(String, String)>,
-    /// The timeout.
+    /// The deadline of each export attempt (every retry gets its own).
     pub timeout: String,
     /// The compression.
     pub compression: String,
@@ -199,6 +199,11 @@ impl Explained {
         for e in &self.entries {
             let _ = writeln!(out, "{:width$} = {}  ({})", e.key, e.value, e.source);
         }
+        let _ = writeln!(
+            out,
+            "\nfixed limits:\n  server throttle hints (gRPC RetryInfo, HTTP Retry-After) are obeyed up to {}",
+            units::format_duration(otlp_core::MAX_THROTTLE)
+        );
         out.push_str("\nresolved per signal:\n");
         for s in &self.signals {
             let headers = if s.headers.is_empty() {
@@ -212,7 +217,7 @@ impl Explained {
             };
             let _ = writeln!(
                 out,
-                "  {:7} {} via {} (from {}), timeout {}, compression {}, tls {}, headers {}",
+                "  {:7} {} via {} (from {}), timeout {} per attempt, compression {}, tls {}, headers {}",
                 s.signal,
                 s.endpoint,
                 s.protocol,
@@ -257,7 +262,8 @@ impl Explained {
                 })
             })
             .collect();
-        json!({"valid": true, "entries": entries, "signals": signals, "problems": problems})
+        let limits = json!({"max_throttle": units::format_duration(otlp_core::MAX_THROTTLE)});
+        json!({"valid": true, "entries": entries, "signals": signals, "limits": limits, "problems": problems})
             .to_string()
     }
 }

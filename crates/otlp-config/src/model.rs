@@ -73,7 +73,8 @@ pub struct SignalConfig {
     pub protocol: Protocol,
     /// Headers sent with every export request (already percent-decoded).
     pub headers: Vec<(String, String)>,
-    /// Deadline of one export request.
+    /// Deadline of one export attempt: the transport bounds its request by it
+    /// and the retry layer each attempt (every retry gets its own).
     pub timeout: Duration,
     /// Request body compression.
     pub compression: Compression,

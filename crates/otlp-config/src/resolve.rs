@@ -26,8 +26,8 @@ use crate::{
     units,
 };
 
-/// The default export timeout (the OTel spec's 10 s).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default export timeout of one attempt (the OTel spec's 10 s, [`otlp_core::DEFAULT_EXPORT_TIMEOUT`]).
+pub const DEFAULT_TIMEOUT: Duration = otlp_core::DEFAULT_EXPORT_TIMEOUT;
 /// The default connect timeout (the seed's 10 s).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default memory limit of the pipeline.

@@ -51,7 +51,7 @@ macro_rules! signal_keys {
             KeyDef {
                 key: concat!($s, ".timeout"),
                 kind: Kind::Duration,
-                doc: "export deadline for this signal",
+                doc: "deadline of one export attempt for this signal",
             },
             KeyDef {
                 key: concat!($s, ".compression"),
@@ -101,7 +101,7 @@ const GENERAL: [KeyDef; 44] = [
     KeyDef {
         key: "timeout",
         kind: Kind::Duration,
-        doc: "deadline of one export request",
+        doc: "deadline of one export attempt (each retry gets its own)",
     },
     KeyDef {
         key: "connect_timeout",

@@ -103,3 +103,23 @@ fn explain_with_errors_prints_the_problems_instead_of_per_signal_lines() {
     assert_eq!(v["signals"], serde_json::json!([]));
     assert_eq!(v["problems"].as_array().unwrap().len(), 2, "{}", out.text);
 }
+
+#[test]
+fn explain_shows_the_per_attempt_timeout_and_the_throttle_cap() {
+    let env = Env::from_map([("OTEL_EXPORTER_OTLP_TIMEOUT", "300")]);
+    let text = explain_config(None, env, Flags::new(), OutputFormat::Text).text;
+    assert!(
+        text.contains(
+            "server throttle hints (gRPC RetryInfo, HTTP Retry-After) are obeyed up to 5m"
+        ),
+        "{text}"
+    );
+    let traces = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("traces "))
+        .unwrap();
+    assert!(traces.contains("timeout 300ms per attempt"), "{traces}");
+    let json = explain_config(None, Env::new(), Flags::new(), OutputFormat::Json).text;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["limits"]["max_throttle"], "5m");
+}

@@ -2,6 +2,17 @@
 
 use std::time::Duration;
 
+/// The longest a server's throttle hint (gRPC `RetryInfo`, HTTP `Retry-After`)
+/// is obeyed: five minutes, so a misbehaving server cannot park an exporter
+/// for hours. The one source of this cap: the transport caps the hints it
+/// parses, and the retry layer caps the delay it waits, with this value.
+pub const MAX_THROTTLE: Duration = Duration::from_secs(300);
+
+/// The default deadline of one export attempt: 10 s, the OTLP
+/// specification's `OTEL_EXPORTER_OTLP_TIMEOUT` default. The one source of
+/// this default for the config, the transport and the retry layer.
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What a failed export means for the data it carried.
 ///
 /// Every error type in otlp-rust implements [`Classify`] and maps itself onto

@@ -92,9 +92,29 @@ pub(crate) fn exporter_config(config: &Config, signal: Signal) -> ExporterConfig
     ec
 }
 
-pub(crate) fn retry_policy(config: &Config) -> Result<RetryPolicy, OtlpError> {
+/// How much later than the transport's deadline the retry layer's
+/// per-attempt timeout fires.
+///
+/// The transport bounds each request by the signal's `timeout` and fails it
+/// with an error naming the endpoint (which the attempt counters and
+/// `last_error` record); the retry layer's timeout is the backstop for an
+/// attempt whose inner service ignores its deadline. Equal timers would race
+/// and the retry layer's, when it won, would drop the transport's error.
+pub(crate) const ATTEMPT_TIMEOUT_GRACE: Duration = Duration::from_millis(100);
+
+/// The retry policy of `signal`'s stack: each attempt is bounded by the
+/// signal's configured `timeout` (plus [`ATTEMPT_TIMEOUT_GRACE`] for the
+/// backstop), and throttle hints are obeyed up to [`otlp_core::MAX_THROTTLE`].
+pub(crate) fn retry_policy(config: &Config, signal: Signal) -> Result<RetryPolicy, OtlpError> {
     let r = &config.retry;
     RetryPolicy::builder()
+        .with_attempt_timeout(Some(
+            config
+                .signal(signal)
+                .timeout
+                .saturating_add(ATTEMPT_TIMEOUT_GRACE),
+        ))
+        .with_max_throttle(otlp_core::MAX_THROTTLE)
         .with_initial_backoff(r.initial_backoff)
         .with_max_backoff(r.max_backoff)
         .with_multiplier(r.multiplier)
@@ -231,5 +251,53 @@ mod receiver_limits_tests {
         let limits = receiver_limits(&config);
         assert_eq!(limits.max_request_bytes(), 4 << 20);
         assert_eq!(limits.max_decompressed_bytes(), 32 << 20);
+    }
+}
+
+#[cfg(test)]
+mod retry_policy_tests {
+    use otlp_config::{Env, Sources};
+
+    use super::*;
+
+    #[test]
+    fn each_attempt_is_bounded_by_the_signals_configured_timeout() {
+        let config = Sources::new()
+            .with_env(Env::from_map([
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "300"),
+                ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "30000"),
+            ]))
+            .load()
+            .unwrap();
+        let traces = retry_policy(&config, Signal::Traces).unwrap();
+        assert_eq!(
+            traces.attempt_timeout(),
+            Some(Duration::from_millis(300) + ATTEMPT_TIMEOUT_GRACE)
+        );
+        // Longer than the retry layer's own 10 s default: it must not cut it.
+        let logs = retry_policy(&config, Signal::Logs).unwrap();
+        assert_eq!(
+            logs.attempt_timeout(),
+            Some(Duration::from_secs(30) + ATTEMPT_TIMEOUT_GRACE)
+        );
+        let default = retry_policy(&Config::default(), Signal::Metrics).unwrap();
+        assert_eq!(
+            default.attempt_timeout(),
+            Some(otlp_core::DEFAULT_EXPORT_TIMEOUT + ATTEMPT_TIMEOUT_GRACE)
+        );
+    }
+
+    #[test]
+    fn throttle_hints_are_obeyed_up_to_five_minutes() {
+        let policy = retry_policy(&Config::default(), Signal::Traces).unwrap();
+        assert_eq!(policy.max_throttle(), Duration::from_secs(300));
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(240))),
+            Duration::from_secs(240)
+        );
+        assert_eq!(
+            policy.delay(1, Some(Duration::from_secs(3600))),
+            Duration::from_secs(300)
+        );
     }
 }

@@ -159,7 +159,7 @@ fn signal_stack(
         })
         // Retry: backoff with jitter, throttle hints, a budget against retry storms.
         .layer(
-            RetryLayer::new(convert::retry_policy(config)?).with_shared_events(Arc::new(
+            RetryLayer::new(convert::retry_policy(config, signal)?).with_shared_events(Arc::new(
                 SignalRetryEvents {
                     signal,
                     metrics: metrics.clone(),

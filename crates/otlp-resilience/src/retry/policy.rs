@@ -14,8 +14,10 @@ use crate::{ResilienceError, RetryBudget};
 /// take the Collector's, which operators already know. It has no attempt count
 /// limit either (`max_retries` is unset): the elapsed budget bounds the retries.
 /// The per-attempt timeout defaults to 10s, the specification's default
-/// `OTEL_EXPORTER_OTLP_TIMEOUT`. Server throttle hints are honoured up to 60s,
-/// twice the largest backoff, so a misbehaving server cannot park an exporter.
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` ([`otlp_core::DEFAULT_EXPORT_TIMEOUT`]).
+/// Server throttle hints are honoured up to five minutes
+/// ([`otlp_core::MAX_THROTTLE`], the cap the transport applies when it parses
+/// them), so a misbehaving server cannot park an exporter for hours.
 ///
 /// ```
 /// use std::time::Duration;
@@ -63,10 +65,10 @@ impl RetryPolicy {
     pub const DEFAULT_JITTER: f64 = 0.5;
     /// Default total time budget (Collector `max_elapsed_time`).
     pub const DEFAULT_MAX_ELAPSED: Duration = Duration::from_secs(300);
-    /// Default per-attempt timeout (OTLP `OTEL_EXPORTER_OTLP_TIMEOUT` default).
-    pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-    /// Default cap on a server's throttle hint.
-    pub const DEFAULT_MAX_THROTTLE: Duration = Duration::from_secs(60);
+    /// Default per-attempt timeout (OTLP `OTEL_EXPORTER_OTLP_TIMEOUT` default, 10s).
+    pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = otlp_core::DEFAULT_EXPORT_TIMEOUT;
+    /// Default cap on a server's throttle hint (five minutes).
+    pub const DEFAULT_MAX_THROTTLE: Duration = otlp_core::MAX_THROTTLE;
 
     /// A builder starting from the defaults.
     pub fn builder() -> RetryPolicyBuilder {
@@ -86,7 +88,7 @@ impl RetryPolicy {
             jitter: 0.2,
             max_retries: Some(5),
             max_elapsed: Duration::from_secs(60),
-            attempt_timeout: Some(Duration::from_secs(10)),
+            attempt_timeout: Some(Self::DEFAULT_ATTEMPT_TIMEOUT),
             max_throttle: Self::DEFAULT_MAX_THROTTLE,
             budget: RetryBudget::unlimited(),
         }

@@ -146,6 +146,25 @@ async fn throttle_hint_sets_the_next_delay_to_at_least_the_hint_capped() {
     assert_eq!(stats.retries(), 2);
 }
 
+#[test]
+fn default_policy_obeys_throttle_hints_up_to_five_minutes_as_the_transport_caps_them() {
+    let policy = RetryPolicy::default();
+    assert_eq!(policy.max_throttle(), otlp_core::MAX_THROTTLE);
+    assert_eq!(
+        policy.delay(1, Some(Duration::from_secs(240))),
+        Duration::from_secs(240),
+        "a four-minute hint is obeyed"
+    );
+    assert_eq!(
+        policy.delay(1, Some(Duration::from_secs(3600))),
+        Duration::from_secs(300)
+    );
+    assert_eq!(
+        RetryPolicy::for_connect().max_throttle(),
+        Duration::from_secs(300)
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn gives_up_after_max_retries_with_the_last_error() {
     let calls = Arc::new(AtomicU32::new(0));

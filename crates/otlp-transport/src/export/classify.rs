@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use otlp_core::{ExportResponse, Retryability};
 
 /// Server throttle hints are capped so a misbehaving server cannot park an
-/// exporter for hours.
-pub const MAX_THROTTLE: Duration = Duration::from_secs(300);
+/// exporter for hours: [`otlp_core::MAX_THROTTLE`], five minutes.
+pub const MAX_THROTTLE: Duration = otlp_core::MAX_THROTTLE;
 
 /// Responses larger than this are refused (a collector's answer is tiny).
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;

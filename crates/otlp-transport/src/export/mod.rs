@@ -294,7 +294,7 @@ impl Default for ExporterConfig {
             additional_endpoints: Vec::new(),
             protocol: Protocol::Grpc,
             headers: Vec::new(),
-            timeout: Duration::from_secs(10),
+            timeout: otlp_core::DEFAULT_EXPORT_TIMEOUT,
             connect_timeout: Duration::from_secs(5),
             compression: Compression::None,
             compression_level: None,
