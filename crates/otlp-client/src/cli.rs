@@ -79,7 +79,8 @@ pub(crate) enum Command {
 /// Connection flags shared by commands that export.
 #[derive(Clone, Debug, Args)]
 pub(crate) struct ExportFlags {
-    /// Collector endpoint URL (overrides config and OTEL_EXPORTER_OTLP_ENDPOINT).
+    /// Collector endpoint URL (overrides config and OTEL_EXPORTER_OTLP_ENDPOINT); grpc also takes
+    /// host:port, TLS unless OTEL_EXPORTER_OTLP_INSECURE=true (plaintext), as the OTLP spec says.
     #[arg(long)]
     pub(crate) endpoint: Option<String>,
     /// Protocol: grpc, http/protobuf or http/json.

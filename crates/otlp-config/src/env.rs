@@ -75,7 +75,10 @@ pub const OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE: &str =
 /// Logs client certificate PEM file (default: the generic one).
 pub const OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE: &str =
     "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE";
-/// `true` to skip server certificate verification (default `false`).
+/// For a gRPC endpoint written without a scheme (`collector:4317`): `true`
+/// for plaintext, `false` (default) for TLS, as the OTLP specification says.
+/// It has no effect on an endpoint with a scheme and never skips certificate
+/// verification (that is `tls.insecure_skip_verify`, which has no variable).
 pub const OTEL_EXPORTER_OTLP_INSECURE: &str = "OTEL_EXPORTER_OTLP_INSECURE";
 /// Traces variant of [`OTEL_EXPORTER_OTLP_INSECURE`] (default: the generic one).
 pub const OTEL_EXPORTER_OTLP_TRACES_INSECURE: &str = "OTEL_EXPORTER_OTLP_TRACES_INSECURE";

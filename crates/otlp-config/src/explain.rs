@@ -304,7 +304,8 @@ fn default_value(c: &Config, key: &str) -> String {
         "headers" => "(none)".into(),
         "compression" => "none".into(),
         "compression_level" => "1 (the fastest gzip / zstd level)".into(),
-        "tls.insecure" => "false".into(),
+        "tls.insecure" => "false (a grpc endpoint without a scheme uses TLS)".into(),
+        "tls.insecure_skip_verify" => "false".into(),
         "retry.max_retries" => c.retry.max_retries.map_or_else(
             || "unlimited (retry.max_elapsed bounds retrying)".into(),
             |n| n.to_string(),

@@ -2,8 +2,10 @@
 //! so comments and layout survive, each one listed.
 //!
 //! Safe means the intent is clear and nothing is invented: an empty endpoint
-//! gets the default, a missing scheme gets `http://` (`https://` when TLS
-//! files are configured or the port is 443), a zero timeout becomes `10s`,
+//! gets the default, an OTLP/HTTP endpoint's missing scheme gets `http://`
+//! (`https://` when TLS files are configured or the port is 443; a gRPC
+//! endpoint without a scheme is valid, `tls.insecure` choosing plaintext or
+//! TLS, and is left alone), a zero timeout becomes `10s`,
 //! zero retries become 3 (the seed's fixes), a misspelled enum value becomes
 //! the one accepted value it is close to, and a misspelled key is renamed to
 //! the one key it is close to in the same section (if that key is not set
@@ -162,7 +164,11 @@ fn collect(section: &str, entries: &[Entry], root: &Node, text: &str, edits: &mu
                 default_endpoint(root, &path),
                 "empty endpoint set to the default",
             )),
-            (Kind::Url, Some(v)) if !v.contains("://") && !v.contains(char::is_whitespace) => {
+            (Kind::Url, Some(v))
+                if !v.contains("://")
+                    && !v.contains(char::is_whitespace)
+                    && endpoint_protocol(root, &path).is_http() =>
+            {
                 if uses_tls(root, &path) || v.trim_end_matches('/').ends_with(":443") {
                     Some((
                         format!("https://{}", v.trim()),
@@ -271,16 +277,24 @@ fn scalar<'a>(root: &'a Node, path: &str) -> Option<&'a str> {
     }
 }
 
+/// The file's protocol for the endpoint key `path` (grpc when unset).
+fn endpoint_protocol(root: &Node, path: &str) -> Protocol {
+    let signal = path
+        .split_once('.')
+        .and_then(|(s, _)| s.parse::<Signal>().ok());
+    signal
+        .and_then(|s| scalar(root, &format!("{s}.protocol")))
+        .or_else(|| scalar(root, "protocol"))
+        .and_then(|p| p.parse::<Protocol>().ok())
+        .unwrap_or(Protocol::Grpc)
+}
+
 /// The default endpoint for the endpoint key `path`, given the file's protocol.
 fn default_endpoint(root: &Node, path: &str) -> String {
     let signal = path
         .split_once('.')
         .and_then(|(s, _)| s.parse::<Signal>().ok());
-    let protocol = signal
-        .and_then(|s| scalar(root, &format!("{s}.protocol")))
-        .or_else(|| scalar(root, "protocol"))
-        .and_then(|p| p.parse::<Protocol>().ok())
-        .unwrap_or(Protocol::Grpc);
+    let protocol = endpoint_protocol(root, path);
     match signal {
         Some(s) => signal_endpoint(protocol.default_endpoint(), protocol, s),
         None => protocol.default_endpoint().to_owned(),
@@ -311,14 +325,29 @@ mod tests {
     #[test]
     fn seed_fixes_apply_and_comments_survive() {
         let out = fix(
-            "# my config\nendpoint: collector:4317 # upstream\ntimeout: 0s\nretry:\n  max_retries: 0\n",
+            "# my config\nprotocol: http/protobuf\nendpoint: collector:4318 # upstream\ntimeout: 0s\nretry:\n  max_retries: 0\n",
         );
         assert_eq!(
             out.text,
-            "# my config\nendpoint: http://collector:4317 # upstream\ntimeout: 10s\nretry:\n  max_retries: 3\n"
+            "# my config\nprotocol: http/protobuf\nendpoint: http://collector:4318 # upstream\ntimeout: 10s\nretry:\n  max_retries: 3\n"
         );
         assert_eq!(out.fixes.len(), 3);
         assert!(out.remaining.is_empty(), "{:?}", out.remaining);
+    }
+
+    #[test]
+    fn a_grpc_endpoint_without_a_scheme_is_valid_and_left_alone() {
+        // The OTLP spec's meaning: TLS, or plaintext with tls.insecure: true.
+        // Adding http:// would silently turn TLS off.
+        for text in [
+            "endpoint: collector:4317\n",
+            "endpoint: collector:4317\ntls:\n  insecure: true\n",
+        ] {
+            let out = fix(text);
+            assert_eq!(out.text, text);
+            assert!(out.fixes.is_empty(), "{:?}", out.fixes);
+            assert!(out.remaining.is_empty(), "{:?}", out.remaining);
+        }
     }
 
     #[test]
@@ -338,11 +367,12 @@ mod tests {
         )
         .unwrap();
         let out = fix(&format!(
-            "endpoint: collector:4317\ntls:\n  ca_file: {}\n",
+            "protocol: http/protobuf\nendpoint: collector:4318\ntls:\n  ca_file: {}\n",
             ca.display()
         ));
         assert!(
-            out.text.starts_with("endpoint: https://collector:4317\n"),
+            out.text
+                .starts_with("protocol: http/protobuf\nendpoint: https://collector:4318\n"),
             "{}",
             out.text
         );

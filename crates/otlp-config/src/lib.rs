@@ -46,7 +46,7 @@
 //! assert_eq!(config.batch.max_batch_size, 100);
 //!
 //! // Every problem at once, with its path, position and a hint.
-//! let broken = ConfigFile::parse("c.yaml", "endpont: collector:4317\ntimeout: 0s\n")?;
+//! let broken = ConfigFile::parse("c.yaml", "endpont: http://collector:4317\ntimeout: 0s\n")?;
 //! let problems = Sources::new().with_file(broken.clone()).resolve().problems;
 //! assert_eq!(problems[0].to_string(), "c.yaml:1:1: error: endpont: unknown key 'endpont'\n    hint: did you mean 'endpoint'?");
 //! assert_eq!(problems.len(), 2);
@@ -54,6 +54,14 @@
 //! // The safe fixes, listed, in the original text.
 //! let fixed = autofix(&broken)?;
 //! assert_eq!(fixed.text, "endpoint: http://collector:4317\ntimeout: 10s\n");
+//!
+//! // A grpc endpoint without a scheme is TLS unless `tls.insecure` is true (the OTLP spec).
+//! let env = Env::from_map([("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]);
+//! let config = Sources::new().with_env(env.clone()).load()?;
+//! assert_eq!(config.signal(Signal::Logs).endpoint, "https://collector:4317");
+//! let env = env.with_var("OTEL_EXPORTER_OTLP_INSECURE", "true");
+//! let config = Sources::new().with_env(env).load()?;
+//! assert_eq!(config.signal(Signal::Logs).endpoint, "http://collector:4317");
 //! assert!(fixed.remaining.is_empty());
 //! # Ok::<(), otlp_config::ConfigError>(())
 //! ```

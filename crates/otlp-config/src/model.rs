@@ -108,8 +108,9 @@ pub enum Compression {
 ///
 /// Paths written in a config file are resolved against the file's directory;
 /// paths from the environment or flags are taken as given (relative to the
-/// working directory). TLS is used when the endpoint is `https://`; the
-/// validator refuses TLS files on an `http://` endpoint.
+/// working directory). TLS is used when the endpoint is `https://` (or, for
+/// gRPC, written without a scheme while `insecure` is false); the validator
+/// refuses TLS files on an `http://` endpoint.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TlsConfig {
     /// PEM file of the CA certificate(s) that sign the server's certificate.
@@ -118,8 +119,14 @@ pub struct TlsConfig {
     pub cert_file: Option<PathBuf>,
     /// PEM file of the client private key (mutual TLS).
     pub key_file: Option<PathBuf>,
-    /// Skip server certificate verification (testing only).
+    /// As the OpenTelemetry specification says: for a gRPC endpoint written
+    /// without a scheme (`collector:4317`), `true` means plaintext and `false`
+    /// (the default) TLS. The resolved [`SignalConfig::endpoint`] carries the
+    /// chosen scheme; an endpoint with a scheme is never changed by it.
     pub insecure: bool,
+    /// **Dangerous** (`tls.insecure_skip_verify`): accept any server
+    /// certificate on an `https://` endpoint; warned about at start.
+    pub insecure_skip_verify: bool,
 }
 
 /// Retry with exponential backoff and jitter.

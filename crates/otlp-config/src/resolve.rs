@@ -80,6 +80,8 @@ pub(crate) struct SignalSources {
     pub(crate) headers: Option<String>,
     pub(crate) timeout: Option<String>,
     pub(crate) compression: Option<String>,
+    /// The endpoint was written without a scheme and `tls.insecure` chose it.
+    pub(crate) scheme_from_insecure: bool,
 }
 
 /// A parsed URL: just what the validator and path rules need.
@@ -343,8 +345,37 @@ impl Reader<'_> {
         })
     }
 
+    /// An endpoint: a URL, or `host:port` without a scheme (resolved per
+    /// signal by [`Reader::with_scheme`]).
     fn url(&mut self, key: &str) -> Option<String> {
-        self.get(key, |t| parse_url(t).map(|_| t.trim().to_owned()))
+        self.get(key, parse_endpoint_text)
+    }
+
+    /// Gives a scheme-less endpoint (`collector:4317`) its scheme as the OTLP
+    /// specification says: for gRPC, `insecure` chooses plaintext (`http://`)
+    /// and its default, false, TLS (`https://`). OTLP/HTTP endpoints must
+    /// carry their scheme; one without is an error (`None`). The flag says
+    /// whether `insecure` chose the scheme.
+    fn with_scheme(
+        &mut self,
+        key: &str,
+        text: String,
+        protocol: Protocol,
+        insecure: bool,
+    ) -> Option<(String, bool)> {
+        if has_scheme(&text) {
+            return Some((text, false));
+        }
+        if protocol == Protocol::Grpc {
+            let scheme = if insecure { "http" } else { "https" };
+            return Some((format!("{scheme}://{text}"), true));
+        }
+        let source = self.source(key);
+        self.problems.push(
+            Problem::error(key, &source, format!("endpoint '{text}': missing scheme; OTLP/HTTP endpoints need http:// or https://"))
+                .hint(format!("use http://{text} (plaintext) or https://{text} (TLS); only protocol grpc takes host:port, with tls.insecure choosing plaintext (true) or TLS (false, the default)")),
+        );
+        None
     }
 
     fn headers(&mut self, key: &str) -> Option<Vec<(String, String)>> {
@@ -414,18 +445,6 @@ impl Reader<'_> {
                 .choice::<Protocol>(&format!("{s}.protocol"))
                 .or(generic_protocol)
                 .unwrap_or(Protocol::Grpc);
-            let own_endpoint = self.url(&format!("{s}.endpoint"));
-            let endpoint = match (own_endpoint, &generic_endpoint) {
-                (Some(e), _) => {
-                    src.endpoint = Some(format!("{s}.endpoint"));
-                    e
-                }
-                (None, Some(base)) => {
-                    src.endpoint = Some("endpoint".into());
-                    signal_endpoint(base, protocol, signal)
-                }
-                (None, None) => signal_endpoint(protocol.default_endpoint(), protocol, signal),
-            };
             let own_tls = self.tls(&format!("{s}.tls"));
             let tls = TlsConfig {
                 ca_file: own_tls.ca_file.or_else(|| generic_tls.ca_file.clone()),
@@ -436,6 +455,31 @@ impl Reader<'_> {
                 } else {
                     generic_tls.insecure
                 },
+                insecure_skip_verify: generic_tls.insecure_skip_verify,
+            };
+            let own_key = format!("{s}.endpoint");
+            let own_endpoint = self.url(&own_key);
+            let written = match (own_endpoint, &generic_endpoint) {
+                (Some(e), _) => Some((own_key, e, true)),
+                (None, Some(base)) => Some(("endpoint".to_owned(), base.clone(), false)),
+                (None, None) => None,
+            };
+            let resolved = written.and_then(|(key, text, own)| {
+                let (url, from_insecure) = self.with_scheme(&key, text, protocol, tls.insecure)?;
+                Some((key, url, own, from_insecure))
+            });
+            let src = &mut sources[signal.index()];
+            let endpoint = match resolved {
+                Some((key, url, own, from_insecure)) => {
+                    src.endpoint = Some(key);
+                    src.scheme_from_insecure = from_insecure;
+                    if own {
+                        url
+                    } else {
+                        signal_endpoint(&url, protocol, signal)
+                    }
+                }
+                None => signal_endpoint(protocol.default_endpoint(), protocol, signal),
             };
             SignalConfig {
                 signal,
@@ -632,6 +676,10 @@ impl Reader<'_> {
             insecure: self
                 .boolean(&format!("{section}.insecure"))
                 .unwrap_or(false),
+            // Only the generic section has this key (see the schema).
+            insecure_skip_verify: self
+                .boolean(&format!("{section}.insecure_skip_verify"))
+                .unwrap_or(false),
         }
     }
 }
@@ -698,6 +746,28 @@ pub(crate) fn parse_addr(t: &str) -> Result<SocketAddr, ParseErr> {
         "write ip:port, e.g. 127.0.0.1:8080 or [::1]:8080".into()
     };
     Err((format!("'{t}' is not a listen address"), Some(hint)))
+}
+
+/// Whether `text` starts with a scheme (`http://`, `https://` or another one
+/// [`parse_url`] refuses).
+pub(crate) fn has_scheme(text: &str) -> bool {
+    text.contains("://")
+}
+
+/// Parses an endpoint as written: a URL ([`parse_url`]), or `host:port`
+/// without a scheme, which the OTLP specification lets `insecure` resolve for
+/// gRPC. Returns the trimmed text.
+pub(crate) fn parse_endpoint_text(text: &str) -> Result<String, ParseErr> {
+    let t = text.trim();
+    if t.is_empty() || has_scheme(t) || t.contains(char::is_whitespace) {
+        return parse_url(t).map(|_| t.to_owned());
+    }
+    // Checked as the URL it becomes; messages quote the text as written.
+    let as_url = format!("http://{t}");
+    match parse_url(&as_url) {
+        Ok(_) => Ok(t.to_owned()),
+        Err((msg, hint)) => Err((msg.replace(&format!("'{as_url}'"), &format!("'{t}'")), hint)),
+    }
 }
 
 /// Parses and checks an endpoint URL: scheme http or https, a host, an optional valid port.
@@ -889,6 +959,7 @@ fn validate(
                 }
             }
         }
+        check_insecure(sc, ss, settings, problems);
         let timeout_key = ss.timeout.clone().unwrap_or_else(|| "timeout".into());
         check_duration(
             problems,
@@ -1243,6 +1314,57 @@ fn validate(
     }
     check_receiver_tls(problems, settings, config.receivers.is_some(), &src);
     check_compression_level(config, problems, &src);
+}
+
+/// `tls.insecure` only matters for a scheme-less gRPC endpoint, and
+/// `tls.insecure_skip_verify` only for an `https://` one, where it is loudly
+/// dangerous.
+fn check_insecure(
+    sc: &SignalConfig,
+    ss: &SignalSources,
+    settings: &BTreeMap<String, Setting>,
+    problems: &mut Vec<Problem>,
+) {
+    let s = sc.signal.as_str();
+    let set_key = |keys: [String; 2]| keys.into_iter().find(|k| settings.contains_key(k));
+    let src = |key: &str| {
+        settings
+            .get(key)
+            .map_or(Source::Default, |s| s.source.clone())
+    };
+    if sc.tls.insecure
+        && !ss.scheme_from_insecure
+        && let Some(key) = set_key([format!("{s}.tls.insecure"), "tls.insecure".to_owned()])
+    {
+        problems.push(
+            Problem::warning(
+                key.as_str(),
+                &src(&key),
+                format!("{key} is true but the endpoint has a scheme, so it has no effect"),
+            )
+            .hint("insecure (OTEL_EXPORTER_OTLP_INSECURE) only chooses plaintext for a grpc endpoint written without a scheme, e.g. collector:4317; http:// is plaintext and https:// is TLS whatever it says. To skip certificate checks use tls.insecure_skip_verify"),
+        );
+    }
+    const SKIP: &str = "tls.insecure_skip_verify";
+    if sc.tls.insecure_skip_verify {
+        let tls = sc
+            .endpoint
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with("https://");
+        let p = if tls {
+            Problem::warning(SKIP, &src(SKIP), "the collector's certificate is not verified: anyone on the network path can impersonate it and read the data")
+                .hint("use it only to test against a self-signed collector; set tls.ca_file to the CA that signed its certificate instead")
+        } else {
+            Problem::warning(
+                SKIP,
+                &src(SKIP),
+                format!("{SKIP} is true but the endpoint is plaintext, so it has no effect"),
+            )
+            .hint("it applies to https:// endpoints only; remove it")
+        };
+        problems.push(p);
+    }
 }
 
 /// `compression_level` is one that each signal's compression has.

@@ -76,13 +76,13 @@ macro_rules! signal_keys {
             KeyDef {
                 key: concat!($s, ".tls.insecure"),
                 kind: Kind::Bool,
-                doc: "skip certificate verification for this signal",
+                doc: "plaintext (true) or TLS (false) for this signal's grpc endpoint written without a scheme",
             },
         ]
     };
 }
 
-const GENERAL: [KeyDef; 44] = [
+const GENERAL: [KeyDef; 45] = [
     KeyDef {
         key: "preset",
         kind: Kind::Enum(PRESETS),
@@ -141,7 +141,12 @@ const GENERAL: [KeyDef; 44] = [
     KeyDef {
         key: "tls.insecure",
         kind: Kind::Bool,
-        doc: "skip server certificate verification (testing only)",
+        doc: "for a grpc endpoint written without a scheme (collector:4317): true plaintext, false TLS (the OTLP spec's meaning)",
+    },
+    KeyDef {
+        key: "tls.insecure_skip_verify",
+        kind: Kind::Bool,
+        doc: "DANGEROUS: accept any server certificate on https:// (tests against self-signed collectors only)",
     },
     KeyDef {
         key: "retry.max_retries",
@@ -456,7 +461,7 @@ mod tests {
             }
             assert!(!d.doc.is_empty(), "{}", d.key);
         }
-        assert_eq!(keys().count(), 44 + 27);
+        assert_eq!(keys().count(), 45 + 27);
     }
 
     #[test]

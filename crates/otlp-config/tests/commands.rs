@@ -55,7 +55,7 @@ fn full_sample_equals_the_defaults_except_its_header() {
 fn fix_write_replaces_the_file_and_keeps_a_backup() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.yaml");
-    let original = "endpoint: collector:4317  # upstream\ntimeout: 0s\n";
+    let original = "protocol: http/protobuf\nendpoint: collector:4318  # upstream\ntimeout: 0s\n";
     std::fs::write(&path, original).unwrap();
     let out = fix_file(&path, true, OutputFormat::Text);
     assert_eq!(out.exit_code, EXIT_VALID, "{}", out.text);
@@ -66,7 +66,7 @@ fn fix_write_replaces_the_file_and_keeps_a_backup() {
     );
     assert_eq!(
         std::fs::read_to_string(&path).unwrap(),
-        "endpoint: http://collector:4317  # upstream\ntimeout: 10s\n"
+        "protocol: http/protobuf\nendpoint: http://collector:4318  # upstream\ntimeout: 10s\n"
     );
     assert_eq!(
         validate_file(&path, OutputFormat::Text).exit_code,

@@ -323,9 +323,9 @@ fn bad_values_are_reported_at_their_variable_with_a_suggestion() {
         ),
         (
             OTEL_EXPORTER_OTLP_ENDPOINT,
-            "collector:4317",
+            "collector:99999",
             "endpoint",
-            "http://collector:4317",
+            "between 1 and 65535",
         ),
         (
             OTEL_EXPORTER_OTLP_ENDPOINT,

@@ -69,7 +69,7 @@ fn env_and_flag_problems_render_with_their_variable_or_flag() {
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http"),
         ("OTEL_EXPORTER_OTLP_HEADERS", "api-key"),
     ]);
-    let flags = Flags::new().with_flag("--endpoint", "endpoint", "collector:4317");
+    let flags = Flags::new().with_flag("--endpoint", "endpoint", "grpc://collector:4317");
     let text: Vec<String> = Sources::new()
         .with_env(env)
         .with_flags(flags)
@@ -86,8 +86,8 @@ env OTEL_EXPORTER_OTLP_PROTOCOL: error: protocol: unknown value 'http'
     hint: did you mean 'http/protobuf'? accepted: grpc, http/protobuf, http/json
 env OTEL_EXPORTER_OTLP_TIMEOUT: warning: timeout: OTEL_EXPORTER_OTLP_TIMEOUT='10s' is not a timeout; it is ignored and the default applies
     hint: give a whole number of milliseconds, e.g. 10000 for 10s, or 0 for no timeout
-flag --endpoint: error: endpoint: endpoint 'collector:4317': missing scheme
-    hint: use http://collector:4317 (plaintext) or https://collector:4317 (TLS)"
+flag --endpoint: error: endpoint: endpoint 'grpc://collector:4317': unsupported scheme 'grpc'
+    hint: use http:// or https://; choose gRPC with `protocol: grpc`, not the scheme, e.g. http://collector:4317"
     );
 }
 

@@ -125,6 +125,48 @@ async fn certificate_for_another_name_is_a_name_mismatch() {
 }
 
 #[tokio::test]
+async fn insecure_skip_verify_accepts_an_unknown_ca_and_name_only_when_set() {
+    // Signed by a CA the client does not know, for another name.
+    let pki = Pki::new(&["collector.example"]);
+    let (g, mut grx) = serve_tls(
+        true,
+        pki.server_config(false, &[b"h2"]),
+        Arc::new(|_| Reply::GrpcOk(Bytes::new())),
+    )
+    .await;
+    let (h, mut hrx) = serve_tls(
+        false,
+        pki.server_config(false, &[b"http/1.1"]),
+        Arc::new(|_| http_ok()),
+    )
+    .await;
+    let cases = [
+        (format!("https://localhost:{}", g.port()), Protocol::Grpc),
+        (
+            format!("https://localhost:{}", h.port()),
+            Protocol::HttpProtobuf,
+        ),
+    ];
+    for (endpoint, protocol) in cases {
+        let err = build(endpoint.clone(), protocol, TlsConfig::default())
+            .send(trace_batch(1))
+            .await
+            .unwrap_err();
+        assert_eq!(err.connect_step(), Some(ConnectStep::TlsHandshake), "{err}");
+        let skip = TlsConfig {
+            insecure_skip_verify: true,
+            ..TlsConfig::default()
+        };
+        build(endpoint, protocol, skip)
+            .send(trace_batch(1))
+            .await
+            .unwrap();
+    }
+    next(&mut grx).await;
+    next(&mut hrx).await;
+}
+
+#[tokio::test]
 async fn mtls_sends_client_certificate_and_fails_without_it() {
     let pki = Pki::new(&["localhost"]);
     let (h, mut rx) = serve_tls(
@@ -138,7 +180,7 @@ async fn mtls_sends_client_certificate_and_fails_without_it() {
         ca_file: Some(pki.ca.clone()),
         cert_file: Some(pki.client_cert.clone()),
         key_file: Some(pki.client_key.clone()),
-        insecure: false,
+        ..TlsConfig::default()
     };
     build(endpoint.clone(), Protocol::HttpProtobuf, with_cert)
         .send(trace_batch(1))

@@ -76,6 +76,7 @@ pub(crate) fn exporter_config(config: &Config, signal: Signal) -> ExporterConfig
             cert_file: sc.tls.cert_file.clone(),
             key_file: sc.tls.key_file.clone(),
             insecure: sc.tls.insecure,
+            insecure_skip_verify: sc.tls.insecure_skip_verify,
         },
         // otlp-config resolves each signal's full URL (the spec's path rules).
         append_signal_path: false,

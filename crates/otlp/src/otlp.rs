@@ -94,6 +94,7 @@ impl OtlpBuilder {
             Some(c) => c,
             None => self.sources.load()?,
         };
+        warn_insecure_skip_verify(&config);
         let metrics = self.metrics.unwrap_or_default();
         let profiler = Arc::new(StageProfiler::new());
         let stacks = stack::build(&config, &metrics, &profiler)?;
@@ -129,6 +130,25 @@ impl OtlpBuilder {
             concurrency: stacks.concurrency,
             last_errors: stacks.last_errors,
         })
+    }
+}
+
+/// Says loudly, once per start, that a signal's collector certificate is not
+/// verified (`tls.insecure_skip_verify`).
+fn warn_insecure_skip_verify(config: &Config) {
+    for sc in &config.signals {
+        if sc.tls.insecure_skip_verify
+            && sc
+                .endpoint
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("https://")
+        {
+            tracing::warn!(
+                signal = %sc.signal,
+                "tls.insecure_skip_verify is on: the collector's certificate is NOT verified, so anyone on the network path can impersonate it and read the data; set tls.ca_file to the CA that signed it instead"
+            );
+        }
     }
 }
 

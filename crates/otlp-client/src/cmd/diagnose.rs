@@ -53,6 +53,7 @@ pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
         cert_file: sc.tls.cert_file.clone(),
         key_file: sc.tls.key_file.clone(),
         insecure: sc.tls.insecure,
+        insecure_skip_verify: sc.tls.insecure_skip_verify,
     };
     let report =
         otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, args.timeout).await;

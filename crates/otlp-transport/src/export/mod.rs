@@ -92,6 +92,12 @@ pub struct TlsConfig {
     /// `true` means plaintext (`http://`), `false` means TLS (`https://`).
     /// It never downgrades an explicit `https://`.
     pub insecure: bool,
+    /// **Dangerous**: accept any server certificate (unknown issuer, wrong
+    /// name, expired) on an `https://` endpoint. The connection is still
+    /// encrypted and the handshake signature still checked, but anyone on the
+    /// path can impersonate the collector. For tests against self-signed
+    /// collectors only; prefer `ca_file`.
+    pub insecure_skip_verify: bool,
 }
 
 /// Everything an exporter needs, as plain values.

@@ -77,6 +77,10 @@ pub(crate) fn client_config_recording(
             reason: format!("no usable root certificate: {e}; set ca_file to a PEM CA bundle"),
         })?;
     let verifier: Arc<dyn ServerCertVerifier> = match seen {
+        _ if tls.insecure_skip_verify => Arc::new(SkipVerify {
+            algorithms: provider.signature_verification_algorithms,
+            seen,
+        }),
         Some(seen) => Arc::new(Recording {
             inner: webpki,
             seen,
@@ -219,5 +223,54 @@ impl ServerCertVerifier for Recording {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// `insecure_skip_verify`: accepts any server certificate, but still checks
+/// that the server holds the certificate's key (the handshake signature), so
+/// the session stays encrypted to whoever answered.
+#[derive(Debug)]
+struct SkipVerify {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+    seen: Option<SeenCert>,
+}
+
+impl ServerCertVerifier for SkipVerify {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(seen) = &self.seen
+            && let Ok(mut seen) = seen.lock()
+        {
+            *seen = Some(end_entity.clone().into_owned());
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
     }
 }
