@@ -106,3 +106,96 @@ fn insecure_skip_verify_is_warned_about_at_start() {
         text(&out)
     );
 }
+
+#[test]
+fn send_applies_otel_service_name_and_resource_attributes_to_what_it_produces() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("received.jsonl");
+    let mut sink = bin()
+        .args([
+            "sink",
+            "--grpc",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--expect",
+            "5",
+            "--output",
+        ])
+        .arg(&output)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(sink.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addrs: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let grpc = addrs["grpc"].as_str().unwrap();
+    let out = run(
+        bin()
+            .args([
+                "send",
+                "--endpoint",
+                &format!("http://{grpc}"),
+                "--count",
+                "5",
+            ])
+            .env("OTEL_SERVICE_NAME", "checkout")
+            .env(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "service.name=ignored,deployment.environment=prod%20eu,broken",
+            )
+            .env("OTLP_LOG", "info"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let started = std::time::Instant::now();
+    while sink.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "sink did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let written = std::fs::read_to_string(&output).unwrap();
+    let first: serde_json::Value = serde_json::from_str(written.lines().next().unwrap()).unwrap();
+    let attrs = &first["resourceSpans"][0]["resource"]["attributes"];
+    let value = |key: &str| {
+        attrs
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["key"] == key)
+            .map(|a| a["value"]["stringValue"].clone())
+    };
+    assert_eq!(value("service.name"), Some("checkout".into()), "{attrs}");
+    assert_eq!(
+        value("deployment.environment"),
+        Some("prod eu".into()),
+        "{attrs}"
+    );
+    assert_eq!(value("host.name"), Some("loadgen".into()), "{attrs}");
+    // The malformed entry is a warning, not a failure; OTLP_LOG is known.
+    let t = text(&out);
+    assert!(!t.contains("unknown variable OTLP_LOG"), "{t}");
+}
+
+#[test]
+fn explain_config_knows_otlp_log_and_the_temporality_preference() {
+    let out = run(
+        bin()
+            .arg("explain-config")
+            .env("OTLP_LOG", "debug")
+            .env("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta"),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let t = text(&out);
+    assert!(!t.contains("unknown variable"), "{t}");
+    assert!(t.contains("metrics.temporality_preference"), "{t}");
+}

@@ -95,6 +95,22 @@ pub const OTLP_PROTOCOL: &str = "OTLP_PROTOCOL";
 pub const OTLP_TIMEOUT: &str = "OTLP_TIMEOUT";
 /// The preset (`low_latency`, `balanced` (default), `high_throughput`).
 pub const OTLP_PRESET: &str = "OTLP_PRESET";
+/// The `otlp-client` binary's log filter (default `info`), read by its
+/// `--log-level` flag, not by this crate; listed so it is not reported as unknown.
+pub const OTLP_LOG: &str = "OTLP_LOG";
+/// The metrics temporality preference, `cumulative` (default), `delta` or
+/// `lowmemory`, case-insensitive (the OTLP exporter spec's variable).
+pub const OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: &str =
+    "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE";
+/// The `service.name` of the resource the library and `otlp-client send`
+/// produce; it wins over a `service.name` in [`OTEL_RESOURCE_ATTRIBUTES`].
+pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+/// Resource attributes as `key=value,key2=value2`, percent-decoded (default:
+/// none); a malformed entry is a warning and the others apply.
+pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+
+/// Variables read elsewhere (by the binary), known so they are not reported.
+pub(crate) const READ_ELSEWHERE: &[&str] = &[OTLP_LOG];
 
 /// How an environment variable's text becomes a setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +125,10 @@ pub(crate) enum EnvFormat {
     Headers,
     /// `true` / `false`, case-insensitive.
     Bool,
+    /// `key=value,...` with percent-decoding, where a malformed entry is only a warning.
+    Attributes,
+    /// Taken lower-cased (the spec's case-insensitive enum values).
+    Lower,
 }
 
 /// The environment variables this crate reads, as a map from name to value.
@@ -229,6 +249,23 @@ pub(crate) fn table() -> Vec<(String, String, EnvFormat)> {
             ));
         }
     }
+    out.extend([
+        (
+            OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE.to_owned(),
+            "metrics.temporality_preference".to_owned(),
+            EnvFormat::Lower,
+        ),
+        (
+            OTEL_RESOURCE_ATTRIBUTES.to_owned(),
+            "resource_attributes".to_owned(),
+            EnvFormat::Attributes,
+        ),
+        (
+            OTEL_SERVICE_NAME.to_owned(),
+            "service_name".to_owned(),
+            EnvFormat::Plain,
+        ),
+    ]);
     out
 }
 
@@ -249,7 +286,7 @@ mod tests {
         ] {
             assert!(t.iter().any(|(n, _, _)| n == name), "{name}");
         }
-        assert_eq!(t.len(), 4 + 9 * 4);
+        assert_eq!(t.len(), 4 + 9 * 4 + 3);
     }
 
     #[test]

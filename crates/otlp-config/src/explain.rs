@@ -16,6 +16,9 @@ use crate::{
 /// What replaces a secret-bearing header's value and a URL password in explanations.
 pub const REDACTED: &str = "<redacted>";
 
+/// Where the metrics temporality preference applies, shown beside it.
+const TEMPORALITY_NOTE: &str = "(the SDK bridge's OtlpMetricExporter; no effect on an agent, which forwards metrics as received)";
+
 /// Header names whose value is a credential, compared case-insensitively.
 const SECRET_HEADERS: &[&str] = &[
     "authorization",
@@ -105,6 +108,9 @@ impl Resolved {
                 continue;
             }
             let value = match setting {
+                Some(_) if key == "metrics.temporality_preference" => {
+                    format!("{} {TEMPORALITY_NOTE}", config.metrics_temporality.as_str())
+                }
                 Some(s) => match &s.raw {
                     Raw::Text(t) if def.kind == Kind::Url => redact_url(t),
                     Raw::Text(t) => t.clone(),
@@ -337,6 +343,13 @@ fn default_value(c: &Config, key: &str) -> String {
         "receivers.grpc" => crate::model::DEFAULT_RECEIVER_GRPC.into(),
         "receivers.http" => crate::model::DEFAULT_RECEIVER_HTTP.into(),
         "endpoints" => "(none)".into(),
+        "service_name" => {
+            "(unset: unknown_service for the library, otlp-client-send for `send`)".into()
+        }
+        "resource_attributes" => "(none)".into(),
+        "metrics.temporality_preference" => {
+            format!("{} {TEMPORALITY_NOTE}", c.metrics_temporality.as_str())
+        }
         _ => "(unset)".into(),
     }
 }

@@ -99,7 +99,7 @@ pub use self::{
         DEFAULT_IDLE_TIMEOUT, DEFAULT_RECEIVER_GRPC, DEFAULT_RECEIVER_HTTP,
         DEFAULT_RECEIVER_MAX_REQUEST_BYTES, IntakeConfig, Overflow, PersistentConfig, Preset,
         Protocol, QueueConfig, ReceiverTlsConfig, ReceiversConfig, RetryConfig, SignalConfig,
-        TlsConfig, TuningConfig,
+        Temporality, TlsConfig, TuningConfig,
     },
     resolve::{
         DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ELAPSED, DEFAULT_MEMORY_LIMIT,

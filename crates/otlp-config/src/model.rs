@@ -59,6 +59,30 @@ pub struct Config {
     pub intake: IntakeConfig,
     /// Extra upstream base URLs the exporter balances across (with the main endpoint).
     pub endpoints: Vec<String>,
+    /// Attributes of the resource the library and `otlp-client send` produce
+    /// (`resource_attributes` / `OTEL_RESOURCE_ATTRIBUTES`, percent-decoded),
+    /// with `service.name` from `service_name` / `OTEL_SERVICE_NAME` winning
+    /// over one among them. Empty when none is set. The agent never applies
+    /// it to data it relays.
+    pub resource: Vec<(String, String)>,
+    /// The metrics temporality preference (`metrics.temporality_preference`,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`): the default of the
+    /// SDK bridge's metric exporter; forwarded metrics keep theirs.
+    pub metrics_temporality: Temporality,
+}
+
+/// The OTLP exporter spec's metrics temporality preference.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Temporality {
+    /// Every instrument cumulative (the default).
+    #[default]
+    Cumulative,
+    /// Delta for counters, asynchronous counters and histograms; cumulative
+    /// for up-down counters.
+    Delta,
+    /// Delta for synchronous counters and histograms; cumulative for
+    /// up-down counters and asynchronous counters.
+    LowMemory,
 }
 
 /// Export settings of one signal, fully resolved.
@@ -380,6 +404,35 @@ impl FromStr for Compression {
             "none" => Ok(Compression::None),
             "gzip" => Ok(Compression::Gzip),
             "zstd" => Ok(Compression::Zstd),
+            _ => Err(()),
+        }
+    }
+}
+
+// === impl Temporality ===
+
+impl Temporality {
+    /// The accepted spellings (case-insensitive).
+    pub const VALUES: [&'static str; 3] = ["cumulative", "delta", "lowmemory"];
+
+    /// The spelling used in config files and the environment.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Temporality::Cumulative => "cumulative",
+            Temporality::Delta => "delta",
+            Temporality::LowMemory => "lowmemory",
+        }
+    }
+}
+
+impl FromStr for Temporality {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cumulative" => Ok(Temporality::Cumulative),
+            "delta" => Ok(Temporality::Delta),
+            "lowmemory" => Ok(Temporality::LowMemory),
             _ => Err(()),
         }
     }

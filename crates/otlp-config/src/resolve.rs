@@ -19,7 +19,7 @@ use crate::{
         DEFAULT_BODY_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_RECEIVER_GRPC,
         DEFAULT_RECEIVER_HTTP, DEFAULT_RECEIVER_MAX_REQUEST_BYTES, IntakeConfig, Overflow,
         PersistentConfig, Preset, Protocol, QueueConfig, ReceiverTlsConfig, ReceiversConfig,
-        RetryConfig, SignalConfig, TlsConfig, TuningConfig,
+        RetryConfig, SignalConfig, Temporality, TlsConfig, TuningConfig,
     },
     schema::{self, Kind},
     source::{ConfigFile, Flags, Problem, Raw, Setting, Severity, Source},
@@ -564,6 +564,22 @@ impl Reader<'_> {
             _ => Vec::new(),
         };
 
+        let mut resource = match self.settings.get("resource_attributes") {
+            Some(Setting {
+                raw: Raw::Map(pairs),
+                ..
+            }) => pairs.clone(),
+            _ => Vec::new(),
+        };
+        if let Some(name) = self.get("service_name", |t| Ok(t.trim().to_owned())) {
+            // OTEL_SERVICE_NAME wins over a service.name in OTEL_RESOURCE_ATTRIBUTES.
+            resource.retain(|(k, _)| k != "service.name");
+            resource.insert(0, ("service.name".to_owned(), name));
+        }
+        let metrics_temporality = self
+            .choice::<Temporality>("metrics.temporality_preference")
+            .unwrap_or_default();
+
         let config = Config {
             preset,
             signals,
@@ -651,6 +667,8 @@ impl Reader<'_> {
                     .unwrap_or(DEFAULT_IDLE_TIMEOUT),
             },
             endpoints,
+            resource,
+            metrics_temporality,
         };
         (config, sources)
     }

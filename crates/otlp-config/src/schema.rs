@@ -15,6 +15,7 @@ pub(crate) enum Kind {
     Addr,
     Headers,
     UrlList,
+    Text,
 }
 
 /// One config key.
@@ -29,6 +30,7 @@ const PROTOCOLS: &[&str] = &["grpc", "http/protobuf", "http/json"];
 const COMPRESSIONS: &[&str] = &["none", "gzip", "zstd"];
 const OVERFLOWS: &[&str] = &["drop_newest", "drop_oldest", "block"];
 const PRESETS: &[&str] = &["low_latency", "balanced", "high_throughput"];
+const TEMPORALITIES: &[&str] = &["cumulative", "delta", "lowmemory"];
 
 macro_rules! signal_keys {
     ($s:literal) => {
@@ -310,6 +312,25 @@ const GENERAL: [KeyDef; 45] = [
     },
 ];
 
+/// Keys of no section: the resource and the metrics temporality.
+const EXTRA: [KeyDef; 3] = [
+    KeyDef {
+        key: "service_name",
+        kind: Kind::Text,
+        doc: "service.name of the resource the library and `send` produce (OTEL_SERVICE_NAME); relayed data is never changed",
+    },
+    KeyDef {
+        key: "resource_attributes",
+        kind: Kind::Headers,
+        doc: "attributes of the resource the library and `send` produce (OTEL_RESOURCE_ATTRIBUTES, key=value,...)",
+    },
+    KeyDef {
+        key: "metrics.temporality_preference",
+        kind: Kind::Enum(TEMPORALITIES),
+        doc: "cumulative, delta or lowmemory for the SDK bridge's metric exporter; no effect on forwarded metrics",
+    },
+];
+
 const TRACES: [KeyDef; 9] = signal_keys!("traces");
 const METRICS: [KeyDef; 9] = signal_keys!("metrics");
 const LOGS: [KeyDef; 9] = signal_keys!("logs");
@@ -337,6 +358,7 @@ pub(crate) const SECTIONS: &[&str] = &[
 pub(crate) fn keys() -> impl Iterator<Item = &'static KeyDef> {
     GENERAL
         .iter()
+        .chain(EXTRA.iter())
         .chain(TRACES.iter())
         .chain(METRICS.iter())
         .chain(LOGS.iter())
@@ -461,7 +483,7 @@ mod tests {
             }
             assert!(!d.doc.is_empty(), "{}", d.key);
         }
-        assert_eq!(keys().count(), 45 + 27);
+        assert_eq!(keys().count(), 45 + 3 + 27);
     }
 
     #[test]

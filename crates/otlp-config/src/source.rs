@@ -571,6 +571,20 @@ pub(crate) fn env_settings(
         let value = value.trim();
         let raw = match format {
             EnvFormat::Plain => Raw::Text(value.to_owned()),
+            EnvFormat::Lower => Raw::Text(value.to_ascii_lowercase()),
+            // Per the SDK spec a malformed entry is skipped with a warning
+            // and the other entries apply.
+            EnvFormat::Attributes => {
+                let (pairs, errors) = units::parse_header_list(value);
+                for e in errors {
+                    let e = e.replace("header entry", "resource attribute entry");
+                    problems.push(
+                        Problem::warning(key.as_str(), &source, format!("{e}; the entry is ignored"))
+                            .hint("write key=value pairs separated by ',', with ',', '=' and '%' in values percent-encoded (%2C, %3D, %25)"),
+                    );
+                }
+                Raw::Map(pairs)
+            }
             EnvFormat::Bool => match value.to_ascii_lowercase().as_str() {
                 "true" => Raw::Text("true".into()),
                 "false" => Raw::Text("false".into()),
@@ -646,6 +660,7 @@ pub(crate) fn env_settings(
     for (name, _) in env.iter() {
         if (name.starts_with("OTEL_EXPORTER_OTLP_") || name.starts_with("OTLP_"))
             && !known.contains(&name)
+            && !crate::env::READ_ELSEWHERE.contains(&name)
         {
             let mut p = Problem::warning(
                 name,

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::{
-    common::v1::InstrumentationScope,
+    common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value},
     logs::v1::LogRecord,
     metrics::v1::{Metric, metric::Data},
     resource::v1::Resource,
@@ -12,6 +12,50 @@ use opentelemetry_proto::tonic::{
 use otlp_core::Signal;
 use otlp_pipeline::{Group, Item};
 use prost::Message;
+
+/// The resource the config describes, as the OpenTelemetry SDK spec builds
+/// it from the environment: the attributes of `resource_attributes`
+/// (`OTEL_RESOURCE_ATTRIBUTES`) with `service.name` from `service_name`
+/// (`OTEL_SERVICE_NAME`) winning, then each of `defaults` whose key is not
+/// set; `service.name` is `unknown_service` when nothing names it.
+///
+/// ```
+/// use otlp::config::{Env, Sources};
+///
+/// let env = Env::from_map([
+///     ("OTEL_RESOURCE_ATTRIBUTES", "service.name=ignored,deployment.environment=prod%20eu"),
+///     ("OTEL_SERVICE_NAME", "checkout"),
+/// ]);
+/// let config = Sources::new().with_env(env).load()?;
+/// let resource = otlp::resource(&config, &[("host.name", "web-1")]);
+/// let attrs: Vec<_> = resource.attributes.iter().map(|kv| kv.key.as_str()).collect();
+/// assert_eq!(attrs, ["service.name", "deployment.environment", "host.name"]);
+/// # Ok::<(), otlp::config::ConfigError>(())
+/// ```
+pub fn resource(config: &otlp_config::Config, defaults: &[(&str, &str)]) -> Resource {
+    let mut pairs: Vec<(String, String)> = config.resource.clone();
+    for (k, v) in defaults {
+        if !pairs.iter().any(|(have, _)| have == k) {
+            pairs.push(((*k).to_owned(), (*v).to_owned()));
+        }
+    }
+    if !pairs.iter().any(|(k, _)| k == "service.name") {
+        pairs.insert(0, ("service.name".to_owned(), "unknown_service".to_owned()));
+    }
+    Resource {
+        attributes: pairs
+            .into_iter()
+            .map(|(key, value)| KeyValue {
+                key,
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(value)),
+                }),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
 
 /// Encodes a resource once, for all the items it describes.
 pub fn resource_group(resource: &Resource, schema_url: &str) -> Group {

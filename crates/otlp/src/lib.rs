@@ -100,7 +100,9 @@ pub use otlp_resilience as resilience;
 pub use otlp_transport as transport;
 
 pub use self::{
-    encode::{data_points, log_item, metric_item, resource_group, scope_group, span_item},
+    encode::{
+        data_points, log_item, metric_item, resource, resource_group, scope_group, span_item,
+    },
     error::OtlpError,
     intake::{Intake, IntakeError},
     otlp::{Otlp, OtlpBuilder},

@@ -214,6 +214,12 @@ impl Otlp {
         &self.profiler
     }
 
+    /// The resource the config describes (`OTEL_SERVICE_NAME`,
+    /// `OTEL_RESOURCE_ATTRIBUTES`); see [`crate::resource`].
+    pub fn resource(&self) -> opentelemetry_proto::tonic::resource::v1::Resource {
+        crate::encode::resource(&self.config, &[])
+    }
+
     /// The effective config.
     pub fn config(&self) -> &Config {
         &self.config

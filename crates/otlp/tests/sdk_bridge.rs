@@ -34,7 +34,7 @@ use opentelemetry_proto::tonic::{
 use opentelemetry_sdk::{
     Resource,
     logs::SdkLoggerProvider,
-    metrics::{SdkMeterProvider, Temporality},
+    metrics::{SdkMeterProvider, Temporality, exporter::PushMetricExporter as _},
     trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider},
 };
 use otlp::{
@@ -458,6 +458,40 @@ async fn metric_exporter_delivers_cumulative_sums_with_resource_and_scope() {
     let metrics = otlp.stats().signal(Signal::Metrics).clone();
     assert_eq!(metrics.accepted, requests.len() as u64);
     assert_eq!(metrics.sent, metrics.accepted);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_exporter_takes_the_configured_temporality_preference() {
+    let receiver = Receiver::start().await;
+    let mut config = config_for(receiver.addr);
+    config.metrics_temporality = otlp::config::Temporality::Delta;
+    let otlp = build(config);
+    let exporter = OtlpMetricExporter::new(otlp.clone());
+    assert_eq!(exporter.temporality(), Temporality::Delta);
+    let provider = SdkMeterProvider::builder()
+        .with_periodic_exporter(exporter)
+        .build();
+    provider
+        .meter("pref-meter")
+        .u64_counter("hits")
+        .build()
+        .add(3, &[]);
+    provider.shutdown().unwrap();
+    let batches = receiver.batches(Signal::Metrics);
+    let request = ExportMetricsServiceRequest::decode(batches[0].bytes().clone()).unwrap();
+    let metric = &request.resource_metrics[0].scope_metrics[0].metrics[0];
+    let Some(Data::Sum(sum)) = &metric.data else {
+        panic!("hits is not a sum: {metric:?}")
+    };
+    assert_eq!(
+        sum.aggregation_temporality,
+        AggregationTemporality::Delta as i32
+    );
+    // lowmemory maps to the SDK's own LowMemory selector.
+    let mut config = config_for(receiver.addr);
+    config.metrics_temporality = otlp::config::Temporality::LowMemory;
+    let exporter = OtlpMetricExporter::new(build(config));
+    assert_eq!(exporter.temporality(), Temporality::LowMemory);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

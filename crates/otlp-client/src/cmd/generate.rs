@@ -35,15 +35,8 @@ fn string_kv(key: String, value: String) -> KeyValue {
 }
 
 impl Generator {
-    /// `attributes` attributes per item, each value `size` bytes long.
-    pub(crate) fn new(attributes: usize, size: usize) -> Self {
-        let resource = Resource {
-            attributes: vec![
-                string_kv("service.name".into(), "otlp-client-send".into()),
-                string_kv("host.name".into(), "loadgen".into()),
-            ],
-            ..Default::default()
-        };
+    /// Items of `resource`, `attributes` attributes per item, each value `size` bytes long.
+    pub(crate) fn new(resource: &Resource, attributes: usize, size: usize) -> Self {
         let scope = InstrumentationScope {
             name: "otlp-client".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -57,7 +50,7 @@ impl Generator {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         Self {
-            resource: otlp::resource_group(&resource, ""),
+            resource: otlp::resource_group(resource, ""),
             scope: otlp::scope_group(&scope, ""),
             attributes,
             start,

@@ -138,7 +138,16 @@ pub(crate) async fn send(args: SendArgs) -> ExitCode {
 /// Generates the workload into `otlp`, waits for delivery (up to the flush
 /// timeout), shuts the pipeline down and reports.
 pub(crate) async fn run_workload(otlp: &Otlp, w: &Workload) -> Report {
-    let generator = Generator::new(w.attributes, w.attribute_size);
+    // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win over the load
+    // generator's own defaults, as in an SDK.
+    let resource = otlp::resource(
+        otlp.config(),
+        &[
+            ("service.name", "otlp-client-send"),
+            ("host.name", "loadgen"),
+        ],
+    );
+    let generator = Generator::new(&resource, w.attributes, w.attribute_size);
     let sender = otlp.sender();
     let total = w.count.map(|c| c * w.signals.len() as u64);
     let bar = if w.progress {

@@ -20,8 +20,9 @@ use crate::{Otlp, data_points};
 ///
 /// Each collection is converted with `opentelemetry-proto`'s transform,
 /// encoded once into one `ExportMetricsServiceRequest`, and queued as one
-/// batch counted in data points. Temporality is cumulative unless set with
-/// [`OtlpMetricExporter::with_temporality`].
+/// batch counted in data points. Temporality follows the config's
+/// `metrics.temporality_preference` (`OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`,
+/// cumulative by default) unless set with [`OtlpMetricExporter::with_temporality`].
 #[derive(Debug)]
 pub struct OtlpMetricExporter {
     bridge: Bridge,
@@ -31,11 +32,17 @@ pub struct OtlpMetricExporter {
 // === impl OtlpMetricExporter ===
 
 impl OtlpMetricExporter {
-    /// A cumulative exporter feeding `otlp` (create it inside the runtime that built `otlp`).
+    /// An exporter feeding `otlp` with the config's temporality preference
+    /// (create it inside the runtime that built `otlp`).
     pub fn new(otlp: Arc<Otlp>) -> Self {
+        let temporality = match otlp.config().metrics_temporality {
+            otlp_config::Temporality::Cumulative => Temporality::Cumulative,
+            otlp_config::Temporality::Delta => Temporality::Delta,
+            otlp_config::Temporality::LowMemory => Temporality::LowMemory,
+        };
         Self {
             bridge: Bridge::new(otlp, Signal::Metrics),
-            temporality: Temporality::Cumulative,
+            temporality,
         }
     }
 
