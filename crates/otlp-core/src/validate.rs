@@ -19,8 +19,11 @@
 //! - `AnyValue`s nest (arrays and key-value lists) at most
 //!   [`MAX_ANY_VALUE_DEPTH`] levels.
 //!
-//! Nothing is allocated unless the request is invalid; recursion is bounded
-//! by the schema's depth plus the `AnyValue` nesting limit.
+//! Two walkers share the schema: the accepting one (`fast`), through which
+//! every received byte passes, says only "valid or not"; when it says no,
+//! the diagnosing one walks the request again to name the field and the
+//! reason. Nothing is allocated unless the request is invalid; recursion is
+//! bounded by the schema's depth plus the `AnyValue` nesting limit.
 
 use crate::{
     Signal,
@@ -374,6 +377,13 @@ pub fn validate(signal: Signal, buf: &[u8]) -> Result<u64, InvalidRequest> {
         Signal::Logs => M::LogsRequest,
     };
     let mut items = 0;
+    if fast::walk(root, buf, 0, &mut items) {
+        return Ok(items);
+    }
+    // The request is invalid (or the fast walker was stricter than the
+    // schema, which the tests rule out): walk it again with the walker that
+    // builds the error and its path. An answer from it is the answer.
+    items = 0;
     walk(root, buf, 0, &mut items).map_err(|bad| {
         let mut path = String::new();
         for (name, index) in bad.path.iter().rev() {
@@ -481,9 +491,9 @@ fn take<'a>(buf: &'a [u8], pos: &mut usize, len: usize) -> Result<&'a [u8], Deco
 
 /// Walks message `m` in `buf`; `depth` is the `AnyValue` nesting so far.
 ///
-/// This is the receive path's hot loop (every byte of every received request
-/// passes here once), so it reads the wire itself rather than through
-/// [`Fields`], and looks types up in [`TABLE`].
+/// This is the diagnosing walker: it runs when the accepting one
+/// ([`fast::walk`], the receive path's hot loop) refused a request, and
+/// builds the error with its path.
 fn walk(m: M, buf: &[u8], depth: usize, items: &mut u64) -> Result<(), Bad> {
     let row = &TABLE[m as usize];
     let mut pos = 0;
@@ -618,79 +628,7 @@ fn walk_inner(inner: M, payload: &[u8], depth: usize, items: &mut u64) -> Result
     } else {
         depth
     };
-    match inner {
-        M::KeyValue => walk_key_value(payload, depth, items),
-        M::AnyValue => walk_any_value(payload, depth, items),
-        _ => walk(inner, payload, depth, items),
-    }
-}
-
-/// Reads a length-delimited payload at `*pos` (the tag already read).
-#[inline(always)]
-fn len_payload<'a>(buf: &'a [u8], pos: &mut usize) -> Result<&'a [u8], DecodeError> {
-    let len =
-        usize::try_from(varint(buf, pos)?).map_err(|_| DecodeError::Truncated { offset: *pos })?;
-    take(buf, pos, len)
-}
-
-/// [`walk`] for `KeyValue`, the most frequent message of every request: the
-/// usual shape (`key` string, `value` AnyValue) is read without the table;
-/// anything else starts over with the general walker, which finds the same
-/// errors and paths.
-fn walk_key_value(buf: &[u8], depth: usize, items: &mut u64) -> Result<(), Bad> {
-    let mut pos = 0;
-    while pos < buf.len() {
-        let start = pos;
-        match buf[pos] {
-            0x0a => {
-                pos += 1;
-                let key = len_payload(buf, &mut pos)?;
-                if utf8(key).is_err() {
-                    return walk(M::KeyValue, buf, depth, items);
-                }
-            }
-            0x12 => {
-                pos += 1;
-                let value = len_payload(buf, &mut pos)?;
-                if let Err(bad) = walk_any_value(value, depth, items) {
-                    return Err(located(M::KeyValue, buf, start, 2, bad));
-                }
-            }
-            _ => return walk(M::KeyValue, buf, depth, items),
-        }
-    }
-    Ok(())
-}
-
-/// [`walk`] for `AnyValue`, scalars read without the table (see
-/// [`walk_key_value`]).
-fn walk_any_value(buf: &[u8], depth: usize, items: &mut u64) -> Result<(), Bad> {
-    let mut pos = 0;
-    while pos < buf.len() {
-        match buf[pos] {
-            0x0a => {
-                pos += 1;
-                let s = len_payload(buf, &mut pos)?;
-                if utf8(s).is_err() {
-                    return walk(M::AnyValue, buf, depth, items);
-                }
-            }
-            0x10 | 0x18 | 0x40 => {
-                pos += 1;
-                varint(buf, &mut pos)?;
-            }
-            0x21 => {
-                pos += 1;
-                take(buf, &mut pos, 8)?;
-            }
-            0x3a => {
-                pos += 1;
-                len_payload(buf, &mut pos)?;
-            }
-            _ => return walk(M::AnyValue, buf, depth, items),
-        }
-    }
-    Ok(())
+    walk(inner, payload, depth, items)
 }
 
 /// Checks a string field: ASCII (nearly every key and value) is checked a
@@ -769,6 +707,8 @@ fn check_packed_varints(buf: &[u8]) -> Result<(), Bad> {
     }
     Ok(())
 }
+
+mod fast;
 
 #[cfg(test)]
 mod tests;

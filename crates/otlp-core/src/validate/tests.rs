@@ -451,6 +451,37 @@ proptest! {
         }
     }
 
+    /// The accepting walker and the diagnosing one agree on every mutated
+    /// request: same verdict, same item count.
+    #[test]
+    fn both_walkers_agree_on_mutated_requests(
+        sig in 0usize..3,
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+    ) {
+        let signal = Signal::ALL[sig];
+        let mut buf = match signal {
+            Signal::Traces => traces(vec![span(1), span(2)]),
+            Signal::Logs => logs(vec![log(s("hello")), log(nested(3))]),
+            Signal::Metrics => metrics(),
+        };
+        for (at, byte) in edits {
+            let i = at % buf.len();
+            buf[i] = byte;
+        }
+        let root = match signal {
+            Signal::Traces => M::TraceRequest,
+            Signal::Metrics => M::MetricsRequest,
+            Signal::Logs => M::LogsRequest,
+        };
+        let (mut fast_items, mut slow_items) = (0, 0);
+        let fast_ok = super::fast::walk(root, &buf, 0, &mut fast_items);
+        let slow_ok = walk(root, &buf, 0, &mut slow_items).is_ok();
+        prop_assert_eq!(fast_ok, slow_ok, "{:02x?}", buf);
+        if fast_ok {
+            prop_assert_eq!(fast_items, slow_items);
+        }
+    }
+
     #[test]
     fn random_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..512), sig in 0usize..3) {
         let _ = validate(Signal::ALL[sig], &buf);
@@ -484,5 +515,70 @@ proptest! {
         let buf = traces(spans);
         prop_assert_eq!(validate(Signal::Traces, &buf), Ok(names.len() as u64));
         prop_assert_eq!(count_items(Signal::Traces, &buf).ok(), Some(names.len() as u64));
+    }
+}
+
+/// Puts a message's fields in another order.
+type Order<'a> = &'a dyn Fn(&mut Vec<crate::wire::Field<'_>>);
+
+/// `message`'s top-level fields re-encoded in another order.
+fn reordered(message: &[u8], order: Order<'_>) -> Vec<u8> {
+    let mut fields: Vec<_> = crate::wire::Fields::new(message)
+        .collect::<Result<_, _>>()
+        .unwrap();
+    order(&mut fields);
+    fields.iter().flat_map(|f| f.raw.iter().copied()).collect()
+}
+
+/// `item` as the only item of a request: field 1 (resource entry) > field 2
+/// (scope entry) > field 2 (item).
+fn wrapped(item: &[u8]) -> Vec<u8> {
+    let mut scope = Vec::new();
+    crate::wire::put_len_header(&mut scope, 2, item.len());
+    scope.extend_from_slice(item);
+    let mut resource = Vec::new();
+    crate::wire::put_len_header(&mut resource, 2, scope.len());
+    resource.extend_from_slice(&scope);
+    let mut request = Vec::new();
+    crate::wire::put_len_header(&mut request, 1, resource.len());
+    request.extend_from_slice(&resource);
+    request
+}
+
+#[test]
+fn items_validate_whatever_order_their_fields_come_in() {
+    // prost and pdata write fields in declaration order, upb (the Python
+    // SDK) in field-number order; any order is valid protobuf.
+    let mut bad_name = span(1);
+    bad_name.name = "x".into();
+    let cases = [
+        (Signal::Traces, span(7).encode_to_vec()),
+        (Signal::Logs, log(s("hello")).encode_to_vec()),
+    ];
+    let orders: [Order<'_>; 3] = [&|_| {}, &|f| f.sort_by_key(|f| f.number), &|f| f.reverse()];
+    for (signal, item) in &cases {
+        for order in orders {
+            let request = wrapped(&reordered(item, order));
+            assert_eq!(
+                validate(*signal, &request),
+                Ok(1),
+                "{signal} {request:02x?}"
+            );
+        }
+    }
+    // An invalid field is found, with its path, in any order.
+    let item = bad_name.encode_to_vec();
+    for order in orders {
+        let mut request = wrapped(&reordered(&item, order));
+        let at = request
+            .windows(3)
+            .rposition(|w| w == [0x2a, 1, b'x'])
+            .unwrap();
+        request[at + 2] = 0xff;
+        let e = validate(Signal::Traces, &request).unwrap_err();
+        assert_eq!(
+            e.path, "resource_spans[0].scope_spans[0].spans[0].name",
+            "{e}"
+        );
     }
 }
