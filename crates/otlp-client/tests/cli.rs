@@ -3,7 +3,7 @@
 //! sockets on 127.0.0.1, bounded waits.
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
+    io::{Read, Write},
     net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
     process::Stdio,
@@ -340,28 +340,13 @@ fn json_logs_go_to_the_log_file_one_object_per_line() {
 fn sink_writes_otlp_json_lines_and_exits_after_the_expected_count() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("received.jsonl");
-    let mut sink = bin()
-        .args([
-            "sink",
-            "--grpc",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--expect",
-            "30",
-            "--output",
-        ])
-        .arg(&output)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(sink.stdout.take().unwrap());
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let addrs: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let grpc = addrs["grpc"].as_str().unwrap();
+    let mut sink = Sink::start_with(&[
+        "--expect".as_ref(),
+        "30".as_ref(),
+        "--output".as_ref(),
+        output.as_os_str(),
+    ]);
+    let grpc = sink.grpc.clone();
     let out = run(
         bin().args([
             "send",
@@ -376,16 +361,7 @@ fn sink_writes_otlp_json_lines_and_exits_after_the_expected_count() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // The sink exits by itself once 30 items arrived, printing its counts.
-    let started = Instant::now();
-    while sink.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "sink did not exit after --expect"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut last = String::new();
-    reader.read_to_string(&mut last).unwrap();
+    let last = sink.wait_exit();
     let counts: serde_json::Value = serde_json::from_str(last.trim()).unwrap();
     assert_eq!(counts["spans"], 10, "{counts}");
     let written = std::fs::read_to_string(&output).unwrap();

@@ -111,31 +111,13 @@ fn insecure_skip_verify_is_warned_about_at_start() {
 fn send_applies_otel_service_name_and_resource_attributes_to_what_it_produces() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("received.jsonl");
-    let mut sink = bin()
-        .args([
-            "sink",
-            "--grpc",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--expect",
-            "5",
-            "--output",
-        ])
-        .arg(&output)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(sink.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let addrs: serde_json::Value = serde_json::from_str(&line).unwrap();
-    let grpc = addrs["grpc"].as_str().unwrap();
+    let mut sink = Sink::start_with(&[
+        "--expect".as_ref(),
+        "5".as_ref(),
+        "--output".as_ref(),
+        output.as_os_str(),
+    ]);
+    let grpc = sink.grpc.clone();
     let out = run(
         bin()
             .args([
@@ -154,14 +136,7 @@ fn send_applies_otel_service_name_and_resource_attributes_to_what_it_produces() 
         Duration::from_secs(60),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let started = std::time::Instant::now();
-    while sink.try_wait().unwrap().is_none() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "sink did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sink.wait_exit();
     let written = std::fs::read_to_string(&output).unwrap();
     let first: serde_json::Value = serde_json::from_str(written.lines().next().unwrap()).unwrap();
     let attrs = &first["resourceSpans"][0]["resource"]["attributes"];

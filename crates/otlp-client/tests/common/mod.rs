@@ -93,8 +93,14 @@ pub struct Sink {
 
 impl Sink {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A sink with more arguments, e.g. `--expect N --output FILE`.
+    pub fn start_with(extra: &[&std::ffi::OsStr]) -> Self {
         let mut child = bin()
             .args(["sink", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -136,6 +142,27 @@ impl Sink {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+impl Sink {
+    /// Waits (up to 20 s) for a sink started with `--expect` to exit by
+    /// itself, and returns what it printed after its address line (its
+    /// counts).
+    pub fn wait_exit(&mut self) -> String {
+        let started = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "sink did not exit after --expect"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut rest = String::new();
+        if let Some(out) = self.child.stdout.as_mut() {
+            std::io::Read::read_to_string(out, &mut rest).unwrap();
+        }
+        rest
     }
 }
 

@@ -65,7 +65,7 @@ pub(crate) fn client_config_recording(
             reason: format!("{e}"),
         })?
         .dangerous();
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
         .map_err(|e| TransportError::TlsConfig {
             setting: "ca_file",
@@ -76,16 +76,14 @@ pub(crate) fn client_config_recording(
                 .unwrap_or_default(),
             reason: format!("no usable root certificate: {e}; set ca_file to a PEM CA bundle"),
         })?;
-    let verifier: Arc<dyn ServerCertVerifier> = match seen {
-        _ if tls.insecure_skip_verify => Arc::new(SkipVerify {
-            algorithms: provider.signature_verification_algorithms,
-            seen,
-        }),
-        Some(seen) => Arc::new(Recording {
+    let verifier: Arc<dyn ServerCertVerifier> = if seen.is_some() || tls.insecure_skip_verify {
+        Arc::new(Recording {
             inner: webpki,
             seen,
-        }),
-        None => webpki,
+            skip_verify: tls.insecure_skip_verify,
+        })
+    } else {
+        webpki
     };
     let builder = builder.with_custom_certificate_verifier(verifier);
     let mut config = match (&tls.cert_file, &tls.key_file) {
@@ -179,12 +177,16 @@ pub(crate) fn describe_handshake_error(err: &std::io::Error, host: &str) -> Stri
     }
 }
 
-/// A verifier that records the server certificate and delegates every
-/// decision to webpki.
+/// A verifier that records the server certificate (for `diagnose`) and
+/// delegates every decision to webpki, except, with `insecure_skip_verify`,
+/// the certificate chain and name: any certificate is accepted, but the
+/// handshake signature is still checked, so the session stays encrypted to
+/// whoever holds the certificate's key.
 #[derive(Debug)]
 struct Recording {
     inner: Arc<WebPkiServerVerifier>,
-    seen: SeenCert,
+    seen: Option<SeenCert>,
+    skip_verify: bool,
 }
 
 impl ServerCertVerifier for Recording {
@@ -196,8 +198,13 @@ impl ServerCertVerifier for Recording {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut seen) = self.seen.lock() {
+        if let Some(seen) = &self.seen
+            && let Ok(mut seen) = seen.lock()
+        {
             *seen = Some(end_entity.clone().into_owned());
+        }
+        if self.skip_verify {
+            return Ok(ServerCertVerified::assertion());
         }
         self.inner
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
@@ -223,54 +230,5 @@ impl ServerCertVerifier for Recording {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
-    }
-}
-
-/// `insecure_skip_verify`: accepts any server certificate, but still checks
-/// that the server holds the certificate's key (the handshake signature), so
-/// the session stays encrypted to whoever answered.
-#[derive(Debug)]
-struct SkipVerify {
-    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
-    seen: Option<SeenCert>,
-}
-
-impl ServerCertVerifier for SkipVerify {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Some(seen) = &self.seen
-            && let Ok(mut seen) = seen.lock()
-        {
-            *seen = Some(end_entity.clone().into_owned());
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
     }
 }
