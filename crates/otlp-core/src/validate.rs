@@ -147,6 +147,15 @@ impl M {
         M::KvList,
     ];
 
+    /// The export request message of `signal`.
+    fn root(signal: Signal) -> M {
+        match signal {
+            Signal::Traces => M::TraceRequest,
+            Signal::Metrics => M::MetricsRequest,
+            Signal::Logs => M::LogsRequest,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             M::TraceRequest => "ExportTraceServiceRequest",
@@ -371,11 +380,7 @@ impl From<DecodeError> for Bad {
 ///
 /// [`InvalidRequest`] naming the first offending field's path and the fix.
 pub fn validate(signal: Signal, buf: &[u8]) -> Result<u64, InvalidRequest> {
-    let root = match signal {
-        Signal::Traces => M::TraceRequest,
-        Signal::Metrics => M::MetricsRequest,
-        Signal::Logs => M::LogsRequest,
-    };
+    let root = M::root(signal);
     let mut items = 0;
     if fast::walk(root, buf, 0, &mut items) {
         return Ok(items);

@@ -121,42 +121,7 @@ pub(super) fn walk(m: M, buf: &[u8], depth: usize, items: &mut u64) -> bool {
         };
         // One dispatch per field: each length-delimited kind reads its own
         // payload.
-        let ok = match a {
-            A::Varint => skip_varint(buf, &mut pos),
-            A::Fixed64 => {
-                pos += 8;
-                pos <= end
-            }
-            A::Fixed32 => {
-                pos += 4;
-                pos <= end
-            }
-            A::Len => len_payload(buf, &mut pos).is_some(),
-            A::Str => matches!(len_payload(buf, &mut pos), Some(p) if utf8(p)),
-            A::Id(n) => {
-                matches!(len_payload(buf, &mut pos), Some(p) if p.is_empty() || p.len() == usize::from(n))
-            }
-            A::Msg(inner) => match len_payload(buf, &mut pos) {
-                Some(p) => inner_ok(inner, p, depth, items),
-                None => false,
-            },
-            A::Item(inner) => match len_payload(buf, &mut pos) {
-                Some(p) => {
-                    *items += 1;
-                    inner_ok(inner, p, depth, items)
-                }
-                None => false,
-            },
-            A::PackedFixed64 => {
-                matches!(len_payload(buf, &mut pos), Some(p) if p.len().is_multiple_of(8))
-            }
-            A::PackedVarint => matches!(
-                len_payload(buf, &mut pos),
-                Some(p) if super::check_packed_varints(p).is_ok()
-            ),
-            A::Bad => false,
-        };
-        if !ok {
+        if !field(a, buf, &mut pos, depth, items) {
             return false;
         }
     }
@@ -322,7 +287,8 @@ fn at(buf: &[u8], pos: usize, tag: u16) -> bool {
     }
 }
 
-/// One field's check, its tag read; `a` is a constant at every call.
+/// One field's check, its tag read (in [`in_order`] `a` is a constant, so
+/// the match folds away).
 #[inline(always)]
 fn field(a: A, buf: &[u8], pos: &mut usize, depth: usize, items: &mut u64) -> bool {
     match a {
@@ -335,6 +301,7 @@ fn field(a: A, buf: &[u8], pos: &mut usize, depth: usize, items: &mut u64) -> bo
             *pos += 4;
             *pos <= buf.len()
         }
+        A::Len => len_payload(buf, pos).is_some(),
         A::Str => matches!(len_payload(buf, pos), Some(p) if utf8(p)),
         A::Id(n) => {
             matches!(len_payload(buf, pos), Some(p) if p.is_empty() || p.len() == usize::from(n))
@@ -343,13 +310,26 @@ fn field(a: A, buf: &[u8], pos: &mut usize, depth: usize, items: &mut u64) -> bo
             Some(p) => inner_ok(inner, p, depth, items),
             None => false,
         },
-        _ => false,
+        A::Item(inner) => match len_payload(buf, pos) {
+            Some(p) => {
+                *items += 1;
+                inner_ok(inner, p, depth, items)
+            }
+            None => false,
+        },
+        A::PackedFixed64 => {
+            matches!(len_payload(buf, pos), Some(p) if p.len().is_multiple_of(8))
+        }
+        A::PackedVarint => matches!(
+            len_payload(buf, pos),
+            Some(p) if super::check_packed_varints(p).is_ok()
+        ),
+        A::Bad => false,
     }
 }
 
-/// [`walk`] for `KeyValue`, the most frequent message: the usual shape (an
-/// ASCII `key`, a `value`) read without the table; anything else is walked
-/// again from the start by the general walker.
+/// [`walk`] for `KeyValue`, the most frequent message: the usual shape in a
+/// straight line, anything else field by field in declaration order.
 fn key_value(buf: &[u8], depth: usize, items: &mut u64) -> bool {
     // The shape nearly every attribute has, checked in a straight line:
     // `0x0a len key 0x12 len value`, both lengths one byte, an ASCII key and
@@ -365,31 +345,13 @@ fn key_value(buf: &[u8], depth: usize, items: &mut u64) -> bool {
     {
         return true;
     }
-    let mut pos = 0;
-    while pos < buf.len() {
-        match buf[pos] {
-            0x0a => {
-                pos += 1;
-                match len_payload(buf, &mut pos) {
-                    Some(key) if ascii(key) => {}
-                    _ => return walk(M::KeyValue, buf, depth, items),
-                }
-            }
-            0x12 => {
-                pos += 1;
-                match len_payload(buf, &mut pos) {
-                    Some(value) => {
-                        if !value.is_empty() && !any_value(value, depth, items) {
-                            return false;
-                        }
-                    }
-                    None => return false,
-                }
-            }
-            _ => return walk(M::KeyValue, buf, depth, items),
-        }
-    }
-    true
+    in_order!(
+        M::KeyValue,
+        buf,
+        depth,
+        items,
+        [(0x0a, A::Str, false), (0x12, A::Msg(M::AnyValue), false),]
+    )
 }
 
 /// Whether `value` is an `AnyValue` of exactly one scalar field in its
@@ -409,35 +371,24 @@ fn one_scalar(value: &[u8]) -> bool {
     }
 }
 
-/// [`walk`] for `AnyValue`, scalars read without the table (see
-/// [`key_value`]).
+/// [`walk`] for `AnyValue`: its one field found in declaration order.
 fn any_value(buf: &[u8], depth: usize, items: &mut u64) -> bool {
-    let mut pos = 0;
-    while pos < buf.len() {
-        let ok = match buf[pos] {
-            0x0a => {
-                pos += 1;
-                matches!(len_payload(buf, &mut pos), Some(s) if ascii(s))
-            }
-            0x10 | 0x18 | 0x40 => {
-                pos += 1;
-                skip_varint(buf, &mut pos)
-            }
-            0x21 => {
-                pos += 9;
-                pos <= buf.len()
-            }
-            0x3a => {
-                pos += 1;
-                len_payload(buf, &mut pos).is_some()
-            }
-            _ => false,
-        };
-        if !ok {
-            return walk(M::AnyValue, buf, depth, items);
-        }
-    }
-    true
+    in_order!(
+        M::AnyValue,
+        buf,
+        depth,
+        items,
+        [
+            (0x0a, A::Str, false),
+            (0x10, A::Varint, false),
+            (0x18, A::Varint, false),
+            (0x21, A::Fixed64, false),
+            (0x2a, A::Msg(M::ArrayValue), false),
+            (0x32, A::Msg(M::KvList), false),
+            (0x3a, A::Len, false),
+            (0x40, A::Varint, false),
+        ]
+    )
 }
 
 #[inline(always)]

@@ -419,6 +419,22 @@ fn unknown_fields_are_skipped() {
     assert_eq!(validate(Signal::Traces, &req), Ok(1));
 }
 
+/// A valid request of `Signal::ALL[sig]` with `edits` (offset, new byte)
+/// applied.
+fn mutated(sig: usize, edits: Vec<(usize, u8)>) -> (Signal, Vec<u8>) {
+    let signal = Signal::ALL[sig];
+    let mut buf = match signal {
+        Signal::Traces => traces(vec![span(1), span(2)]),
+        Signal::Logs => logs(vec![log(s("hello")), log(nested(3))]),
+        Signal::Metrics => metrics(),
+    };
+    for (at, byte) in edits {
+        let i = at % buf.len();
+        buf[i] = byte;
+    }
+    (signal, buf)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -430,16 +446,7 @@ proptest! {
         sig in 0usize..3,
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
     ) {
-        let signal = Signal::ALL[sig];
-        let mut buf = match signal {
-            Signal::Traces => traces(vec![span(1), span(2)]),
-            Signal::Logs => logs(vec![log(s("hello")), log(nested(3))]),
-            Signal::Metrics => metrics(),
-        };
-        for (at, byte) in edits {
-            let i = at % buf.len();
-            buf[i] = byte;
-        }
+        let (signal, buf) = mutated(sig, edits);
         if let Ok(n) = validate(signal, &buf) {
             let decodes = match signal {
                 Signal::Traces => ExportTraceServiceRequest::decode(buf.as_slice()).is_ok(),
@@ -458,21 +465,8 @@ proptest! {
         sig in 0usize..3,
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
     ) {
-        let signal = Signal::ALL[sig];
-        let mut buf = match signal {
-            Signal::Traces => traces(vec![span(1), span(2)]),
-            Signal::Logs => logs(vec![log(s("hello")), log(nested(3))]),
-            Signal::Metrics => metrics(),
-        };
-        for (at, byte) in edits {
-            let i = at % buf.len();
-            buf[i] = byte;
-        }
-        let root = match signal {
-            Signal::Traces => M::TraceRequest,
-            Signal::Metrics => M::MetricsRequest,
-            Signal::Logs => M::LogsRequest,
-        };
+        let (signal, buf) = mutated(sig, edits);
+        let root = M::root(signal);
         let (mut fast_items, mut slow_items) = (0, 0);
         let fast_ok = super::fast::walk(root, &buf, 0, &mut fast_items);
         let slow_ok = walk(root, &buf, 0, &mut slow_items).is_ok();
