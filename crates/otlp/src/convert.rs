@@ -105,7 +105,8 @@ pub(crate) const ATTEMPT_TIMEOUT_GRACE: Duration = Duration::from_millis(100);
 
 /// The retry policy of `signal`'s stack: each attempt is bounded by the
 /// signal's configured `timeout` (plus [`ATTEMPT_TIMEOUT_GRACE`] for the
-/// backstop), and throttle hints are obeyed up to [`otlp_core::MAX_THROTTLE`].
+/// backstop); throttle hints are obeyed up to the policy's default cap,
+/// [`otlp_core::MAX_THROTTLE`].
 pub(crate) fn retry_policy(config: &Config, signal: Signal) -> Result<RetryPolicy, OtlpError> {
     let r = &config.retry;
     RetryPolicy::builder()
@@ -115,7 +116,6 @@ pub(crate) fn retry_policy(config: &Config, signal: Signal) -> Result<RetryPolic
                 .timeout
                 .saturating_add(ATTEMPT_TIMEOUT_GRACE),
         ))
-        .with_max_throttle(otlp_core::MAX_THROTTLE)
         .with_initial_backoff(r.initial_backoff)
         .with_max_backoff(r.max_backoff)
         .with_multiplier(r.multiplier)

@@ -28,7 +28,7 @@ use opentelemetry_proto::tonic::{
     },
     common::v1::{AnyValue, KeyValue as ProtoKeyValue, any_value::Value},
     logs::v1::ResourceLogs,
-    metrics::v1::{AggregationTemporality, metric::Data, number_data_point},
+    metrics::v1::{AggregationTemporality, Sum, metric::Data, number_data_point},
     trace::v1::ResourceSpans,
 };
 use opentelemetry_sdk::{
@@ -477,12 +477,7 @@ async fn metric_exporter_takes_the_configured_temporality_preference() {
         .build()
         .add(3, &[]);
     provider.shutdown().unwrap();
-    let batches = receiver.batches(Signal::Metrics);
-    let request = ExportMetricsServiceRequest::decode(batches[0].bytes().clone()).unwrap();
-    let metric = &request.resource_metrics[0].scope_metrics[0].metrics[0];
-    let Some(Data::Sum(sum)) = &metric.data else {
-        panic!("hits is not a sum: {metric:?}")
-    };
+    let sum = first_sum(&receiver);
     assert_eq!(
         sum.aggregation_temporality,
         AggregationTemporality::Delta as i32
@@ -492,6 +487,17 @@ async fn metric_exporter_takes_the_configured_temporality_preference() {
     config.metrics_temporality = otlp::config::Temporality::LowMemory;
     let exporter = OtlpMetricExporter::new(build(config));
     assert_eq!(exporter.temporality(), Temporality::LowMemory);
+}
+
+/// The first metric the receiver got, which must be a sum.
+fn first_sum(receiver: &Receiver) -> Sum {
+    let batches = receiver.batches(Signal::Metrics);
+    let request = ExportMetricsServiceRequest::decode(batches[0].bytes().clone()).unwrap();
+    let metric = &request.resource_metrics[0].scope_metrics[0].metrics[0];
+    match &metric.data {
+        Some(Data::Sum(sum)) => sum.clone(),
+        _ => panic!("{} is not a sum: {metric:?}", metric.name),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,12 +512,7 @@ async fn metric_exporter_reports_delta_temporality_when_asked() {
     counter.add(5, &[]);
     provider.shutdown().unwrap();
 
-    let batches = receiver.batches(Signal::Metrics);
-    let request = ExportMetricsServiceRequest::decode(batches[0].bytes().clone()).unwrap();
-    let metric = &request.resource_metrics[0].scope_metrics[0].metrics[0];
-    let Some(Data::Sum(sum)) = &metric.data else {
-        panic!("hits is not a sum: {metric:?}")
-    };
+    let sum = first_sum(&receiver);
     assert_eq!(
         sum.aggregation_temporality,
         AggregationTemporality::Delta as i32
