@@ -39,7 +39,7 @@
 //! |---------|---------|--------------|
 //! | `grpc` | yes | OTLP/gRPC exporter and receiver (tonic) |
 //! | `http` | yes | OTLP/HTTP with protobuf bodies (hyper 1) |
-//! | `http-json` | no | OTLP/HTTP with JSON bodies (re-encodes through the generated types) |
+//! | `http-json` | no | OTLP/HTTP with JSON bodies (the proto3 JSON mapping through the OTLP descriptors; re-encodes) |
 //! | `gzip` | yes | gzip request compression |
 //! | `zstd` | no | zstd request compression |
 //! | `tls` | no | `https://` endpoints with rustls: custom CA, mTLS, system roots; TLS step of `diagnose`; receivers serving TLS and mTLS ([`ReceiverTls`]) |
@@ -47,6 +47,8 @@
 pub mod diagnose;
 mod error;
 pub mod export;
+#[cfg(feature = "http-json")]
+mod json;
 
 // --- exporters (owned by the exporter work) ---
 #[cfg(feature = "grpc")]
@@ -55,6 +57,8 @@ pub use self::export::GrpcExporter;
 pub use self::export::HttpExporter;
 #[cfg(feature = "http-json")]
 pub use self::export::json::to_json as to_otlp_json;
+#[cfg(feature = "http-json")]
+pub use self::receive::from_otlp_json;
 pub use self::{
     diagnose::{Diagnosis, diagnose},
     error::{ConnectStep, TransportError},

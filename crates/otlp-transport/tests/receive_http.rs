@@ -159,6 +159,95 @@ async fn partial_success_from_inner_is_returned_in_the_response() {
     server.shutdown().await;
 }
 
+/// Proto3 JSON spells doubles as strings too, NaN and the infinities by name:
+/// the data arrives whole (it used to be answered 200 and dropped), and a
+/// value that is no double is a 400 naming the field, never a silent loss.
+#[cfg(feature = "http-json")]
+#[tokio::test]
+async fn json_doubles_as_strings_arrive_and_unparseable_ones_are_a_400_with_the_path() {
+    use opentelemetry_proto::tonic::{
+        collector::metrics::v1::ExportMetricsServiceRequest, metrics::v1::metric,
+    };
+    let inner = Recorder::new(Mode::Accept);
+    let server = start(&inner, ReceiverLimits::new()).await;
+    let json = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"h","histogram":{"aggregationTemporality":2,
+        "dataPoints":[{"count":"2","sum":"NaN","min":"-Infinity","max":"3.5","bucketCounts":["1","1"],"explicitBounds":["Infinity"]}]}}]}]}]}"#;
+    let reply = post(server.addr, "/v1/metrics", "application/json", "", json).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let seen = inner.batches();
+    assert_eq!(seen[0].items(), 1);
+    let req = ExportMetricsServiceRequest::decode(seen[0].bytes().clone()).unwrap();
+    let Some(metric::Data::Histogram(h)) =
+        &req.resource_metrics[0].scope_metrics[0].metrics[0].data
+    else {
+        panic!("{req:?}")
+    };
+    let p = &h.data_points[0];
+    assert!(p.sum.is_some_and(f64::is_nan));
+    assert_eq!((p.min, p.max), (Some(f64::NEG_INFINITY), Some(3.5)));
+    assert_eq!(p.explicit_bounds, [f64::INFINITY]);
+
+    let json = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"h","histogram":{"dataPoints":[{"min":"abc"}]}}]}]}]}"#;
+    let reply = post(server.addr, "/v1/metrics", "application/json", "", json).await;
+    assert_eq!(reply.status, 400);
+    let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    let message = v["message"].as_str().unwrap_or_default();
+    assert!(
+        message
+            .contains("resourceMetrics[0].scopeMetrics[0].metrics[0].histogram.dataPoints[0].min"),
+        "{message}"
+    );
+    assert_eq!(inner.batches().len(), 1, "nothing more was accepted");
+    server.shutdown().await;
+}
+
+/// Decoding JSON takes memory the body's size does not show: the receiver
+/// takes it from the intake budget first, so a JSON body that would need
+/// more than the whole budget is a 413, not memory past the limit.
+#[cfg(feature = "http-json")]
+#[tokio::test]
+async fn json_decoding_memory_comes_out_of_the_intake_budget() {
+    let budget = otlp_transport::IntakeBudget::new(1 << 20);
+    let inner = Recorder::new(Mode::Accept);
+    let server = start(
+        &inner,
+        ReceiverLimits::new().with_intake_budget(budget.clone()),
+    )
+    .await;
+    // 200 KB of JSON: small as a body, over the 1 MiB budget once decoded.
+    let points = vec![r#"{"asInt":"1"}"#; 15_000].join(",");
+    let json = format!(
+        r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g","gauge":{{"dataPoints":[{points}]}}}}]}}]}}]}}"#
+    );
+    assert!(json.len() < 1 << 18);
+    let reply = post(
+        server.addr,
+        "/v1/metrics",
+        "application/json",
+        "",
+        json.as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        413,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(inner.batches().is_empty());
+    // A small one fits, and the budget is whole again afterwards.
+    let json = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"g","gauge":{"dataPoints":[{"asInt":"1"}]}}]}]}]}"#;
+    let reply = post(server.addr, "/v1/metrics", "application/json", "", json).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(budget.used(), 0);
+    server.shutdown().await;
+}
+
 #[cfg(feature = "http-json")]
 #[tokio::test]
 async fn json_export_is_reencoded_and_answered_in_json() {

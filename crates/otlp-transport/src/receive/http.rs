@@ -14,7 +14,7 @@ use tower::Service;
 use crate::receive::{
     BoundReceiver, IntakeBudget, ReceiveError, ReceiverLimits, ReceiverTls,
     body::{self, BodyError, Encoding},
-    budget::Collect,
+    budget::{Collect, Reservation},
     dispatch::{self, Refusal},
     rpc::{self, code},
     serve::{self, Handle},
@@ -396,7 +396,13 @@ where
         // Validated before it is acknowledged: one bad request must never
         // reach a batch joined with other senders' data.
         Format::Protobuf => dispatch::received(signal, body).await,
-        Format::Json => json_batch(signal, &body),
+        Format::Json => match json_batch(signal, body, reservation, limits).await {
+            Ok((batch, r)) => {
+                reservation = r;
+                batch
+            }
+            Err(resp) => return resp,
+        },
     };
     let batch = match batch {
         Ok(b) => match received {
@@ -431,15 +437,53 @@ where
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
 
+/// Decodes an OTLP/JSON body off the async workers, first taking what the
+/// decoding's JSON tree and message may peak at from the intake budget (a
+/// hostile JSON body must not push the agent past its memory limit), given
+/// back once the batch is built. The outer error is the answer when the
+/// budget is spent (503 or 413) or the task failed (500); the inner one the
+/// client's 400.
 #[cfg(feature = "http-json")]
-fn json_batch(signal: Signal, body: &[u8]) -> Result<Batch, String> {
-    crate::receive::json::to_batch(signal, body)
+async fn json_batch(
+    signal: Signal,
+    body: Bytes,
+    mut reservation: Reservation,
+    limits: &ReceiverLimits,
+) -> Result<(Result<Batch, String>, Reservation), HttpResponse> {
+    let scratch = body.len().saturating_mul(crate::json::DECODE_MEMORY_FACTOR);
+    if let Err(spent) = reservation.grow(scratch) {
+        return Err(body_error(Format::Json, spent.into(), limits));
+    }
+    let decoded = tokio::task::spawn_blocking(move || {
+        let batch = crate::receive::json::to_batch(signal, &body);
+        reservation.shrink(scratch);
+        (batch, reservation)
+    })
+    .await;
+    decoded.map_err(|e| {
+        let msg = format!("OTLP/JSON decoding task failed: {e}");
+        error(
+            Format::Json,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            code::INTERNAL,
+            &msg,
+            None,
+        )
+    })
 }
 
 #[cfg(not(feature = "http-json"))]
-fn json_batch(_signal: Signal, _body: &[u8]) -> Result<Batch, String> {
+async fn json_batch(
+    _signal: Signal,
+    _body: Bytes,
+    reservation: Reservation,
+    _limits: &ReceiverLimits,
+) -> Result<(Result<Batch, String>, Reservation), HttpResponse> {
     // Unreachable in practice: `request_format` only yields JSON with the feature.
-    Err("OTLP/JSON is not supported by this build (feature 'http-json')".to_owned())
+    Ok((
+        Err("OTLP/JSON is not supported by this build (feature 'http-json')".to_owned()),
+        reservation,
+    ))
 }
 
 fn supported_types() -> &'static str {

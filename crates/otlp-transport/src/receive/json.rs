@@ -1,39 +1,21 @@
-//! OTLP/JSON request bodies: decoded through the generated types' serde
-//! support, then protobuf-encoded into a [`Batch`] (the one path that re-encodes).
-//!
-//! The OTLP/JSON rules checked by the tests: trace and span ids are
-//! case-insensitive hex (not base64), 64-bit integers may be strings or
-//! numbers, enums are integers, keys are lowerCamelCase, unknown fields are
-//! ignored.
+//! OTLP/JSON request bodies: mapped to protobuf by the OTLP descriptors
+//! (`src/json.rs`), then validated into a [`Batch`] like a protobuf body
+//! (the one receive path that re-encodes).
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::{
-    logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
-    trace::v1::ExportTraceServiceRequest,
-};
 use otlp_core::{Batch, Signal};
-use prost::Message;
 
-/// Decodes an OTLP/JSON export request of `signal` into an encoded batch.
+/// Decodes an OTLP/JSON export request of `signal` into an encoded batch,
+/// validated as the receivers validate protobuf requests (the HTTP
+/// receiver's JSON path, `otlp-client send --replay`).
 ///
-/// The error is a message for the client, naming the line and column.
-pub(crate) fn to_batch(signal: Signal, json: &[u8]) -> Result<Batch, String> {
-    let bad = |e: serde_json::Error| {
-        format!(
-            "malformed OTLP/JSON {signal} request: {e}; ids must be hex, 64-bit integers decimal strings"
-        )
-    };
-    let encoded = match signal {
-        Signal::Traces => serde_json::from_slice::<ExportTraceServiceRequest>(json)
-            .map_err(bad)?
-            .encode_to_vec(),
-        Signal::Metrics => serde_json::from_slice::<ExportMetricsServiceRequest>(json)
-            .map_err(bad)?
-            .encode_to_vec(),
-        Signal::Logs => serde_json::from_slice::<ExportLogsServiceRequest>(json)
-            .map_err(bad)?
-            .encode_to_vec(),
-    };
+/// # Errors
+///
+/// A message for the client naming the field's path (or the line and
+/// column of broken JSON): never a batch with data left out.
+pub fn to_batch(signal: Signal, json: &[u8]) -> Result<Batch, String> {
+    let encoded = crate::json::to_protobuf(signal, json)
+        .map_err(|e| format!("malformed OTLP/JSON {signal} request: {e}"))?;
     // JSON decoding guarantees UTF-8 but not ids' lengths or nesting depth.
     let batch = Batch::from_received(signal, Bytes::from(encoded)).map_err(|e| e.to_string())?;
     if batch.items() == 0
@@ -55,37 +37,27 @@ fn known_key(signal: Signal) -> &'static str {
 
 /// Why a request that decoded to no items may have meant some: its first
 /// unknown top-level key (unknown fields are ignored, as the spec requires,
-/// so `resource_spans` in snake_case silently carries nothing).
+/// so `ResourceSpans` or a logs request sent to the traces path silently
+/// carries nothing).
 fn zero_items_hint(signal: Signal, json: &[u8]) -> Option<String> {
     let keys: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(json).ok()?;
     let want = known_key(signal);
-    let unknown = keys.keys().find(|k| k.as_str() != want)?;
-    let camel = lower_camel(unknown);
-    let fix = if camel == want {
-        format!("OTLP/JSON keys are lowerCamelCase: write '{want}'")
-    } else {
-        format!("a {signal} request carries its items under '{want}'")
-    };
+    let snake = want_snake(signal);
+    let unknown = keys
+        .keys()
+        .find(|k| k.as_str() != want && k.as_str() != snake)?;
     Some(format!(
-        "OTLP/JSON {signal} request decoded to 0 items: its top-level key '{unknown}' is unknown and was ignored; {fix}"
+        "OTLP/JSON {signal} request decoded to 0 items: its top-level key '{unknown}' is unknown and was ignored; a {signal} request carries its items under '{want}'"
     ))
 }
 
-/// `resource_spans` -> `resourceSpans`.
-fn lower_camel(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    let mut upper = false;
-    for c in key.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
+/// The proto field name of [`known_key`], also accepted (proto3 JSON).
+fn want_snake(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "resource_spans",
+        Signal::Metrics => "resource_metrics",
+        Signal::Logs => "resource_logs",
     }
-    out
 }
 
 /// Logs `message` at WARN at most once every 10 s (a misconfigured sender
@@ -113,18 +85,26 @@ fn warn_rate_limited(message: &str) {
 
 #[cfg(test)]
 mod tests {
-    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::{
+        collector::trace::v1::ExportTraceServiceRequest, common::v1::any_value::Value,
+    };
+    use prost::Message as _;
 
     use super::*;
 
     #[test]
-    fn snake_case_keys_carry_nothing_and_the_warning_names_the_fix() {
+    fn snake_case_keys_are_read_and_unknown_keys_get_a_warning_naming_the_fix() {
+        // Proto3 JSON parsers accept the original field names (so does the
+        // Collector): snake_case carries its items.
         let json = br#"{"resource_spans":[{"scope_spans":[{"spans":[{"name":"x"}]}]}]}"#;
-        // Unknown fields are ignored (a MUST): 0 items, accepted.
+        assert_eq!(to_batch(Signal::Traces, json).unwrap().items(), 1);
+        assert_eq!(zero_items_hint(Signal::Traces, json), None);
+        // Unknown fields are ignored (a MUST): 0 items, accepted, and named.
+        let json = br#"{"ResourceSpans":[{"scopeSpans":[{"spans":[{"name":"x"}]}]}]}"#;
         assert_eq!(to_batch(Signal::Traces, json).unwrap().items(), 0);
         let hint = zero_items_hint(Signal::Traces, json).unwrap();
         assert!(
-            hint.contains("'resource_spans'") && hint.contains("write 'resourceSpans'"),
+            hint.contains("'ResourceSpans'") && hint.contains("under 'resourceSpans'"),
             "{hint}"
         );
         // Logs sent to the traces endpoint: named, with where items go.
@@ -189,6 +169,10 @@ mod tests {
         let json = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"W47/95gDgQPSabYzgT/GDA=="}]}]}]}"#;
         let err = to_batch(Signal::Traces, json).unwrap_err();
         assert!(err.contains("malformed OTLP/JSON traces request"), "{err}");
+        assert!(
+            err.contains("resourceSpans[0].scopeSpans[0].spans[0].traceId"),
+            "{err}"
+        );
         let err = to_batch(Signal::Logs, b"{\"resourceLogs\": [").unwrap_err();
         assert!(err.contains("line 1"), "{err}");
     }

@@ -37,6 +37,8 @@ mod grpc;
 mod http;
 #[cfg(feature = "http-json")]
 mod json;
+#[cfg(feature = "http-json")]
+pub use self::json::to_batch as from_otlp_json;
 mod limits;
 mod rpc;
 mod serve;
