@@ -12,12 +12,15 @@ pub(crate) const EXIT_PROBLEM: u8 = 1;
 /// Exit code: bad usage or an input that cannot be read (clap also uses 2).
 pub(crate) const EXIT_USAGE: u8 = 2;
 
+/// The exit codes as `--help` and the man page list them.
+pub(crate) const EXIT_CODES_HELP: &str = "Exit codes: 0 success; 1 the command found a problem (invalid config, failed diagnosis, undelivered items); 2 bad usage or unreadable input.";
+
 /// otlp-client: the otlp-rust agent and operator tool.
 ///
 /// Exit codes: 0 success; 1 the command found a problem (invalid config,
 /// failed diagnosis, undelivered items); 2 bad usage or unreadable input.
 #[derive(Debug, Parser)]
-#[command(name = "otlp-client", version, about, long_about = None, arg_required_else_help = true)]
+#[command(name = "otlp-client", version, about, long_about = None, arg_required_else_help = true, after_help = EXIT_CODES_HELP)]
 pub(crate) struct Cli {
     /// The seed guide's spelling of `validate-config FILE`.
     #[arg(long, value_name = "FILE", global = false)]
@@ -74,6 +77,18 @@ pub(crate) enum Command {
     ValidateConfig(ValidateArgs),
     /// Print the effective config after defaults, file, environment and flags, with each value's source.
     ExplainConfig(ExplainArgs),
+    /// Print a shell completion script (e.g. `otlp-client completions bash > /etc/bash_completion.d/otlp-client`).
+    Completions(CompletionsArgs),
+    /// Print the man page in roff (e.g. `otlp-client man | man -l -`).
+    Man,
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 /// Connection flags shared by commands that export.

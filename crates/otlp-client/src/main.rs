@@ -42,6 +42,8 @@ fn main() -> ExitCode {
     match command {
         Command::ValidateConfig(args) => cmd::config::validate(&args),
         Command::ExplainConfig(args) => cmd::config::explain(&args),
+        Command::Completions(args) => cmd::generate_docs::completions(args.shell),
+        Command::Man => cmd::generate_docs::man(),
         other => cmd::runtime(
             &cli.log_format,
             cli.log_file.as_deref(),

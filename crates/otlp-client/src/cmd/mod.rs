@@ -5,6 +5,7 @@ mod demo;
 mod diagnose;
 mod fdlimit;
 mod generate;
+pub(crate) mod generate_docs;
 mod run;
 mod send;
 pub(crate) mod sink;
@@ -58,7 +59,10 @@ pub(crate) fn runtime(
             Command::Sink(args) => sink::sink(args).await,
             Command::Diagnose(args) => diagnose::diagnose(args).await,
             Command::Demo(args) => demo::demo(args, ring).await,
-            Command::ValidateConfig(_) | Command::ExplainConfig(_) => ExitCode::from(EXIT_USAGE),
+            Command::ValidateConfig(_)
+            | Command::ExplainConfig(_)
+            | Command::Completions(_)
+            | Command::Man => ExitCode::from(EXIT_USAGE),
         }
     })
 }
