@@ -22,7 +22,7 @@ pub(crate) const EXIT_CODES_HELP: &str = "Exit codes: 0 success; 1 the command f
 #[derive(Debug, Parser)]
 #[command(name = "otlp-client", version, about, long_about = None, arg_required_else_help = true, after_help = EXIT_CODES_HELP)]
 pub(crate) struct Cli {
-    /// The seed guide's spelling of `validate-config FILE`.
+    /// Same as `validate-config FILE`.
     #[arg(long, value_name = "FILE", global = false)]
     pub(crate) validate_config: Option<PathBuf>,
 
@@ -60,26 +60,71 @@ pub(crate) enum Format {
     Json,
 }
 
+/// OTLP transport protocols, spelled as `OTEL_EXPORTER_OTLP_PROTOCOL` spells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ProtocolArg {
+    /// OTLP/gRPC (collectors listen on port 4317).
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies (port 4318).
+    #[value(name = "http/protobuf")]
+    HttpProtobuf,
+    /// OTLP/HTTP with JSON bodies (port 4318).
+    #[value(name = "http/json")]
+    HttpJson,
+}
+
+/// What to do when the queue is full (`queue.overflow`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OverflowArg {
+    /// Hold the producer back until there is room: nothing is dropped.
+    Block,
+    /// Drop the item being added.
+    #[value(name = "drop_newest")]
+    DropNewest,
+    /// Drop the oldest queued item to make room.
+    #[value(name = "drop_oldest")]
+    DropOldest,
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run the agent: OTLP receivers -> pipeline -> upstream exporter, with /health and /metrics.
+    #[command(
+        after_help = "Exit codes: 0 clean stop (SIGTERM/SIGINT); 1 cannot start (invalid config, exporter); 2 bad usage, unreadable config or a port that cannot be bound."
+    )]
     Run(RunArgs),
-    /// Generate load: send spans, metric points or log records through the full stack.
+    /// Generate load: send spans, metric points or log records through the exporter, queue and retries.
+    #[command(
+        after_help = "Exit codes: 0 every item delivered; 1 some item was dropped, failed or left queued, or the exporter cannot be built; 2 bad usage or unreadable config."
+    )]
     Send(SendArgs),
     /// Run an embedded OTLP receiver that counts what arrives (stands in for a collector).
+    #[command(
+        after_help = "Exit codes: 0 stopped (signal or --expect reached); 2 bad usage or a port that cannot be bound."
+    )]
     Sink(SinkArgs),
     /// Diagnose connectivity to a collector: DNS, TCP, TLS and an OTLP probe, with a verdict per step.
+    #[command(
+        after_help = "Exit codes: 0 every step passed; 1 a step failed; 2 invalid endpoint, protocol or config (nothing is probed)."
+    )]
     Diagnose(DiagnoseArgs),
-    /// Show everything end to end with no external collector: sink + full stack + report.
+    /// Show everything end to end with no external collector: a local receiver, the exporter, a report.
+    #[command(after_help = "Exit codes: 0 everything delivered; 1 otherwise.")]
     Demo(DemoArgs),
     /// Validate a config file; --fix applies the safe fixes.
+    #[command(after_help = "Exit codes: 0 valid; 1 invalid; 2 unreadable or not YAML.")]
     ValidateConfig(ValidateArgs),
     /// Print the effective config after defaults, file, environment and flags, with each value's source.
+    #[command(
+        after_help = "Exit codes: 0 valid; 1 invalid (only the problems are printed); 2 unreadable."
+    )]
     ExplainConfig(ExplainArgs),
     /// Print a shell completion script (e.g. `otlp-client completions bash > /etc/bash_completion.d/otlp-client`).
+    #[command(after_help = "Exit codes: 0 printed; 2 unknown shell.")]
     Completions(CompletionsArgs),
     /// Print the man page in roff (e.g. `otlp-client man | man -l -`).
+    #[command(after_help = "Exit codes: 0 printed.")]
     Man,
 }
 
@@ -98,9 +143,9 @@ pub(crate) struct ExportFlags {
     /// host:port, TLS unless OTEL_EXPORTER_OTLP_INSECURE=true (plaintext), as the OTLP spec says.
     #[arg(long)]
     pub(crate) endpoint: Option<String>,
-    /// Protocol: grpc, http/protobuf or http/json.
-    #[arg(long)]
-    pub(crate) protocol: Option<String>,
+    /// Protocol (overrides config and OTEL_EXPORTER_OTLP_PROTOCOL).
+    #[arg(long, value_enum)]
+    pub(crate) protocol: Option<ProtocolArg>,
     /// Config file (YAML).
     #[arg(long, short = 'c', value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -153,15 +198,16 @@ pub(crate) struct SendArgs {
     #[arg(long, default_value_t = 16)]
     pub(crate) attribute_size: usize,
     /// Final report format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub(crate) report: Format,
+    // `--report` is the old spelling, kept as a hidden alias.
+    #[arg(long, alias = "report", value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
     /// How long to wait for delivery at the end.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub(crate) flush_timeout: Duration,
     /// Queue overflow policy: `block` holds the generator back so nothing is
     /// dropped; `drop_newest` / `drop_oldest` measure what a dropping exporter loses.
-    #[arg(long, default_value = "block")]
-    pub(crate) overflow: String,
+    #[arg(long, value_enum, default_value_t = OverflowArg::Block)]
+    pub(crate) overflow: OverflowArg,
 }
 
 /// `sink`.
@@ -187,18 +233,28 @@ pub(crate) struct DiagnoseArgs {
     /// Collector endpoint URL (default: from config / environment / localhost).
     #[arg(long)]
     pub(crate) endpoint: Option<String>,
-    /// Protocol: grpc, http/protobuf or http/json.
-    #[arg(long)]
-    pub(crate) protocol: Option<String>,
+    /// Protocol (default: from config / environment / grpc).
+    #[arg(long, value_enum)]
+    pub(crate) protocol: Option<ProtocolArg>,
     /// Config file (YAML) for TLS files and defaults.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
     /// Per-step timeout.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     pub(crate) timeout: Duration,
-    /// Print JSON.
-    #[arg(long)]
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
+    /// The old spelling of `--format json`.
+    #[arg(long, hide = true, conflicts_with = "format")]
     pub(crate) json: bool,
+}
+
+impl DiagnoseArgs {
+    /// The output format, `--json` included.
+    pub(crate) fn output_format(&self) -> Format {
+        if self.json { Format::Json } else { self.format }
+    }
 }
 
 /// `demo`.
@@ -207,9 +263,9 @@ pub(crate) struct DemoArgs {
     /// Items per signal.
     #[arg(long, default_value_t = 200_000)]
     pub(crate) count: u64,
-    /// Protocol of the demo's exporter: grpc, http/protobuf or http/json.
-    #[arg(long, default_value = "grpc")]
-    pub(crate) protocol: String,
+    /// Protocol of the demo's exporter.
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Grpc)]
+    pub(crate) protocol: ProtocolArg,
     /// Keep serving /metrics and /health for this long after the report.
     #[arg(long, value_parser = parse_duration, default_value = "0s")]
     pub(crate) linger: Duration,
@@ -241,14 +297,69 @@ pub(crate) struct ExplainArgs {
     /// Endpoint flag, as `run` would take it.
     pub(crate) endpoint: Option<String>,
     /// Protocol flag, as `run` would take it.
-    #[arg(long)]
-    pub(crate) protocol: Option<String>,
+    #[arg(long, value_enum)]
+    pub(crate) protocol: Option<ProtocolArg>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
 }
 
+// === impl ProtocolArg ===
+
+impl ProtocolArg {
+    /// The config and environment spelling.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Grpc => "grpc",
+            Self::HttpProtobuf => "http/protobuf",
+            Self::HttpJson => "http/json",
+        }
+    }
+}
+
+// === impl OverflowArg ===
+
+impl OverflowArg {
+    /// The config spelling (`queue.overflow`).
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Block => "block",
+            Self::DropNewest => "drop_newest",
+            Self::DropOldest => "drop_oldest",
+        }
+    }
+}
+
 /// Parses `10s`, `250ms`, `1m`, with the same rules as config files.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     otlp::config::parse_duration(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::ValueEnum;
+
+    use super::*;
+
+    #[test]
+    fn value_enums_use_the_config_spellings() {
+        for p in ProtocolArg::value_variants() {
+            let name = p.to_possible_value().unwrap();
+            assert_eq!(name.get_name(), p.as_str());
+            assert!(otlp::config::Protocol::VALUES.contains(&p.as_str()));
+        }
+        for o in OverflowArg::value_variants() {
+            let name = o.to_possible_value().unwrap();
+            assert_eq!(name.get_name(), o.as_str());
+            assert!(otlp::config::Overflow::VALUES.contains(&o.as_str()));
+        }
+        assert_eq!(
+            ProtocolArg::value_variants().len(),
+            otlp::config::Protocol::VALUES.len()
+        );
+        assert_eq!(
+            OverflowArg::value_variants().len(),
+            otlp::config::Overflow::VALUES.len()
+        );
+    }
 }

@@ -16,7 +16,7 @@ use super::{
     sink::RunningSink,
     stdout::outln,
 };
-use crate::cli::{DemoArgs, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE};
+use crate::cli::{DemoArgs, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ProtocolArg};
 
 /// `demo [--count N] [--protocol P]`.
 pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
@@ -28,8 +28,8 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let endpoint = match args.protocol.as_str() {
-        "grpc" => format!("http://{}", sink.grpc),
+    let endpoint = match args.protocol {
+        ProtocolArg::Grpc => format!("http://{}", sink.grpc),
         _ => format!("http://{}", sink.http),
     };
     outln!("embedded sink (stands in for a collector):");
@@ -80,7 +80,7 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
         args.count,
         args.count,
         args.count,
-        args.protocol
+        args.protocol.as_str()
     );
     let workload = Workload {
         signals: otlp::core::Signal::ALL.to_vec(),

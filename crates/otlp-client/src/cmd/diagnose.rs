@@ -10,16 +10,16 @@ use otlp::{
 };
 
 use super::stdout::outln;
-use crate::cli::{DiagnoseArgs, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE};
+use crate::cli::{DiagnoseArgs, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Format, ProtocolArg};
 
-/// `diagnose [--endpoint URL] [--protocol P] [--config FILE] [--json]`.
+/// `diagnose [--endpoint URL] [--protocol P] [--config FILE] [--format json]`.
 pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
     // Resolve endpoint, protocol and TLS files exactly as `run` would.
     let mut sources = Sources::new()
         .with_env(Env::from_process())
         .with_flags(super::flags(
             args.endpoint.as_deref(),
-            args.protocol.as_deref(),
+            args.protocol.map(ProtocolArg::as_str),
         ));
     if let Some(path) = &args.config {
         match ConfigFile::read(path) {
@@ -57,14 +57,17 @@ pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
     };
     let report =
         otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, args.timeout).await;
-    if args.json {
+    if args.output_format() == Format::Json {
         outln!(
             "{}",
             serde_json::to_string_pretty(&report)
                 .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
         );
     } else {
-        outln!("{report}");
+        outln!(
+            "{}",
+            super::style::paint_verdicts(&report.to_string(), super::style::colour_stdout())
+        );
     }
     if report.steps.iter().any(|s| s.verdict == Verdict::Fail) {
         ExitCode::from(EXIT_PROBLEM)

@@ -10,6 +10,7 @@ mod run;
 mod send;
 pub(crate) mod sink;
 pub(crate) mod stdout;
+pub(crate) mod style;
 
 use std::{path::Path, process::ExitCode};
 
