@@ -96,7 +96,7 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Generate load: send spans, metric points or log records through the exporter, queue and retries.
     #[command(
-        after_help = "Exit codes: 0 every item delivered; 1 some item was dropped, failed or left queued, or the exporter cannot be built; 2 bad usage or unreadable config."
+        after_help = "Exit codes: 0 every item delivered; 1 some item was dropped, failed or left queued, or the exporter cannot be built; 2 bad usage, unreadable config, or an unreadable or malformed --replay file (what was read before the bad line is still sent and reported)."
     )]
     Send(SendArgs),
     /// Run an embedded OTLP receiver that counts what arrives (stands in for a collector).
@@ -182,6 +182,15 @@ pub(crate) struct SendArgs {
     /// Which signal to generate.
     #[arg(long, value_enum, default_value_t = SignalArg::Traces)]
     pub(crate) signal: SignalArg,
+    /// Send the export requests of an OTLP/JSON lines file (as `sink --output`
+    /// writes it) instead of generated items; each line's signal is read
+    /// from its top-level key, and the data is sent as it is.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["count", "duration", "rate", "signal", "attributes", "attribute_size"]
+    )]
+    pub(crate) replay: Option<PathBuf>,
     /// Number of items to send (per signal).
     #[arg(long, conflicts_with = "duration")]
     pub(crate) count: Option<u64>,

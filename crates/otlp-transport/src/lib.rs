@@ -64,6 +64,8 @@ pub use self::{
 mod receive;
 #[cfg(feature = "grpc")]
 pub use self::receive::GrpcReceiver;
+#[cfg(feature = "http-json")]
+pub use self::receive::from_otlp_json;
 pub use self::receive::{BoundReceiver, IntakeBudget, ReceiveError, ReceiverLimits, ReceiverTls};
 #[cfg(feature = "http")]
 pub use self::receive::{GetHandler, HttpReceiver};

@@ -6,6 +6,7 @@ mod diagnose;
 mod fdlimit;
 mod generate;
 pub(crate) mod generate_docs;
+mod replay;
 mod run;
 mod send;
 pub(crate) mod sink;

@@ -5,6 +5,7 @@
 use std::{
     collections::BTreeMap,
     io::IsTerminal,
+    path::Path,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -107,6 +108,9 @@ pub(crate) async fn send(args: SendArgs) -> ExitCode {
             return ExitCode::from(EXIT_PROBLEM);
         }
     };
+    if let Some(path) = &args.replay {
+        return replay(&otlp, path, args.flush_timeout, args.format).await;
+    }
     let workload = Workload {
         signals: signals(args.signal),
         count: match (args.count, args.duration) {
@@ -121,17 +125,61 @@ pub(crate) async fn send(args: SendArgs) -> ExitCode {
         progress: std::io::stderr().is_terminal(),
     };
     let report = run_workload(&otlp, &workload).await;
-    match args.format {
+    output(&report, args.format);
+    exit_code(&report)
+}
+
+fn output(report: &Report, format: Format) {
+    match format {
         Format::Json => outln!(
             "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
+            serde_json::to_string_pretty(report).unwrap_or_default()
         ),
-        Format::Text => print_report(&report),
+        Format::Text => print_report(report),
     }
+}
+
+fn exit_code(report: &Report) -> ExitCode {
     if report.sent == report.generated {
         ExitCode::from(EXIT_OK)
     } else {
         ExitCode::from(EXIT_PROBLEM)
+    }
+}
+
+/// `send --replay FILE`: every request of the file through the stack, then
+/// the same report as for generated load. The data is sent as recorded: no
+/// resource of the load generator's, whatever OTEL_SERVICE_NAME says.
+async fn replay(otlp: &Otlp, path: &Path, flush_timeout: Duration, format: Format) -> ExitCode {
+    let sender = otlp.sender();
+    let started = Instant::now();
+    // Drops are counted by the pipeline; the report shows them.
+    let replayed = super::replay::replay(path, |batch| {
+        let sender = sender.clone();
+        async move {
+            let _ = sender.send_batch(batch).await;
+        }
+    })
+    .await;
+    let signals: Vec<Signal> = replayed.per_signal.keys().copied().collect();
+    let report = finish(otlp, &signals, replayed.items, started, flush_timeout).await;
+    output(&report, format);
+    match &replayed.error {
+        Some(e) => {
+            eprintln!(
+                "otlp-client send: replay stopped after {} requests ({} items): {e}",
+                replayed.requests, replayed.items
+            );
+            ExitCode::from(EXIT_USAGE)
+        }
+        None if replayed.requests == 0 => {
+            eprintln!(
+                "otlp-client send: {} holds no export request",
+                path.display()
+            );
+            ExitCode::from(EXIT_USAGE)
+        }
+        None => exit_code(&report),
     }
 }
 
@@ -191,18 +239,27 @@ pub(crate) async fn run_workload(otlp: &Otlp, w: &Workload) -> Report {
         // Let the exporters run even on a busy runtime.
         tokio::task::yield_now().await;
     }
-    if let Some(bar) = &bar {
-        bar.update(generated, started.elapsed());
-    }
-    let _ = tokio::time::timeout(w.flush_timeout, otlp.flush()).await;
-    let elapsed = started.elapsed();
-    let shutdown = otlp.shutdown(Duration::from_secs(1)).await;
     if let Some(bar) = bar {
+        bar.update(generated, started.elapsed());
         bar.bar.finish_and_clear();
     }
+    finish(otlp, &w.signals, generated, started, w.flush_timeout).await
+}
+
+/// Waits for delivery (up to `flush_timeout`), shuts the pipeline down and
+/// reports on `generated` items of `signals`.
+async fn finish(
+    otlp: &Otlp,
+    signals: &[Signal],
+    generated: u64,
+    started: Instant,
+    flush_timeout: Duration,
+) -> Report {
+    let _ = tokio::time::timeout(flush_timeout, otlp.flush()).await;
+    let elapsed = started.elapsed();
+    let shutdown = otlp.shutdown(Duration::from_secs(1)).await;
     let total_stats = shutdown.stats.total();
-    let per_signal = w
-        .signals
+    let per_signal = signals
         .iter()
         .map(|&s| {
             (
@@ -214,7 +271,7 @@ pub(crate) async fn run_workload(otlp: &Otlp, w: &Workload) -> Report {
     let profile = otlp.profiler().report();
     let send = profile.stage(Stage::Send);
     Report {
-        signals: w.signals.iter().map(|s| s.as_str()).collect(),
+        signals: signals.iter().map(|s| s.as_str()).collect(),
         generated,
         accepted: total_stats.accepted,
         sent: shutdown.sent,
