@@ -109,6 +109,11 @@ pub(crate) enum Command {
         after_help = "Exit codes: 0 every step passed; 1 a step failed; 2 invalid endpoint, protocol or config (nothing is probed)."
     )]
     Diagnose(DiagnoseArgs),
+    /// Check an installation in one go: the config, the effective endpoint, the upstream and the running agent's /health, with a fix per problem.
+    #[command(
+        after_help = "Exit codes: 0 no check failed (warnings allowed); 1 a check failed; 2 unreadable or non-YAML config."
+    )]
+    Doctor(DoctorArgs),
     /// Show everything end to end with no external collector: a local receiver, the exporter, a report.
     #[command(after_help = "Exit codes: 0 everything delivered; 1 otherwise.")]
     Demo(DemoArgs),
@@ -264,6 +269,24 @@ impl DiagnoseArgs {
     pub(crate) fn output_format(&self) -> Format {
         if self.json { Format::Json } else { self.format }
     }
+}
+
+/// `doctor`.
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// The agent's config file (YAML); without it, defaults and environment.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The running agent's admin address (default: the config's admin.listen,
+    /// 0.0.0.0 reached as 127.0.0.1).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) admin: Option<SocketAddr>,
+    /// Timeout of each network step.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub(crate) timeout: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub(crate) format: Format,
 }
 
 /// `demo`.

@@ -169,6 +169,7 @@ fn man_page_renders_with_man_and_documents_every_subcommand_and_exit_code() {
         "SEND",
         "SINK",
         "DIAGNOSE",
+        "DOCTOR",
         "DEMO",
         "VALIDATE-CONFIG",
         "EXPLAIN-CONFIG",

@@ -58,7 +58,13 @@ fn format_json_is_the_one_spelling_and_the_old_ones_still_work() {
         assert_eq!(v["sent"], 20, "{flag}: {v}");
     }
     // --help shows the one spelling only.
-    for cmd in ["send", "diagnose", "validate-config", "explain-config"] {
+    for cmd in [
+        "send",
+        "diagnose",
+        "doctor",
+        "validate-config",
+        "explain-config",
+    ] {
         let out = run(bin().args([cmd, "--help"]), Duration::from_secs(10));
         let t = text(&out);
         assert!(t.contains("--format <FORMAT>"), "{cmd}:\n{t}");
@@ -102,6 +108,7 @@ fn help_lists_protocol_and_overflow_values_and_every_commands_exit_codes() {
         "send",
         "sink",
         "diagnose",
+        "doctor",
         "demo",
         "validate-config",
         "explain-config",

@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use otlp::{
-    config::{ConfigFile, Env, Sources},
+    config::{Config, ConfigFile, Env, Sources},
     core::Signal,
-    transport::{Protocol, TlsConfig, diagnose::Verdict},
+    transport::{Diagnosis, Protocol, TlsConfig, diagnose::Verdict},
 };
 
 use super::stdout::outln;
@@ -42,21 +42,7 @@ pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
-    let sc = resolved.config.signal(Signal::Traces);
-    let protocol = match sc.protocol {
-        otlp::config::Protocol::Grpc => Protocol::Grpc,
-        otlp::config::Protocol::HttpProtobuf => Protocol::HttpProtobuf,
-        otlp::config::Protocol::HttpJson => Protocol::HttpJson,
-    };
-    let tls = TlsConfig {
-        ca_file: sc.tls.ca_file.clone(),
-        cert_file: sc.tls.cert_file.clone(),
-        key_file: sc.tls.key_file.clone(),
-        insecure: sc.tls.insecure,
-        insecure_skip_verify: sc.tls.insecure_skip_verify,
-    };
-    let report =
-        otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, args.timeout).await;
+    let report = probe(&resolved.config, args.timeout).await;
     if args.output_format() == Format::Json {
         outln!(
             "{}",
@@ -74,4 +60,23 @@ pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
     } else {
         ExitCode::from(EXIT_OK)
     }
+}
+
+/// Diagnoses the upstream of a resolved (valid) config: the traces
+/// endpoint, its protocol and TLS files, each step bounded by `timeout`.
+pub(crate) async fn probe(config: &Config, timeout: std::time::Duration) -> Diagnosis {
+    let sc = config.signal(Signal::Traces);
+    let protocol = match sc.protocol {
+        otlp::config::Protocol::Grpc => Protocol::Grpc,
+        otlp::config::Protocol::HttpProtobuf => Protocol::HttpProtobuf,
+        otlp::config::Protocol::HttpJson => Protocol::HttpJson,
+    };
+    let tls = TlsConfig {
+        ca_file: sc.tls.ca_file.clone(),
+        cert_file: sc.tls.cert_file.clone(),
+        key_file: sc.tls.key_file.clone(),
+        insecure: sc.tls.insecure,
+        insecure_skip_verify: sc.tls.insecure_skip_verify,
+    };
+    otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, timeout).await
 }

@@ -3,6 +3,7 @@
 pub(crate) mod config;
 mod demo;
 mod diagnose;
+mod doctor;
 mod fdlimit;
 mod generate;
 pub(crate) mod generate_docs;
@@ -60,6 +61,7 @@ pub(crate) fn runtime(
             Command::Send(args) => send::send(args).await,
             Command::Sink(args) => sink::sink(args).await,
             Command::Diagnose(args) => diagnose::diagnose(args).await,
+            Command::Doctor(args) => doctor::doctor(args).await,
             Command::Demo(args) => demo::demo(args, ring).await,
             Command::ValidateConfig(_)
             | Command::ExplainConfig(_)
