@@ -114,6 +114,11 @@ pub(crate) enum Command {
         after_help = "Exit codes: 0 no check failed (warnings allowed); 1 a check failed; 2 unreadable or non-YAML config."
     )]
     Doctor(DoctorArgs),
+    /// A live view of a running agent (from its admin port): rates, queue, concurrency, upstream state, last errors.
+    #[command(
+        after_help = "Keys: q, Esc or Ctrl-C quit.\n\nExit codes: 0 quit; 1 terminal error; 2 bad usage, unreadable config or no terminal."
+    )]
+    Top(TopArgs),
     /// Show everything end to end with no external collector: a local receiver, the exporter, a report.
     #[command(after_help = "Exit codes: 0 everything delivered; 1 otherwise.")]
     Demo(DemoArgs),
@@ -287,6 +292,20 @@ pub(crate) struct DoctorArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
+}
+
+/// `top`.
+#[derive(Debug, Args)]
+pub(crate) struct TopArgs {
+    /// The agent's admin address (default: admin.listen of --config, else 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) admin: Option<SocketAddr>,
+    /// The agent's config file, for its admin address.
+    #[arg(long, short = 'c', value_name = "FILE", conflicts_with = "admin")]
+    pub(crate) config: Option<PathBuf>,
+    /// Time between refreshes.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub(crate) interval: Duration,
 }
 
 /// `demo`.

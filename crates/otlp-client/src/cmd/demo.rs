@@ -73,8 +73,10 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
             .await;
     });
     outln!("admin server:");
+    outln!("  http://{admin_addr}/          status page (refreshes itself)");
     outln!("  http://{admin_addr}/metrics");
     outln!("  http://{admin_addr}/health");
+    outln!("  otlp-client top --admin {admin_addr}   live view in the terminal (with --linger)");
     outln!(
         "\nsending {} spans, {} metric points and {} log records over {} ...\n",
         args.count,

@@ -4,13 +4,7 @@
 //! (`diagnose`), and the running agent's `/health` when one answers. Each
 //! check that is not a pass says how to fix it.
 
-use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpStream},
-    path::Path,
-    process::ExitCode,
-    time::Duration,
-};
+use std::{net::SocketAddr, path::Path, process::ExitCode, time::Duration};
 
 use otlp::{
     config::{Config, ConfigFile, Env, Severity, Sources},
@@ -252,7 +246,7 @@ fn agent_check(admin: SocketAddr, timeout: Duration) -> Check {
     let start_it = Some(
         "if an agent should run here, start it (`otlp-client run --config FILE`) or pass its admin address with --admin".to_owned(),
     );
-    let (status, body) = match http_get(admin, "/health", timeout) {
+    let (status, body) = match super::http::get(admin, "/health", timeout, MAX_HEALTH_BYTES) {
         Ok(answer) => answer,
         Err(e) => {
             return check(
@@ -316,32 +310,9 @@ fn agent_check(admin: SocketAddr, timeout: Duration) -> Check {
     }
 }
 
-/// A plain HTTP/1.1 GET: status and body (at most [`MAX_HEALTH_BYTES`]).
-fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = Vec::new();
-    stream.take(MAX_HEALTH_BYTES).read_to_end(&mut answer)?;
-    let answer = String::from_utf8_lossy(&answer);
-    let status = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP answer")
-        })?;
-    let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Ok((status, body.to_owned()))
-}
-
 /// A listen address as a local client reaches it: `0.0.0.0` / `::` mean
 /// this host.
-fn loopback(listen: SocketAddr) -> SocketAddr {
+pub(crate) fn loopback(listen: SocketAddr) -> SocketAddr {
     let mut addr = listen;
     if addr.ip().is_unspecified() {
         addr.set_ip(if addr.is_ipv4() {

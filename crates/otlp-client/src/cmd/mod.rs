@@ -7,12 +7,14 @@ mod doctor;
 mod fdlimit;
 mod generate;
 pub(crate) mod generate_docs;
+mod http;
 mod replay;
 mod run;
 mod send;
 pub(crate) mod sink;
 pub(crate) mod stdout;
 pub(crate) mod style;
+pub(crate) mod top;
 
 use std::{path::Path, process::ExitCode};
 
@@ -66,7 +68,8 @@ pub(crate) fn runtime(
             Command::ValidateConfig(_)
             | Command::ExplainConfig(_)
             | Command::Completions(_)
-            | Command::Man => ExitCode::from(EXIT_USAGE),
+            | Command::Man
+            | Command::Top(_) => ExitCode::from(EXIT_USAGE),
         }
     })
 }
