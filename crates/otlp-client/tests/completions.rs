@@ -170,6 +170,7 @@ fn man_page_renders_with_man_and_documents_every_subcommand_and_exit_code() {
         "SINK",
         "DIAGNOSE",
         "DOCTOR",
+        "TOP",
         "DEMO",
         "VALIDATE-CONFIG",
         "EXPLAIN-CONFIG",

@@ -109,6 +109,7 @@ fn help_lists_protocol_and_overflow_values_and_every_commands_exit_codes() {
         "sink",
         "diagnose",
         "doctor",
+        "top",
         "demo",
         "validate-config",
         "explain-config",
