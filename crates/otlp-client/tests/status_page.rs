@@ -102,6 +102,24 @@ fn the_status_page_shows_what_the_agent_did_refreshes_itself_and_needs_no_extern
     let agent = start_logging_agent(&sink.grpc, dir.path(), "");
     send(&agent, "400");
     sink.wait_for((400, 400, 400));
+    // The agent counts an item sent when the sink's answer is back: wait for
+    // that too, so the page sees settled figures.
+    let started = std::time::Instant::now();
+    loop {
+        let (_, body) = http_get(&agent.admin, "/status.json");
+        let s: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if ["traces", "metrics", "logs"]
+            .iter()
+            .all(|sig| s["signals"][sig]["sent"].as_f64() == Some(400.0))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not all sent: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let url = format!("http://{}/", agent.admin);
 
     // Self-contained: no external script, style sheet, image or font.
