@@ -142,9 +142,15 @@ fn an_unhealthy_agent_fails_with_the_unhealthy_checks_named() {
     let server = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut req = [0u8; 1024];
-        let n = s.read(&mut req).unwrap();
-        assert!(String::from_utf8_lossy(&req[..n]).starts_with("GET /health HTTP/1.1"));
+        // The request head, however it is split into segments.
+        let mut req = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 64 * 1024 {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "connection closed before the request head");
+            req.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&req).starts_with("GET /health HTTP/1.1"));
         let body = r#"{"status":"unhealthy","checks":[{"name":"exporter","status":"unhealthy","message":"20 export attempts failed in a row","details":{}},{"name":"queue","status":"healthy","message":"ok","details":{}}],"timestamp_unix_ms":1}"#;
         write!(
             s,
