@@ -21,6 +21,11 @@ const ALLOWED: &[(&str, &str)] = &[
         "ring 0.17 (under rustls) still uses getrandom 0.2; the rest of the tree is on 0.3",
     ),
     (
+        "itertools",
+        "ratatui-core 0.1 (otlp-client top) needs itertools 0.14; prost-derive 0.14.6 moved to 0.15 \
+         (a proc-macro: build time only, not in binaries)",
+    ),
+    (
         "syn",
         "proc-macro crates are mid-migration: async-trait and futures-macro use syn 3, \
          serde_derive, prost-derive and thiserror-impl syn 2 (build time only, not in binaries)",

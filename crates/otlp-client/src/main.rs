@@ -42,6 +42,9 @@ fn main() -> ExitCode {
     match command {
         Command::ValidateConfig(args) => cmd::config::validate(&args),
         Command::ExplainConfig(args) => cmd::config::explain(&args),
+        Command::Completions(args) => cmd::generate_docs::completions(args.shell),
+        Command::Man => cmd::generate_docs::man(),
+        Command::Top(args) => cmd::top::top(&args),
         other => cmd::runtime(
             &cli.log_format,
             cli.log_file.as_deref(),

@@ -7,7 +7,11 @@
 //! | `deploy/prometheus/alert_rules_test.yml` | `promtool test rules` (fires each alert, and none on a healthy agent) |
 //! | `deploy/kubernetes/*.yaml` | `kubernetes-validate --strict` (offline schemas, Kubernetes 1.37) from the test venv |
 //! | `deploy/kubernetes/configmap.yaml` | its `config.yaml` through `otlp-client validate-config` |
+//! | `deploy/kubernetes/service*.yaml` | OTLP ports only on `otlp-client`, the admin port only on `otlp-client-admin`, a headless Service with the OTLP ports |
 //! | `deploy/argo/*.yaml` | structure checked here (kinds, apiVersion, canary steps, analysis, 0.95 threshold) |
+//! | `deploy/helm/otlp-client` | rendered by `tests/python/render_chart.py` (helm is not packaged for Debian or PyPI), then `kubernetes-validate --strict`; the same wiring as `deploy/kubernetes/`; its config through `validate-config` |
+//! | `Dockerfile` | linted here: multi-stage, the pinned toolchain, non-root, entrypoint `otlp-client run`, ports, the image name of `deploy/` |
+//! | `deploy/systemd/otlp-client.service` | `systemd-analyze verify` (no warning) and `systemd-analyze security --offline` (exposure at most 2.0) |
 //! | everything in `deploy/` | every `otlp_*` metric name is exported by `otlp-client run` on `/metrics` |
 //!
 //! Tools: `promtool` from `PROMTOOL` or `/usr/bin/promtool` / `PATH` (Debian
@@ -260,7 +264,14 @@ fn core_manifests_pass_kubernetes_validate_offline() {
         out.status.success(),
         "kubernetes-validate failed (install it with `bash .ci/run`):\n{t}"
     );
-    for kind in ["deployment/", "service/", "configmap/", "secret/"] {
+    for kind in [
+        "deployment/",
+        "service/otlp-client ",
+        "service/otlp-client-admin ",
+        "service/otlp-client-headless ",
+        "configmap/",
+        "secret/",
+    ] {
         assert!(
             t.contains(&format!("passed for resource {kind}")),
             "{kind} not validated:\n{t}"
@@ -299,8 +310,10 @@ fn deployment_probes_config_secret_and_queue_volume_are_wired() {
         .iter()
         .map(|a| a.as_str().unwrap())
         .collect();
-    assert_eq!(&args[..3], ["run", "--config", "/etc/otlp/config.yaml"]);
+    // The image's entrypoint is `otlp-client run`.
+    assert_eq!(&args[..2], ["--config", "/etc/otlp/config.yaml"]);
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health/live");
+    assert_eq!(c["startupProbe"]["httpGet"]["path"], "/health/live");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/health/ready");
     let port_of = |name: &str| {
         c["ports"]
@@ -368,14 +381,40 @@ fn deployment_probes_config_secret_and_queue_volume_are_wired() {
         .iter()
         .map(|p| p["port"].as_u64().unwrap())
         .collect();
-    assert_eq!(ports, BTreeSet::from([4317, 4318, 8080]));
-    assert_eq!(
-        svc["spec"]["selector"],
-        d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
-            .as_str()
-            .map(|n| serde_json::json!({"app.kubernetes.io/name": n}))
-            .unwrap()
-    );
+    // /debug/* never sits next to the OTLP ports.
+    assert_eq!(ports, BTreeSet::from([4317, 4318]));
+    let selector = d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        .as_str()
+        .map(|n| serde_json::json!({"app.kubernetes.io/name": n}))
+        .unwrap();
+    assert_eq!(svc["spec"]["selector"], selector);
+    let admin = find_kind(
+        &yaml_docs(&deploy("kubernetes/service-admin.yaml")),
+        "Service",
+    )
+    .clone();
+    assert_eq!(service_ports(&admin), BTreeSet::from([8080]));
+    assert_eq!(admin["spec"]["selector"], selector);
+    assert_eq!(admin["spec"]["type"], "ClusterIP");
+    let headless = find_kind(
+        &yaml_docs(&deploy("kubernetes/service-headless.yaml")),
+        "Service",
+    )
+    .clone();
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+    assert_eq!(headless["spec"]["publishNotReadyAddresses"], false);
+    assert_eq!(service_ports(&headless), BTreeSet::from([4317, 4318]));
+    assert_eq!(headless["spec"]["selector"], selector);
+    assert_ne!(headless["metadata"]["name"], svc["metadata"]["name"]);
+}
+
+fn service_ports(svc: &serde_json::Value) -> BTreeSet<u64> {
+    svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_u64().unwrap())
+        .collect()
 }
 
 // === argo ===
@@ -407,6 +446,9 @@ fn rollout_has_the_canary_steps_and_references_the_analysis() {
     let analysis = &canary["analysis"];
     let template = analysis["templates"][0]["templateName"].as_str().unwrap();
     let c = &r["spec"]["template"]["spec"]["containers"][0];
+    // The image's entrypoint is `otlp-client run`: the args are its flags.
+    assert_eq!(c["args"][0], "--config");
+    assert_eq!(c["startupProbe"]["httpGet"]["path"], "/health/live");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health/live");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/health/ready");
 
@@ -802,4 +844,444 @@ fn no_alert_fires_on_the_scrape_of_a_healthy_running_agent() {
         Duration::from_secs(120),
     );
     assert!(out.status.success(), "{}\n{test}", text(&out));
+}
+
+// === helm ===
+
+fn chart() -> PathBuf {
+    deploy("helm/otlp-client")
+}
+
+/// Renders `chart` with `sets` (`key.path=value`) into a fresh directory;
+/// returns it with the rendered files.
+fn render_chart(chart: &Path, sets: &[&str]) -> (tempfile::TempDir, Vec<PathBuf>) {
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(python());
+    cmd.arg(root().join("tests/python/render_chart.py"))
+        .arg(chart)
+        .arg(out.path());
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let o = run(&mut cmd, Duration::from_secs(60));
+    assert!(o.status.success(), "render_chart failed:\n{}", text(&o));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    (out, files)
+}
+
+fn rendered_docs(files: &[PathBuf]) -> Vec<serde_json::Value> {
+    files.iter().flat_map(|f| yaml_docs(f)).collect()
+}
+
+fn find_named<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {docs:?}"))
+}
+
+#[test]
+fn helm_chart_renders_to_manifests_that_pass_kubernetes_validate() {
+    for (sets, expected) in [
+        (
+            &[][..],
+            &[
+                "configmap/",
+                "deployment/",
+                "service/otlp-client ",
+                "service/otlp-client-admin ",
+            ][..],
+        ),
+        (
+            &[
+                "service.headless=true",
+                "headersSecret.name=otlp-client-secret",
+                "adminService.enabled=false",
+            ][..],
+            &[
+                "configmap/",
+                "deployment/",
+                "service/otlp-client ",
+                "service/otlp-client-headless ",
+            ][..],
+        ),
+    ] {
+        let (_dir, files) = render_chart(&chart(), sets);
+        let out = kubernetes_validate(&files);
+        let t = text(&out);
+        assert!(
+            out.status.success(),
+            "{sets:?}: kubernetes-validate failed:\n{t}"
+        );
+        for kind in expected {
+            assert!(
+                t.contains(&format!("passed for resource {kind}")),
+                "{sets:?}: {kind} not validated:\n{t}"
+            );
+        }
+        assert!(!t.contains("Couldn't find schema"), "{t}");
+        let docs = rendered_docs(&files);
+        assert_eq!(
+            docs.iter()
+                .any(|d| d["metadata"]["name"] == "otlp-client-admin"),
+            !sets.contains(&"adminService.enabled=false"),
+            "{sets:?}"
+        );
+    }
+    // A broken value is refused: the validation is not vacuous.
+    let (_dir, files) = render_chart(&chart(), &["replicas=three"]);
+    assert!(!kubernetes_validate(&files).status.success());
+}
+
+#[test]
+fn helm_chart_wires_the_agent_as_deploy_kubernetes_does() {
+    let (_dir, files) = render_chart(
+        &chart(),
+        &[
+            "service.headless=true",
+            "headersSecret.name=otlp-client-secret",
+        ],
+    );
+    let docs = rendered_docs(&files);
+    let d = find_named(&docs, "Deployment", "otlp-client");
+    let plain = find_kind(
+        &yaml_docs(&deploy("kubernetes/deployment.yaml")),
+        "Deployment",
+    )
+    .clone();
+    let (c, pc) = (
+        &d["spec"]["template"]["spec"]["containers"][0],
+        &plain["spec"]["template"]["spec"]["containers"][0],
+    );
+    for key in [
+        "image",
+        "args",
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "startupProbe",
+        "securityContext",
+        "resources",
+        "volumeMounts",
+    ] {
+        assert_eq!(
+            c[key], pc[key],
+            "{key} differs from deploy/kubernetes/deployment.yaml"
+        );
+    }
+    assert_eq!(
+        d["spec"]["template"]["spec"]["securityContext"],
+        plain["spec"]["template"]["spec"]["securityContext"]
+    );
+    assert_eq!(d["spec"]["replicas"], 3);
+    let headers = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "OTEL_EXPORTER_OTLP_HEADERS")
+        .expect("headersSecret.name wires the headers");
+    assert_eq!(
+        headers["valueFrom"]["secretKeyRef"]["name"],
+        "otlp-client-secret"
+    );
+    let labels = &d["spec"]["template"]["metadata"]["labels"];
+    let svc = find_named(&docs, "Service", "otlp-client");
+    assert_eq!(service_ports(svc), BTreeSet::from([4317, 4318]));
+    let admin = find_named(&docs, "Service", "otlp-client-admin");
+    assert_eq!(service_ports(admin), BTreeSet::from([8080]));
+    let headless = find_named(&docs, "Service", "otlp-client-headless");
+    assert_eq!(headless["spec"]["clusterIP"], "None");
+    assert_eq!(service_ports(headless), BTreeSet::from([4317, 4318]));
+    for s in [svc, admin, headless] {
+        for (k, v) in s["spec"]["selector"].as_object().unwrap() {
+            assert_eq!(&labels[k], v, "{} selects no pod", s["metadata"]["name"]);
+        }
+    }
+    // The config the ConfigMap carries is a valid agent config.
+    let cm = find_named(&docs, "ConfigMap", "otlp-client-config");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"],
+        "otlp-client-config"
+    );
+    let config = cm["data"]["config.yaml"].as_str().unwrap();
+    assert!(config.contains("listen: 0.0.0.0:8080"), "{config}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let out = run(
+        bin().arg("validate-config").arg(&path),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{config}\n{}", text(&out));
+    // Without a Secret name, no headers variable (nothing dangling).
+    let (_dir, files) = render_chart(&chart(), &[]);
+    let docs = rendered_docs(&files);
+    let c = &find_named(&docs, "Deployment", "otlp-client")["spec"]["template"]["spec"]["containers"]
+        [0];
+    assert!(
+        !c["env"].to_string().contains("OTEL_EXPORTER_OTLP_HEADERS"),
+        "{c}"
+    );
+}
+
+#[test]
+fn the_chart_templater_refuses_what_it_cannot_render_like_helm() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("c");
+    std::fs::create_dir_all(chart.join("templates")).unwrap();
+    std::fs::write(
+        chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: c\nversion: 0.1.0\n",
+    )
+    .unwrap();
+    std::fs::write(chart.join("values.yaml"), "a: {b: 1}\nl: [1, 2]\n").unwrap();
+    for bad in [
+        "{{ range .Values.l }}x{{ end }}",
+        "{{ include \"x\" . }}",
+        "{{ .Values.a }}",
+        "{{ if .Values.a.b }}open",
+        "{{ .Values.a.b | upper }}",
+    ] {
+        std::fs::write(chart.join("templates/t.yaml"), bad).unwrap();
+        let out = run(
+            Command::new(python())
+                .arg(root().join("tests/python/render_chart.py"))
+                .arg(&chart)
+                .arg(dir.path().join("out")),
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(1), "{bad}: {}", text(&out));
+    }
+    std::fs::write(
+        chart.join("templates/t.yaml"),
+        "k: {{ .Values.a.b | quote }}\n{{- if not .Values.missing }}\nm: {{ .Release.Name }}\n{{- end }}\nn:\n  {{- toYaml .Values.l | nindent 2 }}\n",
+    )
+    .unwrap();
+    let (_d, files) = render_chart(&chart, &["a.b=7"]);
+    assert_eq!(
+        read(&files[0]),
+        "k: \"7\"\nm: otlp-client\nn:\n  - 1\n  - 2\n"
+    );
+}
+
+// === Dockerfile ===
+
+/// The Dockerfile's instructions: (keyword, arguments), continuation lines
+/// joined, comments dropped.
+fn dockerfile() -> Vec<(String, String)> {
+    let text = read(&root().join("Dockerfile"));
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut pending = String::new();
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('#') || (l.is_empty() && pending.is_empty()) {
+            continue;
+        }
+        match l.strip_suffix('\\') {
+            Some(head) => {
+                pending.push_str(head);
+                pending.push(' ');
+            }
+            None => {
+                pending.push_str(l);
+                let (k, v) = pending.split_once(' ').unwrap_or((&pending, ""));
+                out.push((k.to_ascii_uppercase(), v.trim().to_owned()));
+                pending.clear();
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dockerfile_builds_with_the_pinned_toolchain_and_runs_the_agent_as_non_root() {
+    let ins = dockerfile();
+    let all = |k: &str| {
+        ins.iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    let toolchain = read(&root().join("rust-toolchain.toml"));
+    let channel = toolchain
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("channel = "))
+        .unwrap()
+        .trim_matches('"');
+    assert!(
+        all("ARG").contains(&format!("RUST_VERSION={channel}").as_str()),
+        "RUST_VERSION is not {channel}: {ins:?}"
+    );
+    // Multi-stage: a rust build stage, a slim runtime that copies the binary only.
+    let froms = all("FROM");
+    assert_eq!(froms.len(), 2, "{froms:?}");
+    assert!(
+        froms[0].starts_with("rust:${RUST_VERSION}") && froms[0].ends_with("AS build"),
+        "{froms:?}"
+    );
+    assert!(
+        froms[1].contains("slim") && !froms[1].starts_with("rust"),
+        "{froms:?}"
+    );
+    let runtime_start = ins.iter().rposition(|(k, _)| k == "FROM").unwrap();
+    let runtime = &ins[runtime_start..];
+    assert!(
+        runtime.iter().any(|(k, v)| k == "COPY"
+            && v.starts_with("--from=build ")
+            && v.ends_with("/usr/local/bin/otlp-client")),
+        "{runtime:?}"
+    );
+    assert!(
+        all("RUN")
+            .iter()
+            .any(|r| r.contains("cargo build --release --locked -p otlp-client")),
+        "{ins:?}"
+    );
+    // Non-root, as the pods' securityContext (runAsUser 10001) expects.
+    let users = runtime
+        .iter()
+        .filter(|(k, _)| k == "USER")
+        .map(|(_, v)| v.as_str())
+        .collect::<Vec<_>>();
+    assert_eq!(users, ["10001:10001"], "{runtime:?}");
+    let user_at = runtime.iter().position(|(k, _)| k == "USER").unwrap();
+    assert!(
+        runtime[user_at..].iter().all(|(k, _)| k != "RUN"),
+        "nothing may run as root after USER"
+    );
+    assert_eq!(
+        all("ENTRYPOINT"),
+        [r#"["/usr/local/bin/otlp-client", "run"]"#]
+    );
+    let mut exposed: Vec<&str> = all("EXPOSE")
+        .iter()
+        .flat_map(|e| e.split_whitespace())
+        .collect();
+    exposed.sort_unstable();
+    assert_eq!(exposed, ["4317", "4318", "8080"]);
+    // The image name and tag that deploy/ runs.
+    let label = all("LABEL").join(" ");
+    let plain = find_kind(
+        &yaml_docs(&deploy("kubernetes/deployment.yaml")),
+        "Deployment",
+    )
+    .clone();
+    let image = plain["spec"]["template"]["spec"]["containers"][0]["image"]
+        .as_str()
+        .unwrap();
+    let (name, tag) = image.rsplit_once(':').unwrap();
+    assert!(
+        label.contains(&format!("org.opencontainers.image.title=\"{name}\"")),
+        "{label}"
+    );
+    assert!(
+        label.contains(&format!("org.opencontainers.image.version=\"{tag}\"")),
+        "{label}"
+    );
+    assert!(read(&root().join("Dockerfile")).contains(&format!("docker build -t {image} .")));
+    assert_eq!(
+        tag,
+        env!("CARGO_PKG_VERSION"),
+        "the image tag follows the crate version"
+    );
+    // The build context leaves out build output.
+    let ignore = read(&root().join(".dockerignore"));
+    assert!(ignore.lines().any(|l| l.trim() == "target"), "{ignore}");
+    // The manifests' args are flags of `run`, which the entrypoint names.
+    let args = plain["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .unwrap();
+    assert_ne!(args[0], "run", "the entrypoint already says run");
+}
+
+// === systemd ===
+
+fn systemd_analyze() -> PathBuf {
+    let p = Path::new("/usr/bin/systemd-analyze");
+    assert!(
+        p.exists(),
+        "systemd-analyze not found: install the Debian package `systemd`"
+    );
+    p.to_path_buf()
+}
+
+/// The unit with its binary path pointed at the binary under test, so that
+/// `verify` checks a real executable.
+fn unit_under_test(dir: &Path, unit: &str) -> PathBuf {
+    let exe = env!("CARGO_BIN_EXE_otlp-client");
+    let path = dir.join("otlp-client.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/otlp-client", exe)).unwrap();
+    path
+}
+
+#[test]
+fn systemd_unit_verifies_cleanly_and_is_hardened() {
+    let unit = read(&deploy("systemd/otlp-client.service"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = unit_under_test(dir.path(), &unit);
+    let out = run(
+        Command::new(systemd_analyze())
+            .args(["verify", "--man=no"])
+            .arg(&path),
+        Duration::from_secs(60),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).trim().is_empty(),
+        "systemd-analyze verify warns:\n{}",
+        text(&out)
+    );
+    // Exposure at most 2.0 of 10 (systemd prints it; the threshold is x10).
+    let security = |path: &Path| {
+        run(
+            Command::new(systemd_analyze())
+                .args(["security", "--offline=yes", "--threshold=20", "--no-pager"])
+                .arg(path),
+            Duration::from_secs(60),
+        )
+    };
+    let out = security(&path);
+    assert!(out.status.success(), "exposure above 2.0:\n{}", text(&out));
+    for required in [
+        "ExecStart=/usr/local/bin/otlp-client run --config /etc/otlp/config.yaml",
+        "StateDirectory=otlp-client",
+        "KillSignal=SIGTERM",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+    ] {
+        assert!(unit.contains(required), "{required} missing");
+    }
+    // The stop timeout leaves the agent's flush time to finish.
+    assert!(unit.contains("--shutdown-timeout 20s") && unit.contains("TimeoutStopSec=30s"));
+    // The checks bite: a misspelt key warns, an unhardened unit is exposed.
+    let bad = tempfile::tempdir().unwrap();
+    let path = unit_under_test(
+        bad.path(),
+        &unit.replace("ProtectSystem=strict", "ProtectSytem=strict"),
+    );
+    let out = run(
+        Command::new(systemd_analyze())
+            .args(["verify", "--man=no"])
+            .arg(&path),
+        Duration::from_secs(60),
+    );
+    assert!(text(&out).contains("Unknown key"), "{}", text(&out));
+    let soft: String = unit
+        .lines()
+        .filter(|l| {
+            !l.starts_with("Protect")
+                && !l.starts_with("Private")
+                && !l.starts_with("Restrict")
+                && !l.starts_with("SystemCall")
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = unit_under_test(bad.path(), &soft);
+    assert!(
+        !security(&path).status.success(),
+        "an unhardened unit passes the threshold"
+    );
 }

@@ -1,4 +1,4 @@
-//! The admin HTTP server: `/health`, `/health/live`, `/health/ready`,
+//! The admin HTTP server: the status page `/` and `/status.json`, `/health`, `/health/live`, `/health/ready`,
 //! `/metrics`, `/debug/logs` and `/debug/profile`.
 //!
 //! It runs on hyper 1 (HTTP/1.1 only), answers `GET` and `HEAD` and nothing
@@ -45,8 +45,11 @@ use tokio::{
 
 use crate::{
     HealthChecker, HealthReport, LogRing, OPENMETRICS_CONTENT_TYPE, ObservabilityError,
-    PROMETHEUS_TEXT_CONTENT_TYPE, SelfMetrics, StageProfiler,
+    PROMETHEUS_TEXT_CONTENT_TYPE, SelfMetrics, StageProfiler, Status,
 };
+
+/// The status page's content type.
+const HTML_CONTENT_TYPE: &str = "text/html; charset=utf-8";
 
 /// What the admin server serves: the metrics, the health checks and,
 /// optionally, the log ring and the stage profiler.
@@ -569,15 +572,34 @@ async fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Byt
             }
             None => text(StatusCode::NOT_FOUND, "the stage profiler is not enabled\n"),
         },
-        "/" => text(
-            StatusCode::OK,
-            "/health /health/live /health/ready /metrics /debug/logs /debug/losses /debug/profile\n",
-        ),
+        "/" => match status(state).await {
+            Ok(s) => respond(StatusCode::OK, HTML_CONTENT_TYPE, s.to_html()),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        },
+        "/status.json" => match status(state).await {
+            Ok(s) => json(StatusCode::OK, s.to_json()),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        },
         _ => text(
             StatusCode::NOT_FOUND,
             "not found; see / for the endpoints\n",
         ),
     }
+}
+
+/// The snapshot behind `/` and `/status.json`.
+async fn status(state: &AdminState) -> Result<Status, ObservabilityError> {
+    let exposition = state.metrics.encode_text()?;
+    let health = state.health.check_all().await;
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    Ok(Status::new(
+        &exposition,
+        health,
+        state.metrics.losses().recent(),
+        unix_ms,
+    ))
 }
 
 fn health(report: HealthReport) -> Response<Full<Bytes>> {

@@ -62,12 +62,16 @@ pub mod names;
 mod process;
 mod profiler;
 mod self_metrics;
+mod status;
+#[cfg(feature = "admin")]
+mod status_page;
 
 #[cfg(feature = "admin")]
 pub use self::admin::{AdminServer, AdminState, BoundAdmin};
 #[cfg(feature = "logging")]
 pub use self::logging::{LogFormat, LogOptions, UnknownLogFormat, init_logging};
 pub use self::losses::{Loss, LossLog};
+pub use self::status::{QueueStatus, SignalStatus, Status};
 pub use self::{
     error::ObservabilityError,
     health::{

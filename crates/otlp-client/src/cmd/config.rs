@@ -38,7 +38,10 @@ pub(crate) fn explain(args: &ExplainArgs) -> ExitCode {
     finish(explain_config(
         args.config.as_deref(),
         Env::from_process(),
-        super::flags(args.endpoint.as_deref(), args.protocol.as_deref()),
+        super::flags(
+            args.endpoint.as_deref(),
+            args.protocol.map(crate::cli::ProtocolArg::as_str),
+        ),
         format(args.format),
     ))
 }

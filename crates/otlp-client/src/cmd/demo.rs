@@ -16,7 +16,7 @@ use super::{
     sink::RunningSink,
     stdout::outln,
 };
-use crate::cli::{DemoArgs, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE};
+use crate::cli::{DemoArgs, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ProtocolArg};
 
 /// `demo [--count N] [--protocol P]`.
 pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
@@ -28,8 +28,8 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let endpoint = match args.protocol.as_str() {
-        "grpc" => format!("http://{}", sink.grpc),
+    let endpoint = match args.protocol {
+        ProtocolArg::Grpc => format!("http://{}", sink.grpc),
         _ => format!("http://{}", sink.http),
     };
     outln!("embedded sink (stands in for a collector):");
@@ -73,14 +73,16 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
             .await;
     });
     outln!("admin server:");
+    outln!("  http://{admin_addr}/          status page (refreshes itself)");
     outln!("  http://{admin_addr}/metrics");
     outln!("  http://{admin_addr}/health");
+    outln!("  otlp-client top --admin {admin_addr}   live view in the terminal (with --linger)");
     outln!(
         "\nsending {} spans, {} metric points and {} log records over {} ...\n",
         args.count,
         args.count,
         args.count,
-        args.protocol
+        args.protocol.as_str()
     );
     let workload = Workload {
         signals: otlp::core::Signal::ALL.to_vec(),

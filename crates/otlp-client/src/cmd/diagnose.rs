@@ -4,22 +4,22 @@
 use std::process::ExitCode;
 
 use otlp::{
-    config::{ConfigFile, Env, Sources},
+    config::{Config, ConfigFile, Env, Sources},
     core::Signal,
-    transport::{Protocol, TlsConfig, diagnose::Verdict},
+    transport::{Diagnosis, Protocol, TlsConfig, diagnose::Verdict},
 };
 
 use super::stdout::outln;
-use crate::cli::{DiagnoseArgs, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE};
+use crate::cli::{DiagnoseArgs, EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Format, ProtocolArg};
 
-/// `diagnose [--endpoint URL] [--protocol P] [--config FILE] [--json]`.
+/// `diagnose [--endpoint URL] [--protocol P] [--config FILE] [--format json]`.
 pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
     // Resolve endpoint, protocol and TLS files exactly as `run` would.
     let mut sources = Sources::new()
         .with_env(Env::from_process())
         .with_flags(super::flags(
             args.endpoint.as_deref(),
-            args.protocol.as_deref(),
+            args.protocol.map(ProtocolArg::as_str),
         ));
     if let Some(path) = &args.config {
         match ConfigFile::read(path) {
@@ -42,7 +42,30 @@ pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
-    let sc = resolved.config.signal(Signal::Traces);
+    let report = probe(&resolved.config, args.timeout).await;
+    if args.output_format() == Format::Json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&report)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        );
+    } else {
+        outln!(
+            "{}",
+            super::style::paint_verdicts(&report.to_string(), super::style::colour_stdout())
+        );
+    }
+    if report.steps.iter().any(|s| s.verdict == Verdict::Fail) {
+        ExitCode::from(EXIT_PROBLEM)
+    } else {
+        ExitCode::from(EXIT_OK)
+    }
+}
+
+/// Diagnoses the upstream of a resolved (valid) config: the traces
+/// endpoint, its protocol and TLS files, each step bounded by `timeout`.
+pub(crate) async fn probe(config: &Config, timeout: std::time::Duration) -> Diagnosis {
+    let sc = config.signal(Signal::Traces);
     let protocol = match sc.protocol {
         otlp::config::Protocol::Grpc => Protocol::Grpc,
         otlp::config::Protocol::HttpProtobuf => Protocol::HttpProtobuf,
@@ -55,20 +78,5 @@ pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
         insecure: sc.tls.insecure,
         insecure_skip_verify: sc.tls.insecure_skip_verify,
     };
-    let report =
-        otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, args.timeout).await;
-    if args.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report)
-                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-        );
-    } else {
-        outln!("{report}");
-    }
-    if report.steps.iter().any(|s| s.verdict == Verdict::Fail) {
-        ExitCode::from(EXIT_PROBLEM)
-    } else {
-        ExitCode::from(EXIT_OK)
-    }
+    otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, timeout).await
 }

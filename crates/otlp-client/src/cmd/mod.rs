@@ -3,12 +3,18 @@
 pub(crate) mod config;
 mod demo;
 mod diagnose;
+mod doctor;
 mod fdlimit;
 mod generate;
+pub(crate) mod generate_docs;
+mod http;
+mod replay;
 mod run;
 mod send;
 pub(crate) mod sink;
 pub(crate) mod stdout;
+pub(crate) mod style;
+pub(crate) mod top;
 
 use std::{path::Path, process::ExitCode};
 
@@ -57,8 +63,13 @@ pub(crate) fn runtime(
             Command::Send(args) => send::send(args).await,
             Command::Sink(args) => sink::sink(args).await,
             Command::Diagnose(args) => diagnose::diagnose(args).await,
+            Command::Doctor(args) => doctor::doctor(args).await,
             Command::Demo(args) => demo::demo(args, ring).await,
-            Command::ValidateConfig(_) | Command::ExplainConfig(_) => ExitCode::from(EXIT_USAGE),
+            Command::ValidateConfig(_)
+            | Command::ExplainConfig(_)
+            | Command::Completions(_)
+            | Command::Man
+            | Command::Top(_) => ExitCode::from(EXIT_USAGE),
         }
     })
 }

@@ -11,7 +11,7 @@ use otlp::{
 };
 use tokio::sync::watch;
 
-use crate::cli::{EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, RunArgs};
+use crate::cli::{EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, ProtocolArg, RunArgs};
 
 /// `run --config FILE`.
 pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
@@ -19,7 +19,7 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
         .with_env(Env::from_process())
         .with_flags(super::flags(
             args.export.endpoint.as_deref(),
-            args.export.protocol.as_deref(),
+            args.export.protocol.map(ProtocolArg::as_str),
         ));
     if let Some(path) = &args.export.config {
         builder = match builder.with_config_file(path) {
@@ -138,7 +138,21 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
         let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
     }
     let report = otlp.shutdown(args.shutdown_timeout).await;
-    tracing::info!(?report, "shutdown complete");
+    // One field per figure, so JSON logs carry numbers a log pipeline can
+    // query (`fields.sent`), not a Debug dump of the report.
+    let totals = report.stats.total();
+    tracing::info!(
+        sent = report.sent,
+        dropped = report.dropped,
+        failed = report.failed,
+        left_queued = report.left_queued,
+        drained = report.drained,
+        accepted = totals.accepted,
+        traces_sent = report.stats.signal(otlp::core::Signal::Traces).sent,
+        metrics_sent = report.stats.signal(otlp::core::Signal::Metrics).sent,
+        logs_sent = report.stats.signal(otlp::core::Signal::Logs).sent,
+        "shutdown complete"
+    );
     println!(
         "shutdown: sent {} dropped {} failed {} left queued {}{}",
         report.sent,

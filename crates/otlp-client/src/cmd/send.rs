@@ -5,6 +5,7 @@
 use std::{
     collections::BTreeMap,
     io::IsTerminal,
+    path::Path,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -20,7 +21,7 @@ use otlp::{
 use serde::Serialize;
 
 use super::{generate::Generator, stdout::outln};
-use crate::cli::{EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Format, SendArgs, SignalArg};
+use crate::cli::{EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, Format, ProtocolArg, SendArgs, SignalArg};
 
 /// The final report of a load run.
 #[derive(Debug, Serialize)]
@@ -87,7 +88,7 @@ pub(crate) async fn send(args: SendArgs) -> ExitCode {
     let mut builder = Otlp::builder().with_env(Env::from_process()).with_flags(
         super::flags(
             args.export.endpoint.as_deref(),
-            args.export.protocol.as_deref(),
+            args.export.protocol.map(ProtocolArg::as_str),
         )
         .with_flag("--overflow", "queue.overflow", args.overflow.as_str()),
     );
@@ -107,6 +108,9 @@ pub(crate) async fn send(args: SendArgs) -> ExitCode {
             return ExitCode::from(EXIT_PROBLEM);
         }
     };
+    if let Some(path) = &args.replay {
+        return replay(&otlp, path, args.flush_timeout, args.format).await;
+    }
     let workload = Workload {
         signals: signals(args.signal),
         count: match (args.count, args.duration) {
@@ -121,17 +125,61 @@ pub(crate) async fn send(args: SendArgs) -> ExitCode {
         progress: std::io::stderr().is_terminal(),
     };
     let report = run_workload(&otlp, &workload).await;
-    match args.report {
+    output(&report, args.format);
+    exit_code(&report)
+}
+
+fn output(report: &Report, format: Format) {
+    match format {
         Format::Json => outln!(
             "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
+            serde_json::to_string_pretty(report).unwrap_or_default()
         ),
-        Format::Text => print_report(&report),
+        Format::Text => print_report(report),
     }
+}
+
+fn exit_code(report: &Report) -> ExitCode {
     if report.sent == report.generated {
         ExitCode::from(EXIT_OK)
     } else {
         ExitCode::from(EXIT_PROBLEM)
+    }
+}
+
+/// `send --replay FILE`: every request of the file through the stack, then
+/// the same report as for generated load. The data is sent as recorded: no
+/// resource of the load generator's, whatever OTEL_SERVICE_NAME says.
+async fn replay(otlp: &Otlp, path: &Path, flush_timeout: Duration, format: Format) -> ExitCode {
+    let sender = otlp.sender();
+    let started = Instant::now();
+    // Drops are counted by the pipeline; the report shows them.
+    let replayed = super::replay::replay(path, |batch| {
+        let sender = sender.clone();
+        async move {
+            let _ = sender.send_batch(batch).await;
+        }
+    })
+    .await;
+    let signals: Vec<Signal> = replayed.per_signal.keys().copied().collect();
+    let report = finish(otlp, &signals, replayed.items, started, flush_timeout).await;
+    output(&report, format);
+    match &replayed.error {
+        Some(e) => {
+            eprintln!(
+                "otlp-client send: replay stopped after {} requests ({} items): {e}",
+                replayed.requests, replayed.items
+            );
+            ExitCode::from(EXIT_USAGE)
+        }
+        None if replayed.requests == 0 => {
+            eprintln!(
+                "otlp-client send: {} holds no export request",
+                path.display()
+            );
+            ExitCode::from(EXIT_USAGE)
+        }
+        None => exit_code(&report),
     }
 }
 
@@ -150,17 +198,7 @@ pub(crate) async fn run_workload(otlp: &Otlp, w: &Workload) -> Report {
     let generator = Generator::new(&resource, w.attributes, w.attribute_size);
     let sender = otlp.sender();
     let total = w.count.map(|c| c * w.signals.len() as u64);
-    let bar = if w.progress {
-        let bar = total.map_or_else(ProgressBar::new_spinner, ProgressBar::new);
-        if let Ok(style) = ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} items ({per_sec})",
-        ) {
-            bar.set_style(style);
-        }
-        Some(bar)
-    } else {
-        None
-    };
+    let bar = w.progress.then(|| Progress::new(total, w.duration));
     let started = Instant::now();
     let mut generated = 0u64;
     let mut last_line = Instant::now();
@@ -190,7 +228,7 @@ pub(crate) async fn run_workload(otlp: &Otlp, w: &Workload) -> Report {
             n += 1;
         }
         if let Some(bar) = &bar {
-            bar.set_position(generated);
+            bar.update(generated, started.elapsed());
         } else if last_line.elapsed() >= Duration::from_secs(1) {
             last_line = Instant::now();
             eprintln!(
@@ -201,18 +239,27 @@ pub(crate) async fn run_workload(otlp: &Otlp, w: &Workload) -> Report {
         // Let the exporters run even on a busy runtime.
         tokio::task::yield_now().await;
     }
-    if let Some(bar) = &bar {
-        bar.set_position(generated);
+    if let Some(bar) = bar {
+        bar.update(generated, started.elapsed());
+        bar.bar.finish_and_clear();
     }
-    let _ = tokio::time::timeout(w.flush_timeout, otlp.flush()).await;
+    finish(otlp, &w.signals, generated, started, w.flush_timeout).await
+}
+
+/// Waits for delivery (up to `flush_timeout`), shuts the pipeline down and
+/// reports on `generated` items of `signals`.
+async fn finish(
+    otlp: &Otlp,
+    signals: &[Signal],
+    generated: u64,
+    started: Instant,
+    flush_timeout: Duration,
+) -> Report {
+    let _ = tokio::time::timeout(flush_timeout, otlp.flush()).await;
     let elapsed = started.elapsed();
     let shutdown = otlp.shutdown(Duration::from_secs(1)).await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
     let total_stats = shutdown.stats.total();
-    let per_signal = w
-        .signals
+    let per_signal = signals
         .iter()
         .map(|&s| {
             (
@@ -224,7 +271,7 @@ pub(crate) async fn run_workload(otlp: &Otlp, w: &Workload) -> Report {
     let profile = otlp.profiler().report();
     let send = profile.stage(Stage::Send);
     Report {
-        signals: w.signals.iter().map(|s| s.as_str()).collect(),
+        signals: signals.iter().map(|s| s.as_str()).collect(),
         generated,
         accepted: total_stats.accepted,
         sent: shutdown.sent,
@@ -239,6 +286,63 @@ pub(crate) async fn run_workload(otlp: &Otlp, w: &Workload) -> Report {
         per_signal,
         profile: profile.to_text(),
     }
+}
+
+/// The progress bar on a terminal: items out of the total with `--count`,
+/// elapsed out of total time with `--duration` (the item count has no
+/// total there, so a bar of items would stay empty).
+struct Progress {
+    bar: ProgressBar,
+    /// `--duration`: the bar measures time in milliseconds.
+    duration: Option<Duration>,
+}
+
+impl Progress {
+    fn new(total_items: Option<u64>, duration: Option<Duration>) -> Self {
+        let (bar, template) = match (total_items, duration) {
+            (Some(n), _) => (
+                ProgressBar::new(n),
+                "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} items ({per_sec})",
+            ),
+            (None, Some(d)) => (ProgressBar::new(duration_ms(d)), "{spinner} {bar:40} {msg}"),
+            (None, None) => (ProgressBar::new_spinner(), "{spinner} {msg}"),
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        Self {
+            bar,
+            duration: total_items.is_none().then_some(duration).flatten(),
+        }
+    }
+
+    fn update(&self, generated: u64, elapsed: Duration) {
+        match self.duration {
+            Some(total) => {
+                self.bar.set_position(duration_ms(elapsed.min(total)));
+                self.bar
+                    .set_message(duration_message(elapsed, total, generated));
+            }
+            None => self.bar.set_position(generated),
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `00:00:03/00:00:10, 41200 items`.
+fn duration_message(elapsed: Duration, total: Duration, generated: u64) -> String {
+    let hms = |d: Duration| {
+        let s = d.as_secs();
+        format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    };
+    format!(
+        "{}/{}, {generated} items",
+        hms(elapsed.min(total)),
+        hms(total)
+    )
 }
 
 fn signal_report(stats: &SignalStats, last_error: Option<String>) -> SignalReport {
@@ -355,4 +459,39 @@ pub(crate) fn print_report(r: &Report) {
         }
     }
     outln!("stage profile:\n{}", r.profile);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duration_progress_shows_elapsed_out_of_total_time() {
+        assert_eq!(
+            duration_message(
+                Duration::from_millis(3_400),
+                Duration::from_secs(10),
+                41_200
+            ),
+            "00:00:03/00:00:10, 41200 items"
+        );
+        // Delivery after the deadline never shows more than the total.
+        assert_eq!(
+            duration_message(Duration::from_secs(75), Duration::from_secs(60), 7),
+            "00:01:00/00:01:00, 7 items"
+        );
+        let p = Progress::new(None, Some(Duration::from_secs(10)));
+        assert_eq!(p.bar.length(), Some(10_000));
+        p.update(41_200, Duration::from_secs(4));
+        assert_eq!(p.bar.position(), 4_000);
+        assert_eq!(p.bar.message(), "00:00:04/00:00:10, 41200 items");
+    }
+
+    #[test]
+    fn count_progress_counts_items_out_of_the_total() {
+        let p = Progress::new(Some(300), None);
+        assert_eq!(p.bar.length(), Some(300));
+        p.update(120, Duration::from_secs(4));
+        assert_eq!(p.bar.position(), 120);
+    }
 }

@@ -278,3 +278,146 @@ pub fn start_agent(upstream: &str, dir: &Path, receivers_extra: &str) -> AgentPr
         admin,
     }
 }
+
+/// `otlp-client run` with every listener on 127.0.0.1:0 and JSON logs, the
+/// addresses read back from its log lines; killed on drop.
+pub struct LoggingAgent {
+    pub proc: Proc,
+    pub grpc: String,
+    pub http: String,
+    pub admin: String,
+    /// Every later stderr line (bounded: the reader blocks when 4096 are unread).
+    pub lines: std::sync::mpsc::Receiver<String>,
+    /// The lines read while starting.
+    pub seen: Vec<String>,
+}
+
+/// Starts the agent forwarding to `upstream` over gRPC with `extra` YAML
+/// appended to its config, and waits (up to 60 s) until it logged the
+/// addresses of its admin server and both receivers.
+pub fn start_logging_agent(upstream: &str, dir: &Path, extra: &str) -> LoggingAgent {
+    let config = dir.join("agent.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "endpoint: http://{upstream}\nprotocol: grpc\ntimeout: 1s\n\
+             receivers:\n  grpc: 127.0.0.1:0\n  http: 127.0.0.1:0\n\
+             admin:\n  listen: 127.0.0.1:0\n\
+             batch:\n  batch_timeout: 100ms\n{extra}"
+        ),
+    )
+    .unwrap();
+    let mut child = bin()
+        .args([
+            "run",
+            "--log-format",
+            "json",
+            "--shutdown-timeout",
+            "2s",
+            "--config",
+        ])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let proc = Proc(child);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(4096);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut admin, mut grpc, mut http) = (None, None, None);
+    let mut seen = Vec::new();
+    while admin.is_none() || grpc.is_none() || http.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            panic!(
+                "agent did not log its addresses within 60s:\n{}",
+                seen.join("\n")
+            );
+        };
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            let msg = v["message"].as_str().unwrap_or("");
+            let addr = v["addr"].as_str().map(str::to_owned);
+            if msg.starts_with("admin server") {
+                admin = addr;
+            } else if msg.starts_with("OTLP/gRPC receiver") {
+                grpc = addr;
+            } else if msg.starts_with("OTLP/HTTP receiver") {
+                http = addr;
+            }
+        }
+        seen.push(line);
+    }
+    LoggingAgent {
+        proc,
+        grpc: grpc.unwrap(),
+        http: http.unwrap(),
+        admin: admin.unwrap(),
+        lines: rx,
+        seen,
+    }
+}
+
+impl LoggingAgent {
+    /// Sends SIGTERM and returns every line logged until the agent exited
+    /// (within 30 s), with its exit code.
+    #[cfg(unix)]
+    pub fn terminate(mut self) -> (Option<i32>, Vec<String>) {
+        let pid = self.proc.0.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(kill.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut lines = Vec::new();
+        loop {
+            match self.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => lines.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = self.proc.0.wait().unwrap();
+                    return (status.code(), lines);
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not stop within 30s:\n{}",
+                lines.join("\n")
+            );
+        }
+    }
+}
+
+/// Runs `command` (a shell command line) with its stdout and stderr on a
+/// pseudo-terminal, through util-linux `script`; returns what the terminal
+/// showed and the exit code.
+pub fn on_a_terminal(
+    command: &str,
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> (Option<i32>, String) {
+    let mut cmd = Command::new("script");
+    cmd.args(["-qefc", command, "/dev/null"])
+        .env("TERM", "xterm-256color");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    for (k, _) in std::env::vars() {
+        let ours = k.starts_with("OTEL_") || k.starts_with("OTLP_") || k == "NO_COLOR";
+        if ours && !env.iter().any(|(e, _)| *e == k) {
+            cmd.env_remove(k);
+        }
+    }
+    let out = run(&mut cmd, limit);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}

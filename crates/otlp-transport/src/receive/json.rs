@@ -7,13 +7,11 @@ use otlp_core::{Batch, Signal};
 
 /// Decodes an OTLP/JSON export request of `signal` into an encoded batch,
 /// validated as the receivers validate protobuf requests (the HTTP
-/// receiver's JSON path, `otlp-client send --replay`).
+/// receiver's JSON path, and [`super::from_otlp_json`]).
 ///
-/// # Errors
-///
-/// A message for the client naming the field's path (or the line and
-/// column of broken JSON): never a batch with data left out.
-pub fn to_batch(signal: Signal, json: &[u8]) -> Result<Batch, String> {
+/// The error is a message for the client naming the field's path (or the
+/// line and column of broken JSON): never a batch with data left out.
+pub(crate) fn to_batch(signal: Signal, json: &[u8]) -> Result<Batch, String> {
     let encoded = crate::json::to_protobuf(signal, json)
         .map_err(|e| format!("malformed OTLP/JSON {signal} request: {e}"))?;
     // JSON decoding guarantees UTF-8 but not ids' lengths or nesting depth.

@@ -37,8 +37,6 @@ mod grpc;
 mod http;
 #[cfg(feature = "http-json")]
 mod json;
-#[cfg(feature = "http-json")]
-pub use self::json::to_batch as from_otlp_json;
 mod limits;
 mod rpc;
 mod serve;
@@ -51,6 +49,31 @@ pub use self::http::{GetHandler, HttpReceiver};
 pub use self::{
     budget::IntakeBudget, error::ReceiveError, limits::ReceiverLimits, tls::ReceiverTls,
 };
+
+/// Decodes one OTLP/JSON export request of `signal` (the body an OTLP/HTTP
+/// JSON client posts, and one line of `otlp-client sink --output`) into an
+/// encoded [`Batch`], by the HTTP receiver's own rules: every proto3 JSON
+/// spelling (numbers as strings, `"NaN"` / `"Infinity"`, `null`, enum names,
+/// snake_case keys) plus OTLP's hex ids, unknown fields ignored, then the
+/// receiver's validation of the encoded request.
+///
+/// ```
+/// use otlp_core::Signal;
+///
+/// let line = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"work"}]}]}]}"#;
+/// let batch = otlp_transport::from_otlp_json(Signal::Traces, line).unwrap();
+/// assert_eq!(batch.items(), 1);
+/// assert!(otlp_transport::from_otlp_json(Signal::Traces, b"{").is_err());
+/// ```
+///
+/// # Errors
+///
+/// A message naming what is malformed (with line and column for JSON
+/// syntax), as the receiver would answer a client.
+#[cfg(feature = "http-json")]
+pub fn from_otlp_json(signal: otlp_core::Signal, json: &[u8]) -> Result<Batch, String> {
+    self::json::to_batch(signal, json)
+}
 
 /// A receiver bound to its socket, ready to serve.
 ///
