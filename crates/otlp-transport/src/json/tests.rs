@@ -434,3 +434,35 @@ proptest! {
         prop_assert!(batch.is_ok(), "{:?}", batch.err());
     }
 }
+
+#[test]
+fn deep_nesting_is_refused_without_exhausting_a_blocking_threads_stack() {
+    // Deeper than serde_json lets a value nest (128), in a known field
+    // (AnyValue lists) and in an unknown one, on a thread with the 2 MiB
+    // stack of tokio's blocking pool (debug builds use the most stack).
+    let any = format!(
+        r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{}1{}}}]}}]}}]}}"#,
+        r#"{"arrayValue":{"values":["#.repeat(200),
+        "]}}".repeat(200)
+    );
+    let unknown = format!(
+        r#"{{"resourceLogs":[{{"x":{}1{}}}]}}"#,
+        "[".repeat(5000),
+        "]".repeat(5000)
+    );
+    let results = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            [any, unknown].map(|json| to_protobuf(Signal::Logs, json.as_bytes()).map(|_| ()))
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    // A known field nests through the decoder: refused at serde_json's limit.
+    let [any, unknown] = results;
+    let err = any.unwrap_err();
+    assert!(err.contains("recursion limit exceeded"), "{err}");
+    // An unknown one is skipped by serde_json's iterative skipper: no stack
+    // used, nothing kept.
+    assert_eq!(unknown, Ok(()));
+}
