@@ -140,7 +140,14 @@ fn metrics() -> ExportMetricsServiceRequest {
                     Metric {
                         name: "temperature".into(),
                         data: Some(Data::Gauge(Gauge {
-                            data_points: vec![point(number_data_point::Value::AsDouble(21.25))],
+                            // Non-finite doubles travel by name in OTLP/JSON
+                            // ("NaN", "Infinity", "-Infinity").
+                            data_points: vec![
+                                point(number_data_point::Value::AsDouble(21.25)),
+                                point(number_data_point::Value::AsDouble(f64::NAN)),
+                                point(number_data_point::Value::AsDouble(f64::INFINITY)),
+                                point(number_data_point::Value::AsDouble(f64::NEG_INFINITY)),
+                            ],
                         })),
                         ..Default::default()
                     },

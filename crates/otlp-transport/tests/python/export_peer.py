@@ -38,16 +38,21 @@ done = threading.Event()
 count = 0
 
 
+def same(a, b):
+    return a.SerializeToString(deterministic=True) == b.SerializeToString(deterministic=True)
+
+
 def report(transport, signal, message, headers):
     global seen
     want = expected[signal]
     line = {
         "transport": transport,
         "signal": signal,
-        "equal": message == want,
+        # Compared as deterministic bytes: NaN != NaN in message equality.
+        "equal": same(message, want),
         "user_agent": headers.get("user-agent", ""),
     }
-    if message != want:
+    if not same(message, want):
         line["got"] = json_format.MessageToDict(message)
         line["want"] = json_format.MessageToDict(want)
     with lock:
