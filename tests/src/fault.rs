@@ -31,6 +31,7 @@ use hyper_util::{
     server::conn::auto,
 };
 use otlp_core::{Signal, count_items};
+use otlp_transport::google_rpc;
 use prost::Message;
 use tokio::{
     net::{TcpListener, TcpSocket},
@@ -177,42 +178,6 @@ struct State {
 struct Frames {
     frames: VecDeque<Frame<Bytes>>,
     fail_at_end: bool,
-}
-
-/// A `google.rpc.Status`, for `grpc-status-details-bin`.
-#[derive(Clone, PartialEq, Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<Any>,
-}
-
-/// A `google.protobuf.Any`.
-#[derive(Clone, PartialEq, Message)]
-struct Any {
-    #[prost(string, tag = "1")]
-    type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    value: Vec<u8>,
-}
-
-/// A `google.rpc.RetryInfo`.
-#[derive(Clone, PartialEq, Message)]
-struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    retry_delay: Option<ProtoDuration>,
-}
-
-/// A `google.protobuf.Duration`.
-#[derive(Clone, PartialEq, Message)]
-struct ProtoDuration {
-    #[prost(int64, tag = "1")]
-    seconds: i64,
-    #[prost(int32, tag = "2")]
-    nanos: i32,
 }
 
 /// An `Export*ServiceResponse` (the three signals share the layout: field 1
@@ -836,21 +801,8 @@ fn grpc_error(code: i32, message: &str, retry: Option<Duration>) -> Response<Fra
         h.insert("grpc-message", v);
     }
     if let Some(d) = retry {
-        let info = RetryInfo {
-            retry_delay: Some(ProtoDuration {
-                seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
-            }),
-        };
-        let status = RpcStatus {
-            code,
-            message: message.to_owned(),
-            details: vec![Any {
-                type_url: "type.googleapis.com/google.rpc.RetryInfo".to_owned(),
-                value: info.encode_to_vec(),
-            }],
-        };
-        if let Ok(v) = HeaderValue::from_str(&base64(&status.encode_to_vec())) {
+        let status = google_rpc::encode_status(code, message, Some(d));
+        if let Ok(v) = HeaderValue::from_str(&base64(&status)) {
             h.insert("grpc-status-details-bin", v);
         }
     }
@@ -891,30 +843,13 @@ pub fn base64(data: &[u8]) -> String {
 
 /// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), rounded up to the next second.
 pub fn http_date(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    // Days since the epoch to a civil date (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MO: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} GMT",
-        WD[(days % 7) as usize],
-        MO[(month - 1) as usize]
-    )
+    let rounded = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) if d.subsec_nanos() > 0 => {
+            t + Duration::from_nanos(u64::from(1_000_000_000 - d.subsec_nanos()))
+        }
+        _ => t,
+    };
+    httpdate::fmt_http_date(rounded)
 }
 
 #[cfg(test)]
@@ -926,6 +861,11 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(784_111_777);
         assert_eq!(http_date(t), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(http_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
+        // A fraction of a second rounds up, so the date is never before `t`.
+        assert_eq!(
+            http_date(t + Duration::from_millis(1)),
+            "Sun, 06 Nov 1994 08:49:38 GMT"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::{
     process::{Child, Command, Stdio},
     sync::mpsc,
     thread,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime},
 };
 
 use crate::{Result, root};
@@ -1319,30 +1319,6 @@ fn machine() -> String {
     )
 }
 
-/// Today's date (UTC) as YYYY-MM-DD HH:MM, from the system clock.
-fn utc_now() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    civil(secs)
-}
-
-fn civil(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC")
-}
-
 fn mib(kib: f64) -> f64 {
     kib / 1024.0
 }
@@ -1376,7 +1352,11 @@ fn render(
         md,
         "<!-- Written by `cargo xtask bench` (xtask/src/bench.rs); rerun it rather than editing. -->\n"
     );
-    let _ = writeln!(md, "Measured {} with `{cmd}`.", utc_now());
+    let _ = writeln!(
+        md,
+        "Measured {} with `{cmd}`.",
+        crate::reliability::date_utc(SystemTime::now())
+    );
     let _ = writeln!(
         md,
         "Each number is the median of {} run(s) of {} items per scenario.\n",
@@ -1709,13 +1689,6 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(Vec::new()), 0.0);
-    }
-
-    #[test]
-    fn civil_dates_are_correct() {
-        assert_eq!(civil(0), "1970-01-01 00:00 UTC");
-        assert_eq!(civil(951_782_400 + 3_660), "2000-02-29 01:01 UTC");
-        assert_eq!(civil(1_767_225_600), "2026-01-01 00:00 UTC");
     }
 
     #[test]
