@@ -63,7 +63,7 @@ const SUITES: [(&str, &str); 11] = [
     ),
     (
         "leaks",
-        "Leak check of the agent under valgrind memcheck, full mode only (tests/tests/agent.rs)",
+        "Leak check of the agent under valgrind memcheck, full mode only (tests/tests/valgrind.rs, a target `cargo test` skips)",
     ),
     (
         "tls",
@@ -99,6 +99,26 @@ pub(crate) fn run(args: &[String]) -> Result {
         ],
         &envs,
     );
+    // The valgrind leak check is a target of its own that `cargo test`
+    // skips (`test = false`); full mode runs it by name.
+    let outcome = if quick {
+        outcome
+    } else {
+        let leaks = crate::run(
+            "cargo",
+            &[
+                "test",
+                "-p",
+                "otlp-e2e",
+                "--test",
+                "valgrind",
+                "--",
+                "--nocapture",
+            ],
+            &envs,
+        );
+        outcome.and(leaks)
+    };
     let text = std::fs::read_to_string(&results).unwrap_or_default();
     let mut rows = Vec::new();
     for (i, line) in text
