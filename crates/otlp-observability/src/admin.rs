@@ -581,11 +581,9 @@ async fn route(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Byt
 }
 
 fn health(report: HealthReport) -> Response<Full<Bytes>> {
-    let status = if report.status.is_ok() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    // The report decides 200 or 503 (`HealthReport::http_status`); both are valid codes.
+    let status =
+        StatusCode::from_u16(report.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     json(status, report.to_json())
 }
 
