@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use otlp_core::Signal;
+use otlp_core::{Signal, retry_defaults};
 
 use crate::{
     env::Env,
@@ -32,10 +32,10 @@ pub const DEFAULT_TIMEOUT: Duration = otlp_core::DEFAULT_EXPORT_TIMEOUT;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default memory limit of the pipeline.
 pub const DEFAULT_MEMORY_LIMIT: u64 = 512 << 20;
-/// How long a batch is retried by default with the memory queue (the
-/// Collector exporterhelper's `max_elapsed_time`); with `queue.persistent` the
+/// How long a batch is retried by default with the memory queue
+/// ([`otlp_core::retry_defaults::MAX_ELAPSED`]); with `queue.persistent` the
 /// default is no limit.
-pub const DEFAULT_MAX_ELAPSED: Duration = Duration::from_secs(300);
+pub const DEFAULT_MAX_ELAPSED: Duration = otlp_core::retry_defaults::MAX_ELAPSED;
 /// The default disk space of the persistent queue.
 pub const DEFAULT_PERSISTENT_MAX_BYTES: u64 = 1 << 30;
 /// The default OpenTelemetry Collector gRPC receive limit; larger batches are refused by it.
@@ -592,12 +592,14 @@ impl Reader<'_> {
                     .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
                 initial_backoff: self
                     .duration("retry.initial_backoff")
-                    .unwrap_or(Duration::from_secs(1)),
+                    .unwrap_or(retry_defaults::INITIAL_BACKOFF),
                 max_backoff: self
                     .duration("retry.max_backoff")
-                    .unwrap_or(Duration::from_secs(30)),
-                multiplier: self.float("retry.multiplier").unwrap_or(2.0),
-                jitter: self.float("retry.jitter").unwrap_or(0.2),
+                    .unwrap_or(retry_defaults::MAX_BACKOFF),
+                multiplier: self
+                    .float("retry.multiplier")
+                    .unwrap_or(retry_defaults::MULTIPLIER),
+                jitter: self.float("retry.jitter").unwrap_or(retry_defaults::JITTER),
                 max_elapsed: match self.duration("retry.max_elapsed") {
                     Some(d) if d.is_zero() => None,
                     Some(d) => Some(d),

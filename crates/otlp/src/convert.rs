@@ -302,3 +302,60 @@ mod retry_policy_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod retry_default_tests {
+    use otlp_config::Sources;
+    use otlp_core::retry_defaults;
+
+    use super::*;
+
+    #[test]
+    fn default_config_retries_on_the_one_default_schedule_the_layer_has_too() {
+        let config = Sources::default().load().unwrap();
+        let p = retry_policy(&config, Signal::Traces).unwrap();
+        let alone = RetryPolicy::default();
+        assert_eq!(p.initial_backoff(), retry_defaults::INITIAL_BACKOFF);
+        assert_eq!(p.multiplier(), retry_defaults::MULTIPLIER);
+        assert_eq!(p.max_backoff(), retry_defaults::MAX_BACKOFF);
+        assert_eq!(p.jitter(), retry_defaults::JITTER);
+        assert_eq!(p.max_elapsed(), retry_defaults::MAX_ELAPSED);
+        assert_eq!(
+            (
+                alone.initial_backoff(),
+                alone.multiplier(),
+                alone.max_backoff(),
+                alone.jitter(),
+                alone.max_elapsed()
+            ),
+            (
+                p.initial_backoff(),
+                p.multiplier(),
+                p.max_backoff(),
+                p.jitter(),
+                p.max_elapsed()
+            )
+        );
+    }
+
+    #[test]
+    fn every_retry_value_of_the_config_reaches_the_policy() {
+        let mut config = Config::default();
+        config.retry.initial_backoff = Duration::from_millis(250);
+        config.retry.max_backoff = Duration::from_secs(7);
+        config.retry.multiplier = 3.0;
+        config.retry.jitter = 0.1;
+        config.retry.max_retries = Some(4);
+        config.retry.max_elapsed = Some(Duration::from_secs(42));
+        let p = retry_policy(&config, Signal::Logs).unwrap();
+        assert_eq!(p.initial_backoff(), Duration::from_millis(250));
+        assert_eq!(p.max_backoff(), Duration::from_secs(7));
+        assert_eq!(p.multiplier(), 3.0);
+        assert_eq!(p.jitter(), 0.1);
+        assert_eq!(p.max_retries(), Some(4));
+        assert_eq!(p.max_elapsed(), Duration::from_secs(42));
+        config.retry.max_elapsed = None;
+        let forever = retry_policy(&config, Signal::Logs).unwrap();
+        assert_eq!(forever.max_elapsed(), Duration::MAX);
+    }
+}
