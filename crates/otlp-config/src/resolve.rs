@@ -1552,5 +1552,4 @@ fn check_pem(path: &str, want: &str) -> Option<(String, String)> {
 }
 
 #[cfg(test)]
-#[path = "resolve_tests.rs"]
 mod tests;

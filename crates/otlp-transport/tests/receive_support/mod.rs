@@ -1,4 +1,4 @@
-//! Shared helpers of the receiver integration tests (included with `#[path]`, not a test target).
+//! Shared helpers of the receiver integration tests (a `mod receive_support;` of each, not a test target).
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
