@@ -479,14 +479,8 @@ impl Sender {
     /// [`TrySendError`] when the item was dropped (full queue under any policy,
     /// larger than the queue, or pipeline closed); the drop is counted.
     pub fn try_send(&self, item: Item) -> Result<(), TrySendError> {
-        match self
-            .shared
-            .admit(Input::Item(item), false, DropReason::QueueFull)
-        {
-            Ok(()) => Ok(()),
-            Err(Refused::Dropped(e)) => Err(e),
-            Err(Refused::Wait(input)) => Err(self.shared.drop_input(input, DropReason::QueueFull)),
-        }
+        self.shared
+            .admit_or_drop(Input::Item(item), DropReason::QueueFull)
     }
 
     /// Offers one item without waiting. Under the `block` policy a full queue
@@ -544,17 +538,10 @@ impl Sender {
         }
         let mut first_err = None;
         for part in self.shared.fit(batch) {
-            let res = match self
+            if let Err(e) = self
                 .shared
-                .admit(Input::Raw(part), false, DropReason::QueueFull)
+                .admit_or_drop(Input::Raw(part), DropReason::QueueFull)
             {
-                Ok(()) => Ok(()),
-                Err(Refused::Dropped(e)) => Err(e),
-                Err(Refused::Wait(input)) => {
-                    Err(self.shared.drop_input(input, DropReason::QueueFull))
-                }
-            };
-            if let Err(e) = res {
                 first_err.get_or_insert(e);
             }
         }
@@ -745,14 +732,19 @@ impl Shared {
             if Instant::now() >= deadline || tokio::time::timeout_at(deadline, space).await.is_err()
             {
                 // One last try: room may have appeared right at the deadline.
-                return match self.admit(input, false, DropReason::BlockTimeout) {
-                    Ok(()) => Ok(()),
-                    Err(Refused::Dropped(e)) => Err(e),
-                    Err(Refused::Wait(back)) => {
-                        Err(self.drop_input(back, DropReason::BlockTimeout))
-                    }
-                };
+                return self.admit_or_drop(input, DropReason::BlockTimeout);
             }
+        }
+    }
+
+    /// Admits `input` without waiting; what would have to wait is dropped
+    /// and counted with `reason` (the one `admit -> Refused` answer of
+    /// `try_send`, `try_send_batch` and a `block` wait's last try).
+    fn admit_or_drop(&self, input: Input, reason: DropReason) -> Result<(), TrySendError> {
+        match self.admit(input, false, reason) {
+            Ok(()) => Ok(()),
+            Err(Refused::Dropped(e)) => Err(e),
+            Err(Refused::Wait(back)) => Err(self.drop_input(back, reason)),
         }
     }
 
