@@ -14,8 +14,11 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 use bytes::Bytes;
 use otlp_core::{Batch, Classify, Signal};
 use otlp_e2e::{Figures, record};
+use otlp_test_support::{
+    Ca, leaf_params,
+    rcgen::{DnType, date_time_ymd},
+};
 use otlp_transport::{Exporter, Protocol, TlsConfig};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, date_time_ymd};
 use rustls::{
     ServerConfig,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _},
@@ -34,27 +37,20 @@ struct Pki {
 /// A CA and a server certificate for `localhost` valid only in `years`.
 fn pki(years: (i32, i32)) -> Pki {
     let dir = tempfile::tempdir().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "e2e ca");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let ca = Ca::new("e2e ca");
+    let mut leaf = leaf_params(&["localhost"]);
     leaf.distinguished_name
         .push(DnType::CommonName, "e2e server");
     leaf.not_before = date_time_ymd(years.0, 1, 1);
     leaf.not_after = date_time_ymd(years.1, 1, 1);
-    let key = KeyPair::generate().unwrap();
-    let cert = leaf
-        .signed_by(&key, &Issuer::from_params(&ca, &ca_key))
-        .unwrap();
+    let server = ca.sign(leaf);
     let ca_path = dir.path().join("ca.pem");
-    std::fs::write(&ca_path, ca_pem).unwrap();
+    std::fs::write(&ca_path, ca.pem()).unwrap();
     Pki {
         _dir: dir,
         ca: ca_path,
-        cert: cert.pem(),
-        key: key.serialize_pem(),
+        cert: server.cert_pem,
+        key: server.key_pem,
     }
 }
 

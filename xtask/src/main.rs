@@ -178,23 +178,37 @@ fn ci(args: &[String]) -> Result {
     Ok(())
 }
 
-/// Each crate with optional features must build with none of them and with
-/// all of them: features are additive, and a downstream user picks either.
+/// Each crate with optional features must build with none of them, with each
+/// one alone, and with all of them (`cargo hack check --each-feature`):
+/// features are additive, and a downstream user picks any of them.
 fn feature_matrix() -> Result {
+    let mut args = vec!["hack", "check", "--each-feature", "--lib"];
+    let mut featured = Vec::new();
     for krate in COMPONENTS.iter().chain(["otlp"].iter()) {
         let manifest = root().join(crate_dir(krate)).join("Cargo.toml");
         let text = std::fs::read_to_string(&manifest)
             .map_err(|e| format!("reading {}: {e}", manifest.display()))?;
-        if !text.contains("[features]") {
-            continue;
+        if text.contains("[features]") {
+            featured.push(*krate);
         }
-        run(
-            "cargo",
-            &["check", "-p", krate, "--no-default-features", "--lib"],
-            &[],
-        )?;
     }
-    Ok(())
+    for krate in &featured {
+        args.extend(["-p", krate]);
+    }
+    run("cargo", &args, &[])?;
+    // The binary has features too (jemalloc).
+    run(
+        "cargo",
+        &[
+            "hack",
+            "check",
+            "--each-feature",
+            "--bins",
+            "-p",
+            "otlp-client",
+        ],
+        &[],
+    )
 }
 
 pub(crate) fn crate_dir(krate: &str) -> String {

@@ -63,7 +63,7 @@ const SUITES: [(&str, &str); 11] = [
     ),
     (
         "leaks",
-        "Leak check of the agent under valgrind memcheck, full mode only (tests/tests/agent.rs)",
+        "Leak check of the agent under valgrind memcheck, full mode only (tests/tests/valgrind.rs, a target `cargo test` skips)",
     ),
     (
         "tls",
@@ -99,6 +99,26 @@ pub(crate) fn run(args: &[String]) -> Result {
         ],
         &envs,
     );
+    // The valgrind leak check is a target of its own that `cargo test`
+    // skips (`test = false`); full mode runs it by name.
+    let outcome = if quick {
+        outcome
+    } else {
+        let leaks = crate::run(
+            "cargo",
+            &[
+                "test",
+                "-p",
+                "otlp-e2e",
+                "--test",
+                "valgrind",
+                "--",
+                "--nocapture",
+            ],
+            &envs,
+        );
+        outcome.and(leaks)
+    };
     let text = std::fs::read_to_string(&results).unwrap_or_default();
     let mut rows = Vec::new();
     for (i, line) in text
@@ -237,8 +257,9 @@ fn ms(r: &Row, k: &str) -> String {
     )
 }
 
-/// A `YYYY-MM-DD HH:MM UTC` date (std only, so no chrono).
-fn date_utc(t: SystemTime) -> String {
+/// A `YYYY-MM-DD HH:MM UTC` date (std only, so no chrono); BENCHMARKS.md
+/// and RELIABILITY.md both stamp their runs with it.
+pub(crate) fn date_utc(t: SystemTime) -> String {
     let secs = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -425,5 +446,9 @@ mod tests {
     fn dates_are_civil_utc() {
         let t = UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
         assert_eq!(date_utc(t), "1994-11-06 08:49 UTC");
+        let at = |secs| UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        assert_eq!(date_utc(at(0)), "1970-01-01 00:00 UTC");
+        assert_eq!(date_utc(at(951_782_400 + 3_660)), "2000-02-29 01:01 UTC");
+        assert_eq!(date_utc(at(1_767_225_600)), "2026-01-01 00:00 UTC");
     }
 }

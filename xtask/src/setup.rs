@@ -1,5 +1,6 @@
 //! Installs what the test suite needs beyond cargo: a Python virtualenv with
-//! the pinned OpenTelemetry peers, and Prometheus' `promtool`.
+//! the pinned OpenTelemetry peers, Prometheus' `promtool`, and `cargo-hack`
+//! (from the crate registry) for the feature matrix.
 
 use std::{
     fs,
@@ -19,7 +20,29 @@ pub(crate) fn venv_python(root: &Path) -> PathBuf {
 
 pub(crate) fn install(root: &Path) -> Result {
     python(root)?;
-    promtool()
+    promtool()?;
+    cargo_hack()
+}
+
+/// The pinned cargo-hack, built from the crate registry (about a minute on
+/// the project machine) when `cargo hack` is missing.
+const CARGO_HACK_VERSION: &str = "0.6.46";
+
+fn cargo_hack() -> Result {
+    if works("cargo", &["hack", "--version"]) {
+        return Ok(());
+    }
+    run(
+        "cargo",
+        &[
+            "install",
+            "--locked",
+            "cargo-hack",
+            "--version",
+            CARGO_HACK_VERSION,
+        ],
+        &[],
+    )
 }
 
 /// Creates `.ci/venv` and installs the pinned requirements, unless the venv

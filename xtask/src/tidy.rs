@@ -186,12 +186,18 @@ fn check_architecture(root: &Path, problems: &mut Vec<String>) {
 }
 
 /// Every `otlp_*` metric name used by the shipped alert rules and dashboards
-/// must be one the code exports (after Prometheus' suffixes).
+/// must be one the code exports (after Prometheus' suffixes): a constant of
+/// `otlp_observability::names`, the one home of metric names (a name quoted
+/// in a test or a comment does not count).
 fn check_alert_metrics(root: &Path, problems: &mut Vec<String>) {
-    let code: String = files(&root.join("crates/otlp-observability/src"), &[".rs"])
-        .iter()
-        .filter_map(|p| fs::read_to_string(p).ok())
-        .collect();
+    let names_rs = root.join("crates/otlp-observability/src/names.rs");
+    let exported_names = exported_names(&fs::read_to_string(&names_rs).unwrap_or_default());
+    if exported_names.is_empty() {
+        problems.push(format!(
+            "{}: no `pub const NAME: &str = \"otlp_...\";` metric names found",
+            rel(root, &names_rs)
+        ));
+    }
     for path in files(&root.join("deploy"), &[".yml", ".yaml"]) {
         let Ok(text) = fs::read_to_string(&path) else {
             continue;
@@ -200,7 +206,7 @@ fn check_alert_metrics(root: &Path, problems: &mut Vec<String>) {
             let base = strip_suffixes(&name);
             let exported = [name.as_str(), base, &format!("{base}_total")]
                 .iter()
-                .any(|n| code.contains(&format!("\"{n}\"")));
+                .any(|n| exported_names.iter().any(|e| e == n));
             if !exported {
                 problems.push(format!(
                     "{}: metric `{name}` is not exported by otlp-observability",
@@ -209,6 +215,19 @@ fn check_alert_metrics(root: &Path, problems: &mut Vec<String>) {
             }
         }
     }
+}
+
+/// The values of the `pub const NAME: &str = "...";` lines of names.rs.
+pub(crate) fn exported_names(names_rs: &str) -> Vec<String> {
+    names_rs
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("pub const ") && l.contains(": &str"))
+        .filter_map(|l| {
+            let value = l.split_once('=')?.1.trim().strip_suffix(';')?;
+            Some(value.strip_prefix('"')?.strip_suffix('"')?.to_owned())
+        })
+        .collect()
 }
 
 pub(crate) fn metric_names(text: &str) -> Vec<String> {
@@ -266,6 +285,17 @@ mod tests {
         if let Err(e) = run(&crate::root()) {
             panic!("tidy found problems (run `cargo xtask tidy`):\n{e}");
         }
+    }
+
+    #[test]
+    fn exported_names_are_the_constants_only() {
+        let names_rs = "//! \"otlp_in_a_comment\"\n\
+            /// Requests.\n\
+            pub const REQUESTS_TOTAL: &str = \"otlp_requests_total\";\n\
+            const PRIVATE: &str = \"otlp_private\";\n\
+            #[cfg(test)]\n\
+            mod tests { fn t() { let _ = \"otlp_only_in_a_test\"; } }\n";
+        assert_eq!(exported_names(names_rs), vec!["otlp_requests_total"]);
     }
 
     #[test]

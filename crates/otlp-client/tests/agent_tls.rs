@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use otlp_test_support::Ca;
 
 mod common;
 
@@ -28,35 +28,20 @@ struct Pki {
 
 impl Pki {
     fn new(dir: &Path) -> Self {
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "agent tls test ca");
-        let ca_key = KeyPair::generate().unwrap();
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::from_params(&ca_params, &ca_key);
-        let leaf = |names: &[&str]| {
-            let params =
-                CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                    .unwrap();
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, &issuer).unwrap();
-            (cert.pem(), key.serialize_pem())
-        };
-        let (server_cert, server_key) = leaf(&["127.0.0.1", "localhost"]);
-        let (client_cert, client_key) = leaf(&["client"]);
+        let ca = Ca::new("agent tls test ca");
+        let server = ca.leaf(&["127.0.0.1", "localhost"], "agent tls test server");
+        let client = ca.leaf(&["client"], "agent tls test client");
         let write = |name: &str, pem: &str| {
             let p = dir.join(name);
             std::fs::write(&p, pem).unwrap();
             p
         };
         Pki {
-            ca: write("ca.pem", &ca_cert.pem()),
-            server_cert: write("server.pem", &server_cert),
-            server_key: write("server.key", &server_key),
-            client_cert: write("client.pem", &client_cert),
-            client_key: write("client.key", &client_key),
+            ca: write("ca.pem", ca.pem()),
+            server_cert: write("server.pem", &server.cert_pem),
+            server_key: write("server.key", &server.key_pem),
+            client_cert: write("client.pem", &client.cert_pem),
+            client_key: write("client.key", &client.key_pem),
         }
     }
 }

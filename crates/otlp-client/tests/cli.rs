@@ -253,7 +253,8 @@ fn demo_runs_end_to_end_and_delivers_everything() {
 /// A TLS server with a self-signed certificate for `localhost` (a CA the
 /// client does not know), completing handshakes on a background thread.
 fn tls_server_with_unknown_ca() -> SocketAddr {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = otlp_test_support::rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+        .unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()

@@ -110,24 +110,25 @@ pub fn format_size(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
-/// Decodes `%XX` escapes. Returns `None` on a malformed escape or non-UTF-8 result.
+/// Decodes `%XX` escapes. Returns `None` on a malformed escape (a `%` not
+/// followed by two hex digits) or a non-UTF-8 result.
 pub(crate) fn percent_decode(text: &str) -> Option<String> {
+    // percent-encoding passes a malformed escape through as it is; the OTel
+    // header format wants it reported, so check the escapes first.
     let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let s = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(s, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
+    let well_formed = bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
 }
 
 /// Parses `key1=value1,key2=value2` (the OTel `*_HEADERS` format): entries
@@ -231,5 +232,15 @@ mod tests {
             ]
         );
         assert_eq!(e.len(), 2, "{e:?}");
+    }
+
+    #[test]
+    fn percent_decode_refuses_cut_escapes_and_non_utf8() {
+        assert_eq!(percent_decode("caf%C3%A9").as_deref(), Some("café"));
+        assert_eq!(percent_decode("100%25").as_deref(), Some("100%"));
+        assert_eq!(percent_decode("a%4"), None);
+        assert_eq!(percent_decode("a%"), None);
+        assert_eq!(percent_decode("%g1"), None);
+        assert_eq!(percent_decode("%FF"), None);
     }
 }

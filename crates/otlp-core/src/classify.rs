@@ -13,6 +13,31 @@ pub const MAX_THROTTLE: Duration = Duration::from_secs(300);
 /// this default for the config, the transport and the retry layer.
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default export retry schedule: the one home of these defaults, which
+/// the config (`retry.*`), the retry layer (`RetryPolicy::default`) and so
+/// `explain-config` share.
+///
+/// 1 s doubling to 30 s with 20 % jitter, for at most five minutes (with the
+/// memory queue): what the agent has always run with and what the shipped
+/// ConfigMap and troubleshooting guide show. It recovers from a short
+/// outage within seconds; the Collector's slower 5 s x 1.5 schedule (with
+/// 50 % jitter) is one `retry:` section away.
+pub mod retry_defaults {
+    use std::time::Duration;
+
+    /// First backoff (`retry.initial_backoff`).
+    pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+    /// Backoff growth per retry (`retry.multiplier`).
+    pub const MULTIPLIER: f64 = 2.0;
+    /// Cap on one backoff (`retry.max_backoff`).
+    pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+    /// Random fraction of each backoff (`retry.jitter`).
+    pub const JITTER: f64 = 0.2;
+    /// Total time a batch is retried (`retry.max_elapsed`; with the disk
+    /// queue the config's default is no limit).
+    pub const MAX_ELAPSED: Duration = Duration::from_secs(300);
+}
+
 /// What a failed export means for the data it carried.
 ///
 /// Every error type in otlp-rust implements [`Classify`] and maps itself onto

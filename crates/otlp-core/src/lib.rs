@@ -50,7 +50,7 @@ mod wire;
 
 pub use self::{
     batch::{Batch, count_items},
-    classify::{Classify, DEFAULT_EXPORT_TIMEOUT, MAX_THROTTLE, Retryability},
+    classify::{Classify, DEFAULT_EXPORT_TIMEOUT, MAX_THROTTLE, Retryability, retry_defaults},
     error::{DecodeError, JoinError},
     outcome::{
         Backlog, DropReason, ExportResponse, FailReason, NoopObserver, Observer, PipelineStage,

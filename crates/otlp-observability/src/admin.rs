@@ -603,11 +603,9 @@ async fn status(state: &AdminState) -> Result<Status, ObservabilityError> {
 }
 
 fn health(report: HealthReport) -> Response<Full<Bytes>> {
-    let status = if report.status.is_ok() {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    // The report decides 200 or 503 (`HealthReport::http_status`); both are valid codes.
+    let status =
+        StatusCode::from_u16(report.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
     json(status, report.to_json())
 }
 

@@ -233,12 +233,18 @@ async fn health_flips_to_503_when_the_exporter_fails_and_back_when_it_recovers()
 
     let failing = MetricsLayer::new(metrics.clone())
         .layer(service_fn(|_: Spans| async { Err::<(), _>(Unavailable) }));
-    for _ in 0..3 {
+    for n in 1..=3 {
         failing
             .clone()
             .oneshot(Spans(Signal::Traces, 1))
             .await
             .unwrap_err();
+        if n == 1 {
+            // Degraded is still serving: the server follows the report's one decision.
+            let degraded = request(server.addr, "GET", "/health", "").await;
+            assert_eq!(degraded.status, 200, "{}", degraded.body);
+            assert!(degraded.body.contains("\"degraded\""), "{}", degraded.body);
+        }
     }
     let down = request(server.addr, "GET", "/health", "").await;
     assert_eq!(down.status, 503, "{}", down.body);

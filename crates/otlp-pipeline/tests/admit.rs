@@ -4,7 +4,6 @@
 
 use std::{
     collections::HashSet,
-    fmt,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -14,35 +13,13 @@ use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest,
     trace::v1::{ResourceSpans, ScopeSpans, Span},
 };
-use otlp_core::{Batch, Classify, DropReason, ExportResponse, FailReason, Retryability, Signal};
-use otlp_pipeline::{BatchConfig, Overflow, Pipeline, PipelineConfig, QueueConfig, Refusal, Stats};
+use otlp_core::{Batch, DropReason, ExportResponse, FailReason, Retryability, Signal};
+use otlp_pipeline::{BatchConfig, Overflow, Pipeline, PipelineConfig, QueueConfig, Refusal};
 use prost::Message;
 
-#[derive(Debug, Clone)]
-struct TestError {
-    class: Retryability,
-    invalid: bool,
-}
+mod common;
 
-impl fmt::Display for TestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "test error ({}, invalid {})",
-            self.class.as_str(),
-            self.invalid
-        )
-    }
-}
-
-impl Classify for TestError {
-    fn classify(&self) -> Retryability {
-        self.class
-    }
-    fn is_invalid_request(&self) -> bool {
-        self.invalid
-    }
-}
+use common::{TestError, assert_adds_up};
 
 /// One request of `n` spans whose ids start at `first`; `poison` names the
 /// request so the test collector refuses any batch that contains it.
@@ -81,17 +58,6 @@ fn config(batch: u64, max_items: u64, max_bytes: u64, overflow: Overflow) -> Pip
             persistent: None,
         },
         workers: 1,
-    }
-}
-
-/// accepted + recovered = sent + dropped + failed + queued, per signal.
-fn assert_adds_up(stats: &Stats) {
-    for s in &stats.signals {
-        assert_eq!(
-            s.accepted + s.recovered,
-            s.sent + s.dropped_total() + s.failed_total() + s.queued_items,
-            "{s:?}"
-        );
     }
 }
 

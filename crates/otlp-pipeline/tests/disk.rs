@@ -7,7 +7,6 @@
 
 use std::{
     collections::BTreeSet,
-    fmt,
     io::{BufRead, Write},
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
@@ -18,27 +17,16 @@ use bytes::Bytes;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest, trace::v1::Span,
 };
-use otlp_core::{Batch, Classify, DropReason, ExportResponse, Retryability, Signal};
+use otlp_core::{Batch, DropReason, ExportResponse, Signal};
 use otlp_pipeline::{
     BatchConfig, DiskQueueConfig, FsyncPolicy, Group, Item, Overflow, Pipeline, PipelineConfig,
     QueueConfig, Stats,
 };
 use prost::Message;
 
-#[derive(Debug, Clone)]
-struct TestError;
+mod common;
 
-impl fmt::Display for TestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("test error")
-    }
-}
-
-impl Classify for TestError {
-    fn classify(&self) -> Retryability {
-        Retryability::Retryable
-    }
-}
+use common::{TestError, assert_adds_up, stalled};
 
 /// A span whose encoded size does not depend on `i`, so records have equal sizes.
 fn item(i: u64) -> Item {
@@ -109,27 +97,6 @@ fn recording() -> (
         })
     };
     (seen, svc)
-}
-
-fn stalled() -> impl tower::Service<
-    Batch,
-    Response = ExportResponse,
-    Error = TestError,
-    Future = impl Future<Output = Result<ExportResponse, TestError>> + Send,
-> + Clone
-+ Send
-+ 'static {
-    tower::service_fn(|_b: Batch| std::future::pending::<Result<ExportResponse, TestError>>())
-}
-
-fn assert_adds_up(stats: &Stats) {
-    for s in &stats.signals {
-        assert_eq!(
-            s.accepted + s.recovered,
-            s.sent + s.dropped_total() + s.failed_total() + s.queued_items,
-            "{s:?}"
-        );
-    }
 }
 
 /// Writes `batches` batches of `per` items with a dead collector and shuts down,

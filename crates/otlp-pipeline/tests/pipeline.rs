@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    fmt,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, AtomicUsize, Ordering},
@@ -15,30 +14,17 @@ use bytes::Bytes;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::ExportTraceServiceRequest, trace::v1::Span,
 };
-use otlp_core::{
-    Batch, Classify, DropReason, ExportResponse, FailReason, Observer, Retryability, Signal,
-};
+use otlp_core::{Batch, DropReason, ExportResponse, FailReason, Observer, Retryability, Signal};
 use otlp_pipeline::{
     BatchConfig, Group, Item, Overflow, Pipeline, PipelineConfig, PipelineError, QueueConfig,
-    Stats, TrySendError,
+    TrySendError,
 };
 use proptest::prelude::*;
 use prost::Message;
 
-#[derive(Debug, Clone)]
-struct TestError(Retryability);
+mod common;
 
-impl fmt::Display for TestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "test error ({})", self.0.as_str())
-    }
-}
-
-impl Classify for TestError {
-    fn classify(&self) -> Retryability {
-        self.0
-    }
-}
+use common::{TestError, assert_adds_up, ok_service, stalled};
 
 /// Counts every observer event, to compare with `Stats`.
 #[derive(Debug, Default)]
@@ -97,39 +83,6 @@ fn config(batch: u64, max_items: u64, max_bytes: u64, overflow: Overflow) -> Pip
             persistent: None,
         },
         workers: 1,
-    }
-}
-
-fn ok_service() -> impl tower::Service<
-    Batch,
-    Response = ExportResponse,
-    Error = TestError,
-    Future = impl Future<Output = Result<ExportResponse, TestError>> + Send,
-> + Clone
-+ Send
-+ 'static {
-    tower::service_fn(|_b: Batch| async { Ok::<_, TestError>(ExportResponse::success()) })
-}
-
-fn stalled_service() -> impl tower::Service<
-    Batch,
-    Response = ExportResponse,
-    Error = TestError,
-    Future = impl Future<Output = Result<ExportResponse, TestError>> + Send,
-> + Clone
-+ Send
-+ 'static {
-    tower::service_fn(|_b: Batch| std::future::pending::<Result<ExportResponse, TestError>>())
-}
-
-/// accepted + recovered = sent + dropped + failed + queued, per signal.
-fn assert_adds_up(stats: &Stats) {
-    for s in &stats.signals {
-        assert_eq!(
-            s.accepted + s.recovered,
-            s.sent + s.dropped_total() + s.failed_total() + s.queued_items,
-            "{s:?}"
-        );
     }
 }
 
@@ -233,7 +186,7 @@ async fn open_batch_is_cut_after_batch_timeout() {
 #[tokio::test(start_paused = true)]
 async fn full_queue_drops_newest_and_counts_it() {
     let p = Pipeline::builder(config(2, 6, 1 << 20, Overflow::DropNewest))
-        .build(stalled_service())
+        .build(stalled())
         .unwrap();
     let tx = p.sender();
     let mut dropped = 0;
@@ -260,7 +213,7 @@ async fn full_queue_drops_newest_and_counts_it() {
 async fn drop_oldest_evicts_queued_batches_and_counts_them() {
     // One worker holds the first batch forever; later batches wait in the queue.
     let p = Pipeline::builder(config(2, 6, 1 << 20, Overflow::DropOldest))
-        .build(stalled_service())
+        .build(stalled())
         .unwrap();
     let tx = p.sender();
     for i in 0..6 {
@@ -281,7 +234,7 @@ async fn drop_oldest_evicts_queued_batches_and_counts_them() {
 async fn block_waits_for_room_then_times_out_and_counts_it() {
     let deadline = Duration::from_secs(2);
     let p = Pipeline::builder(config(2, 4, 1 << 20, Overflow::Block { deadline }))
-        .build(stalled_service())
+        .build(stalled())
         .unwrap();
     let tx = p.sender();
     for i in 0..4 {
@@ -348,7 +301,7 @@ async fn stalled_collector_never_grows_memory_past_the_limit() {
     let tally = Arc::new(Tally::default());
     let p = Pipeline::builder(config(16, 1_000_000, max_bytes, Overflow::DropOldest))
         .with_observer(tally.clone())
-        .build(stalled_service())
+        .build(stalled())
         .unwrap();
     let tx = p.sender();
     let mut peak = 0;
@@ -375,7 +328,7 @@ async fn stalled_collector_never_grows_memory_past_the_limit() {
 #[tokio::test(start_paused = true)]
 async fn shutdown_with_dead_collector_returns_by_its_deadline() {
     let p = Pipeline::builder(config(4, 1000, 1 << 20, Overflow::DropNewest))
-        .build(stalled_service())
+        .build(stalled())
         .unwrap();
     let tx = p.sender();
     for i in 0..10 {
@@ -408,10 +361,12 @@ async fn export_outcomes_are_accounted_by_classification() {
         match r.resource_spans[0].scope_spans[0].spans[0].start_time_unix_nano {
             0 => Ok(ExportResponse::success()),
             1 => Ok(ExportResponse::partial(n, "bad span")),
-            2 => Err(TestError(Retryability::Permanent)),
-            3 => Err(TestError(Retryability::TooLarge)),
-            4 => Err(TestError(Retryability::Retryable)),
-            _ => Err(TestError(Retryability::Throttled(Duration::from_secs(1)))),
+            2 => Err(TestError::new(Retryability::Permanent)),
+            3 => Err(TestError::new(Retryability::TooLarge)),
+            4 => Err(TestError::new(Retryability::Retryable)),
+            _ => Err(TestError::new(Retryability::Throttled(
+                Duration::from_secs(1),
+            ))),
         }
     });
     let p = Pipeline::builder(config(1, 1000, 1 << 20, Overflow::DropNewest))
@@ -649,9 +604,9 @@ proptest! {
                                 delivered.fetch_add(b.items() / 2, Ordering::Relaxed);
                                 Ok(ExportResponse::partial(b.items() - b.items() / 2, "half"))
                             }
-                            Fate::Permanent => Err(TestError(Retryability::Permanent)),
-                            Fate::Retryable => Err(TestError(Retryability::Retryable)),
-                            Fate::TooLarge => Err(TestError(Retryability::TooLarge)),
+                            Fate::Permanent => Err(TestError::new(Retryability::Permanent)),
+                            Fate::Retryable => Err(TestError::new(Retryability::Retryable)),
+                            Fate::TooLarge => Err(TestError::new(Retryability::TooLarge)),
                             Fate::Hang => std::future::pending().await,
                         }
                     }
@@ -772,7 +727,7 @@ async fn flush_waits_for_earlier_items_even_when_later_ones_settle_first() {
 #[tokio::test(start_paused = true)]
 async fn backlog_shows_the_oldest_waiting_item_the_free_room_and_the_intake() {
     let p = Pipeline::builder(config(2, 100, 1 << 20, Overflow::DropNewest))
-        .build(stalled_service())
+        .build(stalled())
         .unwrap();
     let empty = p.backlog();
     assert_eq!(empty.oldest, [None; 3]);

@@ -4,7 +4,10 @@ use std::{fmt, time::Duration};
 
 use otlp_core::{Classify, Retryability};
 
-use crate::export::classify::{grpc_code_name, grpc_retryability, http_retryability};
+use crate::{
+    export::classify::{grpc_retryability, http_retryability},
+    google_rpc::code::name as grpc_code_name,
+};
 
 /// Everything that can go wrong building an exporter or sending a batch.
 ///

@@ -5,6 +5,7 @@
 //! into one request to a collector, and classifies every failure by the OTLP
 //! specification ([`TransportError`] implements `otlp_core::Classify`). It
 //! depends only on otlp-core; the facade `otlp` wires it under the other layers.
+//! [`google_rpc`] holds the `google.rpc` messages and gRPC code table.
 //! [`diagnose()`] walks DNS, TCP, TLS and an OTLP probe for `otlp-client diagnose`.
 //!
 //! # Example
@@ -47,6 +48,7 @@
 pub mod diagnose;
 mod error;
 pub mod export;
+pub mod google_rpc;
 #[cfg(feature = "http-json")]
 mod json;
 

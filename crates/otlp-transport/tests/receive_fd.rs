@@ -9,8 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "http", target_os = "linux"))]
 
-#[path = "receive_support/mod.rs"]
-mod support;
+mod receive_support;
+
+use receive_support as support;
 
 use std::{
     fmt::{self, Write as _},

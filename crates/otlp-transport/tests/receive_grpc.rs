@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "grpc", feature = "gzip"))]
 
-#[path = "receive_support/mod.rs"]
-mod support;
+mod receive_support;
+
+use receive_support as support;
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use opentelemetry_proto::tonic::collector::{
     trace::v1::trace_service_client::TraceServiceClient,
 };
 use otlp_core::{Retryability, Signal};
-use otlp_transport::{GrpcReceiver, ReceiverLimits};
+use otlp_transport::{GrpcReceiver, ReceiverLimits, google_rpc};
 use prost::Message;
 use tonic::{
     Code, Status,
@@ -23,7 +24,7 @@ use tonic::{
     transport::Channel,
 };
 
-use support::{Mode, Recorder, RpcStatus, Running, trace_bytes, trace_request};
+use support::{Mode, Recorder, Running, trace_bytes, trace_request};
 
 async fn start(inner: &Recorder, limits: ReceiverLimits) -> (Running, Channel) {
     let bound = GrpcReceiver::new(inner.clone())
@@ -258,20 +259,20 @@ async fn not_ready_inner_gets_unavailable_with_retry_info_in_details_and_trailer
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains("receiver busy"));
-    let details = RpcStatus::decode(err.details()).unwrap();
+    let details = google_rpc::Status::decode(err.details()).unwrap();
     assert_eq!(details.code, 14);
     assert_eq!(
         details.details[0].type_url,
         "type.googleapis.com/google.rpc.RetryInfo"
     );
-    let expected = support::RetryInfo {
-        retry_delay: Some(support::ProtoDuration {
+    let expected = google_rpc::RetryInfo {
+        retry_delay: Some(google_rpc::Duration {
             seconds: 1,
             nanos: 500_000_000,
         }),
     };
     assert_eq!(
-        support::RetryInfo::decode(details.details[0].value.as_slice()).unwrap(),
+        google_rpc::RetryInfo::decode(details.details[0].value.as_slice()).unwrap(),
         expected
     );
     let trailer = err
@@ -279,7 +280,7 @@ async fn not_ready_inner_gets_unavailable_with_retry_info_in_details_and_trailer
         .get_bin("google.rpc.retryinfo-bin")
         .expect("retry info trailer");
     let trailer = trailer.to_bytes().unwrap();
-    assert_eq!(support::RetryInfo::decode(trailer).unwrap(), expected);
+    assert_eq!(google_rpc::RetryInfo::decode(trailer).unwrap(), expected);
     server.shutdown().await;
 }
 

@@ -4,14 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "http", feature = "gzip"))]
 
-#[path = "receive_support/mod.rs"]
-mod support;
+mod receive_support;
+
+use receive_support as support;
 
 use std::{sync::Arc, time::Duration};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use otlp_core::{Retryability, Signal};
-use otlp_transport::{HttpReceiver, ReceiveError, ReceiverLimits};
+use otlp_transport::{HttpReceiver, ReceiveError, ReceiverLimits, google_rpc};
 use prost::Message;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -19,7 +20,7 @@ use tokio::{
     sync::Notify,
 };
 
-use support::{Mode, Recorder, RpcStatus, Running, gzip, trace_bytes};
+use support::{Mode, Recorder, Running, gzip, trace_bytes};
 
 const BOUND: Duration = Duration::from_secs(10);
 
@@ -38,9 +39,9 @@ impl Reply {
             .map(|(_, v)| v.as_str())
     }
 
-    fn status_body(&self) -> RpcStatus {
+    fn status_body(&self) -> google_rpc::Status {
         assert_eq!(self.header("content-type"), Some("application/x-protobuf"));
-        RpcStatus::decode(self.body.as_slice()).unwrap()
+        google_rpc::Status::decode(self.body.as_slice()).unwrap()
     }
 }
 
@@ -686,10 +687,10 @@ async fn not_ready_inner_gets_503_with_retry_after_and_status_details() {
     let st = reply.status_body();
     assert_eq!(st.code, 14);
     assert!(st.message.contains("receiver busy"), "{}", st.message);
-    let info = support::RetryInfo::decode(st.details[0].value.as_slice()).unwrap();
+    let info = google_rpc::RetryInfo::decode(st.details[0].value.as_slice()).unwrap();
     assert_eq!(
         info.retry_delay,
-        Some(support::ProtoDuration {
+        Some(google_rpc::Duration {
             seconds: 2,
             nanos: 500_000_000
         })

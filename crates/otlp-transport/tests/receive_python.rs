@@ -6,8 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(all(feature = "grpc", feature = "http", feature = "gzip"))]
 
-#[path = "receive_support/mod.rs"]
-mod support;
+mod receive_support;
+
+use receive_support as support;
 
 use std::{
     path::PathBuf,

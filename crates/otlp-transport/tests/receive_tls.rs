@@ -5,8 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[path = "receive_support/mod.rs"]
-mod support;
+mod receive_support;
+
+use receive_support as support;
 
 use std::{path::PathBuf, time::Duration};
 

@@ -302,3 +302,152 @@ mod retry_policy_tests {
         );
     }
 }
+
+#[cfg(test)]
+mod retry_default_tests {
+    use otlp_config::Sources;
+    use otlp_core::retry_defaults;
+
+    use super::*;
+
+    #[test]
+    fn default_config_retries_on_the_one_default_schedule_the_layer_has_too() {
+        let config = Sources::default().load().unwrap();
+        let p = retry_policy(&config, Signal::Traces).unwrap();
+        let alone = RetryPolicy::default();
+        assert_eq!(p.initial_backoff(), retry_defaults::INITIAL_BACKOFF);
+        assert_eq!(p.multiplier(), retry_defaults::MULTIPLIER);
+        assert_eq!(p.max_backoff(), retry_defaults::MAX_BACKOFF);
+        assert_eq!(p.jitter(), retry_defaults::JITTER);
+        assert_eq!(p.max_elapsed(), retry_defaults::MAX_ELAPSED);
+        assert_eq!(
+            (
+                alone.initial_backoff(),
+                alone.multiplier(),
+                alone.max_backoff(),
+                alone.jitter(),
+                alone.max_elapsed()
+            ),
+            (
+                p.initial_backoff(),
+                p.multiplier(),
+                p.max_backoff(),
+                p.jitter(),
+                p.max_elapsed()
+            )
+        );
+    }
+
+    #[test]
+    fn every_retry_value_of_the_config_reaches_the_policy() {
+        let mut config = Config::default();
+        config.retry.initial_backoff = Duration::from_millis(250);
+        config.retry.max_backoff = Duration::from_secs(7);
+        config.retry.multiplier = 3.0;
+        config.retry.jitter = 0.1;
+        config.retry.max_retries = Some(4);
+        config.retry.max_elapsed = Some(Duration::from_secs(42));
+        let p = retry_policy(&config, Signal::Logs).unwrap();
+        assert_eq!(p.initial_backoff(), Duration::from_millis(250));
+        assert_eq!(p.max_backoff(), Duration::from_secs(7));
+        assert_eq!(p.multiplier(), 3.0);
+        assert_eq!(p.jitter(), 0.1);
+        assert_eq!(p.max_retries(), Some(4));
+        assert_eq!(p.max_elapsed(), Duration::from_secs(42));
+        config.retry.max_elapsed = None;
+        let forever = retry_policy(&config, Signal::Logs).unwrap();
+        assert_eq!(forever.max_elapsed(), Duration::MAX);
+    }
+}
+
+/// Every config value reaches the component setting the mapping table of
+/// ARCHITECTURE.md (`### crates/otlp`) names: each key is set to a
+/// non-default value and read back from the component's settings.
+#[cfg(test)]
+mod mapping_tests {
+    use otlp_config::{Flags, Sources};
+
+    use super::*;
+
+    #[test]
+    fn every_exporter_and_pipeline_value_reaches_its_component() {
+        // An existing, writable directory: the validator checks it.
+        let dir = std::env::temp_dir();
+        let dir_s = dir.to_string_lossy().into_owned();
+        // The validator reads the TLS files; their contents do not matter here.
+        let file = |name: &str, block: &str| {
+            let p = dir.join(format!("otlp-mapping-test-{}-{name}", std::process::id()));
+            let pem = format!("-----BEGIN {block}-----\nMA==\n-----END {block}-----\n");
+            std::fs::write(&p, pem).unwrap();
+            p
+        };
+        let (ca, cert, key) = (
+            file("ca.pem", "CERTIFICATE"),
+            file("client.pem", "CERTIFICATE"),
+            file("client.key", "PRIVATE KEY"),
+        );
+        let config = Sources {
+            flags: Flags::new()
+                .set("endpoint", "https://collector.example:4318")
+                .set("endpoints", "https://backup.example:4318")
+                .set("protocol", "http/protobuf")
+                .set("timeout", "3s")
+                .set("connect_timeout", "2s")
+                .set("headers", "x-team=core")
+                .set("compression", "zstd")
+                .set("compression_level", "5")
+                .set("tls.ca_file", ca.to_string_lossy().into_owned())
+                .set("tls.cert_file", cert.to_string_lossy().into_owned())
+                .set("tls.key_file", key.to_string_lossy().into_owned())
+                .set("batch.max_batch_size", "123")
+                .set("batch.max_batch_bytes", "2MiB")
+                .set("batch.batch_timeout", "7s")
+                .set("queue.max_items", "4567")
+                .set("queue.max_bytes", "16MiB")
+                .set("queue.overflow", "drop_oldest")
+                .set("queue.persistent.dir", &dir_s)
+                .set("queue.persistent.max_bytes", "64MiB")
+                .set("queue.persistent.fsync", "true")
+                .set("tuning.max_concurrency", "6"),
+            ..Sources::default()
+        }
+        .load()
+        .unwrap();
+
+        let e = exporter_config(&config, Signal::Logs);
+        assert_eq!(e.endpoint, "https://collector.example:4318/v1/logs");
+        assert_eq!(
+            e.additional_endpoints,
+            vec!["https://backup.example:4318/v1/logs".to_owned()]
+        );
+        assert_eq!(e.protocol, Protocol::HttpProtobuf);
+        assert_eq!(e.timeout, Duration::from_secs(3));
+        assert_eq!(e.connect_timeout, Duration::from_secs(2));
+        assert!(
+            e.headers.iter().any(|(k, v)| k == "x-team" && v == "core"),
+            "{:?}",
+            e.headers
+        );
+        assert_eq!(e.compression, Compression::Zstd);
+        assert_eq!(e.compression_level, Some(5));
+        assert_eq!(e.tls.ca_file.as_deref(), Some(ca.as_path()));
+        assert_eq!(e.tls.cert_file.as_deref(), Some(cert.as_path()));
+        assert_eq!(e.tls.key_file.as_deref(), Some(key.as_path()));
+        for f in [&ca, &cert, &key] {
+            let _ = std::fs::remove_file(f);
+        }
+
+        let p = pipeline_config(&config);
+        assert_eq!(p.batch.max_batch_size, 123);
+        assert_eq!(p.batch.max_batch_bytes, 2 << 20);
+        assert_eq!(p.batch.batch_timeout, Duration::from_secs(7));
+        assert_eq!(p.queue.max_items, 4567);
+        assert_eq!(p.queue.max_bytes, 16 << 20);
+        assert!(matches!(p.queue.overflow, Overflow::DropOldest));
+        let disk = p.queue.persistent.unwrap();
+        assert_eq!(disk.dir, dir);
+        assert_eq!(disk.max_bytes, 64 << 20);
+        assert!(matches!(disk.fsync, FsyncPolicy::Always));
+        assert_eq!(p.workers, 6);
+    }
+}

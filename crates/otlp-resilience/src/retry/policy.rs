@@ -7,12 +7,11 @@ use crate::{ResilienceError, RetryBudget};
 /// How [`Retry`](crate::Retry) and [`connect_with_retry`](crate::connect_with_retry)
 /// space and bound their attempts.
 ///
-/// The defaults follow the OpenTelemetry Collector's `retry_on_failure`
-/// (`initial_interval` 5s, `multiplier` 1.5, `max_interval` 30s,
-/// `randomization_factor` 0.5, `max_elapsed_time` 300s). The OTLP specification
-/// asks for exponential backoff with jitter and leaves the numbers open, so we
-/// take the Collector's, which operators already know. It has no attempt count
-/// limit either (`max_retries` is unset): the elapsed budget bounds the retries.
+/// The defaults are [`otlp_core::retry_defaults`], the one home the config
+/// shares: 1s doubling to 30s with 20% jitter, 300s in all. The OTLP
+/// specification asks for exponential backoff with jitter and leaves the
+/// numbers open. There is no attempt count limit (`max_retries` is unset):
+/// the elapsed budget bounds the retries.
 /// The per-attempt timeout defaults to 10s, the specification's default
 /// `OTEL_EXPORTER_OTLP_TIMEOUT` ([`otlp_core::DEFAULT_EXPORT_TIMEOUT`]).
 /// Server throttle hints are honoured up to five minutes
@@ -30,7 +29,7 @@ use crate::{ResilienceError, RetryBudget};
 ///     .with_max_retries(Some(3))
 ///     .build()?;
 /// assert_eq!(policy.base_backoff(1), Duration::from_millis(100));
-/// assert_eq!(policy.base_backoff(2), Duration::from_millis(150));
+/// assert_eq!(policy.base_backoff(2), Duration::from_millis(200));
 /// # Ok::<(), otlp_resilience::ResilienceError>(())
 /// ```
 #[derive(Clone, Debug)]
@@ -55,16 +54,16 @@ pub struct RetryPolicyBuilder {
 // === impl RetryPolicy ===
 
 impl RetryPolicy {
-    /// Default first backoff (Collector `initial_interval`).
-    pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_secs(5);
-    /// Default backoff growth factor (Collector `multiplier`).
-    pub const DEFAULT_MULTIPLIER: f64 = 1.5;
-    /// Default largest backoff (Collector `max_interval`).
-    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
-    /// Default jitter fraction (Collector `randomization_factor`).
-    pub const DEFAULT_JITTER: f64 = 0.5;
-    /// Default total time budget (Collector `max_elapsed_time`).
-    pub const DEFAULT_MAX_ELAPSED: Duration = Duration::from_secs(300);
+    /// Default first backoff ([`otlp_core::retry_defaults::INITIAL_BACKOFF`]).
+    pub const DEFAULT_INITIAL_BACKOFF: Duration = otlp_core::retry_defaults::INITIAL_BACKOFF;
+    /// Default backoff growth factor ([`otlp_core::retry_defaults::MULTIPLIER`]).
+    pub const DEFAULT_MULTIPLIER: f64 = otlp_core::retry_defaults::MULTIPLIER;
+    /// Default largest backoff ([`otlp_core::retry_defaults::MAX_BACKOFF`]).
+    pub const DEFAULT_MAX_BACKOFF: Duration = otlp_core::retry_defaults::MAX_BACKOFF;
+    /// Default jitter fraction ([`otlp_core::retry_defaults::JITTER`]).
+    pub const DEFAULT_JITTER: f64 = otlp_core::retry_defaults::JITTER;
+    /// Default total time budget ([`otlp_core::retry_defaults::MAX_ELAPSED`]).
+    pub const DEFAULT_MAX_ELAPSED: Duration = otlp_core::retry_defaults::MAX_ELAPSED;
     /// Default per-attempt timeout (OTLP `OTEL_EXPORTER_OTLP_TIMEOUT` default, 10s).
     pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = otlp_core::DEFAULT_EXPORT_TIMEOUT;
     /// Default cap on a server's throttle hint (five minutes).

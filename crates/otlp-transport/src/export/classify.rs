@@ -2,9 +2,11 @@
 //! plus the parsers for server hints (`RetryInfo`, `Retry-After`) and for
 //! partial-success responses.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use otlp_core::{ExportResponse, Retryability};
+
+use crate::google_rpc::{self, code};
 
 /// Server throttle hints are capped so a misbehaving server cannot park an
 /// exporter for hours: [`otlp_core::MAX_THROTTLE`], five minutes.
@@ -12,41 +14,6 @@ pub const MAX_THROTTLE: Duration = otlp_core::MAX_THROTTLE;
 
 /// Responses larger than this are refused (a collector's answer is tiny).
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
-
-/// gRPC status codes used by the mapping (numbers from the gRPC spec).
-pub(crate) mod code {
-    pub(crate) const CANCELLED: i32 = 1;
-    pub(crate) const DEADLINE_EXCEEDED: i32 = 4;
-    pub(crate) const RESOURCE_EXHAUSTED: i32 = 8;
-    pub(crate) const ABORTED: i32 = 10;
-    pub(crate) const OUT_OF_RANGE: i32 = 11;
-    pub(crate) const UNAVAILABLE: i32 = 14;
-    pub(crate) const DATA_LOSS: i32 = 15;
-}
-
-/// The canonical name of a gRPC status code.
-pub(crate) fn grpc_code_name(code: i32) -> &'static str {
-    match code {
-        0 => "OK",
-        1 => "CANCELLED",
-        2 => "UNKNOWN",
-        3 => "INVALID_ARGUMENT",
-        4 => "DEADLINE_EXCEEDED",
-        5 => "NOT_FOUND",
-        6 => "ALREADY_EXISTS",
-        7 => "PERMISSION_DENIED",
-        8 => "RESOURCE_EXHAUSTED",
-        9 => "FAILED_PRECONDITION",
-        10 => "ABORTED",
-        11 => "OUT_OF_RANGE",
-        12 => "UNIMPLEMENTED",
-        13 => "INTERNAL",
-        14 => "UNAVAILABLE",
-        15 => "DATA_LOSS",
-        16 => "UNAUTHENTICATED",
-        _ => "UNRECOGNIZED",
-    }
-}
 
 /// The OTLP/gRPC rule: which status codes may be retried.
 ///
@@ -108,93 +75,12 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs).min(MAX_THROTTLE));
     }
-    let at = parse_http_date(value)?;
+    let at = httpdate::parse_http_date(value).ok()?;
     let delay = at.duration_since(now).unwrap_or(Duration::ZERO);
     Some(delay.min(MAX_THROTTLE))
 }
 
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the HTTP-date
-/// form every current server sends.
-fn parse_http_date(value: &str) -> Option<SystemTime> {
-    let mut parts = value.split_ascii_whitespace();
-    let _weekday = parts.next()?.strip_suffix(',')?;
-    let day: u64 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':');
-    let h: u64 = hms.next()?.parse().ok()?;
-    let m: u64 = hms.next()?.parse().ok()?;
-    let s: u64 = hms.next()?.parse().ok()?;
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day as i64);
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + s;
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-// --- protobuf shapes of the small messages we decode ---
-
-/// `google.rpc.Status`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    pub(crate) code: i32,
-    #[prost(string, tag = "2")]
-    pub(crate) message: String,
-    #[prost(message, repeated, tag = "3")]
-    pub(crate) details: Vec<ProtoAny>,
-}
-
-/// `google.protobuf.Any`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct ProtoAny {
-    #[prost(string, tag = "1")]
-    pub(crate) type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    pub(crate) value: Vec<u8>,
-}
-
-/// `google.rpc.RetryInfo`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    pub(crate) retry_delay: Option<ProtoDuration>,
-}
-
-/// `google.protobuf.Duration`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct ProtoDuration {
-    #[prost(int64, tag = "1")]
-    pub(crate) seconds: i64,
-    #[prost(int32, tag = "2")]
-    pub(crate) nanos: i32,
-}
+// --- protobuf shapes of the OTLP responses we decode ---
 
 /// The common shape of `Export{Trace,Metrics,Logs}ServiceResponse`: field 1
 /// is the partial success, whose field 1 is the rejected count and field 2
@@ -214,38 +100,23 @@ pub(crate) struct PartialSuccess {
     pub(crate) error_message: String,
 }
 
-const RETRY_INFO_TYPE: &str = "type.googleapis.com/google.rpc.RetryInfo";
-
-fn retry_delay(info: &RetryInfo) -> Option<Duration> {
-    let d = info.retry_delay.as_ref()?;
-    let secs = u64::try_from(d.seconds).ok()?;
-    let nanos = u32::try_from(d.nanos).ok().filter(|n| *n < 1_000_000_000)?;
-    Some(Duration::new(secs, nanos).min(MAX_THROTTLE))
-}
-
 /// Reads the `RetryInfo` delay from `grpc-status-details-bin` (an encoded
-/// `google.rpc.Status` whose details hold a `google.rpc.RetryInfo`).
+/// `google.rpc.Status` whose details hold a `google.rpc.RetryInfo`), capped
+/// at [`MAX_THROTTLE`].
 pub fn retry_info_from_status_details(details: &[u8]) -> Option<Duration> {
-    use prost::Message as _;
-    let status = RpcStatus::decode(details).ok()?;
-    status
-        .details
-        .iter()
-        .filter(|any| {
-            any.type_url == RETRY_INFO_TYPE || any.type_url.ends_with("/google.rpc.RetryInfo")
-        })
-        .find_map(|any| {
-            RetryInfo::decode(any.value.as_slice())
-                .ok()
-                .and_then(|i| retry_delay(&i))
-        })
+    let status = google_rpc::Status::decode_bytes(details).ok()?;
+    status.retry_delay().map(|d| d.min(MAX_THROTTLE))
 }
 
 /// Reads the delay from a `google.rpc.retryinfo-bin` trailer (an encoded
-/// `google.rpc.RetryInfo`, as the Python exporter expects it).
+/// `google.rpc.RetryInfo`, as the Python exporter expects it), capped at
+/// [`MAX_THROTTLE`].
 pub fn retry_info_from_trailer(value: &[u8]) -> Option<Duration> {
     use prost::Message as _;
-    RetryInfo::decode(value).ok().and_then(|i| retry_delay(&i))
+    google_rpc::RetryInfo::decode(value)
+        .ok()
+        .and_then(|i| i.delay())
+        .map(|d| d.min(MAX_THROTTLE))
 }
 
 /// Decodes an `Export*ServiceResponse` protobuf body into an [`ExportResponse`].
@@ -306,8 +177,7 @@ pub fn decode_partial_success_json(body: &[u8]) -> ExportResponse {
 /// The message of a `google.rpc.Status` protobuf error body, if it is one.
 #[cfg(feature = "http")]
 pub(crate) fn status_message_from_body(body: &[u8]) -> Option<String> {
-    use prost::Message as _;
-    let status = RpcStatus::decode(body).ok()?;
+    let status = google_rpc::Status::decode_bytes(body).ok()?;
     (!status.message.is_empty()).then_some(status.message)
 }
 

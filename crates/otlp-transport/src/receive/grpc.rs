@@ -29,11 +29,13 @@ use tonic_health::{
 };
 use tower::{Service, ServiceExt, util::BoxCloneSyncService};
 
-use crate::receive::{
-    BoundReceiver, IntakeBudget, ReceiveError, ReceiverLimits, ReceiverTls,
-    dispatch::{self, Refusal},
-    rpc,
-    serve::{self, Handle},
+use crate::{
+    google_rpc,
+    receive::{
+        BoundReceiver, IntakeBudget, ReceiveError, ReceiverLimits, ReceiverTls,
+        dispatch::{self, Refusal},
+        serve::{self, Handle},
+    },
 };
 
 mod message;
@@ -375,11 +377,12 @@ fn status_for(refusal: Refusal) -> Status {
 /// `UNAVAILABLE` with `RetryInfo` in the status details and in the trailer
 /// the Python exporter reads.
 fn unavailable(retry_after: Duration, message: String) -> Status {
-    let details = rpc::status(rpc::code::UNAVAILABLE, &message, Some(retry_after));
+    let details =
+        google_rpc::encode_status(google_rpc::code::UNAVAILABLE, &message, Some(retry_after));
     let mut metadata = MetadataMap::new();
     metadata.insert_bin(
         RETRY_INFO_TRAILER,
-        MetadataValue::from_bytes(&rpc::retry_info(retry_after)),
+        MetadataValue::from_bytes(&google_rpc::encode_retry_info(retry_after)),
     );
     Status::with_details_and_metadata(Code::Unavailable, message, details.into(), metadata)
 }

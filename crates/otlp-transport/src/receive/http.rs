@@ -11,13 +11,15 @@ use otlp_core::{Batch, Classify, ExportResponse, Signal};
 use tokio::sync::Semaphore;
 use tower::Service;
 
-use crate::receive::{
-    BoundReceiver, IntakeBudget, ReceiveError, ReceiverLimits, ReceiverTls,
-    body::{self, BodyError, Encoding},
-    budget::{Collect, Reservation},
-    dispatch::{self, Refusal},
-    rpc::{self, code},
-    serve::{self, Handle},
+use crate::{
+    google_rpc::{self, code},
+    receive::{
+        BoundReceiver, IntakeBudget, ReceiveError, ReceiverLimits, ReceiverTls,
+        body::{self, BodyError, Encoding},
+        budget::{Collect, Reservation},
+        dispatch::{self, Refusal},
+        serve::{self, Handle},
+    },
 };
 
 /// The OTLP/HTTP receiver (hyper 1, HTTP/1.1 and cleartext HTTP/2).
@@ -528,12 +530,12 @@ fn error(
         Format::Protobuf => respond(
             status,
             PROTOBUF,
-            rpc::status(grpc_code, message, retry).into(),
+            google_rpc::encode_status(grpc_code, message, retry).into(),
         ),
         Format::Json => respond(
             status,
             JSON,
-            rpc::status_json(grpc_code, message, retry).into(),
+            google_rpc::status_json(grpc_code, message, retry).into(),
         ),
     }
 }

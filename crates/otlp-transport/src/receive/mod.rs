@@ -38,7 +38,6 @@ mod http;
 #[cfg(feature = "http-json")]
 mod json;
 mod limits;
-mod rpc;
 mod serve;
 mod tls;
 

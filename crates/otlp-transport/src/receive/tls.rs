@@ -249,16 +249,17 @@ mod tests {
     impl Files {
         fn new() -> Self {
             let dir = tempfile::tempdir().unwrap();
-            let ca_key = rcgen::KeyPair::generate().unwrap();
-            let ca = rcgen::CertificateParams::new(Vec::<String>::new())
+            let ca_key = otlp_test_support::rcgen::KeyPair::generate().unwrap();
+            let ca = otlp_test_support::rcgen::CertificateParams::new(Vec::<String>::new())
                 .unwrap()
                 .self_signed(&ca_key)
                 .unwrap();
-            let key = rcgen::KeyPair::generate().unwrap();
-            let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-                .unwrap()
-                .self_signed(&key)
-                .unwrap();
+            let key = otlp_test_support::rcgen::KeyPair::generate().unwrap();
+            let cert =
+                otlp_test_support::rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+                    .unwrap()
+                    .self_signed(&key)
+                    .unwrap();
             std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
             std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
             std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();

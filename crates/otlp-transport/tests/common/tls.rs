@@ -6,7 +6,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
     server::conn::auto,
 };
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+use otlp_test_support::Ca;
 use rustls::{
     RootCertStore, ServerConfig,
     pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject as _},
@@ -27,48 +27,24 @@ pub struct Pki {
     pub client_key: PathBuf,
 }
 
-fn ca(name: &str) -> (CertificateParams, KeyPair, String) {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, name);
-    let key = KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    (params, key, cert.pem())
-}
-
-fn leaf(
-    names: &[&str],
-    cn: &str,
-    ca_params: &CertificateParams,
-    ca_key: &KeyPair,
-) -> (String, String) {
-    let mut params =
-        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, cn);
-    let key = KeyPair::generate().unwrap();
-    let issuer = Issuer::from_params(ca_params, ca_key);
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
 impl Pki {
     /// Server cert valid for `names`.
     pub fn new(names: &[&str]) -> Pki {
         let dir = tempfile::tempdir().unwrap();
-        let (ca_params, ca_key, ca_pem) = ca("otlp test ca");
-        let (server_cert, server_key) = leaf(names, "otlp test server", &ca_params, &ca_key);
-        let (client_cert, client_key) = leaf(&["client"], "otlp test client", &ca_params, &ca_key);
+        let ca = Ca::new("otlp test ca");
+        let server = ca.leaf(names, "otlp test server");
+        let client = ca.leaf(&["client"], "otlp test client");
         let write = |name: &str, pem: &str| {
             let p = dir.path().join(name);
             std::fs::write(&p, pem).unwrap();
             p
         };
         Pki {
-            ca: write("ca.pem", &ca_pem),
-            client_cert: write("client.pem", &client_cert),
-            client_key: write("client.key", &client_key),
-            server_cert,
-            server_key,
+            ca: write("ca.pem", ca.pem()),
+            client_cert: write("client.pem", &client.cert_pem),
+            client_key: write("client.key", &client.key_pem),
+            server_cert: server.cert_pem,
+            server_key: server.key_pem,
             dir,
         }
     }

@@ -1,4 +1,4 @@
-//! Shared helpers of the receiver integration tests (included with `#[path]`, not a test target).
+//! Shared helpers of the receiver integration tests (a `mod receive_support;` of each, not a test target).
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
@@ -129,39 +129,6 @@ impl tower::Service<Batch> for Recorder {
             }
         })
     }
-}
-
-/// `google.rpc.Status`, to read error bodies.
-#[derive(Clone, PartialEq, Message)]
-pub struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    #[prost(string, tag = "2")]
-    pub message: String,
-    #[prost(message, repeated, tag = "3")]
-    pub details: Vec<ProtoAny>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct ProtoAny {
-    #[prost(string, tag = "1")]
-    pub type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    pub retry_delay: Option<ProtoDuration>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-pub struct ProtoDuration {
-    #[prost(int64, tag = "1")]
-    pub seconds: i64,
-    #[prost(int32, tag = "2")]
-    pub nanos: i32,
 }
 
 /// A trace request with `n` spans named `span-i`.

@@ -6,6 +6,9 @@ use otlp_core::{ExportResponse, Retryability};
 use prost::Message as _;
 
 use super::*;
+use crate::google_rpc::{
+    Any as ProtoAny, Duration as ProtoDuration, RETRY_INFO_TYPE_URL, RetryInfo, Status as RpcStatus,
+};
 
 #[test]
 fn grpc_codes_map_exactly_per_otlp_spec() {
@@ -142,7 +145,7 @@ fn retry_info_is_read_from_status_details_and_trailer() {
                 value: vec![1, 2, 3],
             },
             ProtoAny {
-                type_url: RETRY_INFO_TYPE.into(),
+                type_url: RETRY_INFO_TYPE_URL.into(),
                 value: retry_info(2, 500_000_000).encode_to_vec(),
             },
         ],
