@@ -669,6 +669,7 @@ impl Reader<'_> {
             endpoints,
             resource,
             metrics_temporality,
+            loadbalancing: self.loadbalancing(),
         };
         (config, sources)
     }
@@ -1549,6 +1550,8 @@ fn check_pem(path: &str, want: &str) -> Option<(String, String)> {
     }
 }
 
+#[path = "resolve_lb.rs"]
+mod lb;
 #[cfg(test)]
 #[path = "resolve_tests.rs"]
 mod tests;
