@@ -181,3 +181,110 @@ fn a_sink_killed_mid_run_has_its_share_delivered_by_the_others() {
     );
     drop(agent);
 }
+
+/// A sink listening for OTLP/gRPC on `grpc` (HTTP on a free port of the same IP).
+fn sink_at(grpc: &str, output: &Path) -> Proc {
+    let ip = grpc.rsplit_once(':').map_or("127.0.0.1", |(ip, _)| ip);
+    let mut child = bin()
+        .args([
+            "sink",
+            "--grpc",
+            grpc,
+            "--http",
+            &format!("{ip}:0"),
+            "--output",
+        ])
+        .arg(output)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains(grpc), "sink line {line:?}");
+    Proc(child)
+}
+
+fn send_traces(agent: &AgentProc, count: &str) {
+    let out = run(
+        bin().args([
+            "send",
+            "--endpoint",
+            &format!("http://{}", agent.grpc),
+            "--count",
+            count,
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// Sinks on 127.0.0.1, .2 and .3 (one port) behind a DNS server on
+/// 127.0.0.1 (Python dnslib): the agent balances over what the name
+/// resolves to, and follows a changed answer.
+#[test]
+fn dns_resolver_balances_over_the_answer_and_follows_its_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(format!("sink{i}.jsonl")))
+        .collect();
+    let first = Sink::start_with(&["--output".as_ref(), paths[0].as_os_str()]);
+    let port = first.grpc.rsplit_once(':').unwrap().1.to_owned();
+    let _others: Vec<Proc> = (1..3)
+        .map(|i| sink_at(&format!("127.0.0.{}:{port}", i + 1), &paths[i]))
+        .collect();
+    let records = dir.path().join("records");
+    std::fs::write(&records, "127.0.0.1\n127.0.0.2\n127.0.0.3\n").unwrap();
+    let mut dns = std::process::Command::new(python());
+    dns.arg(root().join("tests/python/dns_server.py"))
+        .arg(&records)
+        .args(["--deadline", "90"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut dns = Proc(dns.spawn().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(dns.0.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let dns_port: u16 = line.trim().parse().unwrap();
+    let agent = start_agent(
+        &first.grpc,
+        dir.path(),
+        &format!(
+            "loadbalancing:\n  routing_key: trace_id\n  resolver: dns\n  dns:\n    hostname: gateways.test.\n    port: {port}\n    interval: 200ms\n    server: 127.0.0.1:{dns_port}\n"
+        ),
+    );
+    send_traces(&agent, "3000");
+    let all = wait_distinct(&paths, 3000);
+    assert_eq!(all.len(), 3000);
+    let counts = |p: &PathBuf| spans_in(p).len();
+    let phase1: Vec<usize> = paths.iter().map(counts).collect();
+    assert!(phase1.iter().all(|&n| n > 300), "{phase1:?}");
+    assert_eq!(phase1.iter().sum::<usize>(), 3000, "{phase1:?}");
+
+    // The third gateway leaves the answer: the next traces go to the other two.
+    std::fs::write(&records, "127.0.0.1\n127.0.0.2\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    send_traces(&agent, "3000");
+    let all = wait_distinct(&paths, 6000);
+    assert_eq!(all.len(), 6000);
+    let phase2: Vec<usize> = paths.iter().map(counts).collect();
+    assert_eq!(phase2[2], phase1[2], "the removed gateway still got spans");
+    assert_eq!(phase2.iter().sum::<usize>(), 6000, "{phase2:?}");
+    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, p) in paths.iter().enumerate() {
+        for (trace, _) in spans_in(p) {
+            let first = *owner.entry(trace.clone()).or_insert(i);
+            assert_eq!(first, i, "trace {trace} on sinks {first} and {i}");
+        }
+    }
+    drop(agent);
+}

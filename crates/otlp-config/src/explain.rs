@@ -352,6 +352,7 @@ fn default_value(c: &Config, key: &str) -> String {
         "loadbalancing.dns.port" => crate::DEFAULT_LB_DNS_PORT.to_string(),
         "loadbalancing.dns.interval" => d(crate::DEFAULT_LB_DNS_INTERVAL),
         "loadbalancing.dns.timeout" => d(crate::DEFAULT_LB_DNS_TIMEOUT),
+        "loadbalancing.dns.server" => "(the system resolver, /etc/resolv.conf)".into(),
         "service_name" => {
             "(unset: unknown_service for the library, otlp-client-send for `send`)".into()
         }

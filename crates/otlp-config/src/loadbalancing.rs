@@ -1,7 +1,7 @@
 //! The `loadbalancing:` section: trace-aware load balancing over a tier of
 //! gateways (routing key and where the backends come from).
 
-use std::{str::FromStr, time::Duration};
+use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 /// Load balancing across several upstream backends (`loadbalancing:`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +46,9 @@ pub enum LbResolver {
         interval: Duration,
         /// The deadline of one resolution.
         timeout: Duration,
+        /// The DNS server to ask (`loadbalancing.dns.server`); the system's
+        /// resolver configuration when `None`.
+        server: Option<SocketAddr>,
     },
 }
 

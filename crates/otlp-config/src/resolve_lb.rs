@@ -13,7 +13,7 @@ use crate::{
 impl Reader<'_> {
     /// `loadbalancing:`, or `None` when no key of the section is set.
     pub(super) fn loadbalancing(&mut self) -> Option<LoadBalancingConfig> {
-        const KEYS: [&str; 7] = [
+        const KEYS: [&str; 8] = [
             "loadbalancing.routing_key",
             "loadbalancing.resolver",
             "loadbalancing.endpoints",
@@ -21,6 +21,7 @@ impl Reader<'_> {
             "loadbalancing.dns.port",
             "loadbalancing.dns.interval",
             "loadbalancing.dns.timeout",
+            "loadbalancing.dns.server",
         ];
         if !KEYS.iter().any(|k| self.is_set(k)) {
             return None;
@@ -90,6 +91,7 @@ impl Reader<'_> {
                         .duration("loadbalancing.dns.timeout")
                         .filter(|d| !d.is_zero())
                         .unwrap_or(DEFAULT_LB_DNS_TIMEOUT),
+                    server: self.addr("loadbalancing.dns.server"),
                 }
             }
         };

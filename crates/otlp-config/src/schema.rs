@@ -35,7 +35,7 @@ const ROUTING_KEYS: &[&str] = &crate::RoutingKey::VALUES;
 const LB_RESOLVERS: &[&str] = &crate::loadbalancing::ResolverKind::VALUES;
 
 /// `loadbalancing:`: trace-aware load balancing over a tier of gateways.
-const LOADBALANCING: [KeyDef; 7] = [
+const LOADBALANCING: [KeyDef; 8] = [
     KeyDef {
         key: "loadbalancing.routing_key",
         kind: Kind::Enum(ROUTING_KEYS),
@@ -70,6 +70,11 @@ const LOADBALANCING: [KeyDef; 7] = [
         key: "loadbalancing.dns.timeout",
         kind: Kind::Duration,
         doc: "deadline of one dns resolution",
+    },
+    KeyDef {
+        key: "loadbalancing.dns.server",
+        kind: Kind::Addr,
+        doc: "the DNS server to ask, ip:port (default: the system resolver, /etc/resolv.conf)",
     },
 ];
 
@@ -527,7 +532,7 @@ mod tests {
             }
             assert!(!d.doc.is_empty(), "{}", d.key);
         }
-        assert_eq!(keys().count(), 45 + 3 + 7 + 27);
+        assert_eq!(keys().count(), 45 + 3 + 8 + 27);
     }
 
     #[test]

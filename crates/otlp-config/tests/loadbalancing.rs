@@ -57,6 +57,7 @@ fn dns_resolver_takes_its_settings_and_defaults() {
             port: 4317,
             interval: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
+            server: None,
         }
     );
 }
@@ -91,4 +92,27 @@ fn mistakes_are_reported_with_their_field() {
     let keys: Vec<_> = r.problems.iter().map(|p| p.path.as_str()).collect();
     assert!(keys.contains(&"loadbalancing.endpoints"), "{keys:?}");
     assert!(keys.iter().any(|k| k.contains("dnss")), "{keys:?}");
+}
+
+#[test]
+fn dns_server_is_an_address() {
+    let r = resolve(
+        "loadbalancing:\n  resolver: dns\n  dns:\n    hostname: gw\n    server: 127.0.0.1:5353\n",
+    );
+    assert!(r.problems.is_empty(), "{:?}", r.problems);
+    match r.config.loadbalancing.unwrap().resolver {
+        LbResolver::Dns { server, .. } => {
+            assert_eq!(server, Some("127.0.0.1:5353".parse().unwrap()))
+        }
+        other => panic!("{other:?}"),
+    }
+    let r =
+        resolve("loadbalancing:\n  resolver: dns\n  dns:\n    hostname: gw\n    server: nowhere\n");
+    assert!(
+        r.problems
+            .iter()
+            .any(|p| p.path == "loadbalancing.dns.server"),
+        "{:?}",
+        r.problems
+    );
 }

@@ -1,11 +1,13 @@
 //! The transport of one signal's stack: one exporter, or, with
 //! `loadbalancing:`, a [`LoadBalancer`] over one exporter per backend.
 
+use std::net::IpAddr;
+
 use otlp_config::{Config, LbResolver, RoutingKey};
 use otlp_core::{Batch, ExportResponse, RouteKey, Signal};
 use otlp_transport::{
     Exporter, ExporterBuilder, ExporterConfig, Protocol, TransportError,
-    balance::{Balance, LoadBalancer},
+    balance::{Balance, DnsResolver, LoadBalancer, spawn_refresh},
 };
 use tower::util::BoxCloneSyncService;
 
@@ -44,14 +46,45 @@ pub(crate) fn transport(
                 .set_backends(names, |name| backend(&base, name))
                 .map_err(|source| OtlpError::Transport { signal, source })?;
         }
-        LbResolver::Dns { .. } => {
-            return Err(OtlpError::Transport {
-                signal,
-                source: TransportError::InvalidEndpoint {
-                    endpoint: lb.resolver.describe(),
-                    reason: "the dns resolver of loadbalancing is not built yet; use resolver: static with loadbalancing.endpoints".into(),
-                },
-            });
+        LbResolver::Dns {
+            hostname,
+            port,
+            interval,
+            timeout,
+            server,
+        } => {
+            let dns = match server {
+                Some(server) => DnsResolver::with_server(hostname, *server, *timeout),
+                None => DnsResolver::system(hostname, *timeout),
+            }
+            .map_err(|source| OtlpError::Transport { signal, source })?;
+            let scheme = if base
+                .endpoint
+                .trim()
+                .to_ascii_lowercase()
+                .starts_with("https://")
+            {
+                "https"
+            } else {
+                "http"
+            };
+            let (port, protocol, base) = (*port, base.protocol, base.clone());
+            let url = move |ip: IpAddr| {
+                let host = match ip {
+                    IpAddr::V4(v4) => v4.to_string(),
+                    IpAddr::V6(v6) => format!("[{v6}]"),
+                };
+                backend_url(&format!("{scheme}://{host}:{port}"), signal, protocol)
+            };
+            // Resolves now and every interval; until the first answer,
+            // batches get the retryable NoBackend and wait in the retry layer.
+            drop(spawn_refresh(
+                balancer.clone(),
+                dns,
+                *interval,
+                url,
+                move |name| backend(&base, name),
+            ));
         }
     }
     Ok((BoxCloneSyncService::new(balancer), None))

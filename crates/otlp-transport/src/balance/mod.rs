@@ -19,6 +19,7 @@
 //! (a static list once, or a resolver on its interval); calls in flight
 //! finish on the set they started with, and no lock is held across `.await`.
 
+mod dns;
 mod hash;
 
 use std::{
@@ -36,7 +37,10 @@ use otlp_core::{Batch, Classify, ExportResponse, RouteKey};
 use tower::ServiceExt;
 use tower_service::Service;
 
-pub use self::hash::Rendezvous;
+pub use self::{
+    dns::{DnsResolver, spawn_refresh},
+    hash::Rendezvous,
+};
 use crate::TransportError;
 
 /// How batches are spread over the backends.
