@@ -72,9 +72,9 @@ fn dns_server(records: &Path) -> (Server, SocketAddr) {
     (Server(child), SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
-/// A backend that counts the spans it receives.
+/// A backend that counts the spans it receives, or fails when `down`.
 #[derive(Clone, Debug, Default)]
-struct Backend(Arc<Mutex<u64>>);
+struct Backend(Arc<Mutex<u64>>, bool);
 
 impl Service<Batch> for Backend {
     type Response = ExportResponse;
@@ -86,6 +86,14 @@ impl Service<Batch> for Backend {
     }
 
     fn call(&mut self, batch: Batch) -> Self::Future {
+        if self.1 {
+            return Box::pin(async {
+                Err(TransportError::Timeout {
+                    endpoint: "down".into(),
+                    after: Duration::from_secs(1),
+                })
+            });
+        }
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) += batch.items();
         Box::pin(async { Ok(ExportResponse::default()) })
     }
@@ -206,4 +214,42 @@ async fn the_backend_set_follows_the_dns_answer() {
     drop(server);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(lb.backend_names(), three_left);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_backend_makes_the_resolver_look_again_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    std::fs::write(&records, "127.0.0.1\n127.0.0.2\n").unwrap();
+    let (_server, addr) = dns_server(&records);
+    let dns = DnsResolver::with_server("gateways.test.", addr, Duration::from_millis(500)).unwrap();
+    let mut lb: LoadBalancer<Backend> =
+        LoadBalancer::new(Balance::Route(RouteKey::TraceId), "dns gateways.test.:4317");
+    let alive = Backend::default();
+    let kept = alive.clone();
+    // An interval far longer than the test: only the failure can trigger the look-up.
+    let _task = spawn_refresh(
+        lb.clone(),
+        dns,
+        Duration::from_secs(300),
+        |ip| format!("http://{ip}:4317"),
+        move |name| {
+            Ok(if name.contains(".2:") {
+                Backend(Arc::default(), true)
+            } else {
+                kept.clone()
+            })
+        },
+    );
+    wait_for_set(&lb, &["http://127.0.0.1:4317", "http://127.0.0.2:4317"]).await;
+    // The second gateway dies and leaves DNS; its share goes to the first at once.
+    std::fs::write(&records, "127.0.0.1\n").unwrap();
+    lb.ready()
+        .await
+        .unwrap()
+        .call(traces(1000, 0))
+        .await
+        .unwrap();
+    assert_eq!(*alive.0.lock().unwrap_or_else(|e| e.into_inner()), 1000);
+    wait_for_set(&lb, &["http://127.0.0.1:4317"]).await;
 }

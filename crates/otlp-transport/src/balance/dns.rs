@@ -122,8 +122,8 @@ impl DnsResolver {
     }
 }
 
-/// Keeps `balancer`'s backend set equal to `dns`'s answer: resolves now and
-/// then every `interval`, naming each address's backend with `url` and
+/// Keeps `balancer`'s backend set equal to `dns`'s answer: resolves now,
+/// then every `interval` and whenever a backend fails, naming each address's backend with `url` and
 /// building new ones with `make`. A failed or empty resolution keeps the
 /// last set (a DNS hiccup never empties the tier). Ends when every other
 /// clone of the balancer is gone. Each change is logged at INFO with the
@@ -147,8 +147,16 @@ where
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let failed = balancer.failed.clone();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                // A backend failed: resolve again now (at most every 250 ms),
+                // so a gateway that left loses its share at once.
+                () = failed.notified() => {
+                    tokio::time::sleep(Duration::from_millis(250).min(interval)).await;
+                }
+            }
             if Arc::strong_count(&balancer.backends) <= 1 {
                 return;
             }

@@ -86,6 +86,8 @@ pub struct LoadBalancer<S> {
     epoch: Instant,
     backends: Arc<RwLock<Arc<Backends<S>>>>,
     next: Arc<AtomicUsize>,
+    /// Woken when a backend fails, so a resolver resolves again at once.
+    failed: Arc<tokio::sync::Notify>,
 }
 
 impl<S> Clone for LoadBalancer<S> {
@@ -97,6 +99,7 @@ impl<S> Clone for LoadBalancer<S> {
             epoch: self.epoch,
             backends: self.backends.clone(),
             next: self.next.clone(),
+            failed: self.failed.clone(),
         }
     }
 }
@@ -149,6 +152,7 @@ where
                 down_until: Vec::new(),
             }))),
             next: Arc::new(AtomicUsize::new(0)),
+            failed: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -281,6 +285,8 @@ where
                         );
                         pending.push(part);
                         last_retryable = Some(e);
+                        // A gateway that left shows here first: resolve again now.
+                        self.failed.notify_one();
                     }
                     Err(e) => {
                         response.rejected += part.items();
