@@ -288,3 +288,43 @@ fn dns_resolver_balances_over_the_answer_and_follows_its_change() {
     }
     drop(agent);
 }
+
+/// The official OpenTelemetry Python SDK sends traces of 1-20 spans through
+/// the agent to three sinks: every trace lands whole on exactly one sink.
+#[test]
+fn python_sdk_traces_of_1_to_20_spans_each_land_whole_on_one_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sinks, paths) = sinks(dir.path());
+    let agent = agent(dir.path(), &sinks);
+    let out = run(
+        std::process::Command::new(python())
+            .arg(root().join("tests/python/lb_traces.py"))
+            .args([&format!("http://{}", agent.grpc), "1000", "7"]),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let made: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let want = made["spans"].as_u64().unwrap() as usize;
+    assert!(want > 1000, "{made}");
+    let all = wait_distinct(&paths, want);
+    assert_eq!(all.len(), want, "spans lost");
+    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    let mut total = 0;
+    for (i, p) in paths.iter().enumerate() {
+        let spans = spans_in(p);
+        assert!(
+            spans.len() > want / 10,
+            "sink {i} got {} of {want}",
+            spans.len()
+        );
+        total += spans.len();
+        for (trace, _) in spans {
+            let first = *owner.entry(trace.clone()).or_insert(i);
+            assert_eq!(first, i, "trace {trace} on sinks {first} and {i}");
+        }
+    }
+    assert_eq!(total, want, "a span arrived twice");
+    assert_eq!(owner.len(), 1000);
+    drop(agent);
+}
