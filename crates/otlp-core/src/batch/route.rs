@@ -66,7 +66,8 @@ impl Batch {
     /// to the same resources and scopes as the original. A resource or scope
     /// without units goes with the part its resource routes to; top-level
     /// fields other than resources go with part 0. Returns the non-empty
-    /// parts with their index, in index order.
+    /// parts with their index, in index order; when everything goes to one
+    /// part, that part is this batch itself (no copy).
     ///
     /// # Errors
     ///
@@ -151,10 +152,18 @@ impl Batch {
                 }
             }
         }
-        Ok(out
+        let used: Vec<(usize, Part)> = out
             .into_iter()
             .enumerate()
             .filter(|(_, p)| !p.out.is_empty())
+            .collect();
+        if let [(i, _)] = used.as_slice() {
+            // Everything goes to one part: the request as it is, no copy (and
+            // any wire form it holds, such as the compressed form it came in).
+            return Ok(vec![(*i, self.clone())]);
+        }
+        Ok(used
+            .into_iter()
             .map(|(i, p)| (i, Batch::new(self.signal, Bytes::from(p.out), p.items)))
             .collect())
     }

@@ -496,6 +496,21 @@ fn sorted_spans(reqs: &[ExportTraceServiceRequest]) -> Vec<(Vec<u8>, Vec<u8>, Ve
 }
 
 #[test]
+fn route_split_to_one_part_is_the_request_itself() {
+    let req = traces_with_ids(&[vec![vec![1, 2, 3]], vec![vec![4]]]);
+    let batch = batch_of(Signal::Traces, &req);
+    let parts = batch.split_by_route(RouteKey::TraceId, 3, |_| 2).unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].0, 2);
+    assert_eq!(
+        parts[0].1.bytes().as_ptr(),
+        batch.bytes().as_ptr(),
+        "copied"
+    );
+    assert_eq!(parts[0].1.items(), 4);
+}
+
+#[test]
 fn route_split_of_malformed_bytes_is_an_error() {
     let batch = Batch::new(Signal::Traces, Bytes::from_static(&[0x0a, 0x05, 0x12]), 1);
     assert!(
