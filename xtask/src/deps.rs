@@ -26,6 +26,12 @@ const ALLOWED: &[(&str, &str)] = &[
          (a proc-macro: build time only, not in binaries)",
     ),
     (
+        "rand",
+        "opentelemetry_sdk 0.33 (the SDK bridge) is on rand 0.9, hickory-resolver 0.26 (the load \
+         balancing DNS resolver) on 0.10; hickory 0.25 would align but is the older API",
+    ),
+    ("rand_core", "follows the rand split above"),
+    (
         "syn",
         "proc-macro crates are mid-migration: async-trait and futures-macro use syn 3, \
          serde_derive, prost-derive and thiserror-impl syn 2 (build time only, not in binaries)",

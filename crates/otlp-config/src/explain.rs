@@ -343,6 +343,16 @@ fn default_value(c: &Config, key: &str) -> String {
         "receivers.grpc" => crate::model::DEFAULT_RECEIVER_GRPC.into(),
         "receivers.http" => crate::model::DEFAULT_RECEIVER_HTTP.into(),
         "endpoints" => "(none)".into(),
+        "loadbalancing.routing_key" => "trace_id".into(),
+        "loadbalancing.resolver" => match &c.loadbalancing {
+            Some(lb) => lb.resolver.describe(),
+            None => "(off: no loadbalancing section)".into(),
+        },
+        "loadbalancing.endpoints" => "(none)".into(),
+        "loadbalancing.dns.port" => crate::DEFAULT_LB_DNS_PORT.to_string(),
+        "loadbalancing.dns.interval" => d(crate::DEFAULT_LB_DNS_INTERVAL),
+        "loadbalancing.dns.timeout" => d(crate::DEFAULT_LB_DNS_TIMEOUT),
+        "loadbalancing.dns.server" => "(the system resolver, /etc/resolv.conf)".into(),
         "service_name" => {
             "(unset: unknown_service for the library, otlp-client-send for `send`)".into()
         }

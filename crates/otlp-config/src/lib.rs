@@ -77,6 +77,7 @@ pub mod env;
 mod error;
 mod explain;
 mod fix;
+mod loadbalancing;
 mod model;
 mod resolve;
 mod schema;
@@ -93,6 +94,10 @@ pub use self::{
     error::ConfigError,
     explain::{ExplainEntry, ExplainSignal, Explained, REDACTED, explain, is_secret_header},
     fix::{Fix, Fixed, autofix},
+    loadbalancing::{
+        DEFAULT_LB_DNS_INTERVAL, DEFAULT_LB_DNS_PORT, DEFAULT_LB_DNS_TIMEOUT, LbResolver,
+        LoadBalancingConfig, RoutingKey,
+    },
     model::{
         AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN,
         DEFAULT_BODY_READ_TIMEOUT, DEFAULT_GRPC_ENDPOINT, DEFAULT_HTTP_ENDPOINT,

@@ -69,6 +69,9 @@ pub struct Config {
     /// `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`): the default of the
     /// SDK bridge's metric exporter; forwarded metrics keep theirs.
     pub metrics_temporality: Temporality,
+    /// Trace-aware load balancing over several backends (`loadbalancing:`);
+    /// `None` when the section is not set.
+    pub loadbalancing: Option<crate::LoadBalancingConfig>,
 }
 
 /// The OTLP exporter spec's metrics temporality preference.

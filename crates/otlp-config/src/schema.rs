@@ -31,6 +31,52 @@ const COMPRESSIONS: &[&str] = &["none", "gzip", "zstd"];
 const OVERFLOWS: &[&str] = &["drop_newest", "drop_oldest", "block"];
 const PRESETS: &[&str] = &["low_latency", "balanced", "high_throughput"];
 const TEMPORALITIES: &[&str] = &["cumulative", "delta", "lowmemory"];
+const ROUTING_KEYS: &[&str] = &crate::RoutingKey::VALUES;
+const LB_RESOLVERS: &[&str] = &crate::loadbalancing::ResolverKind::VALUES;
+
+/// `loadbalancing:`: trace-aware load balancing over a tier of gateways.
+const LOADBALANCING: [KeyDef; 8] = [
+    KeyDef {
+        key: "loadbalancing.routing_key",
+        kind: Kind::Enum(ROUTING_KEYS),
+        doc: "what batches are split and routed on across the backends: trace_id (spans of a trace on one backend), service, resource or round_robin",
+    },
+    KeyDef {
+        key: "loadbalancing.resolver",
+        kind: Kind::Enum(LB_RESOLVERS),
+        doc: "where the backends come from: static (loadbalancing.endpoints) or dns (loadbalancing.dns.*)",
+    },
+    KeyDef {
+        key: "loadbalancing.endpoints",
+        kind: Kind::UrlList,
+        doc: "the backends' base URLs for the static resolver (they replace endpoint)",
+    },
+    KeyDef {
+        key: "loadbalancing.dns.hostname",
+        kind: Kind::Text,
+        doc: "the name whose A/AAAA records are the backends (e.g. a headless Service)",
+    },
+    KeyDef {
+        key: "loadbalancing.dns.port",
+        kind: Kind::Count,
+        doc: "the port of every backend found by dns",
+    },
+    KeyDef {
+        key: "loadbalancing.dns.interval",
+        kind: Kind::Duration,
+        doc: "how often the name is resolved again",
+    },
+    KeyDef {
+        key: "loadbalancing.dns.timeout",
+        kind: Kind::Duration,
+        doc: "deadline of one dns resolution",
+    },
+    KeyDef {
+        key: "loadbalancing.dns.server",
+        kind: Kind::Addr,
+        doc: "the DNS server to ask, ip:port (default: the system resolver, /etc/resolv.conf)",
+    },
+];
 
 macro_rules! signal_keys {
     ($s:literal) => {
@@ -352,6 +398,8 @@ pub(crate) const SECTIONS: &[&str] = &[
     "traces.tls",
     "metrics.tls",
     "logs.tls",
+    "loadbalancing",
+    "loadbalancing.dns",
 ];
 
 /// Every leaf key, in documentation order.
@@ -359,6 +407,7 @@ pub(crate) fn keys() -> impl Iterator<Item = &'static KeyDef> {
     GENERAL
         .iter()
         .chain(EXTRA.iter())
+        .chain(LOADBALANCING.iter())
         .chain(TRACES.iter())
         .chain(METRICS.iter())
         .chain(LOGS.iter())
@@ -483,7 +532,7 @@ mod tests {
             }
             assert!(!d.doc.is_empty(), "{}", d.key);
         }
-        assert_eq!(keys().count(), 45 + 3 + 27);
+        assert_eq!(keys().count(), 45 + 3 + 8 + 27);
     }
 
     #[test]

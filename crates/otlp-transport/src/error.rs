@@ -166,6 +166,16 @@ pub enum TransportError {
         /// The decode or serialize failure.
         reason: String,
     },
+    /// The batch could not be split by its routing key because its bytes do not decode.
+    #[error(
+        "batch of {signal} could not be split for load balancing: {reason}; the batch bytes are not a valid export request"
+    )]
+    Route {
+        /// The signal of the batch.
+        signal: &'static str,
+        /// The decode failure.
+        reason: String,
+    },
     /// Compressing the request body failed.
     #[error("compressing the request with {compression} failed: {source}")]
     Compress {
@@ -178,6 +188,16 @@ pub enum TransportError {
     /// No endpoint was configured.
     #[error("no endpoint configured; set at least one endpoint, e.g. http://localhost:4317")]
     NoEndpoint,
+    /// The load balancer has no backend to send to right now (the resolver
+    /// found none yet, or every one failed this attempt): retryable, the
+    /// backend set may change.
+    #[error(
+        "load balancing over {resolver}: no backend available; check that the name resolves and the backends are up"
+    )]
+    NoBackend {
+        /// The resolver, e.g. `dns gateways.example:4317` or `static list`.
+        resolver: String,
+    },
 }
 
 /// The step of connection setup that failed.
@@ -266,7 +286,9 @@ impl Classify for TransportError {
                 | ConnectStep::ConnectTimeout
                 | ConnectStep::Tcp => Retryability::Retryable,
             },
-            TransportError::Timeout { .. } => Retryability::Retryable,
+            TransportError::Timeout { .. } | TransportError::NoBackend { .. } => {
+                Retryability::Retryable
+            }
             TransportError::Protocol { connection, .. } => {
                 if *connection {
                     Retryability::Retryable
@@ -283,6 +305,7 @@ impl Classify for TransportError {
             | TransportError::InvalidHeader { .. }
             | TransportError::ResponseTooLarge { .. }
             | TransportError::Encode { .. }
+            | TransportError::Route { .. }
             | TransportError::Compress { .. }
             | TransportError::NoEndpoint => Retryability::Permanent,
         }

@@ -45,6 +45,7 @@
 //! | `zstd` | no | zstd request compression |
 //! | `tls` | no | `https://` endpoints with rustls: custom CA, mTLS, system roots; TLS step of `diagnose`; receivers serving TLS and mTLS ([`ReceiverTls`]) |
 
+pub mod balance;
 pub mod diagnose;
 mod error;
 pub mod export;

@@ -82,6 +82,7 @@
 //! | `disk-queue` | no | the crash-safe disk queue |
 //! | `sdk` | no | the `opentelemetry_sdk` bridge (module `sdk`): span and log processors, span, log and push-metric exporters |
 
+mod balance;
 mod convert;
 mod encode;
 mod error;

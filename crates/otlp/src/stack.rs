@@ -18,7 +18,7 @@ use otlp_resilience::{
     AdaptiveConcurrencyLayer, ConcurrencyHandle, GiveUp, Recovered, RecoveryLayer, RetryError,
     RetryEvents, RetryLayer,
 };
-use otlp_transport::{ExporterBuilder, TransportError};
+use otlp_transport::{Exporter, TransportError};
 use tower::{
     Service, ServiceBuilder, ServiceExt,
     util::{BoxCloneSyncService, Oneshot},
@@ -120,14 +120,12 @@ fn signal_stack(
     let last_errors = last_errors.clone();
     // Transport: sends the batch's bytes as they are and classifies the answer
     // per the OTLP spec. It applies the request timeout to each attempt itself.
-    let transport = check_service(
-        ExporterBuilder::from_config(convert::exporter_config(config, signal))
-            .build()
-            .map_err(|source| OtlpError::Transport { signal, source })?,
-    );
-    let compress = transport
-        .compresses()
-        .then(|| (transport.clone(), profiler.clone()));
+    // With `loadbalancing:`, a load balancer over one exporter per backend.
+    let (transport, exporter) = crate::balance::transport(config, signal)?;
+    let transport = check_service(transport);
+    let compress = exporter
+        .filter(Exporter::compresses)
+        .map(|exporter| (exporter, profiler.clone()));
 
     let concurrency = AdaptiveConcurrencyLayer::new(convert::concurrency_policy(config)?);
     let handle = concurrency.handle();

@@ -26,6 +26,7 @@ use crate::{
     units,
 };
 
+mod lb;
 mod parse;
 mod reader;
 mod validate;

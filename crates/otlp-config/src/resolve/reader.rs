@@ -448,6 +448,7 @@ impl Reader<'_> {
             endpoints,
             resource,
             metrics_temporality,
+            loadbalancing: self.loadbalancing(),
         };
         (config, sources)
     }

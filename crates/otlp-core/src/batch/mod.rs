@@ -622,5 +622,9 @@ fn encode_part(parsed: &Parsed<'_>, range: Range<usize>, first: bool) -> (Bytes,
     (Bytes::from(out), items)
 }
 
+mod route;
+
+pub use route::RouteKey;
+
 #[cfg(test)]
 mod tests;

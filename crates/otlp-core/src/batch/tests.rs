@@ -449,3 +449,186 @@ proptest! {
         }
     }
 }
+
+/// A trace request where span `i` of scope `s` of resource `r` belongs to
+/// trace `shape[r][s][i]`, so traces cross resources and scopes.
+fn traces_with_ids(shape: &[Vec<Vec<u8>>]) -> ExportTraceServiceRequest {
+    let mut req = traces(
+        &shape
+            .iter()
+            .map(|r| r.iter().map(Vec::len).collect())
+            .collect::<Vec<_>>(),
+    );
+    for (rs, r) in req.resource_spans.iter_mut().zip(shape) {
+        for (ss, s) in rs.scope_spans.iter_mut().zip(r) {
+            for (span, &t) in ss.spans.iter_mut().zip(s) {
+                span.trace_id = vec![t; 16];
+            }
+        }
+    }
+    req
+}
+
+/// Every span with its whole resource and scope headers, encoded, sorted:
+/// equal for two sets of requests holding the same spans under the same headers.
+fn sorted_spans(reqs: &[ExportTraceServiceRequest]) -> Vec<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let mut out: Vec<_> = reqs
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|rs| {
+            rs.scope_spans.iter().flat_map(move |ss| {
+                let mut scope = ss.clone();
+                scope.spans.clear();
+                let mut resource = rs.clone();
+                resource.scope_spans.clear();
+                ss.spans.iter().map(move |sp| {
+                    (
+                        resource.encode_to_vec(),
+                        scope.encode_to_vec(),
+                        sp.encode_to_vec(),
+                    )
+                })
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn route_split_to_one_part_is_the_request_itself() {
+    let req = traces_with_ids(&[vec![vec![1, 2, 3]], vec![vec![4]]]);
+    let batch = batch_of(Signal::Traces, &req);
+    let parts = batch.split_by_route(RouteKey::TraceId, 3, |_| 2).unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].0, 2);
+    assert_eq!(
+        parts[0].1.bytes().as_ptr(),
+        batch.bytes().as_ptr(),
+        "copied"
+    );
+    assert_eq!(parts[0].1.items(), 4);
+}
+
+#[test]
+fn route_split_of_malformed_bytes_is_an_error() {
+    let batch = Batch::new(Signal::Traces, Bytes::from_static(&[0x0a, 0x05, 0x12]), 1);
+    assert!(
+        batch
+            .split_by_route(RouteKey::TraceId, 3, |k| k.len())
+            .is_err()
+    );
+}
+
+#[test]
+fn route_split_by_service_keeps_a_service_on_one_part() {
+    let req = metrics(&[vec![vec![2, 3]], vec![vec![1]], vec![vec![4], vec![1]]]);
+    let batch = batch_of(Signal::Metrics, &req);
+    let parts = batch
+        .split_by_route(RouteKey::TraceId, 2, |k| {
+            // "svc-0" and "svc-2" to part 0, "svc-1" to part 1.
+            usize::from(k == b"svc-1")
+        })
+        .unwrap();
+    assert_eq!(parts.len(), 2);
+    let services = |b: &Batch| -> Vec<Option<Resource>> {
+        ExportMetricsServiceRequest::decode(b.bytes().clone())
+            .unwrap()
+            .resource_metrics
+            .into_iter()
+            .map(|r| r.resource)
+            .collect()
+    };
+    assert_eq!(services(&parts[0].1), vec![resource(0), resource(2)]);
+    assert_eq!(services(&parts[1].1), vec![resource(1)]);
+    assert_eq!(parts[0].1.items() + parts[1].1.items(), point_count(&req));
+}
+
+#[test]
+fn route_split_sends_logs_without_trace_id_with_their_resource() {
+    let mut req = logs(&[vec![3], vec![2]]);
+    // Resource 0: records 0 and 2 in traces 7 and 8, record 1 without one.
+    req.resource_logs[0].scope_logs[0].log_records[0].trace_id = vec![7; 16];
+    req.resource_logs[0].scope_logs[0].log_records[2].trace_id = vec![8; 16];
+    let batch = batch_of(Signal::Logs, &req);
+    let parts = batch
+        .split_by_route(RouteKey::TraceId, 3, |k| match k {
+            [7, ..] => 1,
+            [8, ..] => 2,
+            // Resources (encoded) to part 0.
+            _ => 0,
+        })
+        .unwrap();
+    let decoded: Vec<_> = parts
+        .iter()
+        .map(|(i, b)| {
+            (
+                *i,
+                ExportLogsServiceRequest::decode(b.bytes().clone()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decoded.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(log_count(&decoded[0].1), 3);
+    assert_eq!(log_count(&decoded[1].1), 1);
+    assert_eq!(log_count(&decoded[2].1), 1);
+    assert_eq!(decoded[1].1.resource_logs[0].resource, resource(0));
+    assert_eq!(decoded[1].1.resource_logs[0].scope_logs[0].scope, scope(0));
+}
+
+proptest! {
+    #[test]
+    fn route_split_keeps_every_span_once_each_trace_on_one_part(
+        shape in prop::collection::vec(
+            prop::collection::vec(prop::collection::vec(0u8..6, 0..6), 0..4),
+            0..4,
+        ),
+        parts in 1usize..5,
+        salt in any::<u8>(),
+    ) {
+        let req = traces_with_ids(&shape);
+        let batch = batch_of(Signal::Traces, &req);
+        let split = batch
+            .split_by_route(RouteKey::TraceId, parts, |k| usize::from(k[0] ^ salt))
+            .unwrap();
+        let mut decoded = Vec::new();
+        let mut owner = std::collections::HashMap::new();
+        let mut total = 0;
+        for (i, part) in &split {
+            prop_assert!(*i < parts);
+            prop_assert!(!part.is_empty());
+            // The count a part reports is the count of the bytes it holds.
+            prop_assert_eq!(Batch::from_encoded(Signal::Traces, part.bytes().clone()).unwrap().items(), part.items());
+            total += part.items();
+            let d = ExportTraceServiceRequest::decode(part.bytes().clone()).unwrap();
+            for sp in d.resource_spans.iter().flat_map(|r| &r.scope_spans).flat_map(|s| &s.spans) {
+                let first = *owner.entry(sp.trace_id.clone()).or_insert(*i);
+                prop_assert_eq!(first, *i, "trace {:?} on two parts", sp.trace_id);
+            }
+            decoded.push(d);
+        }
+        prop_assert_eq!(total, batch.items());
+        prop_assert_eq!(sorted_spans(&decoded), sorted_spans(std::slice::from_ref(&req)));
+        // Resources and scopes, empty ones too, all survive.
+        let entries = |rs: &[ExportTraceServiceRequest]| {
+            let mut v: Vec<_> = rs.iter().flat_map(|r| &r.resource_spans).map(|r| r.resource.clone().unwrap_or_default().encode_to_vec()).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        prop_assert_eq!(entries(&decoded), entries(&[req]));
+    }
+
+    #[test]
+    fn route_split_of_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        for s in Signal::ALL {
+            let b = Batch::new(s, Bytes::from(bytes.clone()), 0);
+            for key in [RouteKey::TraceId, RouteKey::Service, RouteKey::Resource] {
+                let _ = b.split_by_route(key, 3, |k| k.first().copied().map_or(0, usize::from));
+            }
+        }
+    }
+}

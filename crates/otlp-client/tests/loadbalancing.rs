@@ -1,0 +1,330 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! `loadbalancing:` end to end: `otlp-client send` -> the agent -> three
+//! sinks on distinct 127.0.0.1 ports. Every trace's spans land on exactly one
+//! sink with exact counts; a sink killed mid-run has its share delivered by
+//! the others. Real processes, bounded waits.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+mod common;
+
+use common::*;
+
+/// (trace id, span id) of every span in a sink's OTLP/JSON capture.
+fn spans_in(path: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return out;
+    };
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        for r in v["resourceSpans"].as_array().into_iter().flatten() {
+            for s in r["scopeSpans"].as_array().into_iter().flatten() {
+                for sp in s["spans"].as_array().into_iter().flatten() {
+                    out.push((
+                        sp["traceId"].as_str().unwrap_or_default().to_owned(),
+                        sp["spanId"].as_str().unwrap_or_default().to_owned(),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn sinks(dir: &Path) -> (Vec<Sink>, Vec<PathBuf>) {
+    let paths: Vec<PathBuf> = (0..3).map(|i| dir.join(format!("sink{i}.jsonl"))).collect();
+    let sinks = paths
+        .iter()
+        .map(|p| Sink::start_with(&["--output".as_ref(), p.as_os_str()]))
+        .collect();
+    (sinks, paths)
+}
+
+/// The agent balancing by trace id over `sinks` (static list).
+fn agent(dir: &Path, sinks: &[Sink]) -> AgentProc {
+    let list: Vec<String> = sinks.iter().map(|s| format!("http://{}", s.grpc)).collect();
+    start_agent(
+        &sinks[0].grpc,
+        dir,
+        &format!(
+            "loadbalancing:\n  routing_key: trace_id\n  resolver: static\n  endpoints: [{}]\n",
+            list.join(", ")
+        ),
+    )
+}
+
+/// Waits (up to 30 s) until the captures hold `want` distinct spans.
+fn wait_distinct(paths: &[PathBuf], want: usize) -> BTreeSet<(String, String)> {
+    let started = Instant::now();
+    loop {
+        let all: BTreeSet<_> = paths.iter().flat_map(|p| spans_in(p)).collect();
+        if all.len() >= want || started.elapsed() > Duration::from_secs(30) {
+            return all;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn every_trace_lands_on_exactly_one_sink_with_exact_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sinks, paths) = sinks(dir.path());
+    let agent = agent(dir.path(), &sinks);
+    // `send` makes traces of 10 spans each.
+    let out = run(
+        bin().args([
+            "send",
+            "--endpoint",
+            &format!("http://{}", agent.grpc),
+            "--count",
+            "3000",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for s in &sinks {
+        // Exact: nothing lost, nothing twice, over the three sinks.
+        let _ = s.stats();
+    }
+    let all = wait_distinct(&paths, 3000);
+    assert_eq!(all.len(), 3000);
+    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_trace: BTreeMap<String, usize> = BTreeMap::new();
+    let mut total = 0;
+    for (i, p) in paths.iter().enumerate() {
+        let spans = spans_in(p);
+        assert!(spans.len() > 300, "sink {i} got {} spans", spans.len());
+        total += spans.len();
+        for (trace, _) in spans {
+            let first = *owner.entry(trace.clone()).or_insert(i);
+            assert_eq!(first, i, "trace {trace} on sinks {first} and {i}");
+            *per_trace.entry(trace).or_default() += 1;
+        }
+    }
+    assert_eq!(total, 3000, "a span arrived twice");
+    assert_eq!(per_trace.len(), 300);
+    assert!(per_trace.values().all(|&n| n == 10), "{per_trace:?}");
+    let spans: u64 = sinks
+        .iter()
+        .map(|s| s.stats()["spans"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(spans, 3000);
+    drop(agent);
+}
+
+#[test]
+fn a_sink_killed_mid_run_has_its_share_delivered_by_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut sinks, paths) = sinks(dir.path());
+    let agent = agent(dir.path(), &sinks);
+    let mut send = Proc(
+        bin()
+            .args([
+                "send",
+                "--endpoint",
+                &format!("http://{}", agent.grpc),
+                "--count",
+                "6000",
+                "--rate",
+                "2000",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Kill sink 1 once it has received part of its share.
+    let started = Instant::now();
+    while spans_in(&paths[1]).len() < 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "sink 1 got nothing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(sinks.remove(1));
+    let before_kill = spans_in(&paths[1]).len();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = send.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "send did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "send: {status:?}");
+    // Nothing lost: every span arrived, at least once, on some sink.
+    let all = wait_distinct(&paths, 6000);
+    assert_eq!(all.len(), 6000, "spans lost after a sink died");
+    // The survivors took the dead sink's share after it died.
+    let survivors: usize = [&paths[0], &paths[2]]
+        .iter()
+        .map(|p| spans_in(p).len())
+        .sum();
+    assert!(
+        survivors + before_kill >= 6000,
+        "survivors {survivors} + dead sink {before_kill} < 6000"
+    );
+    assert!(
+        before_kill < 3000,
+        "sink 1 got {before_kill} before it was killed"
+    );
+    drop(agent);
+}
+
+/// A sink listening for OTLP/gRPC on `grpc` (HTTP on a free port of the same IP).
+fn sink_at(grpc: &str, output: &Path) -> Proc {
+    let ip = grpc.rsplit_once(':').map_or("127.0.0.1", |(ip, _)| ip);
+    let mut child = bin()
+        .args([
+            "sink",
+            "--grpc",
+            grpc,
+            "--http",
+            &format!("{ip}:0"),
+            "--output",
+        ])
+        .arg(output)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.contains(grpc), "sink line {line:?}");
+    Proc(child)
+}
+
+fn send_traces(agent: &AgentProc, count: &str) {
+    let out = run(
+        bin().args([
+            "send",
+            "--endpoint",
+            &format!("http://{}", agent.grpc),
+            "--count",
+            count,
+        ]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+/// Sinks on 127.0.0.1, .2 and .3 (one port) behind a DNS server on
+/// 127.0.0.1 (Python dnslib): the agent balances over what the name
+/// resolves to, and follows a changed answer.
+#[test]
+fn dns_resolver_balances_over_the_answer_and_follows_its_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|i| dir.path().join(format!("sink{i}.jsonl")))
+        .collect();
+    let first = Sink::start_with(&["--output".as_ref(), paths[0].as_os_str()]);
+    let port = first.grpc.rsplit_once(':').unwrap().1.to_owned();
+    let _others: Vec<Proc> = (1..3)
+        .map(|i| sink_at(&format!("127.0.0.{}:{port}", i + 1), &paths[i]))
+        .collect();
+    let records = dir.path().join("records");
+    std::fs::write(&records, "127.0.0.1\n127.0.0.2\n127.0.0.3\n").unwrap();
+    let mut dns = std::process::Command::new(python());
+    dns.arg(root().join("tests/python/dns_server.py"))
+        .arg(&records)
+        .args(["--deadline", "90"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut dns = Proc(dns.spawn().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(dns.0.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let dns_port: u16 = line.trim().parse().unwrap();
+    let agent = start_agent(
+        &first.grpc,
+        dir.path(),
+        &format!(
+            "loadbalancing:\n  routing_key: trace_id\n  resolver: dns\n  dns:\n    hostname: gateways.test.\n    port: {port}\n    interval: 200ms\n    server: 127.0.0.1:{dns_port}\n"
+        ),
+    );
+    send_traces(&agent, "3000");
+    let all = wait_distinct(&paths, 3000);
+    assert_eq!(all.len(), 3000);
+    let counts = |p: &PathBuf| spans_in(p).len();
+    let phase1: Vec<usize> = paths.iter().map(counts).collect();
+    assert!(phase1.iter().all(|&n| n > 300), "{phase1:?}");
+    assert_eq!(phase1.iter().sum::<usize>(), 3000, "{phase1:?}");
+
+    // The third gateway leaves the answer: the next traces go to the other two.
+    std::fs::write(&records, "127.0.0.1\n127.0.0.2\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    send_traces(&agent, "3000");
+    let all = wait_distinct(&paths, 6000);
+    assert_eq!(all.len(), 6000);
+    let phase2: Vec<usize> = paths.iter().map(counts).collect();
+    assert_eq!(phase2[2], phase1[2], "the removed gateway still got spans");
+    assert_eq!(phase2.iter().sum::<usize>(), 6000, "{phase2:?}");
+    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, p) in paths.iter().enumerate() {
+        for (trace, _) in spans_in(p) {
+            let first = *owner.entry(trace.clone()).or_insert(i);
+            assert_eq!(first, i, "trace {trace} on sinks {first} and {i}");
+        }
+    }
+    drop(agent);
+}
+
+/// The official OpenTelemetry Python SDK sends traces of 1-20 spans through
+/// the agent to three sinks: every trace lands whole on exactly one sink.
+#[test]
+fn python_sdk_traces_of_1_to_20_spans_each_land_whole_on_one_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sinks, paths) = sinks(dir.path());
+    let agent = agent(dir.path(), &sinks);
+    let out = run(
+        std::process::Command::new(python())
+            .arg(root().join("tests/python/lb_traces.py"))
+            .args([&format!("http://{}", agent.grpc), "1000", "7"]),
+        Duration::from_secs(120),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let made: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let want = made["spans"].as_u64().unwrap() as usize;
+    assert!(want > 1000, "{made}");
+    let all = wait_distinct(&paths, want);
+    assert_eq!(all.len(), want, "spans lost");
+    let mut owner: BTreeMap<String, usize> = BTreeMap::new();
+    let mut total = 0;
+    for (i, p) in paths.iter().enumerate() {
+        let spans = spans_in(p);
+        assert!(
+            spans.len() > want / 10,
+            "sink {i} got {} of {want}",
+            spans.len()
+        );
+        total += spans.len();
+        for (trace, _) in spans {
+            let first = *owner.entry(trace.clone()).or_insert(i);
+            assert_eq!(first, i, "trace {trace} on sinks {first} and {i}");
+        }
+    }
+    assert_eq!(total, want, "a span arrived twice");
+    assert_eq!(owner.len(), 1000);
+    drop(agent);
+}

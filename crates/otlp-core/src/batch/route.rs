@@ -1,0 +1,241 @@
+//! Splitting a request by routing key, for load balancing across backends.
+//!
+//! [`Batch::split_by_route`] walks the request once (no decode into structs)
+//! and hands each unit's routing key to a caller's function that names the
+//! part (backend) it goes to. Every unit is written under a copy of its own
+//! resource and scope headers, so each part is a valid request of the same
+//! signal, and the parts together hold every unit exactly once.
+
+use bytes::Bytes;
+
+use super::{Batch, headers, unit_items};
+use crate::{
+    DecodeError, Signal,
+    wire::{Fields, message, put_len_header},
+};
+
+/// What a request is split on when it is load balanced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RouteKey {
+    /// Spans by their trace id, so every span of a trace goes to one backend;
+    /// log records by their trace id when they have one, else by resource;
+    /// metrics (which have no trace id) by service.
+    TraceId,
+    /// By the resource's `service.name` attribute (the whole resource when it
+    /// has none).
+    Service,
+    /// By the whole encoded resource (its attributes and dropped count).
+    Resource,
+}
+
+impl RouteKey {
+    /// Every key, spelled as the config spells it.
+    pub const VALUES: [&'static str; 3] = ["trace_id", "service", "resource"];
+
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteKey::TraceId => "trace_id",
+            RouteKey::Service => "service",
+            RouteKey::Resource => "resource",
+        }
+    }
+}
+
+/// One part being built: finished resources in `out`, the open resource's
+/// body in `resource`, the open scope's body in `scope`.
+#[derive(Default)]
+struct Part {
+    out: Vec<u8>,
+    resource: Vec<u8>,
+    scope: Vec<u8>,
+    items: u64,
+    resource_used: bool,
+    scope_used: bool,
+}
+
+impl Batch {
+    /// Splits the request into at most `parts` requests, sending each unit
+    /// (span, log record, or whole metric) to the part `route` names for its
+    /// routing key (the key bytes: a trace id, a `service.name` value or an
+    /// encoded resource). A name of `parts` or more wraps around.
+    ///
+    /// Each unit is written under a copy of its original resource and scope
+    /// headers (every field but the repeated children), so each part decodes
+    /// to the same resources and scopes as the original. A resource or scope
+    /// without units goes with the part its resource routes to; top-level
+    /// fields other than resources go with part 0. Returns the non-empty
+    /// parts with their index, in index order; when everything goes to one
+    /// part, that part is this batch itself (no copy).
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError`] when the bytes are malformed; nothing is returned then.
+    pub fn split_by_route(
+        &self,
+        key: RouteKey,
+        parts: usize,
+        mut route: impl FnMut(&[u8]) -> usize,
+    ) -> Result<Vec<(usize, Batch)>, DecodeError> {
+        let parts = parts.max(1);
+        let mut out: Vec<Part> = (0..parts).map(|_| Part::default()).collect();
+        let mut pick = |k: &[u8]| route(k) % parts;
+        for resource in Fields::new(&self.bytes) {
+            let resource = resource?;
+            if resource.number != 1 {
+                out[0].out.extend_from_slice(resource.raw);
+                continue;
+            }
+            let body = message(&resource)?;
+            let header = headers(body)?;
+            let resource_key = resource_key(body, key, self.signal)?;
+            let resource_part = pick(resource_key);
+            for p in out.iter_mut() {
+                p.resource.clear();
+                p.resource_used = false;
+                for raw in &header {
+                    p.resource.extend_from_slice(raw);
+                }
+            }
+            for scope in Fields::new(body) {
+                let scope = scope?;
+                if scope.number != 2 {
+                    continue;
+                }
+                let scope_body = message(&scope)?;
+                let scope_header = headers(scope_body)?;
+                for p in out.iter_mut() {
+                    p.scope.clear();
+                    p.scope_used = false;
+                    for raw in &scope_header {
+                        p.scope.extend_from_slice(raw);
+                    }
+                }
+                let mut any = false;
+                for item in Fields::new(scope_body) {
+                    let item = item?;
+                    if item.number != 2 {
+                        continue;
+                    }
+                    let n = unit_items(self.signal, &item)?;
+                    let idx = match unit_trace_id(self.signal, key, message(&item)?)? {
+                        Some(trace_id) => pick(trace_id),
+                        None => resource_part,
+                    };
+                    let p = &mut out[idx];
+                    p.scope.extend_from_slice(item.raw);
+                    p.items += n;
+                    p.scope_used = true;
+                    any = true;
+                }
+                if !any {
+                    out[resource_part].scope_used = true;
+                }
+                for p in out.iter_mut() {
+                    if p.scope_used {
+                        put_len_header(&mut p.resource, 2, p.scope.len());
+                        let Part {
+                            resource, scope, ..
+                        } = p;
+                        resource.extend_from_slice(scope);
+                        p.resource_used = true;
+                    }
+                }
+            }
+            out[resource_part].resource_used |= !out.iter().any(|p| p.resource_used);
+            for p in out.iter_mut() {
+                if p.resource_used {
+                    put_len_header(&mut p.out, 1, p.resource.len());
+                    let Part { out, resource, .. } = p;
+                    out.extend_from_slice(resource);
+                }
+            }
+        }
+        let used: Vec<(usize, Part)> = out
+            .into_iter()
+            .enumerate()
+            .filter(|(_, p)| !p.out.is_empty())
+            .collect();
+        if let [(i, _)] = used.as_slice() {
+            // Everything goes to one part: the request as it is, no copy (and
+            // any wire form it holds, such as the compressed form it came in).
+            return Ok(vec![(*i, self.clone())]);
+        }
+        Ok(used
+            .into_iter()
+            .map(|(i, p)| (i, Batch::new(self.signal, Bytes::from(p.out), p.items)))
+            .collect())
+    }
+}
+
+/// The trace id a unit routes by, when the key and signal route units by
+/// trace id and the unit has one (spans: field 1; log records: field 9).
+fn unit_trace_id(signal: Signal, key: RouteKey, body: &[u8]) -> Result<Option<&[u8]>, DecodeError> {
+    let field = match (key, signal) {
+        (RouteKey::TraceId, Signal::Traces) => 1,
+        (RouteKey::TraceId, Signal::Logs) => 9,
+        _ => return Ok(None),
+    };
+    for f in Fields::new(body) {
+        let f = f?;
+        if f.number == field && f.is_len {
+            // An empty trace id (a log record outside any trace) routes by resource.
+            return Ok((!f.payload.is_empty()).then_some(f.payload));
+        }
+    }
+    Ok(None)
+}
+
+/// The key a resource entry routes by: its `service.name` value or its whole
+/// encoded `Resource` (field 1 of `Resource{Spans,Logs,Metrics}`).
+fn resource_key(body: &[u8], key: RouteKey, signal: Signal) -> Result<&[u8], DecodeError> {
+    let mut resource: &[u8] = &[];
+    for f in Fields::new(body) {
+        let f = f?;
+        if f.number == 1 {
+            resource = message(&f)?;
+        }
+    }
+    let by_service = match key {
+        RouteKey::Service => true,
+        // Metrics have no trace id; log records without one follow their resource.
+        RouteKey::TraceId => signal == Signal::Metrics,
+        RouteKey::Resource => false,
+    };
+    if by_service && let Some(service) = service_name(resource)? {
+        return Ok(service);
+    }
+    Ok(resource)
+}
+
+/// The string value of the `service.name` attribute of an encoded `Resource`.
+fn service_name(resource: &[u8]) -> Result<Option<&[u8]>, DecodeError> {
+    for attr in Fields::new(resource) {
+        let attr = attr?;
+        if attr.number != 1 || !attr.is_len {
+            continue;
+        }
+        let mut name: &[u8] = &[];
+        let mut value: Option<&[u8]> = None;
+        for f in Fields::new(attr.payload) {
+            let f = f?;
+            match (f.number, f.is_len) {
+                (1, true) => name = f.payload,
+                (2, true) => value = Some(f.payload),
+                _ => {}
+            }
+        }
+        if name != b"service.name" {
+            continue;
+        }
+        let Some(value) = value else { continue };
+        for f in Fields::new(value) {
+            let f = f?;
+            if f.number == 1 && f.is_len {
+                return Ok(Some(f.payload));
+            }
+        }
+    }
+    Ok(None)
+}
