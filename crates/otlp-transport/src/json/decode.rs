@@ -140,7 +140,7 @@ impl<'de> Visitor<'de> for List<'_> {
         let kind = field.kind();
         if matches!(kind, Kind::String | Kind::Bytes | Kind::Message(_)) {
             while seq
-                .next_element_seed(Element(Field {
+                .next_element_seed(Single(Field {
                     field,
                     out: &mut *out,
                 }))?
@@ -191,18 +191,8 @@ fn close_len(out: &mut Vec<u8>, body: usize) {
     out.truncate(at + prefix.len() + len);
 }
 
-/// One element of a repeated string, bytes or message field (never null).
-struct Element<'a>(Field<'a>);
-
-impl<'de> DeserializeSeed<'de> for Element<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        Single(self.0).deserialize(d)
-    }
-}
-
-/// One value of a field, written with its key.
+/// One value of a field (or one element of a repeated string, bytes or
+/// message field), written with its key.
 struct Single<'a>(Field<'a>);
 
 impl<'de> DeserializeSeed<'de> for Single<'_> {
