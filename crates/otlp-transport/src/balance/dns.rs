@@ -172,7 +172,7 @@ where
                             "load balancing backend set changed"
                         ),
                         Err(e) => {
-                            tracing::warn!(error = %e, "a resolved backend cannot be built; keeping the last set")
+                            tracing::warn!(hostname = %dns.hostname, error = %e, "a resolved backend cannot be built; keeping the last backend set (fix the address the name resolves to, or loadbalancing.dns.port)")
                         }
                     }
                 }
@@ -180,7 +180,7 @@ where
                     tracing::warn!(hostname = %dns.hostname, "dns answered no address; keeping the last backend set")
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "dns resolution failed; keeping the last backend set")
+                    tracing::warn!(hostname = %dns.hostname, error = %e, "dns resolution failed; keeping the last backend set (check the name and loadbalancing.dns.server)")
                 }
             }
         }

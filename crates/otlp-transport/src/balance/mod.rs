@@ -234,10 +234,12 @@ where
         let mut delivered = 0u64;
         let mut first_permanent: Option<TransportError> = None;
         let mut last_retryable: Option<TransportError> = None;
+        let cooldown_ms = u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX);
         let mut pending = vec![batch];
         // Each round takes at least one backend out, so n rounds are enough.
         for _ in 0..n {
             let mut parts = Vec::new();
+            let mut unrouted = Vec::new();
             for batch in pending.drain(..) {
                 match self.balance {
                     Balance::Route(key) => {
@@ -253,8 +255,10 @@ where
                     }
                     Balance::RoundRobin => {
                         let start = self.next.fetch_add(1, Ordering::Relaxed);
-                        if let Some(i) = (0..n).map(|k| (start + k) % n).find(|&i| !skip[i]) {
-                            parts.push((i, batch));
+                        match (0..n).map(|k| (start + k) % n).find(|&i| !skip[i]) {
+                            Some(i) => parts.push((i, batch)),
+                            // Never dropped: left for the error below.
+                            None => unrouted.push(batch),
                         }
                     }
                 }
@@ -277,12 +281,11 @@ where
                     Err(e) if e.classify().is_retryable() => {
                         tracing::debug!(backend = %set.names[i], error = %e, "backend failed, routing its share to the others");
                         skip[i] = true;
-                        set.down_until[i].store(
-                            now.saturating_add(
-                                u64::try_from(self.cooldown.as_millis()).unwrap_or(u64::MAX),
-                            ),
-                            Ordering::Relaxed,
-                        );
+                        // From when it failed, not when the call began: a
+                        // backend that takes longer than the cooldown to time
+                        // out must still be skipped by the calls after it.
+                        set.down_until[i]
+                            .store(self.now_ms().saturating_add(cooldown_ms), Ordering::Relaxed);
                         pending.push(part);
                         last_retryable = Some(e);
                         // A gateway that left shows here first: resolve again now.
@@ -297,6 +300,7 @@ where
                     }
                 }
             }
+            pending.append(&mut unrouted);
             if pending.is_empty() || skip.iter().all(|&s| s) {
                 break;
             }

@@ -24,6 +24,9 @@ use super::*;
 struct Backend {
     got: Arc<Mutex<Vec<Batch>>>,
     down: Arc<AtomicBool>,
+    /// While down, take 100 ms to fail (a timeout slower than the cooldown).
+    slow: Arc<AtomicBool>,
+    calls: Arc<AtomicUsize>,
 }
 
 impl Service<Batch> for Backend {
@@ -37,8 +40,12 @@ impl Service<Batch> for Backend {
 
     fn call(&mut self, batch: Batch) -> Self::Future {
         let this = self.clone();
+        this.calls.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
             if this.down.load(Ordering::SeqCst) {
+                if this.slow.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
                 return Err(TransportError::Timeout {
                     endpoint: "test".into(),
                     after: Duration::from_secs(1),
@@ -170,6 +177,26 @@ async fn a_failing_backend_share_goes_to_the_others_and_comes_back() {
         .unwrap();
     assert!(spans(&backends[1]) > 0);
     assert_eq!(backends.iter().map(spans).sum::<usize>(), 360);
+}
+
+/// The cooldown runs from the failure: a backend that takes 100 ms to fail
+/// with a 50 ms cooldown is still skipped by the next call (it was not, when
+/// the cooldown ran from the start of the call that found it down).
+#[tokio::test]
+async fn a_backend_slower_to_fail_than_the_cooldown_is_skipped_by_the_next_call() {
+    let backends = vec![Backend::default(), Backend::default(), Backend::default()];
+    let mut lb = balancer(&backends).with_cooldown(Duration::from_millis(50));
+    backends[1].down.store(true, Ordering::SeqCst);
+    backends[1].slow.store(true, Ordering::SeqCst);
+    for salt in 0..2 {
+        lb.ready()
+            .await
+            .unwrap()
+            .call(request(60, 3, salt))
+            .await
+            .unwrap();
+    }
+    assert_eq!(backends[1].calls.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
