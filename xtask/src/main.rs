@@ -170,11 +170,39 @@ fn ci(args: &[String]) -> Result {
         &["doc", "--workspace", "--no-deps", "--all-features"],
         &[("RUSTDOCFLAGS", "-D warnings")],
     )?;
+    examples()?;
     deps::check(&root())?;
     println!(
         "\nxtask ci: all checks passed in {:.0}s",
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+/// Every component crate has a runnable example of it used alone
+/// (`cargo run -p <crate> --example <name>`); each one runs to its end
+/// against 127.0.0.1, and a failing example fails the run. They are built
+/// with the test build's features, so nothing is compiled twice.
+const EXAMPLES: [&str; 6] = [
+    "inspect",      // otlp-core
+    "explain",      // otlp-config
+    "disk_queue",   // otlp-pipeline
+    "round_trip",   // otlp-transport
+    "tonic_client", // otlp-resilience
+    "self_metrics", // otlp-observability
+];
+
+fn examples() -> Result {
+    run(
+        "cargo",
+        &["build", "-q", "--workspace", "--all-features", "--examples"],
+        &[],
+    )?;
+    let dir = root().join("target/debug/examples");
+    for example in EXAMPLES {
+        let bin = dir.join(example);
+        run(&bin.to_string_lossy(), &[], &[])?;
+    }
     Ok(())
 }
 

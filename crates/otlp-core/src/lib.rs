@@ -37,11 +37,12 @@
 //!
 //! | feature | default | what it adds |
 //! |---------|---------|--------------|
-//! | (none)  |         | otlp-core has no optional features and depends only on `bytes` and `thiserror` |
+//! | `tonic` | no      | [`Classify`] for `tonic::Status` by the OTLP/gRPC retry rules ([`grpc::grpc_retryability`]), so a plain tonic client can take otlp-resilience's layers; without it the crate depends only on `bytes` and `thiserror` |
 
 mod batch;
 mod classify;
 mod error;
+pub mod grpc;
 mod outcome;
 mod payload;
 mod signal;

@@ -27,6 +27,7 @@ use std::{
     fs::{self, File, OpenOptions},
     io::{self, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -86,7 +87,29 @@ struct Segment {
 #[derive(Debug)]
 struct Writer {
     seq: u64,
-    file: File,
+    /// Shared with [`SyncTicket`]s, which `fsync` it after the pipeline's
+    /// lock is released.
+    file: Arc<File>,
+}
+
+/// Files with writes the fsync policy wants forced to disk, taken under the
+/// pipeline's lock and synced after it is released
+/// ([`DiskQueue::take_sync`]), so no producer or worker waits on another
+/// one's `fsync`.
+#[derive(Debug)]
+#[must_use = "a ticket syncs nothing until it is run"]
+pub(crate) struct SyncTicket(Vec<Arc<File>>);
+
+impl SyncTicket {
+    /// Forces the files' written data to disk; a failure is logged (the
+    /// data stays queued and is delivered, but may not survive a power loss).
+    pub(crate) fn run(self) {
+        for f in self.0 {
+            if let Err(e) = f.sync_data() {
+                tracing::warn!(error = %e, "disk queue: fsync failed; queued data is kept and delivered, but may not survive a power loss: check the disk");
+            }
+        }
+    }
 }
 
 /// A stored record that could not be read back.
@@ -192,7 +215,12 @@ pub(crate) struct DiskQueue {
     total_bytes: u64,
     /// Bytes of unacknowledged records, per signal.
     held: [u64; 3],
+    /// Written since the last [`SyncTicket`] was taken.
     dirty: bool,
+    /// The interval policy's time has come (set by `check_interval`).
+    due: bool,
+    /// Sealed segments written since the last ticket, to sync with it.
+    unsynced: Vec<Arc<File>>,
     last_sync: Instant,
 }
 
@@ -235,6 +263,8 @@ impl DiskQueue {
             total_bytes: 0,
             held: [0; 3],
             dirty: false,
+            due: false,
+            unsynced: Vec::new(),
             last_sync: Instant::now(),
         };
         let mut rec = Recovery::default();
@@ -420,11 +450,13 @@ impl DiskQueue {
                 });
             }
         }
+        // Recovery runs before the pipeline exists: syncing inline holds no one up.
         let synced = self.writer.as_ref().map_or(Ok(()), |w| w.file.sync_data());
         if let Err(e) = synced {
             self.roll_back(mark);
             return Err(e);
         }
+        self.dirty = false;
         self.seal();
         Ok(())
     }
@@ -508,7 +540,6 @@ impl DiskQueue {
                 return Err(e);
             }
         }
-        self.maybe_sync();
         Ok(())
     }
 
@@ -583,7 +614,10 @@ impl DiskQueue {
                 .open(self.path(seq))
                 .map_err(AppendError::Io)?;
             self.next_seq += 1;
-            self.writer = Some(Writer { seq, file });
+            self.writer = Some(Writer {
+                seq,
+                file: Arc::new(file),
+            });
             self.segments.push_back(Segment {
                 seq,
                 len: 0,
@@ -596,14 +630,12 @@ impl DiskQueue {
             )));
         };
         let h = encode_header(len, batch.items(), batch.signal(), batch.bytes());
-        let res = w
-            .file
+        // The fsync the policy asks for runs after the pipeline's lock is
+        // released (`take_sync`), before the producer's call returns.
+        let mut file = &*w.file;
+        let res = file
             .write_all(&h)
-            .and_then(|()| w.file.write_all(batch.bytes()))
-            .and_then(|()| match self.fsync {
-                FsyncPolicy::Always => w.file.sync_data(),
-                _ => Ok(()),
-            });
+            .and_then(|()| file.write_all(batch.bytes()));
         if let Err(e) = res {
             // Roll back a partial write so the segment stays readable; if even
             // that fails, recovery truncates the torn tail on the next start.
@@ -621,7 +653,7 @@ impl DiskQueue {
         seg.live += 1;
         self.total_bytes += rec_len;
         self.held[batch.signal().index()] += rec_len;
-        self.dirty = !matches!(self.fsync, FsyncPolicy::Always);
+        self.dirty = !matches!(self.fsync, FsyncPolicy::Never);
         self.pending.push_back(Pending {
             id,
             epoch,
@@ -637,10 +669,10 @@ impl DiskQueue {
     /// Closes the writer's segment; later appends start a new one.
     fn seal(&mut self) {
         if let Some(w) = self.writer.take() {
-            if !matches!(self.fsync, FsyncPolicy::Never) {
-                let _ = w.file.sync_data();
+            if self.dirty {
+                // Synced with the next ticket, outside the pipeline's lock.
+                self.unsynced.push(w.file.clone());
             }
-            self.dirty = false;
             if let Some(i) = self.segments.iter().position(|s| s.seq == w.seq)
                 && self.segments[i].live == 0
             {
@@ -739,27 +771,35 @@ impl DiskQueue {
         }
     }
 
-    /// Forces written data to disk if the interval policy says it is time.
-    pub(crate) fn maybe_sync(&mut self) {
+    /// Marks the interval policy's sync as due once its time has come (the
+    /// pipeline's tick calls it; the next [`DiskQueue::take_sync`] syncs).
+    pub(crate) fn check_interval(&mut self) {
         if let (FsyncPolicy::Interval(every), true) = (self.fsync, self.dirty)
             && self.last_sync.elapsed() >= every
         {
-            self.sync();
+            self.due = true;
         }
     }
 
-    /// Forces written data to disk now (unless the policy is `Never`).
-    pub(crate) fn sync(&mut self) {
-        if matches!(self.fsync, FsyncPolicy::Never) {
-            return;
-        }
-        if let Some(w) = &self.writer
-            && let Err(e) = w.file.sync_data()
-        {
-            tracing::warn!(error = %e, "disk queue: fsync failed");
+    /// The fsync the policy wants now, to run once the pipeline's lock is
+    /// released: after every write under `always`, when the interval is due
+    /// under `interval`, never under `never`. `force` (flush, shutdown) takes
+    /// it whenever something was written.
+    pub(crate) fn take_sync(&mut self, force: bool) -> Option<SyncTicket> {
+        let wanted = match self.fsync {
+            FsyncPolicy::Never => false,
+            FsyncPolicy::Always => true,
+            FsyncPolicy::Interval(_) => self.due || force,
+        };
+        if !(wanted && self.dirty) {
+            return None;
         }
         self.dirty = false;
+        self.due = false;
         self.last_sync = Instant::now();
+        let mut files = std::mem::take(&mut self.unsynced);
+        files.extend(self.writer.as_ref().map(|w| w.file.clone()));
+        Some(SyncTicket(files))
     }
 
     /// Items stored and not yet taken, per signal.

@@ -19,72 +19,9 @@
 
 use prost::Message;
 
-/// gRPC status codes (numbers from the gRPC specification).
-pub mod code {
-    /// Not an error.
-    pub const OK: i32 = 0;
-    /// The operation was cancelled.
-    pub const CANCELLED: i32 = 1;
-    /// Unknown error.
-    pub const UNKNOWN: i32 = 2;
-    /// The client sent an invalid argument.
-    pub const INVALID_ARGUMENT: i32 = 3;
-    /// The deadline passed before the operation completed.
-    pub const DEADLINE_EXCEEDED: i32 = 4;
-    /// The requested entity (service, method, route) was not found.
-    pub const NOT_FOUND: i32 = 5;
-    /// The entity already exists.
-    pub const ALREADY_EXISTS: i32 = 6;
-    /// The caller may not do this.
-    pub const PERMISSION_DENIED: i32 = 7;
-    /// A resource (quota, size, memory) is exhausted.
-    pub const RESOURCE_EXHAUSTED: i32 = 8;
-    /// The system is not in the state the operation needs.
-    pub const FAILED_PRECONDITION: i32 = 9;
-    /// The operation was aborted.
-    pub const ABORTED: i32 = 10;
-    /// The operation went past the valid range.
-    pub const OUT_OF_RANGE: i32 = 11;
-    /// The operation is not implemented or supported.
-    pub const UNIMPLEMENTED: i32 = 12;
-    /// Internal error.
-    pub const INTERNAL: i32 = 13;
-    /// The service is currently unavailable.
-    pub const UNAVAILABLE: i32 = 14;
-    /// Unrecoverable data loss.
-    pub const DATA_LOSS: i32 = 15;
-    /// The request has no valid credentials.
-    pub const UNAUTHENTICATED: i32 = 16;
-
-    /// The canonical name of a status code (`UNRECOGNIZED` for a number the
-    /// specification does not define).
-    pub fn name(code: i32) -> &'static str {
-        const NAMES: [&str; 17] = [
-            "OK",
-            "CANCELLED",
-            "UNKNOWN",
-            "INVALID_ARGUMENT",
-            "DEADLINE_EXCEEDED",
-            "NOT_FOUND",
-            "ALREADY_EXISTS",
-            "PERMISSION_DENIED",
-            "RESOURCE_EXHAUSTED",
-            "FAILED_PRECONDITION",
-            "ABORTED",
-            "OUT_OF_RANGE",
-            "UNIMPLEMENTED",
-            "INTERNAL",
-            "UNAVAILABLE",
-            "DATA_LOSS",
-            "UNAUTHENTICATED",
-        ];
-        usize::try_from(code)
-            .ok()
-            .and_then(|i| NAMES.get(i))
-            .copied()
-            .unwrap_or("UNRECOGNIZED")
-    }
-}
+/// gRPC status codes, defined once in otlp-core beside the OTLP retry
+/// rules that read them.
+pub use otlp_core::grpc::code;
 
 /// The type URL of `google.rpc.RetryInfo` inside a `google.protobuf.Any`.
 pub const RETRY_INFO_TYPE_URL: &str = "type.googleapis.com/google.rpc.RetryInfo";

@@ -244,25 +244,34 @@ pub struct AgentProc {
 /// by two spaces, e.g. a `tls:` section). Returns once `/health/live`
 /// answers on the plaintext admin port.
 pub fn start_agent(upstream: &str, dir: &Path, receivers_extra: &str) -> AgentProc {
-    let (g, h, a) = (free_port(), free_port(), free_port());
     let config = dir.join("agent.yaml");
     std::fs::write(
         &config,
         format!(
-            "endpoint: http://{upstream}\nprotocol: grpc\nreceivers:\n  grpc: 127.0.0.1:{g}\n  http: 127.0.0.1:{h}\n{receivers_extra}admin:\n  listen: 127.0.0.1:{a}\nbatch:\n  batch_timeout: 100ms\nqueue:\n  overflow: block\n"
+            "endpoint: http://{upstream}\nprotocol: grpc\nreceivers:\n  grpc: 127.0.0.1:0\n  http: 127.0.0.1:0\n{receivers_extra}admin:\n  listen: 127.0.0.1:0\nbatch:\n  batch_timeout: 100ms\nqueue:\n  overflow: block\n"
         ),
     )
     .unwrap();
-    let child = bin()
-        .args(["run", "--config"])
+    let mut child = bin()
+        .args(["run", "--log-format", "json", "--config"])
         .arg(&config)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stderr = child.stderr.take().unwrap();
     let proc = Proc(child);
-    let admin = format!("127.0.0.1:{a}");
+    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(4096);
+    std::thread::spawn(move || {
+        // Reads to the end so the agent never blocks on its stderr; lines
+        // nobody waits for any more are dropped.
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            let _ = tx.try_send(line);
+        }
+    });
+    let (admin, grpc, http, _) = read_addresses(&rx);
     let started = Instant::now();
     while try_http_get(&admin, "/health/live").is_none() {
         assert!(
@@ -273,9 +282,43 @@ pub fn start_agent(upstream: &str, dir: &Path, receivers_extra: &str) -> AgentPr
     }
     AgentProc {
         proc,
-        grpc: format!("127.0.0.1:{g}"),
-        http: format!("127.0.0.1:{h}"),
+        grpc,
+        http,
         admin,
+    }
+}
+
+/// Reads the agent's JSON log lines (up to 60 s) until it logged the
+/// addresses its admin server and both receivers bound: (admin, gRPC, HTTP,
+/// the lines read).
+fn read_addresses(rx: &std::sync::mpsc::Receiver<String>) -> (String, String, String, Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut admin, mut grpc, mut http): (Option<String>, Option<String>, Option<String>) =
+        (None, None, None);
+    let mut seen = Vec::new();
+    loop {
+        if let (Some(a), Some(g), Some(h)) = (&admin, &grpc, &http) {
+            return (a.clone(), g.clone(), h.clone(), seen);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = rx.recv_timeout(left) else {
+            panic!(
+                "agent did not log its addresses within 60s:\n{}",
+                seen.join("\n")
+            );
+        };
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            let msg = v["message"].as_str().unwrap_or("");
+            let addr = v["addr"].as_str().map(str::to_owned);
+            if msg.starts_with("admin server") {
+                admin = addr;
+            } else if msg.starts_with("OTLP/gRPC receiver") {
+                grpc = addr;
+            } else if msg.starts_with("OTLP/HTTP receiver") {
+                http = addr;
+            }
+        }
+        seen.push(line);
     }
 }
 
@@ -333,35 +376,12 @@ pub fn start_logging_agent(upstream: &str, dir: &Path, extra: &str) -> LoggingAg
             }
         }
     });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut admin, mut grpc, mut http) = (None, None, None);
-    let mut seen = Vec::new();
-    while admin.is_none() || grpc.is_none() || http.is_none() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(line) = rx.recv_timeout(left) else {
-            panic!(
-                "agent did not log its addresses within 60s:\n{}",
-                seen.join("\n")
-            );
-        };
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-            let msg = v["message"].as_str().unwrap_or("");
-            let addr = v["addr"].as_str().map(str::to_owned);
-            if msg.starts_with("admin server") {
-                admin = addr;
-            } else if msg.starts_with("OTLP/gRPC receiver") {
-                grpc = addr;
-            } else if msg.starts_with("OTLP/HTTP receiver") {
-                http = addr;
-            }
-        }
-        seen.push(line);
-    }
+    let (admin, grpc, http, seen) = read_addresses(&rx);
     LoggingAgent {
         proc,
-        grpc: grpc.unwrap(),
-        http: http.unwrap(),
-        admin: admin.unwrap(),
+        grpc,
+        http,
+        admin,
         lines: rx,
         seen,
     }

@@ -3,12 +3,20 @@
 use super::*;
 
 impl Shared {
-    pub(super) async fn admit_waiting(&self, mut input: Input) -> Result<(), TrySendError> {
+    pub(super) async fn admit_waiting(&self, input: Input) -> Result<(), TrySendError> {
+        // The common case, room now, reads no clock and registers no waiter.
+        let mut input = match self.admit(input, true, DropReason::QueueFull) {
+            Ok(()) => return Ok(()),
+            Err(Refused::Dropped(e)) => return Err(e),
+            Err(Refused::Wait(back)) => back,
+        };
         let deadline = match self.config.queue.overflow {
             Overflow::Block { deadline } => Instant::now() + deadline,
             _ => Instant::now(),
         };
         // Bounded by the deadline: each turn either admits, drops, or waits.
+        // The waiter is registered before the retry, so room released
+        // between the retry and the wait is not missed.
         loop {
             let space = self.space.notified();
             tokio::pin!(space);

@@ -19,7 +19,7 @@ use tokio::{runtime::Handle, sync::Notify, task::JoinHandle, time::Instant};
 use tower::{Service, ServiceExt};
 
 #[cfg(feature = "disk-queue")]
-use crate::disk::{AppendError, DiskQueue, RecordId};
+use crate::disk::{AppendError, DiskQueue, RecordId, SyncTicket};
 use crate::{
     Item, Overflow, PipelineConfig, PipelineError, Refusal, ShutdownReport, Stats, TrySendError,
     batcher::{Batcher, Part},
@@ -91,6 +91,72 @@ struct Core {
     closed: bool,
     #[cfg(feature = "disk-queue")]
     disk: Option<DiskQueue>,
+}
+
+/// The pipeline's lock. With the disk queue, releasing it runs the fsync
+/// the policy wants *after* the mutex is unlocked: whoever wrote syncs its
+/// own writes before its call returns, and nobody else waits on that fsync.
+struct CoreGuard<'a> {
+    // Field order matters: `guard` unlocks before `sync` runs.
+    guard: MutexGuard<'a, Core>,
+    /// Sync whatever was written, whatever the interval (flush, shutdown).
+    #[cfg(feature = "disk-queue")]
+    force_sync: bool,
+    #[cfg(feature = "disk-queue")]
+    sync: PendingSync,
+}
+
+impl CoreGuard<'_> {
+    /// On release, syncs everything written so far (unless the policy is
+    /// `never`).
+    #[cfg(feature = "disk-queue")]
+    fn sync_on_release(&mut self) {
+        self.force_sync = true;
+    }
+}
+
+impl std::ops::Deref for CoreGuard<'_> {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for CoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Core {
+        &mut self.guard
+    }
+}
+
+#[cfg(feature = "disk-queue")]
+impl Drop for CoreGuard<'_> {
+    fn drop(&mut self) {
+        // Taken while still locked (so the writer takes its own ticket), run
+        // when `sync` drops, after `guard` unlocked.
+        let force = self.force_sync;
+        self.sync.0 = self.guard.disk.as_mut().and_then(|d| d.take_sync(force));
+    }
+}
+
+/// An fsync to run when dropped.
+#[cfg(feature = "disk-queue")]
+struct PendingSync(Option<SyncTicket>);
+
+#[cfg(feature = "disk-queue")]
+impl Drop for PendingSync {
+    fn drop(&mut self) {
+        let Some(t) = self.0.take() else { return };
+        // On a multi-thread runtime's worker, hand the worker's other tasks
+        // to another thread while this one waits on the disk (otherwise two
+        // fsyncs would stall every task on a two-thread runtime).
+        let multi = Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(|| t.run());
+        } else {
+            t.run();
+        }
+    }
 }
 
 /// Reads a pipeline's [`Backlog`] without keeping it alive
@@ -523,10 +589,16 @@ impl Shared {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Core> {
+    fn lock(&self) -> CoreGuard<'_> {
         // A panic elsewhere while holding the lock leaves counts that are still
         // consistent (every update is a single step), so keep going.
-        self.core.lock().unwrap_or_else(|e| e.into_inner())
+        CoreGuard {
+            guard: self.core.lock().unwrap_or_else(|e| e.into_inner()),
+            #[cfg(feature = "disk-queue")]
+            force_sync: false,
+            #[cfg(feature = "disk-queue")]
+            sync: PendingSync(None),
+        }
     }
 
     /// Cuts a raw request, in one pass, into parts that fit `max_batch_bytes`

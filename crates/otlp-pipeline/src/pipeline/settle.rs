@@ -80,9 +80,7 @@ impl Shared {
         #[cfg(feature = "disk-queue")]
         {
             self.spill_to_disk(&mut core);
-            if let Some(d) = core.disk.as_mut() {
-                d.sync();
-            }
+            core.sync_on_release();
         }
         let epoch = core.epoch;
         core.epoch += 1;
@@ -251,8 +249,8 @@ impl Shared {
     /// After the workers stopped: settles what the memory holds as dropped
     /// (shutdown) and returns the items the disk keeps for the next start.
     pub(super) fn abandon(&self) -> u64 {
-        let mut core = self.lock();
-        let core = &mut *core;
+        let mut guard = self.lock();
+        let core = &mut *guard;
         #[allow(unused_mut)] // Only the disk queue adds to it.
         let mut left = 0;
         for (_, f) in core.inflight.drain() {
@@ -277,13 +275,14 @@ impl Shared {
         core.mem_bytes = 0;
         core.mem_held = [0; 3];
         #[cfg(feature = "disk-queue")]
-        if let Some(disk) = core.disk.as_mut() {
-            disk.sync();
+        if let Some(disk) = core.disk.as_ref() {
             left += disk.pending_items().iter().sum::<u64>();
         }
         for s in Signal::ALL {
             self.publish(core, s);
         }
+        #[cfg(feature = "disk-queue")]
+        guard.sync_on_release();
         self.settled.notify_waiters();
         left
     }
@@ -314,7 +313,8 @@ impl Shared {
         }
         #[cfg(feature = "disk-queue")]
         if let Some(d) = core.disk.as_mut() {
-            d.maybe_sync();
+            // Synced when the lock is released, outside it.
+            d.check_interval();
         }
     }
 

@@ -4,9 +4,9 @@
 
 use std::time::{Duration, SystemTime};
 
-use otlp_core::{ExportResponse, Retryability};
+use otlp_core::ExportResponse;
 
-use crate::google_rpc::{self, code};
+use crate::google_rpc;
 
 /// Server throttle hints are capped so a misbehaving server cannot park an
 /// exporter for hours: [`otlp_core::MAX_THROTTLE`], five minutes.
@@ -15,58 +15,9 @@ pub const MAX_THROTTLE: Duration = otlp_core::MAX_THROTTLE;
 /// Responses larger than this are refused (a collector's answer is tiny).
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
-/// The OTLP/gRPC rule: which status codes may be retried.
-///
-/// CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE and
-/// DATA_LOSS are retryable (throttled when the server sent `RetryInfo`);
-/// RESOURCE_EXHAUSTED only when the server sent `RetryInfo`; a message-size
-/// refusal is [`Retryability::TooLarge`]; everything else is permanent.
-pub fn grpc_retryability(code: i32, message: &str, retry_after: Option<Duration>) -> Retryability {
-    let hinted = |fallback| match retry_after {
-        Some(d) => Retryability::Throttled(d.min(MAX_THROTTLE)),
-        None => fallback,
-    };
-    match code {
-        code::CANCELLED
-        | code::DEADLINE_EXCEEDED
-        | code::ABORTED
-        | code::OUT_OF_RANGE
-        | code::UNAVAILABLE
-        | code::DATA_LOSS => hinted(Retryability::Retryable),
-        code::RESOURCE_EXHAUSTED => {
-            if retry_after.is_none() && is_size_message(message) {
-                Retryability::TooLarge
-            } else {
-                hinted(Retryability::Permanent)
-            }
-        }
-        _ => Retryability::Permanent,
-    }
-}
-
-/// The OTLP/HTTP rule: 429, 502, 503 and 504 are retryable (throttled when
-/// `Retry-After` was sent), 413 is [`Retryability::TooLarge`], every other
-/// status is permanent.
-pub fn http_retryability(status: u16, retry_after: Option<Duration>) -> Retryability {
-    match status {
-        429 | 502 | 503 | 504 => match retry_after {
-            Some(d) => Retryability::Throttled(d.min(MAX_THROTTLE)),
-            None => Retryability::Retryable,
-        },
-        413 => Retryability::TooLarge,
-        _ => Retryability::Permanent,
-    }
-}
-
-/// Whether a gRPC status message reports a size limit (tonic, grpc-go and
-/// grpc-java word it differently).
-fn is_size_message(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("message larger than max")
-        || m.contains("too large")
-        || m.contains("message length too large")
-        || m.contains("exceeds maximum")
-}
+/// The OTLP specification's retry rules, defined in otlp-core (where
+/// `Classify for tonic::Status` uses them too).
+pub use otlp_core::grpc::{grpc_retryability, http_retryability};
 
 /// Parses an HTTP `Retry-After` value: delay-seconds or an IMF-fixdate
 /// HTTP-date (relative to `now`). The result is capped at [`MAX_THROTTLE`].
