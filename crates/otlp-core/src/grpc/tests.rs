@@ -1,3 +1,5 @@
+//! Tests of the OTLP retry rules, the gRPC code table and `Classify` for `tonic::Status`.
+
 use std::time::Duration;
 
 use super::*;
