@@ -1,5 +1,7 @@
 //! Fails on a crate compiled in two versions (the seed's "dependency version
-//! conflict"), unless the duplicate is on the allow-list below with a reason.
+//! conflict"), unless the duplicate is on the allow-list below with a reason,
+//! and on a dependency whose license is not on the permissive allow-list
+//! (cargo-deny's two offline checks, without installing cargo-deny).
 //!
 //! Only normal and build dependencies count: they are what a user of our
 //! crates compiles. Dev-only duplicates (criterion, proptest) cost only us.
@@ -42,7 +44,136 @@ const ALLOWED: &[(&str, &str)] = &[
     ),
 ];
 
+/// Licenses a dependency may carry (SPDX ids): permissive ones a user of our
+/// Apache-2.0 crates can ship without obligations beyond notices.
+const LICENSES: &[&str] = &[
+    "0BSD",
+    "Apache-2.0",
+    "BSD-2-Clause",
+    "BSD-3-Clause",
+    "BSL-1.0",
+    "CC0-1.0",
+    "CDLA-Permissive-2.0",
+    "ISC",
+    "MIT",
+    "Unicode-3.0",
+    "Unicode-DFS-2016",
+    "Unlicense",
+    "Zlib",
+];
+
+/// Whether an SPDX license expression is satisfied by [`LICENSES`]: `OR`
+/// (and the old `/`) needs one side, `AND` both, `WITH` an exception on an
+/// allowed license; parentheses group.
+fn license_ok(expr: &str) -> bool {
+    let spaced = expr
+        .replace('(', " ( ")
+        .replace(')', " ) ")
+        .replace('/', " OR ");
+    let tokens: Vec<&str> = spaced.split_whitespace().collect();
+    let mut at = 0;
+    let ok = or_expr(&tokens, &mut at);
+    ok && at == tokens.len()
+}
+
+fn or_expr(t: &[&str], at: &mut usize) -> bool {
+    let mut ok = and_expr(t, at);
+    while t.get(*at) == Some(&"OR") {
+        *at += 1;
+        ok |= and_expr(t, at);
+    }
+    ok
+}
+
+fn and_expr(t: &[&str], at: &mut usize) -> bool {
+    let mut ok = term(t, at);
+    while t.get(*at) == Some(&"AND") {
+        *at += 1;
+        ok &= term(t, at);
+    }
+    ok
+}
+
+fn term(t: &[&str], at: &mut usize) -> bool {
+    let Some(&tok) = t.get(*at) else {
+        return false;
+    };
+    *at += 1;
+    if tok == "(" {
+        let ok = or_expr(t, at);
+        if t.get(*at) != Some(&")") {
+            return false;
+        }
+        *at += 1;
+        return ok;
+    }
+    if t.get(*at) == Some(&"WITH") {
+        *at += 2; // The exception only widens what the license allows.
+    }
+    LICENSES.contains(&tok)
+}
+
+/// Every normal or build dependency's license is on [`LICENSES`].
+fn licenses(root: &Path) -> Result {
+    let out = Command::new("cargo")
+        .args([
+            "tree",
+            "--workspace",
+            "--all-features",
+            "--edges",
+            "normal,build",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}|{l}",
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("could not run cargo tree: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut bad = std::collections::BTreeSet::new();
+    let mut seen = 0;
+    for line in text.lines() {
+        let Some((package, license)) = line.split_once('|') else {
+            continue;
+        };
+        seen += 1;
+        let license = license.trim().trim_end_matches("(*)").trim();
+        if !license_ok(license) {
+            let shown = if license.is_empty() {
+                "no license field"
+            } else {
+                license
+            };
+            bad.insert(format!("{} ({shown})", package.trim()));
+        }
+    }
+    if seen == 0 {
+        return Err("cargo tree listed no package: the license check saw nothing".to_owned());
+    }
+    if bad.is_empty() {
+        println!(
+            "license check: every dependency is under {}",
+            LICENSES.join(", ")
+        );
+        Ok(())
+    } else {
+        Err(format!(
+            "dependencies under a license not on the allow-list: {}; replace them, or add the \
+             license to LICENSES in xtask/src/deps.rs if it is permissive",
+            bad.into_iter().collect::<Vec<_>>().join(", ")
+        ))
+    }
+}
+
 pub(crate) fn check(root: &Path) -> Result {
+    licenses(root)?;
     let out = Command::new("cargo")
         .args([
             "tree",
@@ -115,6 +246,22 @@ fn duplicates(text: &str) -> BTreeMap<String, Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn license_expressions_follow_spdx_or_and_with() {
+        assert!(license_ok("MIT OR Apache-2.0"));
+        assert!(license_ok("MIT/Apache-2.0"));
+        assert!(license_ok(
+            "Apache-2.0 WITH LLVM-exception OR Apache-2.0 OR MIT"
+        ));
+        assert!(license_ok("(MIT OR Apache-2.0) AND Unicode-3.0"));
+        assert!(license_ok("Apache-2.0 AND ISC"));
+        assert!(!license_ok("GPL-3.0-only"));
+        assert!(!license_ok("MIT AND GPL-3.0-only"));
+        assert!(license_ok("GPL-3.0-only OR MIT"));
+        assert!(!license_ok(""));
+        assert!(!license_ok("(MIT OR Apache-2.0"));
+    }
 
     #[test]
     fn parses_duplicates_and_ignores_single_versions() {
