@@ -221,7 +221,7 @@ async fn an_empty_request_is_acknowledged_and_never_sent() {
     assert_eq!(p.stats().signal(Signal::Traces).accepted, 0);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn drop_oldest_evicts_only_when_that_makes_room_for_the_whole_request() {
     let collector = Collector::default();
     let hold = collector.hold.clone().write_owned().await;
