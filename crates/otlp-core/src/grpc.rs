@@ -1,7 +1,7 @@
 //! The OTLP specification's retry rules for gRPC status codes and HTTP
 //! statuses, and the gRPC status code table: pure functions with no protocol
 //! library behind them, shared by otlp-transport's exporters and (with the
-//! `tonic` feature) by [`Classify`] for `tonic::Status`.
+//! `tonic` feature) by [`Classify`](crate::Classify) for `tonic::Status`.
 
 use std::time::Duration;
 

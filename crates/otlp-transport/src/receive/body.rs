@@ -161,6 +161,9 @@ pub(crate) fn decode(
     limit: usize,
     reservation: &mut Reservation,
 ) -> Result<Bytes, BodyError> {
+    // Identity needs no reservation; a build without codecs has only it.
+    #[cfg(not(any(feature = "gzip", feature = "zstd")))]
+    let _ = reservation;
     match encoding {
         Encoding::Identity => {
             if data.len() > limit {
