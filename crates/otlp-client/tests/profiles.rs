@@ -331,3 +331,52 @@ fn an_invalid_profiles_request_is_refused_with_the_field_path() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(received.lock().unwrap().is_empty());
 }
+
+#[test]
+fn profiles_the_python_protobuf_bindings_send_arrive_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let (upstream, received) = start_upstream();
+    let agent = start_agent(&upstream.to_string(), dir.path(), "");
+    let script = root().join("crates/otlp-client/tests/python/profiles_peer.py");
+    let out = run(
+        std::process::Command::new(python())
+            .arg(&script)
+            .args([&agent.grpc, &agent.http]),
+        Duration::from_secs(60),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "python peer failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // "sent <transport> <items> <hex>" per request.
+    let sent: Vec<(u64, Vec<u8>)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("sent "))
+        .map(|l| {
+            let mut parts = l.split_whitespace().skip(1);
+            let items = parts.next().unwrap().parse().unwrap();
+            let hex = parts.next().unwrap();
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            (items, bytes)
+        })
+        .collect();
+    assert_eq!(sent.len(), 2, "{stdout}");
+    let got = wait_requests(&received, 2);
+    assert_eq!(got.len(), 2);
+    for (items, bytes) in &sent {
+        assert!(
+            got.iter()
+                .any(|(s, b)| *s == Signal::Profiles && b == bytes),
+            "a request of {items} profiles did not arrive byte for byte"
+        );
+    }
+    let total: u64 = sent.iter().map(|(n, _)| n).sum();
+    let line = format!("otlp_items_sent_total{{signal=\"profiles\"}} {total}");
+    let metrics = wait_metric(&agent.admin, &line);
+    assert!(metrics.lines().any(|l| l == line), "{metrics}");
+}

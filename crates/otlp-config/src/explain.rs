@@ -224,7 +224,7 @@ impl Explained {
             };
             let _ = writeln!(
                 out,
-                "  {:7} {} via {} (from {}), timeout {} per attempt, compression {}, tls {}, headers {}",
+                "  {:8} {} via {} (from {}), timeout {} per attempt, compression {}, tls {}, headers {}",
                 s.signal,
                 s.endpoint,
                 s.protocol,
