@@ -188,7 +188,7 @@ impl SelfMetrics {
             "Failed export requests by signal and error class",
             errors.clone(),
         );
-        // Pre-create the series of the three signals so that alerts and
+        // Pre-create the series of every signal so that alerts and
         // dashboards see zeros, not absent series, before the first export.
         // The handles are kept, so recording a request of a known signal
         // skips the families' locked label lookup.
