@@ -271,7 +271,7 @@ impl PeerReport {
 /// # Errors
 ///
 /// Returns [`BenchesError::Runtime`] or [`BenchesError::Exporter`] when the
-/// pipeline cannot be built, and [`BenchesError::Arg`] for the metrics signal;
+/// pipeline cannot be built, and [`BenchesError::Arg`] for metrics and profiles;
 /// export failures are reported in [`PeerReport`].
 pub fn run(config: &PeerConfig) -> Result<PeerReport, BenchesError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -284,9 +284,12 @@ pub fn run(config: &PeerConfig) -> Result<PeerReport, BenchesError> {
         match config.signal {
             Signal::Traces => run_traces(config),
             Signal::Logs => run_logs(config),
-            Signal::Metrics => Err(BenchesError::Arg {
+            Signal::Metrics | Signal::Profiles => Err(BenchesError::Arg {
                 flag: "--signal".into(),
-                problem: "metrics is not a peer workload, use traces or logs".into(),
+                problem: format!(
+                    "{} is not a peer workload, use traces or logs",
+                    config.signal
+                ),
             }),
         }
     };

@@ -76,7 +76,7 @@ pub struct SignalStats {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
     /// Per signal, indexed by [`Signal::index`].
-    pub signals: [SignalStats; 3],
+    pub signals: [SignalStats; Signal::COUNT],
     /// Seconds since start when the first item arrived.
     pub first_item_s: Option<f64>,
     /// Seconds since start when the last item arrived.
@@ -105,7 +105,7 @@ struct Counters {
 
 #[derive(Debug)]
 struct State {
-    signals: [Counters; 3],
+    signals: [Counters; Signal::COUNT],
     total: AtomicU64,
     started: Instant,
     /// Nanoseconds since `started`, plus one (zero means "no item yet").

@@ -180,7 +180,7 @@ pub(crate) enum SignalArg {
     Metrics,
     /// Log records.
     Logs,
-    /// All three.
+    /// All three (traces, metrics and logs; `send` does not generate profiles).
     All,
 }
 

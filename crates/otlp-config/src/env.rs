@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 /// Generic endpoint (default `http://localhost:4317` for grpc, `http://localhost:4318` for HTTP);
-/// for HTTP `v1/<signal>` is appended.
+/// for HTTP `v1/<signal>` is appended (`v1development/profiles` for profiles).
 pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// Traces endpoint, used as given (default: the generic endpoint + `v1/traces` for HTTP).
 pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
@@ -16,6 +16,9 @@ pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_
 pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
 /// Logs endpoint, used as given (default: the generic endpoint + `v1/logs` for HTTP).
 pub const OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT";
+/// Profiles endpoint, used as given (default: the generic endpoint +
+/// `v1development/profiles` for HTTP).
+pub const OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT";
 /// Protocol: `grpc` (default), `http/protobuf` or `http/json`.
 pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 /// Traces protocol (default: the generic protocol).
@@ -24,6 +27,8 @@ pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_
 pub const OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
 /// Logs protocol (default: the generic protocol).
 pub const OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL";
+/// Profiles protocol (default: the generic protocol).
+pub const OTEL_EXPORTER_OTLP_PROFILES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROFILES_PROTOCOL";
 /// Headers as `key=value,key2=value2`, percent-decoded (default: none).
 pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
 /// Traces headers (default: the generic headers).
@@ -32,6 +37,8 @@ pub const OTEL_EXPORTER_OTLP_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_H
 pub const OTEL_EXPORTER_OTLP_METRICS_HEADERS: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
 /// Logs headers (default: the generic headers).
 pub const OTEL_EXPORTER_OTLP_LOGS_HEADERS: &str = "OTEL_EXPORTER_OTLP_LOGS_HEADERS";
+/// Profiles headers (default: the generic headers).
+pub const OTEL_EXPORTER_OTLP_PROFILES_HEADERS: &str = "OTEL_EXPORTER_OTLP_PROFILES_HEADERS";
 /// Compression: `none` (default), `gzip` or `zstd`.
 pub const OTEL_EXPORTER_OTLP_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_COMPRESSION";
 /// Traces compression (default: the generic compression).
@@ -40,6 +47,8 @@ pub const OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_TRAC
 pub const OTEL_EXPORTER_OTLP_METRICS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION";
 /// Logs compression (default: the generic compression).
 pub const OTEL_EXPORTER_OTLP_LOGS_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_LOGS_COMPRESSION";
+/// Profiles compression (default: the generic compression).
+pub const OTEL_EXPORTER_OTLP_PROFILES_COMPRESSION: &str = "OTEL_EXPORTER_OTLP_PROFILES_COMPRESSION";
 /// Export timeout in milliseconds (default 10000).
 pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
 /// Traces export timeout in milliseconds (default: the generic timeout).
@@ -48,6 +57,8 @@ pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_T
 pub const OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
 /// Logs export timeout in milliseconds (default: the generic timeout).
 pub const OTEL_EXPORTER_OTLP_LOGS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT";
+/// Profiles export timeout in milliseconds (default: the generic timeout).
+pub const OTEL_EXPORTER_OTLP_PROFILES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_PROFILES_TIMEOUT";
 /// CA certificate PEM file (default: the system roots).
 pub const OTEL_EXPORTER_OTLP_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CERTIFICATE";
 /// Traces CA certificate PEM file (default: the generic one).
@@ -56,6 +67,8 @@ pub const OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_TRAC
 pub const OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE";
 /// Logs CA certificate PEM file (default: the generic one).
 pub const OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE";
+/// Profiles CA certificate PEM file (default: the generic one).
+pub const OTEL_EXPORTER_OTLP_PROFILES_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_PROFILES_CERTIFICATE";
 /// Client private key PEM file for mutual TLS (default: none).
 pub const OTEL_EXPORTER_OTLP_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_CLIENT_KEY";
 /// Traces client private key PEM file (default: the generic one).
@@ -64,6 +77,8 @@ pub const OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_TRACE
 pub const OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY";
 /// Logs client private key PEM file (default: the generic one).
 pub const OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY";
+/// Profiles client private key PEM file (default: the generic one).
+pub const OTEL_EXPORTER_OTLP_PROFILES_CLIENT_KEY: &str = "OTEL_EXPORTER_OTLP_PROFILES_CLIENT_KEY";
 /// Client certificate PEM file for mutual TLS (default: none).
 pub const OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE: &str = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE";
 /// Traces client certificate PEM file (default: the generic one).
@@ -75,6 +90,9 @@ pub const OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE: &str =
 /// Logs client certificate PEM file (default: the generic one).
 pub const OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE: &str =
     "OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE";
+/// Profiles client certificate PEM file (default: the generic one).
+pub const OTEL_EXPORTER_OTLP_PROFILES_CLIENT_CERTIFICATE: &str =
+    "OTEL_EXPORTER_OTLP_PROFILES_CLIENT_CERTIFICATE";
 /// For a gRPC endpoint written without a scheme (`collector:4317`): `true`
 /// for plaintext, `false` (default) for TLS, as the OTLP specification says.
 /// It has no effect on an endpoint with a scheme and never skips certificate
@@ -86,6 +104,8 @@ pub const OTEL_EXPORTER_OTLP_TRACES_INSECURE: &str = "OTEL_EXPORTER_OTLP_TRACES_
 pub const OTEL_EXPORTER_OTLP_METRICS_INSECURE: &str = "OTEL_EXPORTER_OTLP_METRICS_INSECURE";
 /// Logs variant of [`OTEL_EXPORTER_OTLP_INSECURE`] (default: the generic one).
 pub const OTEL_EXPORTER_OTLP_LOGS_INSECURE: &str = "OTEL_EXPORTER_OTLP_LOGS_INSECURE";
+/// Profiles variant of [`OTEL_EXPORTER_OTLP_INSECURE`] (default: the generic one).
+pub const OTEL_EXPORTER_OTLP_PROFILES_INSECURE: &str = "OTEL_EXPORTER_OTLP_PROFILES_INSECURE";
 /// The seed's short form of [`OTEL_EXPORTER_OTLP_ENDPOINT`]; the spec name wins when both are set.
 pub const OTLP_ENDPOINT: &str = "OTLP_ENDPOINT";
 /// The seed's short form of [`OTEL_EXPORTER_OTLP_PROTOCOL`]; the spec name wins when both are set.
@@ -281,12 +301,14 @@ mod tests {
         }
         for name in [
             OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE,
+            OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT,
+            OTEL_EXPORTER_OTLP_PROFILES_INSECURE,
             OTEL_EXPORTER_OTLP_METRICS_INSECURE,
             OTLP_TIMEOUT,
         ] {
             assert!(t.iter().any(|(n, _, _)| n == name), "{name}");
         }
-        assert_eq!(t.len(), 4 + 9 * 4 + 3);
+        assert_eq!(t.len(), 4 + 9 * (1 + otlp_core::Signal::COUNT) + 3);
     }
 
     #[test]

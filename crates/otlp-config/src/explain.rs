@@ -100,9 +100,10 @@ impl Resolved {
         for def in schema::keys() {
             let key = def.key;
             let setting = self.settings.get(key);
-            let is_signal_key = ["traces.", "metrics.", "logs."]
-                .iter()
-                .any(|p| key.starts_with(p));
+            let is_signal_key = otlp_core::Signal::ALL.iter().any(|s| {
+                key.strip_prefix(s.as_str())
+                    .is_some_and(|k| k.starts_with('.'))
+            });
             if setting.is_none() && is_signal_key {
                 // Shown resolved in the per-signal section instead.
                 continue;
@@ -223,7 +224,7 @@ impl Explained {
             };
             let _ = writeln!(
                 out,
-                "  {:7} {} via {} (from {}), timeout {} per attempt, compression {}, tls {}, headers {}",
+                "  {:8} {} via {} (from {}), timeout {} per attempt, compression {}, tls {}, headers {}",
                 s.signal,
                 s.endpoint,
                 s.protocol,

@@ -32,7 +32,7 @@ pub struct Config {
     /// The preset the batch, queue and tuning defaults came from.
     pub preset: Preset,
     /// Per-signal export settings, indexed by [`Signal::index`]; see [`Config::signal`].
-    pub signals: [SignalConfig; 3],
+    pub signals: [SignalConfig; Signal::COUNT],
     /// How long to wait for a connection to be established.
     pub connect_timeout: Duration,
     /// Retry with exponential backoff.

@@ -139,7 +139,7 @@ const GENERAL: [KeyDef; 45] = [
     KeyDef {
         key: "endpoint",
         kind: Kind::Url,
-        doc: "collector URL; HTTP gets v1/<signal> appended",
+        doc: "collector URL; HTTP gets v1/<signal> appended (v1development/profiles for profiles)",
     },
     KeyDef {
         key: "protocol",
@@ -380,6 +380,7 @@ const EXTRA: [KeyDef; 3] = [
 const TRACES: [KeyDef; 9] = signal_keys!("traces");
 const METRICS: [KeyDef; 9] = signal_keys!("metrics");
 const LOGS: [KeyDef; 9] = signal_keys!("logs");
+const PROFILES: [KeyDef; 9] = signal_keys!("profiles");
 
 /// Sections: keys whose value is a mapping of further keys.
 pub(crate) const SECTIONS: &[&str] = &[
@@ -395,9 +396,11 @@ pub(crate) const SECTIONS: &[&str] = &[
     "traces",
     "metrics",
     "logs",
+    "profiles",
     "traces.tls",
     "metrics.tls",
     "logs.tls",
+    "profiles.tls",
     "loadbalancing",
     "loadbalancing.dns",
 ];
@@ -411,6 +414,7 @@ pub(crate) fn keys() -> impl Iterator<Item = &'static KeyDef> {
         .chain(TRACES.iter())
         .chain(METRICS.iter())
         .chain(LOGS.iter())
+        .chain(PROFILES.iter())
 }
 
 /// The definition of a leaf key.
@@ -470,9 +474,9 @@ pub(crate) fn suggest_key(section: &str, name: &str) -> Option<String> {
         .map(|d| d.key)
         .find(|k| {
             k.rsplit('.').next() == Some(lower.as_str())
-                && !k.starts_with("traces")
-                && !k.starts_with("metrics")
-                && !k.starts_with("logs")
+                && !otlp_core::Signal::ALL
+                    .iter()
+                    .any(|s| k.starts_with(s.as_str()))
         })
         .map(str::to_owned)
 }
@@ -532,7 +536,9 @@ mod tests {
             }
             assert!(!d.doc.is_empty(), "{}", d.key);
         }
-        assert_eq!(keys().count(), 45 + 3 + 8 + 27);
+        assert_eq!(keys().count(), 45 + 3 + 8 + 9 * otlp_core::Signal::COUNT);
+        assert!(lookup("profiles.endpoint").is_some());
+        assert!(is_section("profiles.tls"));
     }
 
     #[test]

@@ -17,17 +17,18 @@ fn resolve(vars: &[(&str, &str)]) -> (Config, Vec<otlp_config::Problem>) {
     (r.config, r.problems)
 }
 
-fn endpoints(c: &Config) -> [String; 3] {
+fn endpoints(c: &Config) -> [String; Signal::COUNT] {
     Signal::ALL.map(|s| c.signal(s).endpoint.clone())
 }
 
 #[test]
 fn endpoint_path_rules_follow_the_spec() {
-    // (env, expected traces / metrics / logs endpoints)
-    let cases: &[(Vars, [&str; 3])] = &[
+    // (env, expected traces / metrics / logs / profiles endpoints)
+    let cases: &[(Vars, [&str; Signal::COUNT])] = &[
         (
             &[],
             [
+                "http://localhost:4317",
                 "http://localhost:4317",
                 "http://localhost:4317",
                 "http://localhost:4317",
@@ -39,6 +40,7 @@ fn endpoint_path_rules_follow_the_spec() {
                 "http://localhost:4318/v1/traces",
                 "http://localhost:4318/v1/metrics",
                 "http://localhost:4318/v1/logs",
+                "http://localhost:4318/v1development/profiles",
             ],
         ),
         (
@@ -50,6 +52,7 @@ fn endpoint_path_rules_follow_the_spec() {
                 "https://c:4318/v1/traces",
                 "https://c:4318/v1/metrics",
                 "https://c:4318/v1/logs",
+                "https://c:4318/v1development/profiles",
             ],
         ),
         (
@@ -61,12 +64,18 @@ fn endpoint_path_rules_follow_the_spec() {
                 "http://gw:4318/otlp/v1/traces",
                 "http://gw:4318/otlp/v1/metrics",
                 "http://gw:4318/otlp/v1/logs",
+                "http://gw:4318/otlp/v1development/profiles",
             ],
         ),
         (
             // gRPC: the generic endpoint is used as is.
             &[(OTEL_EXPORTER_OTLP_ENDPOINT, "http://gw:4317")],
-            ["http://gw:4317", "http://gw:4317", "http://gw:4317"],
+            [
+                "http://gw:4317",
+                "http://gw:4317",
+                "http://gw:4317",
+                "http://gw:4317",
+            ],
         ),
         (
             // Per-signal endpoints are used as given, with no path appended.
@@ -80,6 +89,7 @@ fn endpoint_path_rules_follow_the_spec() {
                 "http://t:9999/custom",
                 "http://gw:4318/v1/metrics",
                 "http://l:4318",
+                "http://gw:4318/v1development/profiles",
             ],
         ),
         (
@@ -89,6 +99,7 @@ fn endpoint_path_rules_follow_the_spec() {
                 "http://localhost:4317",
                 "http://localhost:4318/v1/metrics",
                 "http://localhost:4317",
+                "http://localhost:4317",
             ],
         ),
         (
@@ -96,6 +107,7 @@ fn endpoint_path_rules_follow_the_spec() {
             [
                 "http://localhost:4317",
                 "http://m:4317",
+                "http://localhost:4317",
                 "http://localhost:4317",
             ],
         ),

@@ -45,12 +45,25 @@ pub enum DecodeError {
     },
 }
 
-/// Two batches could not be joined.
+/// Two batches could not be joined: they are of different signals, or of a
+/// signal whose requests do not join by appending bytes (profiles).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("cannot join a {left} batch with a {right} batch: batches join only within one signal")]
+#[error("{}", join_message(*left, *right))]
 pub struct JoinError {
     /// The signal of the batch being joined into.
     pub left: Signal,
     /// The signal of the other batch.
     pub right: Signal,
+}
+
+fn join_message(left: Signal, right: Signal) -> String {
+    if left == right {
+        format!(
+            "cannot join two {left} requests: each carries its own dictionary that its items index into; send them one by one"
+        )
+    } else {
+        format!(
+            "cannot join a {left} batch with a {right} batch: batches join only within one signal"
+        )
+    }
 }

@@ -126,7 +126,7 @@ pub struct Backlog {
     /// Per signal ([`Signal::index`]): how long its oldest undelivered item
     /// has waited (in an open batch, the queue, on disk, or in flight and
     /// retrying); `None` when nothing of it waits.
-    pub oldest: [Option<std::time::Duration>; 3],
+    pub oldest: [Option<std::time::Duration>; Signal::COUNT],
     /// Bytes the queue can still take (the disk queue's room with one,
     /// the memory queue's otherwise).
     pub free_bytes: u64,

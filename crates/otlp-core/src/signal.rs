@@ -1,8 +1,9 @@
-//! The three OpenTelemetry signals and their fixed OTLP names and paths.
+//! The OpenTelemetry signals OTLP carries and their fixed names and paths.
 
 use std::{fmt, str::FromStr};
 
-/// One of the three OpenTelemetry signals carried over OTLP.
+/// One of the OpenTelemetry signals carried over OTLP: the three stable ones
+/// and profiles (OTLP `v1development`).
 ///
 /// Each signal has its own export request type, HTTP path and gRPC method.
 /// The names are fixed by the OTLP specification, so they are safe to use as
@@ -22,18 +23,33 @@ pub enum Signal {
     Metrics,
     /// Log records (`ExportLogsServiceRequest`).
     Logs,
+    /// Profiles (`ExportProfilesServiceRequest`, OTLP `v1development`).
+    ///
+    /// Its requests carry a dictionary (field 2) that their profiles index
+    /// into, so two of them do not join by appending bytes (see
+    /// [`Signal::joins_by_concatenation`]).
+    Profiles,
 }
 
 /// The error returned when a string names no signal.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown signal '{0}': use traces, metrics or logs")]
+#[error("unknown signal '{0}': use traces, metrics, logs or profiles")]
 pub struct UnknownSignal(pub String);
 
 // === impl Signal ===
 
 impl Signal {
-    /// All signals, in a fixed order (traces, metrics, logs).
-    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+    /// How many signals there are: the length of per-signal arrays.
+    pub const COUNT: usize = 4;
+
+    /// All signals, in a fixed order (traces, metrics, logs, profiles): the
+    /// order of [`Signal::index`].
+    pub const ALL: [Signal; Signal::COUNT] = [
+        Signal::Traces,
+        Signal::Metrics,
+        Signal::Logs,
+        Signal::Profiles,
+    ];
 
     /// The lower-case name used in config keys, environment variables and metric labels.
     pub const fn as_str(self) -> &'static str {
@@ -41,6 +57,7 @@ impl Signal {
             Signal::Traces => "traces",
             Signal::Metrics => "metrics",
             Signal::Logs => "logs",
+            Signal::Profiles => "profiles",
         }
     }
 
@@ -50,6 +67,7 @@ impl Signal {
             Signal::Traces => "/v1/traces",
             Signal::Metrics => "/v1/metrics",
             Signal::Logs => "/v1/logs",
+            Signal::Profiles => "/v1development/profiles",
         }
     }
 
@@ -59,6 +77,9 @@ impl Signal {
             Signal::Traces => "opentelemetry.proto.collector.trace.v1.TraceService",
             Signal::Metrics => "opentelemetry.proto.collector.metrics.v1.MetricsService",
             Signal::Logs => "opentelemetry.proto.collector.logs.v1.LogsService",
+            Signal::Profiles => {
+                "opentelemetry.proto.collector.profiles.v1development.ProfilesService"
+            }
         }
     }
 
@@ -69,25 +90,46 @@ impl Signal {
             Signal::Traces => "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
             Signal::Metrics => "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
             Signal::Logs => "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            Signal::Profiles => {
+                "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
+            }
         }
     }
 
-    /// The name of one item of this signal, for reports ("spans", "data points", "log records").
+    /// The name of the items of this signal, for reports ("spans", "data
+    /// points", "log records", "profiles").
     pub const fn item_name(self) -> &'static str {
         match self {
             Signal::Traces => "spans",
             Signal::Metrics => "data points",
             Signal::Logs => "log records",
+            Signal::Profiles => "profiles",
         }
     }
 
-    /// The signal's position in [`Signal::ALL`], handy for per-signal arrays.
+    /// The signal's position in [`Signal::ALL`], handy for per-signal arrays
+    /// (`[T; Signal::COUNT]`). New signals are added at the end, so the
+    /// numbers of the others never change (the disk queue stores them).
     pub const fn index(self) -> usize {
         match self {
             Signal::Traces => 0,
             Signal::Metrics => 1,
             Signal::Logs => 2,
+            Signal::Profiles => 3,
         }
+    }
+
+    /// Whether two encoded requests of this signal join into one valid
+    /// request by appending their bytes (protobuf merge semantics).
+    ///
+    /// True for traces, metrics and logs. Not for profiles: each
+    /// `ExportProfilesServiceRequest` carries a `dictionary` (field 2) whose
+    /// tables its profiles refer to by index; appending two requests merges
+    /// the dictionaries into one, table after table, and the second request's
+    /// indexes then point at the first one's entries. Profiles requests are
+    /// therefore forwarded one by one, never joined.
+    pub const fn joins_by_concatenation(self) -> bool {
+        !matches!(self, Signal::Profiles)
     }
 }
 
@@ -105,6 +147,7 @@ impl FromStr for Signal {
             "traces" | "trace" | "spans" => Ok(Signal::Traces),
             "metrics" | "metric" => Ok(Signal::Metrics),
             "logs" | "log" => Ok(Signal::Logs),
+            "profiles" | "profile" => Ok(Signal::Profiles),
             _ => Err(UnknownSignal(s.to_owned())),
         }
     }
@@ -127,5 +170,19 @@ mod tests {
             "span".parse::<Signal>(),
             Err(UnknownSignal("span".to_owned()))
         );
+        assert_eq!(Signal::ALL.len(), Signal::COUNT);
+    }
+
+    #[test]
+    fn profiles_has_the_otlp_development_names() {
+        let p = Signal::Profiles;
+        assert_eq!(p.http_path(), "/v1development/profiles");
+        assert_eq!(
+            p.grpc_path(),
+            "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export"
+        );
+        assert_eq!(p.index(), 3, "added after the three stable signals");
+        assert!(!p.joins_by_concatenation());
+        assert!(Signal::Logs.joins_by_concatenation());
     }
 }

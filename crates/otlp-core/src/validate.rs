@@ -87,6 +87,20 @@ enum M {
     AnyValue,
     ArrayValue,
     KvList,
+    ProfilesRequest,
+    ResourceProfiles,
+    ScopeProfiles,
+    Profile,
+    Dictionary,
+    ValueType,
+    Sample,
+    Mapping,
+    Location,
+    Line,
+    Function,
+    ProfileLink,
+    Stack,
+    KeyValueAndUnit,
 }
 
 /// The type of one field.
@@ -110,7 +124,7 @@ enum Ty {
 
 impl M {
     /// Every message, in declaration order (the index of [`TABLE`]).
-    const ALL: [M; 34] = [
+    const ALL: [M; 48] = [
         M::TraceRequest,
         M::ResourceSpans,
         M::ScopeSpans,
@@ -145,6 +159,20 @@ impl M {
         M::AnyValue,
         M::ArrayValue,
         M::KvList,
+        M::ProfilesRequest,
+        M::ResourceProfiles,
+        M::ScopeProfiles,
+        M::Profile,
+        M::Dictionary,
+        M::ValueType,
+        M::Sample,
+        M::Mapping,
+        M::Location,
+        M::Line,
+        M::Function,
+        M::ProfileLink,
+        M::Stack,
+        M::KeyValueAndUnit,
     ];
 
     /// The export request message of `signal`.
@@ -153,6 +181,7 @@ impl M {
             Signal::Traces => M::TraceRequest,
             Signal::Metrics => M::MetricsRequest,
             Signal::Logs => M::LogsRequest,
+            Signal::Profiles => M::ProfilesRequest,
         }
     }
 
@@ -192,6 +221,20 @@ impl M {
             M::AnyValue => "AnyValue",
             M::ArrayValue => "ArrayValue",
             M::KvList => "KeyValueList",
+            M::ProfilesRequest => "ExportProfilesServiceRequest",
+            M::ResourceProfiles => "ResourceProfiles",
+            M::ScopeProfiles => "ScopeProfiles",
+            M::Profile => "Profile",
+            M::Dictionary => "ProfilesDictionary",
+            M::ValueType => "ValueType",
+            M::Sample => "Sample",
+            M::Mapping => "Mapping",
+            M::Location => "Location",
+            M::Line => "Line",
+            M::Function => "Function",
+            M::ProfileLink => "Link",
+            M::Stack => "Stack",
+            M::KeyValueAndUnit => "KeyValueAndUnit",
         }
     }
 
@@ -202,13 +245,17 @@ impl M {
         let kv = ("attributes", Msg(M::KeyValue));
         Some(match (self, n) {
             (M::TraceRequest, 1) => ("resource_spans", Msg(M::ResourceSpans)),
-            (M::ResourceSpans, 1) | (M::ResourceLogs, 1) | (M::ResourceMetrics, 1) => {
+            (M::ResourceSpans | M::ResourceLogs | M::ResourceMetrics | M::ResourceProfiles, 1) => {
                 ("resource", Msg(M::Resource))
             }
             (M::ResourceSpans, 2) => ("scope_spans", Msg(M::ScopeSpans)),
-            (M::ResourceSpans | M::ResourceLogs | M::ResourceMetrics, 3)
-            | (M::ScopeSpans | M::ScopeLogs | M::ScopeMetrics, 3) => ("schema_url", Str),
-            (M::ScopeSpans | M::ScopeLogs | M::ScopeMetrics, 1) => ("scope", Msg(M::Scope)),
+            (M::ResourceSpans | M::ResourceLogs | M::ResourceMetrics | M::ResourceProfiles, 3)
+            | (M::ScopeSpans | M::ScopeLogs | M::ScopeMetrics | M::ScopeProfiles, 3) => {
+                ("schema_url", Str)
+            }
+            (M::ScopeSpans | M::ScopeLogs | M::ScopeMetrics | M::ScopeProfiles, 1) => {
+                ("scope", Msg(M::Scope))
+            }
             (M::ScopeSpans, 2) => ("spans", Item(M::Span)),
             (M::Span, 1) => ("trace_id", Id(16)),
             (M::Span, 2) => ("span_id", Id(8)),
@@ -330,6 +377,56 @@ impl M {
             (M::AnyValue, 8) => ("string_value_strindex", Varint),
             (M::ArrayValue, 1) => ("values", Msg(M::AnyValue)),
             (M::KvList, 1) => ("values", Msg(M::KeyValue)),
+            // Profiles (opentelemetry-proto profiles/v1development).
+            (M::ProfilesRequest, 1) => ("resource_profiles", Msg(M::ResourceProfiles)),
+            (M::ProfilesRequest, 2) => ("dictionary", Msg(M::Dictionary)),
+            (M::ResourceProfiles, 2) => ("scope_profiles", Msg(M::ScopeProfiles)),
+            (M::ScopeProfiles, 2) => ("profiles", Item(M::Profile)),
+            (M::Profile, 1) => ("sample_type", Msg(M::ValueType)),
+            (M::Profile, 2) => ("samples", Msg(M::Sample)),
+            (M::Profile, 3) => ("time_unix_nano", Fixed64),
+            (M::Profile, 4) => ("duration_nano", Varint),
+            (M::Profile, 5) => ("period_type", Msg(M::ValueType)),
+            (M::Profile, 6) => ("period", Varint),
+            (M::Profile, 7) => ("profile_id", Id(16)),
+            (M::Profile, 8) => ("dropped_attributes_count", Varint),
+            (M::Profile, 9) => ("original_payload_format", Str),
+            (M::Profile, 10) => ("original_payload", Bytes),
+            (M::Profile, 11) | (M::Sample, 2) | (M::Mapping, 5) | (M::Location, 4) => {
+                ("attribute_indices", PackedVarint)
+            }
+            (M::Dictionary, 1) => ("mapping_table", Msg(M::Mapping)),
+            (M::Dictionary, 2) => ("location_table", Msg(M::Location)),
+            (M::Dictionary, 3) => ("function_table", Msg(M::Function)),
+            (M::Dictionary, 4) => ("link_table", Msg(M::ProfileLink)),
+            (M::Dictionary, 5) => ("string_table", Str),
+            (M::Dictionary, 6) => ("attribute_table", Msg(M::KeyValueAndUnit)),
+            (M::Dictionary, 7) => ("stack_table", Msg(M::Stack)),
+            (M::ValueType, 1) => ("type_strindex", Varint),
+            (M::ValueType, 2) => ("unit_strindex", Varint),
+            (M::Sample, 1) => ("stack_index", Varint),
+            (M::Sample, 3) => ("link_index", Varint),
+            (M::Sample, 4) => ("values", PackedVarint),
+            (M::Sample, 5) => ("timestamps_unix_nano", PackedFixed64),
+            (M::Mapping, 1) => ("memory_start", Varint),
+            (M::Mapping, 2) => ("memory_limit", Varint),
+            (M::Mapping, 3) => ("file_offset", Varint),
+            (M::Mapping, 4) | (M::Function, 3) => ("filename_strindex", Varint),
+            (M::Stack, 1) => ("location_indices", PackedVarint),
+            (M::Location, 1) => ("mapping_index", Varint),
+            (M::Location, 2) => ("address", Varint),
+            (M::Location, 3) => ("lines", Msg(M::Line)),
+            (M::Line, 1) => ("function_index", Varint),
+            (M::Line, 2) => ("line", Varint),
+            (M::Line, 3) => ("column", Varint),
+            (M::Function, 1) => ("name_strindex", Varint),
+            (M::Function, 2) => ("system_name_strindex", Varint),
+            (M::Function, 4) => ("start_line", Varint),
+            (M::ProfileLink, 1) => ("trace_id", Id(16)),
+            (M::ProfileLink, 2) => ("span_id", Id(8)),
+            (M::KeyValueAndUnit, 1) => ("key_strindex", Varint),
+            (M::KeyValueAndUnit, 2) => ("value", Msg(M::AnyValue)),
+            (M::KeyValueAndUnit, 3) => ("unit_strindex", Varint),
             _ => return None,
         })
     }
@@ -433,6 +530,17 @@ fn repeated(ty: Ty, name: &str) -> bool {
                 | "filtered_attributes"
                 | "metadata"
                 | "entity_refs"
+                | "resource_profiles"
+                | "scope_profiles"
+                | "samples"
+                | "mapping_table"
+                | "location_table"
+                | "function_table"
+                | "link_table"
+                | "string_table"
+                | "attribute_table"
+                | "stack_table"
+                | "lines"
         )
 }
 
@@ -691,6 +799,20 @@ fn root_signal(m: M) -> &'static str {
         | M::SummaryPoint
         | M::Quantile
         | M::Exemplar => "metrics",
+        M::ProfilesRequest
+        | M::ResourceProfiles
+        | M::ScopeProfiles
+        | M::Profile
+        | M::Dictionary
+        | M::ValueType
+        | M::Sample
+        | M::Mapping
+        | M::Location
+        | M::Line
+        | M::Function
+        | M::ProfileLink
+        | M::Stack
+        | M::KeyValueAndUnit => "profiles",
         _ => "this",
     }
 }

@@ -77,22 +77,22 @@ pub struct SelfMetrics {
     registry: Registry,
     requests: Family<Labels2, Counter>,
     request_duration: HistogramFamily,
-    known: [KnownSignal; 3],
+    known: [KnownSignal; Signal::COUNT],
     errors: Family<Labels2, Counter>,
     active_connections: Gauge,
     memory: Gauge,
     cpu: Gauge<f64, AtomicU64>,
-    accepted: [Counter; 3],
-    sent: [Counter; 3],
-    recovered: [Counter; 3],
-    dropped: [[Counter; DropReason::ALL.len()]; 3],
-    refused: [[Counter; DropReason::ALL.len()]; 3],
-    failed: [[Counter; FailReason::ALL.len()]; 3],
-    retries: [Counter; 3],
-    throttles: [Counter; 3],
-    rejected: [Counter; 3],
-    queue_items: [Gauge; 3],
-    queue_bytes: [Gauge; 3],
+    accepted: [Counter; Signal::COUNT],
+    sent: [Counter; Signal::COUNT],
+    recovered: [Counter; Signal::COUNT],
+    dropped: [[Counter; DropReason::ALL.len()]; Signal::COUNT],
+    refused: [[Counter; DropReason::ALL.len()]; Signal::COUNT],
+    failed: [[Counter; FailReason::ALL.len()]; Signal::COUNT],
+    retries: [Counter; Signal::COUNT],
+    throttles: [Counter; Signal::COUNT],
+    rejected: [Counter; Signal::COUNT],
+    queue_items: [Gauge; Signal::COUNT],
+    queue_bytes: [Gauge; Signal::COUNT],
     queue_capacity_items: Gauge,
     queue_capacity_bytes: Gauge,
     in_flight: Gauge,
@@ -100,11 +100,11 @@ pub struct SelfMetrics {
     recoveries: Family<Labels2, Counter>,
     consecutive_failures: Gauge,
     last_success: Gauge<f64, AtomicU64>,
-    attempts: [[Counter; ATTEMPT_OUTCOMES.len()]; 3],
-    up: [Gauge; 3],
+    attempts: [[Counter; ATTEMPT_OUTCOMES.len()]; Signal::COUNT],
+    up: [Gauge; Signal::COUNT],
     since_success: Gauge<f64, AtomicU64>,
     memory_limit: Gauge,
-    oldest_age: [Gauge<f64, AtomicU64>; 3],
+    oldest_age: [Gauge<f64, AtomicU64>; Signal::COUNT],
     absorbable: Gauge<f64, AtomicU64>,
     backlog_source: std::sync::OnceLock<BacklogSource>,
     /// (when, intake bytes) at recent scrapes, oldest first: the intake rate.
@@ -188,7 +188,7 @@ impl SelfMetrics {
             "Failed export requests by signal and error class",
             errors.clone(),
         );
-        // Pre-create the series of the three signals so that alerts and
+        // Pre-create the series of every signal so that alerts and
         // dashboards see zeros, not absent series, before the first export.
         // The handles are kept, so recording a request of a known signal
         // skips the families' locked label lookup.
@@ -859,13 +859,17 @@ fn per_signal_counter(
     registry: &mut Registry,
     name: &'static str,
     help: &'static str,
-) -> [Counter; 3] {
+) -> [Counter; Signal::COUNT] {
     let family = Family::<Labels1, Counter>::default();
     register(registry, name, help, family.clone());
     Signal::ALL.map(|s| family.get_or_create_owned(&[("signal", s.as_str())]))
 }
 
-fn per_signal_gauge(registry: &mut Registry, name: &'static str, help: &'static str) -> [Gauge; 3] {
+fn per_signal_gauge(
+    registry: &mut Registry,
+    name: &'static str,
+    help: &'static str,
+) -> [Gauge; Signal::COUNT] {
     let family = Family::<Labels1, Gauge>::default();
     register(registry, name, help, family.clone());
     Signal::ALL.map(|s| family.get_or_create_owned(&[("signal", s.as_str())]))

@@ -13,14 +13,19 @@ use serde::Serialize;
 use crate::{HealthReport, HealthStatus, Loss, names};
 
 /// The signals, in display order.
-const SIGNALS: [&str; 3] = ["traces", "metrics", "logs"];
+const SIGNALS: [&str; otlp_core::Signal::COUNT] = [
+    otlp_core::Signal::Traces.as_str(),
+    otlp_core::Signal::Metrics.as_str(),
+    otlp_core::Signal::Logs.as_str(),
+    otlp_core::Signal::Profiles.as_str(),
+];
 
 /// A snapshot of a running agent.
 #[derive(Clone, Debug, Serialize)]
 pub struct Status {
     /// When, in milliseconds since the Unix epoch.
     pub unix_ms: u64,
-    /// Per signal, in the order traces, metrics, logs.
+    /// Per signal, in the order traces, metrics, logs, profiles.
     pub signals: BTreeMap<&'static str, SignalStatus>,
     /// The queue, all signals.
     pub queue: QueueStatus,

@@ -2,6 +2,8 @@
 //!
 //! A record is a 25-byte header followed by the encoded request:
 //! `magic: "OQR1" | len: u32 LE | items: u64 LE | signal: u8 | header_crc: u32 LE | payload_crc: u32 LE`.
+//! The signal is stored as traces 0, metrics 1, logs 2, profiles 3 (numbers
+//! never reused or changed, so older segments read back as they were written).
 //! The header CRC covers the first 17 bytes. Recovery reads each segment
 //! whole and walks its records:
 //! - a damaged payload under an intact header is skipped (its length and item
@@ -126,12 +128,12 @@ pub(crate) struct Unreadable {
 #[derive(Debug, Default)]
 pub(crate) struct Recovery {
     /// Intact records found, per signal (items).
-    pub(crate) recovered: [u64; 3],
+    pub(crate) recovered: [u64; Signal::COUNT],
     /// Items lost to damage, per signal: counted from intact headers, or
     /// estimated (see `estimated`) where no header could be read.
-    pub(crate) corrupt: [u64; 3],
+    pub(crate) corrupt: [u64; Signal::COUNT],
     /// The part of `corrupt` that is an estimate from bytes.
-    pub(crate) estimated: [u64; 3],
+    pub(crate) estimated: [u64; Signal::COUNT],
     /// Runs of bytes that were no readable record (damaged headers, garbage,
     /// unreadable files), so their items are estimated.
     pub(crate) corrupt_records: u64,
@@ -187,7 +189,7 @@ struct Mark {
     /// The writer's segment and its length and live count.
     writer: Option<(u64, u64, u64)>,
     total: u64,
-    held: [u64; 3],
+    held: [u64; Signal::COUNT],
     pending: usize,
 }
 
@@ -214,7 +216,7 @@ pub(crate) struct DiskQueue {
     next_seq: u64,
     total_bytes: u64,
     /// Bytes of unacknowledged records, per signal.
-    held: [u64; 3],
+    held: [u64; Signal::COUNT],
     /// Written since the last [`SyncTicket`] was taken.
     dirty: bool,
     /// The interval policy's time has come (set by `check_interval`).
@@ -261,7 +263,7 @@ impl DiskQueue {
             pending: VecDeque::new(),
             next_seq: seqs.last().map_or(0, |s| s + 1),
             total_bytes: 0,
-            held: [0; 3],
+            held: [0; Signal::COUNT],
             dirty: false,
             due: false,
             unsynced: Vec::new(),
@@ -803,8 +805,8 @@ impl DiskQueue {
     }
 
     /// Items stored and not yet taken, per signal.
-    pub(crate) fn pending_items(&self) -> [u64; 3] {
-        let mut n = [0; 3];
+    pub(crate) fn pending_items(&self) -> [u64; Signal::COUNT] {
+        let mut n = [0; Signal::COUNT];
         for p in &self.pending {
             n[p.signal.index()] += p.items;
         }
@@ -818,8 +820,8 @@ impl DiskQueue {
 
     /// Whether records wait to be taken.
     /// When the oldest stored record of each signal was written.
-    pub(crate) fn oldest(&self) -> [Option<Instant>; 3] {
-        let mut out = [None; 3];
+    pub(crate) fn oldest(&self) -> [Option<Instant>; Signal::COUNT] {
+        let mut out = [None; Signal::COUNT];
         // Bounded by the pending records; stops once every signal is found.
         for p in &self.pending {
             let slot = &mut out[p.signal.index()];
@@ -856,11 +858,34 @@ fn encode_header(len: u64, items: u64, signal: Signal, payload: &[u8]) -> [u8; H
     h[0..4].copy_from_slice(&MAGIC);
     h[4..8].copy_from_slice(&(len as u32).to_le_bytes());
     h[8..16].copy_from_slice(&items.to_le_bytes());
-    h[16] = signal.index() as u8;
+    h[16] = signal_code(signal);
     let hcrc = crc32fast::hash(&h[0..17]);
     h[17..21].copy_from_slice(&hcrc.to_le_bytes());
     h[21..25].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
     h
+}
+
+/// The number a record header stores for its signal. Fixed forever: records
+/// written by earlier versions (traces 0, metrics 1, logs 2) must read back
+/// as the same signal; a new signal takes the next number.
+const fn signal_code(signal: Signal) -> u8 {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Metrics => 1,
+        Signal::Logs => 2,
+        Signal::Profiles => 3,
+    }
+}
+
+/// The signal of a header's stored number, `None` for a number no version wrote.
+const fn signal_of_code(code: u8) -> Option<Signal> {
+    match code {
+        0 => Some(Signal::Traces),
+        1 => Some(Signal::Metrics),
+        2 => Some(Signal::Logs),
+        3 => Some(Signal::Profiles),
+        _ => None,
+    }
 }
 
 fn le32(b: &[u8]) -> u32 {
@@ -891,7 +916,7 @@ fn header_at(buf: &[u8], pos: usize) -> Option<Header> {
         size,
         len: u64::from(le32(&h[fields..])),
         items: le64(&h[fields + 4..]),
-        signal: *Signal::ALL.get(h[fields + 12] as usize)?,
+        signal: signal_of_code(h[fields + 12])?,
         payload_crc: le32(&h[crc_at + 4..]),
     })
 }
@@ -1006,7 +1031,7 @@ mod tests {
         let mut h = [0u8; LEGACY_HEADER as usize];
         h[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
         h[4..12].copy_from_slice(&items.to_le_bytes());
-        h[12] = Signal::Metrics.index() as u8;
+        h[12] = 1; // metrics, as the first format wrote it
         let crc = crc32fast::hash(&h[..13]);
         h[13..17].copy_from_slice(&crc.to_le_bytes());
         h[17..21].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
@@ -1024,6 +1049,30 @@ mod tests {
                 Piece::Unknown { bytes, .. } => ("unknown", *bytes),
             })
             .collect()
+    }
+
+    #[test]
+    fn stored_signal_numbers_are_those_earlier_versions_wrote() {
+        // Written by the version before profiles: traces 0, metrics 1, logs 2.
+        let old = [
+            (0u8, Signal::Traces),
+            (1, Signal::Metrics),
+            (2, Signal::Logs),
+        ];
+        for (code, signal) in old {
+            let mut r = record(5, b"payload");
+            r[16] = code;
+            let crc = crc32fast::hash(&r[..17]);
+            r[17..21].copy_from_slice(&crc.to_le_bytes());
+            assert_eq!(header_at(&r, 0).unwrap().signal, signal, "code {code}");
+        }
+        for signal in Signal::ALL {
+            assert_eq!(signal_of_code(signal_code(signal)), Some(signal));
+            let r = encode_header(1, 1, signal, b"x");
+            assert_eq!(r[16], signal_code(signal));
+        }
+        assert_eq!(signal_code(Signal::Profiles), 3, "the next free number");
+        assert_eq!(signal_of_code(4), None);
     }
 
     #[test]

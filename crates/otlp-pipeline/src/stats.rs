@@ -18,7 +18,7 @@ use otlp_core::{DropReason, FailReason, Observer, PipelineStage, Signal};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Indexed by [`Signal::index`].
-    pub signals: [SignalStats; 3],
+    pub signals: [SignalStats; Signal::COUNT],
     /// Disk-queue records found at start with a damaged header, so that their
     /// signal and item count are unknown (they are not in any signal's counts).
     pub corrupt_records: u64,
@@ -67,7 +67,7 @@ pub struct ShutdownReport {
 
 /// The live counters behind [`Stats`].
 pub(crate) struct Counters {
-    signals: [SignalCounters; 3],
+    signals: [SignalCounters; Signal::COUNT],
     /// Items ever admitted (accepted + recovered), all signals.
     admitted: AtomicU64,
     /// Items ever settled (sent + dropped + failed), all signals.

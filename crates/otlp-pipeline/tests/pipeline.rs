@@ -730,7 +730,7 @@ async fn backlog_shows_the_oldest_waiting_item_the_free_room_and_the_intake() {
         .build(stalled())
         .unwrap();
     let empty = p.backlog();
-    assert_eq!(empty.oldest, [None; 3]);
+    assert_eq!(empty.oldest, [None; Signal::COUNT]);
     assert_eq!((empty.free_bytes, empty.intake_bytes), (1 << 20, 0));
     let tx = p.sender();
     // Two batches of traces: one in flight (the service never answers), one queued.

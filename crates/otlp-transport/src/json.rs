@@ -45,6 +45,9 @@ fn request(signal: Signal) -> Result<MessageDescriptor, String> {
         Signal::Traces => "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest",
         Signal::Metrics => "opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest",
         Signal::Logs => "opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest",
+        Signal::Profiles => {
+            "opentelemetry.proto.collector.profiles.v1development.ExportProfilesServiceRequest"
+        }
     };
     pool.get_message_by_name(name)
         .ok_or_else(|| format!("{name} is missing from the OTLP protobuf descriptors"))

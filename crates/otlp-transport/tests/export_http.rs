@@ -70,6 +70,31 @@ async fn http_base_path_is_kept_before_signal_path() {
 }
 
 #[tokio::test]
+async fn http_posts_profiles_to_the_development_path_with_partial_success() {
+    let (addr, mut rx) = serve(
+        false,
+        Arc::new(|_| Reply::Http {
+            status: 200,
+            headers: vec![("content-type", "application/x-protobuf".into())],
+            body: partial_response(1, "one profile dropped"),
+        }),
+    )
+    .await;
+    // One resource, one scope, two (empty) profiles, and a dictionary (field 2).
+    let bytes = Bytes::from_static(&[0x0a, 0x06, 0x12, 0x04, 0x12, 0x00, 0x12, 0x00, 0x12, 0x00]);
+    let batch = otlp_core::Batch::from_encoded(otlp_core::Signal::Profiles, bytes).unwrap();
+    assert_eq!(batch.items(), 2);
+    let resp = exporter(format!("http://{addr}/otlp"))
+        .send(batch.clone())
+        .await
+        .unwrap();
+    assert_eq!(resp, ExportResponse::partial(1, "one profile dropped"));
+    let rec = next(&mut rx).await;
+    assert_eq!(rec.path, "/otlp/v1development/profiles");
+    assert_eq!(rec.body, *batch.bytes());
+}
+
+#[tokio::test]
 async fn http_gzip_body_is_compressed_once_with_content_encoding() {
     let (addr, mut rx) = serve(false, Arc::new(|_| ok_reply())).await;
     let batch = trace_batch(30);

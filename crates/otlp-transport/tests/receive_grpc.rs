@@ -341,13 +341,64 @@ async fn unknown_method_gets_unimplemented() {
     let (server, channel) = start(&inner, ReceiverLimits::new()).await;
     let err = raw_call(
         channel,
-        "/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export",
+        "/opentelemetry.proto.collector.events.v1development.EventsService/Export",
         Bytes::new(),
         false,
     )
     .await
     .unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_profiles_service_reflection_lists_is_served_with_partial_success() {
+    use opentelemetry_proto::tonic::{
+        collector::profiles::v1development::{
+            ExportProfilesServiceRequest, profiles_service_client::ProfilesServiceClient,
+        },
+        profiles::v1development::{Profile, ProfilesDictionary, ResourceProfiles, ScopeProfiles},
+    };
+    let inner = Recorder::new(Mode::Partial(1, "one profile too old"));
+    let (server, channel) = start(&inner, ReceiverLimits::new()).await;
+    let request = ExportProfilesServiceRequest {
+        resource_profiles: vec![ResourceProfiles {
+            scope_profiles: vec![ScopeProfiles {
+                profiles: vec![
+                    Profile {
+                        profile_id: vec![1; 16],
+                        ..Default::default()
+                    },
+                    Profile {
+                        profile_id: vec![2; 16],
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        dictionary: Some(ProfilesDictionary {
+            string_table: vec![String::new(), "cpu".to_owned()],
+            ..Default::default()
+        }),
+    };
+    let resp = ProfilesServiceClient::new(channel)
+        .export(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let partial = resp.partial_success.unwrap();
+    assert_eq!(partial.rejected_profiles, 1);
+    assert_eq!(partial.error_message, "one profile too old");
+    let batches = inner.batches();
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].signal(), Signal::Profiles);
+    assert_eq!(batches[0].items(), 2);
+    assert_eq!(
+        batches[0].bytes().as_ref(),
+        request.encode_to_vec().as_slice()
+    );
     server.shutdown().await;
 }
 

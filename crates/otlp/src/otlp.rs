@@ -233,10 +233,14 @@ impl Otlp {
         self.last_errors.get(signal)
     }
 
-    /// The adaptive concurrency limit of each signal's stack (traces, metrics, logs).
-    pub fn concurrency_limits(&self) -> [usize; 3] {
-        let l = |i: usize| self.concurrency.get(i).map_or(0, ConcurrencyHandle::limit);
-        [l(0), l(1), l(2)]
+    /// The adaptive concurrency limit of each signal's stack, indexed by
+    /// [`Signal::index`] (traces, metrics, logs, profiles).
+    pub fn concurrency_limits(&self) -> [usize; Signal::COUNT] {
+        Signal::ALL.map(|s| {
+            self.concurrency
+                .get(s.index())
+                .map_or(0, ConcurrencyHandle::limit)
+        })
     }
 
     /// The health checks of this exporter, by probe:

@@ -37,7 +37,7 @@ pub type ExportService = BoxCloneSyncService<Batch, ExportResponse, ExportError>
 /// endpoint, protocol and headers).
 #[derive(Clone, Debug)]
 pub struct SignalRouter {
-    services: [ExportService; 3],
+    services: [ExportService; Signal::COUNT],
 }
 
 /// What the facade keeps from building the stacks.
@@ -52,7 +52,7 @@ pub(crate) struct Stacks {
 /// reports such as `otlp-client send`'s. Header values never appear in
 /// transport errors, so none appear here.
 #[derive(Debug, Default)]
-pub(crate) struct LastErrors([Mutex<Option<String>>; 3]);
+pub(crate) struct LastErrors([Mutex<Option<String>>; Signal::COUNT]);
 
 impl LastErrors {
     /// Keeps `error` (with a protocol-mismatch hint when the answer shows
@@ -81,27 +81,25 @@ fn check_service<S: Service<Batch>>(s: S) -> S {
     s
 }
 
-/// Builds the three signal stacks from config.
+/// Builds the signal stacks from config, one per [`Signal`].
 pub(crate) fn build(
     config: &Config,
     metrics: &Arc<SelfMetrics>,
     profiler: &Arc<StageProfiler>,
 ) -> Result<Stacks, OtlpError> {
-    let mut services = Vec::with_capacity(3);
-    let mut concurrency = Vec::with_capacity(3);
+    let mut services = Vec::with_capacity(Signal::COUNT);
+    let mut concurrency = Vec::with_capacity(Signal::COUNT);
     let last_errors = Arc::new(LastErrors::default());
     for signal in Signal::ALL {
         let (svc, handle) = signal_stack(signal, config, metrics, profiler, &last_errors)?;
         services.push(svc);
         concurrency.push(handle);
     }
-    let [t, m, l]: [ExportService; 3] = services
+    let services: [ExportService; Signal::COUNT] = services
         .try_into()
-        .map_err(|_| OtlpError::Internal("three signal stacks"))?;
+        .map_err(|_| OtlpError::Internal("one stack per signal"))?;
     Ok(Stacks {
-        router: SignalRouter {
-            services: [t, m, l],
-        },
+        router: SignalRouter { services },
         concurrency,
         last_errors,
     })
@@ -256,8 +254,9 @@ impl RetryEvents for SignalRetryEvents {
 // === impl SignalRouter ===
 
 impl SignalRouter {
-    /// A router over one service per signal (traces, metrics, logs order).
-    pub fn new(services: [ExportService; 3]) -> Self {
+    /// A router over one service per signal, in [`Signal::ALL`] order
+    /// (traces, metrics, logs, profiles).
+    pub fn new(services: [ExportService; Signal::COUNT]) -> Self {
         Self { services }
     }
 }

@@ -85,7 +85,12 @@ pub(crate) async fn demo(args: DemoArgs, ring: LogRing) -> ExitCode {
         args.protocol.as_str()
     );
     let workload = Workload {
-        signals: otlp::core::Signal::ALL.to_vec(),
+        // The three stable signals; the agent forwards profiles, but there
+        // is no profile generator behind a demo.
+        signals: {
+            use otlp::core::Signal;
+            vec![Signal::Traces, Signal::Metrics, Signal::Logs]
+        },
         count: Some(args.count),
         duration: None,
         rate: None,

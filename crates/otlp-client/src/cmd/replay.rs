@@ -160,7 +160,8 @@ pub(crate) fn decode(json: &[u8]) -> Result<Batch, String> {
 }
 
 /// `resourceSpans` -> traces, `resourceMetrics` -> metrics, `resourceLogs`
-/// -> logs (the snake_case spellings too, as the OTLP/JSON decoder takes them).
+/// -> logs, `resourceProfiles` -> profiles (the snake_case spellings too, as
+/// the OTLP/JSON decoder takes them).
 fn signal_of(json: &[u8]) -> Result<Signal, String> {
     let keys: BTreeMap<String, serde::de::IgnoredAny> = serde_json::from_slice(json)
         .map_err(|e| format!("not an OTLP/JSON export request (a JSON object per line): {e}"))?;
@@ -170,13 +171,14 @@ fn signal_of(json: &[u8]) -> Result<Signal, String> {
             "resourceSpans" | "resource_spans" => Some(Signal::Traces),
             "resourceMetrics" | "resource_metrics" => Some(Signal::Metrics),
             "resourceLogs" | "resource_logs" => Some(Signal::Logs),
+            "resourceProfiles" | "resource_profiles" => Some(Signal::Profiles),
             _ => None,
         })
         .collect();
     match found.as_slice() {
         [signal] => Ok(*signal),
         [] => Err(
-            "no resourceSpans, resourceMetrics or resourceLogs key: not an OTLP/JSON export request"
+            "no resourceSpans, resourceMetrics, resourceLogs or resourceProfiles key: not an OTLP/JSON export request"
                 .to_owned(),
         ),
         _ => Err("more than one signal's key in one request".to_owned()),

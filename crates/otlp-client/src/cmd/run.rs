@@ -151,6 +151,7 @@ pub(crate) async fn run(args: RunArgs, ring: LogRing) -> ExitCode {
         traces_sent = report.stats.signal(otlp::core::Signal::Traces).sent,
         metrics_sent = report.stats.signal(otlp::core::Signal::Metrics).sent,
         logs_sent = report.stats.signal(otlp::core::Signal::Logs).sent,
+        profiles_sent = report.stats.signal(otlp::core::Signal::Profiles).sent,
         "shutdown complete"
     );
     println!(

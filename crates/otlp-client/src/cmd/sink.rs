@@ -28,9 +28,9 @@ use crate::cli::{EXIT_OK, EXIT_USAGE, SinkArgs};
 /// Per-signal counts of what arrived.
 #[derive(Debug, Default)]
 pub(crate) struct Counts {
-    requests: [AtomicU64; 3],
-    items: [AtomicU64; 3],
-    bytes: [AtomicU64; 3],
+    requests: [AtomicU64; Signal::COUNT],
+    items: [AtomicU64; Signal::COUNT],
+    bytes: [AtomicU64; Signal::COUNT],
     changed: Notify,
 }
 
@@ -41,6 +41,7 @@ pub(crate) struct Stats {
     pub(crate) spans: u64,
     pub(crate) data_points: u64,
     pub(crate) log_records: u64,
+    pub(crate) profiles: u64,
     pub(crate) bytes: u64,
 }
 
@@ -73,7 +74,7 @@ pub(crate) struct RunningSink {
 
 impl Counts {
     pub(crate) fn snapshot(&self) -> Stats {
-        let get = |a: &[AtomicU64; 3], s: Signal| a[s.index()].load(Ordering::Relaxed);
+        let get = |a: &[AtomicU64; Signal::COUNT], s: Signal| a[s.index()].load(Ordering::Relaxed);
         Stats {
             requests: self
                 .requests
@@ -83,6 +84,7 @@ impl Counts {
             spans: get(&self.items, Signal::Traces),
             data_points: get(&self.items, Signal::Metrics),
             log_records: get(&self.items, Signal::Logs),
+            profiles: get(&self.items, Signal::Profiles),
             bytes: self.bytes.iter().map(|a| a.load(Ordering::Relaxed)).sum(),
         }
     }
@@ -92,7 +94,7 @@ impl Counts {
         loop {
             let notified = self.changed.notified();
             let s = self.snapshot();
-            if s.spans + s.data_points + s.log_records >= n {
+            if s.spans + s.data_points + s.log_records + s.profiles >= n {
                 return;
             }
             notified.await;

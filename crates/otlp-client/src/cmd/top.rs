@@ -28,7 +28,14 @@ use crate::cli::{EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, TopArgs};
 /// The largest `/status.json` read.
 const MAX_STATUS_BYTES: u64 = 4 * 1024 * 1024;
 
-const SIGNALS: [&str; 3] = ["traces", "metrics", "logs"];
+use otlp::core::Signal;
+
+const SIGNALS: [&str; Signal::COUNT] = [
+    Signal::Traces.as_str(),
+    Signal::Metrics.as_str(),
+    Signal::Logs.as_str(),
+    Signal::Profiles.as_str(),
+];
 const RATES: [&str; 6] = [
     "accepted",
     "sent",

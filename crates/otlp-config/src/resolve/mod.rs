@@ -79,7 +79,7 @@ pub struct Resolved {
     /// Every problem found, errors and warnings, in source order.
     pub problems: Vec<Problem>,
     pub(crate) settings: BTreeMap<String, Setting>,
-    pub(crate) signal_sources: [SignalSources; 3],
+    pub(crate) signal_sources: [SignalSources; Signal::COUNT],
 }
 
 /// Which setting each resolved per-signal field came from.

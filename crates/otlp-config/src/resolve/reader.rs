@@ -191,7 +191,7 @@ impl Reader<'_> {
         )
     }
 
-    pub(super) fn build(&mut self) -> (Config, [SignalSources; 3]) {
+    pub(super) fn build(&mut self) -> (Config, [SignalSources; Signal::COUNT]) {
         let preset = self.choice::<Preset>("preset").unwrap_or_default();
         let generic_protocol = self.choice::<Protocol>("protocol");
         let generic_endpoint = self.url("endpoint");
@@ -200,7 +200,7 @@ impl Reader<'_> {
         let generic_compression = self.choice::<Compression>("compression");
         let generic_tls = self.tls("tls");
 
-        let mut sources: [SignalSources; 3] = Default::default();
+        let mut sources: [SignalSources; Signal::COUNT] = Default::default();
         let signals = Signal::ALL.map(|signal| {
             let s = signal.as_str();
             let src = &mut sources[signal.index()];

@@ -6,7 +6,7 @@ use super::*;
 pub(super) fn validate(
     config: &Config,
     settings: &BTreeMap<String, Setting>,
-    sources: &[SignalSources; 3],
+    sources: &[SignalSources; Signal::COUNT],
     problems: &mut Vec<Problem>,
 ) {
     let src = |key: &str| {

@@ -211,7 +211,8 @@ impl Batch {
     ///
     /// # Errors
     ///
-    /// Returns [`JoinError`] when the signals differ.
+    /// Returns [`JoinError`] when the signals differ, or when both are
+    /// non-empty profiles requests (see [`Signal::joins_by_concatenation`]).
     pub fn join(&self, other: &Batch) -> Result<Batch, JoinError> {
         Batch::concat(self.signal, [self, other])
     }
@@ -220,18 +221,28 @@ impl Batch {
     ///
     /// # Errors
     ///
-    /// Returns [`JoinError`] when any batch is of another signal.
+    /// Returns [`JoinError`] when any batch is of another signal, or when
+    /// more than one is a non-empty request of a signal whose requests do not
+    /// join by appending bytes (profiles, whose dictionaries would merge).
     pub fn concat<'a>(
         signal: Signal,
         batches: impl IntoIterator<Item = &'a Batch> + Clone,
     ) -> Result<Batch, JoinError> {
         let mut len = 0;
         let mut items = 0;
+        let mut non_empty = 0;
         for b in batches.clone() {
             if b.signal != signal {
                 return Err(JoinError {
                     left: signal,
                     right: b.signal,
+                });
+            }
+            non_empty += usize::from(!b.bytes.is_empty());
+            if non_empty > 1 && !signal.joins_by_concatenation() {
+                return Err(JoinError {
+                    left: signal,
+                    right: signal,
                 });
             }
             len += b.bytes.len();
@@ -265,12 +276,17 @@ impl Batch {
         if self.items <= max_items && self.bytes.len() <= max_bytes {
             return Ok(vec![self.clone()]);
         }
+        // Top-level fields other than resources go with the first part, or
+        // with every part when the signal's items refer to them (the
+        // profiles dictionary).
+        let shared = shared_fields(self.signal, &self.bytes)?;
         let mut parts = Parts {
             signal: self.signal,
             max_items,
             max_bytes,
             done: Vec::new(),
-            out: Vec::new(),
+            out: shared.clone(),
+            shared,
             items: 0,
             resource: Vec::new(),
             scope: Vec::new(),
@@ -280,8 +296,9 @@ impl Batch {
         for resource in Fields::new(&self.bytes) {
             let resource = resource?;
             if resource.number != 1 {
-                // Top-level fields other than resources go with the first part.
-                parts.out.extend_from_slice(resource.raw);
+                if self.signal.joins_by_concatenation() {
+                    parts.out.extend_from_slice(resource.raw);
+                }
                 continue;
             }
             let body = message(&resource)?;
@@ -345,8 +362,10 @@ impl Batch {
             }
         }
         let cut = cut.clamp(1, units.len() - 1);
-        let left = encode_part(&parsed, 0..cut, true);
-        let right = encode_part(&parsed, cut..units.len(), false);
+        // Profiles' items index into the top-level dictionary: both halves carry it.
+        let shared = !self.signal.joins_by_concatenation();
+        let left = encode_part(&parsed, 0..cut, true, true);
+        let right = encode_part(&parsed, cut..units.len(), false, shared);
         Ok(Some((
             Batch::new(self.signal, left.0, left.1),
             Batch::new(self.signal, right.0, right.1),
@@ -377,8 +396,8 @@ impl Split for Batch {
 
 /// Counts the items of an encoded export request without decoding it.
 ///
-/// Spans for traces, log records for logs, and data points for metrics (the
-/// unit OTLP partial success counts in).
+/// Spans for traces, log records for logs, data points for metrics and
+/// profiles for profiles (the units OTLP partial success counts in).
 ///
 /// # Errors
 ///
@@ -406,6 +425,23 @@ pub fn count_items(signal: Signal, buf: &[u8]) -> Result<u64, DecodeError> {
     Ok(n)
 }
 
+/// The top-level fields other than resources that every part of a split
+/// request must carry: for profiles, the dictionary (field 2) its profiles
+/// index into; nothing for the other signals, whose parts are independent.
+fn shared_fields(signal: Signal, buf: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::new();
+    if signal.joins_by_concatenation() {
+        return Ok(out);
+    }
+    for f in Fields::new(buf) {
+        let f = f?;
+        if f.number != 1 {
+            out.extend_from_slice(f.raw);
+        }
+    }
+    Ok(out)
+}
+
 /// The fields of a message other than field 2 (the repeated children), raw.
 fn headers(body: &[u8]) -> Result<Vec<&[u8]>, DecodeError> {
     let mut out = Vec::new();
@@ -427,6 +463,8 @@ struct Parts {
     max_bytes: usize,
     done: Vec<Batch>,
     out: Vec<u8>,
+    /// What every part starts with ([`shared_fields`]).
+    shared: Vec<u8>,
     items: u64,
     resource: Vec<u8>,
     scope: Vec<u8>,
@@ -483,7 +521,7 @@ impl Parts {
             if self.resource_items || self.scope_items {
                 self.close_resource();
             }
-            let bytes = Bytes::from(std::mem::take(&mut self.out));
+            let bytes = Bytes::from(std::mem::replace(&mut self.out, self.shared.clone()));
             self.done.push(Batch::new(
                 self.signal,
                 bytes,
@@ -510,7 +548,7 @@ impl Parts {
 fn unit_items(signal: Signal, item: &Field<'_>) -> Result<u64, DecodeError> {
     let body = message(item)?;
     match signal {
-        Signal::Traces | Signal::Logs => Ok(1),
+        Signal::Traces | Signal::Logs | Signal::Profiles => Ok(1),
         Signal::Metrics => {
             let mut n = 0;
             for data in Fields::new(body) {
@@ -576,13 +614,14 @@ fn parse(signal: Signal, buf: &[u8]) -> Result<Parsed<'_>, DecodeError> {
 }
 
 /// Encodes the units whose flat index is in `range`, each inside its own
-/// resource and scope headers. Entries without units (and top-level fields
-/// other than resources) travel with the first part so nothing is lost.
-fn encode_part(parsed: &Parsed<'_>, range: Range<usize>, first: bool) -> (Bytes, u64) {
+/// resource and scope headers. Entries without units travel with the first
+/// part so nothing is lost; top-level fields other than resources too, or
+/// with this part as well when `other` says so (the profiles dictionary).
+fn encode_part(parsed: &Parsed<'_>, range: Range<usize>, first: bool, other: bool) -> (Bytes, u64) {
     let mut out = Vec::new();
     let mut items = 0;
     let mut idx = 0;
-    if first {
+    if other {
         for raw in &parsed.other {
             out.extend_from_slice(raw);
         }
@@ -626,5 +665,7 @@ mod route;
 
 pub use route::RouteKey;
 
+#[cfg(test)]
+pub(crate) mod profiles_tests;
 #[cfg(test)]
 mod tests;

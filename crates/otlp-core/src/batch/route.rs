@@ -20,7 +20,7 @@ use crate::{
 pub enum RouteKey {
     /// Spans by their trace id, so every span of a trace goes to one backend;
     /// log records by their trace id when they have one, else by resource;
-    /// metrics (which have no trace id) by service.
+    /// metrics and profiles (which have no trace id of their own) by service.
     TraceId,
     /// By the resource's `service.name` attribute (the whole resource when it
     /// has none).
@@ -65,7 +65,9 @@ impl Batch {
     /// headers (every field but the repeated children), so each part decodes
     /// to the same resources and scopes as the original. A resource or scope
     /// without units goes with the part its resource routes to; top-level
-    /// fields other than resources go with part 0. Returns the non-empty
+    /// fields other than resources go with part 0, except for profiles, where
+    /// every part carries them (the dictionary its profiles index into).
+    /// Returns the non-empty
     /// parts with their index, in index order; when everything goes to one
     /// part, that part is this batch itself (no copy).
     ///
@@ -81,10 +83,15 @@ impl Batch {
         let parts = parts.max(1);
         let mut out: Vec<Part> = (0..parts).map(|_| Part::default()).collect();
         let mut pick = |k: &[u8]| route(k) % parts;
+        let mut shared = Vec::new();
         for resource in Fields::new(&self.bytes) {
             let resource = resource?;
             if resource.number != 1 {
-                out[0].out.extend_from_slice(resource.raw);
+                if self.signal.joins_by_concatenation() {
+                    out[0].out.extend_from_slice(resource.raw);
+                } else {
+                    shared.extend_from_slice(resource.raw);
+                }
                 continue;
             }
             let body = message(&resource)?;
@@ -152,6 +159,14 @@ impl Batch {
                 }
             }
         }
+        if !shared.is_empty() {
+            let none_used = out.iter().all(|p| p.out.is_empty());
+            for (i, p) in out.iter_mut().enumerate() {
+                if !p.out.is_empty() || (none_used && i == 0) {
+                    p.out.extend_from_slice(&shared);
+                }
+            }
+        }
         let used: Vec<(usize, Part)> = out
             .into_iter()
             .enumerate()
@@ -199,8 +214,9 @@ fn resource_key(body: &[u8], key: RouteKey, signal: Signal) -> Result<&[u8], Dec
     }
     let by_service = match key {
         RouteKey::Service => true,
-        // Metrics have no trace id; log records without one follow their resource.
-        RouteKey::TraceId => signal == Signal::Metrics,
+        // Metrics and profiles have no trace id; log records without one
+        // follow their resource.
+        RouteKey::TraceId => matches!(signal, Signal::Metrics | Signal::Profiles),
         RouteKey::Resource => false,
     };
     if by_service && let Some(service) = service_name(resource)? {

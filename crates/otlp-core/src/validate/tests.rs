@@ -3,6 +3,7 @@
 use opentelemetry_proto::tonic::{
     collector::{
         logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+        profiles::v1development::ExportProfilesServiceRequest,
         trace::v1::ExportTraceServiceRequest,
     },
     common::v1::{AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value},
@@ -427,6 +428,9 @@ fn mutated(sig: usize, edits: Vec<(usize, u8)>) -> (Signal, Vec<u8>) {
         Signal::Traces => traces(vec![span(1), span(2)]),
         Signal::Logs => logs(vec![log(s("hello")), log(nested(3))]),
         Signal::Metrics => metrics(),
+        Signal::Profiles => {
+            crate::batch::profiles_tests::profiles(&[vec![2], vec![1]]).encode_to_vec()
+        }
     };
     for (at, byte) in edits {
         let i = at % buf.len();
@@ -443,7 +447,7 @@ proptest! {
     /// and `count_items` counts the same items.
     #[test]
     fn mutated_requests_accepted_only_if_prost_decodes_them(
-        sig in 0usize..3,
+        sig in 0usize..Signal::COUNT,
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
     ) {
         let (signal, buf) = mutated(sig, edits);
@@ -452,6 +456,7 @@ proptest! {
                 Signal::Traces => ExportTraceServiceRequest::decode(buf.as_slice()).is_ok(),
                 Signal::Logs => ExportLogsServiceRequest::decode(buf.as_slice()).is_ok(),
                 Signal::Metrics => ExportMetricsServiceRequest::decode(buf.as_slice()).is_ok(),
+                Signal::Profiles => ExportProfilesServiceRequest::decode(buf.as_slice()).is_ok(),
             };
             prop_assert!(decodes, "validate accepted what prost refuses: {:02x?}", buf);
             prop_assert_eq!(count_items(signal, &buf).ok(), Some(n));
@@ -462,7 +467,7 @@ proptest! {
     /// request: same verdict, same item count.
     #[test]
     fn both_walkers_agree_on_mutated_requests(
-        sig in 0usize..3,
+        sig in 0usize..Signal::COUNT,
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
     ) {
         let (signal, buf) = mutated(sig, edits);
@@ -477,7 +482,7 @@ proptest! {
     }
 
     #[test]
-    fn random_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..512), sig in 0usize..3) {
+    fn random_bytes_never_panic(buf in proptest::collection::vec(any::<u8>(), 0..512), sig in 0usize..Signal::COUNT) {
         let _ = validate(Signal::ALL[sig], &buf);
     }
 

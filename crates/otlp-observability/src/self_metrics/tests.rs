@@ -193,7 +193,7 @@ fn backlog_gauges_show_the_oldest_age_and_the_outage_the_queue_absorbs() {
     let m = SelfMetrics::new();
     let t0 = std::time::Instant::now();
     let backlog = |intake_bytes, oldest| otlp_core::Backlog {
-        oldest: [Some(Duration::from_secs(oldest)), None, None],
+        oldest: [Some(Duration::from_secs(oldest)), None, None, None],
         free_bytes: 1_000_000,
         intake_bytes,
     };

@@ -180,10 +180,15 @@ impl Shared {
         self.counters.accepted(signal, items);
         self.counters.took_bytes(bytes);
         *core.outstanding.entry(core.epoch).or_default() += items;
+        // Profiles requests never join (their dictionaries would merge): each
+        // part is cut as a batch of its own.
+        let alone = !signal.joins_by_concatenation();
         for part in parts {
             let cost = part.byte_size() as u64;
             let batcher = &core.batchers[signal.index()];
-            if !batcher.is_empty() && batcher.charged() + cost > self.config.batch.max_batch_bytes {
+            if !batcher.is_empty()
+                && (alone || batcher.charged() + cost > self.config.batch.max_batch_bytes)
+            {
                 self.cut(core, signal);
             }
             core.mem_items += part.items();
@@ -191,7 +196,7 @@ impl Shared {
             core.mem_held[signal.index()] += cost;
             let batcher = &mut core.batchers[signal.index()];
             batcher.push_raw(part);
-            if batcher.items() >= self.config.batch.max_batch_size {
+            if alone || batcher.items() >= self.config.batch.max_batch_size {
                 self.cut(core, signal);
             }
         }
@@ -237,7 +242,11 @@ impl Shared {
         };
         let mut cost = cost_of(&core.batchers[signal.index()], &input);
         let batcher = &core.batchers[signal.index()];
-        if !batcher.is_empty() && batcher.charged() + cost > self.config.batch.max_batch_bytes {
+        // A raw request of a signal that does not join (profiles) goes alone.
+        let alone = matches!(input, Input::Raw(_)) && !signal.joins_by_concatenation();
+        if !batcher.is_empty()
+            && (alone || batcher.charged() + cost > self.config.batch.max_batch_bytes)
+        {
             self.cut(core, signal);
             // A fresh batch has no group entries yet: the item costs their headers.
             cost = cost_of(&core.batchers[signal.index()], &input);
@@ -291,7 +300,7 @@ impl Shared {
             Input::Item(i) => batcher.push_costed(i, cost),
             Input::Raw(b) => batcher.push_raw(b),
         }
-        if batcher.items() >= self.config.batch.max_batch_size {
+        if alone || batcher.items() >= self.config.batch.max_batch_size {
             self.cut(core, signal);
         }
         self.publish(core, signal);

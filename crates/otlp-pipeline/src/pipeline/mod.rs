@@ -74,7 +74,7 @@ struct Shared {
 }
 
 struct Core {
-    batchers: [Batcher; 3],
+    batchers: [Batcher; Signal::COUNT],
     /// Cut batches waiting in memory (with the disk queue: those the disk could not take).
     queue: VecDeque<Queued>,
     /// The flush epoch: a flush waits for every item admitted in its epoch or before.
@@ -85,7 +85,7 @@ struct Core {
     mem_items: u64,
     mem_bytes: u64,
     /// Memory bytes per signal.
-    mem_held: [u64; 3],
+    mem_held: [u64; Signal::COUNT],
     inflight: HashMap<u64, Flight>,
     next_id: u64,
     closed: bool,
@@ -503,7 +503,7 @@ impl PipelineBuilder {
                 outstanding,
                 mem_items: 0,
                 mem_bytes: 0,
-                mem_held: [0; 3],
+                mem_held: [0; Signal::COUNT],
                 inflight: HashMap::new(),
                 next_id: 0,
                 closed: false,
@@ -549,7 +549,7 @@ impl Shared {
     fn backlog(&self) -> Backlog {
         let shared = self;
         let now = Instant::now();
-        let mut since: [Option<Instant>; 3] = [None; 3];
+        let mut since: [Option<Instant>; Signal::COUNT] = [None; Signal::COUNT];
         let mut older = |signal: Signal, at: Instant| {
             let slot = &mut since[signal.index()];
             if slot.is_none_or(|s| at < s) {

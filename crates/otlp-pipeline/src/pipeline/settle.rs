@@ -273,7 +273,7 @@ impl Shared {
         }
         core.mem_items = 0;
         core.mem_bytes = 0;
-        core.mem_held = [0; 3];
+        core.mem_held = [0; Signal::COUNT];
         #[cfg(feature = "disk-queue")]
         if let Some(disk) = core.disk.as_ref() {
             left += disk.pending_items().iter().sum::<u64>();

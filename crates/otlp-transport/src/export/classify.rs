@@ -33,9 +33,9 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 // --- protobuf shapes of the OTLP responses we decode ---
 
-/// The common shape of `Export{Trace,Metrics,Logs}ServiceResponse`: field 1
-/// is the partial success, whose field 1 is the rejected count and field 2
-/// the message, for all three signals.
+/// The common shape of `Export{Trace,Metrics,Logs,Profiles}ServiceResponse`:
+/// field 1 is the partial success, whose field 1 is the rejected count and
+/// field 2 the message, for every signal.
 #[derive(Clone, PartialEq, prost::Message)]
 pub(crate) struct ExportServiceResponse {
     #[prost(message, optional, tag = "1")]

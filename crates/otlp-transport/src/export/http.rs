@@ -39,7 +39,7 @@ struct Shared {
     endpoint: String,
     hint: &'static str,
     /// One URL per signal, indexed by `Signal::index`.
-    urls: [Uri; 3],
+    urls: [Uri; Signal::COUNT],
     headers: HeaderMap,
     timeout: Duration,
     max_request_bytes: usize,
@@ -103,11 +103,10 @@ impl HttpExporter {
                 }
             })
         };
-        let urls = [
-            url(Signal::Traces)?,
-            url(Signal::Metrics)?,
-            url(Signal::Logs)?,
-        ];
+        let mut urls: [Uri; Signal::COUNT] = Default::default();
+        for s in Signal::ALL {
+            urls[s.index()] = url(s)?;
+        }
         let connector = Connector {
             connect_timeout: config.connect_timeout,
             keepalive: config.tcp_keepalive,

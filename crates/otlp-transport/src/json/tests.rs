@@ -3,6 +3,7 @@
 use opentelemetry_proto::tonic::{
     collector::{
         logs::v1::ExportLogsServiceRequest, metrics::v1::ExportMetricsServiceRequest,
+        profiles::v1development::ExportProfilesServiceRequest,
         trace::v1::ExportTraceServiceRequest,
     },
     metrics::v1::{exemplar, metric, number_data_point},
@@ -278,7 +279,7 @@ fn random_value(field: &FieldDescriptor, rng: &mut Rng, depth: usize) -> prost_r
         Kind::String => V::String(STRINGS[rng.below(5) as usize].to_owned()),
         Kind::Bytes => {
             let len = match field.name() {
-                "trace_id" => 16,
+                "trace_id" | "profile_id" => 16,
                 "span_id" | "parent_span_id" => 8,
                 _ => rng.below(6),
             };
@@ -403,6 +404,10 @@ fn same_request(signal: Signal, a: &[u8], b: &[u8]) -> Result<(), String> {
             debug::<ExportLogsServiceRequest>(a),
             debug::<ExportLogsServiceRequest>(b),
         ),
+        Signal::Profiles => (
+            debug::<ExportProfilesServiceRequest>(a),
+            debug::<ExportProfilesServiceRequest>(b),
+        ),
     };
     if a == b {
         Ok(())
@@ -417,7 +422,7 @@ proptest! {
     #[test]
     fn random_otlp_survives_any_json_spelling(seed in any::<u64>()) {
         let mut rng = Rng(seed);
-        let signal = [Signal::Traces, Signal::Metrics, Signal::Logs][rng.below(3) as usize];
+        let signal = Signal::ALL[rng.below(Signal::COUNT as u64) as usize];
         let desc = request(signal).unwrap();
         let original = random_message(&desc, &mut rng, 0);
         let bytes = original.encode_to_vec();

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::{
     logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse},
     metrics::v1::{ExportMetricsPartialSuccess, ExportMetricsServiceResponse},
+    profiles::v1development::{ExportProfilesPartialSuccess, ExportProfilesServiceResponse},
     trace::v1::{ExportTracePartialSuccess, ExportTraceServiceResponse},
 };
 use otlp_core::{Batch, Classify, ExportResponse, Retryability, Signal};
@@ -136,6 +137,13 @@ pub(crate) fn encode_response(signal: Signal, resp: &ExportResponse) -> Bytes {
             }),
         }
         .encode_to_vec(),
+        Signal::Profiles => ExportProfilesServiceResponse {
+            partial_success: Some(ExportProfilesPartialSuccess {
+                rejected_profiles: rejected,
+                error_message,
+            }),
+        }
+        .encode_to_vec(),
     };
     Bytes::from(bytes)
 }
@@ -151,6 +159,7 @@ pub(crate) fn encode_response_json(signal: Signal, resp: &ExportResponse) -> Byt
         Signal::Traces => "rejectedSpans",
         Signal::Metrics => "rejectedDataPoints",
         Signal::Logs => "rejectedLogRecords",
+        Signal::Profiles => "rejectedProfiles",
     };
     let mut partial = serde_json::Map::new();
     partial.insert(key.to_owned(), resp.rejected.to_string().into());

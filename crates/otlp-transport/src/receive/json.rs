@@ -30,6 +30,7 @@ fn known_key(signal: Signal) -> &'static str {
         Signal::Traces => "resourceSpans",
         Signal::Metrics => "resourceMetrics",
         Signal::Logs => "resourceLogs",
+        Signal::Profiles => "resourceProfiles",
     }
 }
 
@@ -43,7 +44,7 @@ fn zero_items_hint(signal: Signal, json: &[u8]) -> Option<String> {
     let snake = want_snake(signal);
     let unknown = keys
         .keys()
-        .find(|k| k.as_str() != want && k.as_str() != snake)?;
+        .find(|k| k.as_str() != want && k.as_str() != snake && !is_shared_key(signal, k))?;
     Some(format!(
         "OTLP/JSON {signal} request decoded to 0 items: its top-level key '{unknown}' is unknown and was ignored; a {signal} request carries its items under '{want}'"
     ))
@@ -55,7 +56,14 @@ fn want_snake(signal: Signal) -> &'static str {
         Signal::Traces => "resource_spans",
         Signal::Metrics => "resource_metrics",
         Signal::Logs => "resource_logs",
+        Signal::Profiles => "resource_profiles",
     }
+}
+
+/// Whether `key` is a known top-level key other than the resources: the
+/// profiles dictionary.
+fn is_shared_key(signal: Signal, key: &str) -> bool {
+    signal == Signal::Profiles && key == "dictionary"
 }
 
 /// Logs `message` at WARN at most once every 10 s (a misconfigured sender
