@@ -42,9 +42,11 @@ pub(crate) fn transport(
             let names = endpoints
                 .iter()
                 .map(|e| backend_url(e, signal, base.protocol));
-            balancer
-                .set_backends(names, |name| backend(&base, name))
-                .map_err(|source| OtlpError::Transport { signal, source })?;
+            let change = balancer.set_backends(names, |name| backend(&base, name));
+            // A static list is the user's own: any bad entry is an error.
+            if let Some((_, source)) = change.skipped.into_iter().next() {
+                return Err(OtlpError::Transport { signal, source });
+            }
         }
         LbResolver::Dns {
             hostname,

@@ -624,7 +624,7 @@ fn encode_part(parsed: &Parsed<'_>, range: Range<usize>, first: bool) -> (Bytes,
 
 mod route;
 
-pub use route::RouteKey;
+pub use route::{RouteKey, RouteSplit};
 
 #[cfg(test)]
 mod tests;
