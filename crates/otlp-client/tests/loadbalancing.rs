@@ -21,7 +21,8 @@ fn spans_in(path: &Path) -> Vec<(String, String)> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return out;
     };
-    for line in text.lines() {
+    // Only whole lines: the sink may be writing the last one.
+    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
         for r in v["resourceSpans"].as_array().into_iter().flatten() {
             for s in r["scopeSpans"].as_array().into_iter().flatten() {
@@ -115,7 +116,73 @@ fn every_trace_lands_on_exactly_one_sink_with_exact_counts() {
         .map(|s| s.stats()["spans"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(spans, 3000);
+    // Per-backend metrics: one series per sink, adding up to what arrived.
+    let (status, metrics) = http_get(&agent.admin, "/metrics");
+    assert_eq!(status, 200);
+    let mut backend_sent = 0;
+    for (i, s) in sinks.iter().enumerate() {
+        let label = format!("{{signal=\"traces\",endpoint=\"http://{}\"}}", s.grpc);
+        let sent = metric(&metrics, &format!("otlp_backend_items_sent_total{label}"));
+        assert_eq!(
+            sent,
+            spans_in(&paths[i]).len() as f64,
+            "sink {i}:\n{metrics}"
+        );
+        backend_sent += sent as usize;
+        assert_eq!(metric(&metrics, &format!("otlp_backend_up{label}")), 1.0);
+        assert_eq!(
+            metric(&metrics, &format!("otlp_backend_in_flight_items{label}")),
+            0.0
+        );
+    }
+    assert_eq!(backend_sent, 3000);
+    assert_eq!(
+        metric(&metrics, "otlp_items_duplicated_total{signal=\"traces\"}"),
+        0.0
+    );
     drop(agent);
+}
+
+/// The value of the series `name_and_labels` in a Prometheus text scrape.
+fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name_and_labels} missing from:\n{text}"))
+}
+
+/// `explain-config` lists a static backend set per signal; `diagnose` lists
+/// it too (and, with DNS, resolves the name once: see the DNS test).
+#[test]
+fn explain_config_and_diagnose_show_the_static_backend_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lb.yaml");
+    std::fs::write(
+        &config,
+        "protocol: http/protobuf\nloadbalancing:\n  routing_key: service\n  endpoints: [http://gw-1:4318, http://gw-2:4318]\n",
+    )
+    .unwrap();
+    let out = run(
+        bin().arg("explain-config").arg("--config").arg(&config),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("load balanced by service over 2 backends: http://gw-1:4318/v1/traces, http://gw-2:4318/v1/traces"),
+        "{shown}"
+    );
+    assert!(shown.contains("http://gw-2:4318/v1/logs"), "{shown}");
+    let out = run(
+        bin()
+            .args(["diagnose", "--timeout", "1s", "--config"])
+            .arg(&config),
+        Duration::from_secs(30),
+    );
+    let shown = text(&out);
+    assert!(
+        shown.contains("load balancing (service over static list (http://gw-1:4318, http://gw-2:4318)): 2 backend(s), traces go to:\n  http://gw-1:4318/v1/traces\n  http://gw-2:4318/v1/traces"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -149,6 +216,7 @@ fn a_sink_killed_mid_run_has_its_share_delivered_by_the_others() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let dead = sinks[1].grpc.clone();
     drop(sinks.remove(1));
     let before_kill = spans_in(&paths[1]).len();
     let started = Instant::now();
@@ -179,6 +247,17 @@ fn a_sink_killed_mid_run_has_its_share_delivered_by_the_others() {
         before_kill < 3000,
         "sink 1 got {before_kill} before it was killed"
     );
+    // The dead sink shows down; the survivors up.
+    let (_, metrics) = http_get(&agent.admin, "/metrics");
+    let up = |grpc: &str| {
+        metric(
+            &metrics,
+            &format!("otlp_backend_up{{signal=\"traces\",endpoint=\"http://{grpc}\"}}"),
+        )
+    };
+    assert_eq!(up(&dead), 0.0, "{metrics}");
+    assert_eq!(up(&sinks[0].grpc), 1.0);
+    assert_eq!(up(&sinks[1].grpc), 1.0);
     drop(agent);
 }
 
@@ -262,6 +341,18 @@ fn dns_resolver_balances_over_the_answer_and_follows_its_change() {
             "loadbalancing:\n  routing_key: trace_id\n  resolver: dns\n  dns:\n    hostname: gateways.test.\n    port: {port}\n    interval: 200ms\n    server: 127.0.0.1:{dns_port}\n"
         ),
     );
+    // `diagnose` resolves the name once and lists the backends.
+    let out = run(
+        bin()
+            .args(["diagnose", "--timeout", "1s", "--config"])
+            .arg(dir.path().join("agent.yaml")),
+        Duration::from_secs(30),
+    );
+    let shown = text(&out);
+    assert!(
+        shown.contains(&format!("3 backend(s), traces go to:\n  http://127.0.0.1:{port}\n  http://127.0.0.2:{port}\n  http://127.0.0.3:{port}")),
+        "{shown}"
+    );
     send_traces(&agent, "3000");
     let all = wait_distinct(&paths, 3000);
     assert_eq!(all.len(), 3000);
@@ -286,7 +377,32 @@ fn dns_resolver_balances_over_the_answer_and_follows_its_change() {
             assert_eq!(first, i, "trace {trace} on sinks {first} and {i}");
         }
     }
+    // The removed gateway's series are gone from /metrics.
+    let (_, metrics) = http_get(&agent.admin, "/metrics");
+    assert!(
+        metrics.contains(&format!("endpoint=\"http://127.0.0.1:{port}\"")),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains(&format!("endpoint=\"http://127.0.0.3:{port}\"")),
+        "{metrics}"
+    );
+    // With the DNS server gone, diagnose says the set cannot be resolved.
     drop(agent);
+    drop(dns);
+    let out = run(
+        bin()
+            .args(["diagnose", "--timeout", "1s", "--config"])
+            .arg(dir.path().join("agent.yaml")),
+        Duration::from_secs(30),
+    );
+    assert_ne!(out.status.code(), Some(0));
+    let shown = text(&out);
+    assert!(
+        shown.contains("FAIL the backend set cannot be resolved")
+            && shown.contains("gateways.test."),
+        "{shown}"
+    );
 }
 
 /// The official OpenTelemetry Python SDK sends traces of 1-20 spans through

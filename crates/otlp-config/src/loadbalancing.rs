@@ -120,7 +120,37 @@ impl FromStr for ResolverKind {
     }
 }
 
+/// A backend's base URL as its exporter takes it: with the signal's path
+/// for OTLP/HTTP (as `endpoints` get it), as given for gRPC.
+pub fn backend_url(endpoint: &str, signal: otlp_core::Signal, protocol: crate::Protocol) -> String {
+    let e = endpoint.trim().trim_end_matches('/');
+    if protocol == crate::Protocol::Grpc || e.ends_with(signal.http_path()) {
+        e.to_owned()
+    } else {
+        format!("{e}{}", signal.http_path())
+    }
+}
+
 impl LbResolver {
+    /// The backend set of `signal` when it is known without the network
+    /// (the static list, as each backend's exporter takes it); `None` for
+    /// DNS, which is resolved at run time.
+    pub fn static_backends(
+        &self,
+        signal: otlp_core::Signal,
+        protocol: crate::Protocol,
+    ) -> Option<Vec<String>> {
+        match self {
+            LbResolver::Static { endpoints } => Some(
+                endpoints
+                    .iter()
+                    .map(|e| backend_url(e, signal, protocol))
+                    .collect(),
+            ),
+            LbResolver::Dns { .. } => None,
+        }
+    }
+
     /// How the resolver is shown: `static list (N)` or `dns NAME:PORT every D`.
     pub fn describe(&self) -> String {
         match self {

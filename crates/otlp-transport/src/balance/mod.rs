@@ -127,6 +127,18 @@ struct Member<S> {
     in_flight: AtomicU64,
 }
 
+impl<S> Member<S> {
+    fn stats(&self) -> BackendStats {
+        BackendStats {
+            endpoint: self.name.clone(),
+            sent: self.sent.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            up: self.failures.load(Ordering::Relaxed) == 0,
+        }
+    }
+}
+
 /// One backend's counters, as [`LoadBalancer::backend_stats`] reads them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -211,17 +223,7 @@ impl<S> LoadBalancer<S> {
     /// Each current backend's counters, sorted by name. A backend that left
     /// the set is not listed (its series end with it).
     pub fn backend_stats(&self) -> Vec<BackendStats> {
-        self.snapshot()
-            .members
-            .iter()
-            .map(|m| BackendStats {
-                endpoint: m.name.clone(),
-                sent: m.sent.load(Ordering::Relaxed),
-                failed: m.failed.load(Ordering::Relaxed),
-                in_flight: m.in_flight.load(Ordering::Relaxed),
-                up: m.failures.load(Ordering::Relaxed) == 0,
-            })
-            .collect()
+        self.snapshot().members.iter().map(|m| m.stats()).collect()
     }
 
     /// Items delivered to some backend as part of a batch whose call then
@@ -235,6 +237,25 @@ impl<S> LoadBalancer<S> {
     /// Where backends come from, as given to [`new`](Self::new).
     pub fn resolver(&self) -> &str {
         &self.resolver
+    }
+
+    /// A reader of [`backend_stats`](Self::backend_stats) and
+    /// [`duplicates`](Self::duplicates) that does not keep the balancer
+    /// alive (for self-metrics read at each scrape): no backend once every
+    /// balancer clone is gone.
+    pub fn stats_reader(&self) -> impl Fn() -> (Vec<BackendStats>, u64) + Send + Sync + 'static
+    where
+        S: Send + Sync + 'static,
+    {
+        let backends = Arc::downgrade(&self.backends);
+        let duplicates = self.duplicates.clone();
+        move || {
+            let stats = backends.upgrade().map_or_else(Vec::new, |set| {
+                let set = set.read().unwrap_or_else(|e| e.into_inner()).clone();
+                set.members.iter().map(|m| m.stats()).collect()
+            });
+            (stats, duplicates.load(Ordering::Relaxed))
+        }
     }
 
     fn snapshot(&self) -> Arc<Backends<S>> {
