@@ -444,3 +444,115 @@ fn python_sdk_traces_of_1_to_20_spans_each_land_whole_on_one_sink() {
     assert_eq!(owner.len(), 1000);
     drop(agent);
 }
+
+/// A gateway that accepts connections and never answers (bounded: the
+/// thread holds what it accepts for at most `secs`).
+fn stalled_gateway(secs: u64) -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    listener.set_nonblocking(true).unwrap();
+    let handle = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut held = Vec::new();
+        while Instant::now() < end {
+            match listener.accept() {
+                Ok((s, _)) => held.push(s),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (addr, handle)
+}
+
+/// A stalled gateway (it accepts and never answers) costs the others at most
+/// its request timeout when it is found, then it is probed by one batch at
+/// a time: the spans for the two live sinks never stop arriving for long
+/// after that, and every span arrives once. (Before, every batch waited on
+/// it again at the end of each cooldown.)
+#[test]
+fn a_stalled_gateway_does_not_hold_the_others_beyond_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = (0..2)
+        .map(|i| dir.path().join(format!("sink{i}.jsonl")))
+        .collect();
+    let sinks: Vec<Sink> = paths
+        .iter()
+        .map(|p| Sink::start_with(&["--output".as_ref(), p.as_os_str()]))
+        .collect();
+    let (stalled, _held) = stalled_gateway(60);
+    let agent = start_agent(
+        &sinks[0].grpc,
+        dir.path(),
+        &format!(
+            "timeout: 2s\nloadbalancing:\n  routing_key: trace_id\n  endpoints: [http://{}, http://{}, http://{stalled}]\n",
+            sinks[0].grpc, sinks[1].grpc
+        ),
+    );
+    let total = 9000;
+    let mut send = Proc(
+        bin()
+            .args([
+                "send",
+                "--endpoint",
+                &format!("http://{}", agent.grpc),
+                "--count",
+                &total.to_string(),
+                "--rate",
+                "1000",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Watch the live sinks' captures grow; note each pause of delivery.
+    let size = |p: &PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+    let started = Instant::now();
+    let mut last = (0, Instant::now());
+    let mut pauses = Vec::new();
+    let mut sent_done = false;
+    loop {
+        let now_size: u64 = paths.iter().map(size).sum();
+        if now_size != last.0 {
+            let gap = last.1.elapsed();
+            if last.0 > 0 && gap >= Duration::from_millis(700) {
+                pauses.push(gap);
+            }
+            last = (now_size, Instant::now());
+        }
+        if !sent_done && send.0.try_wait().unwrap().is_some() {
+            sent_done = true;
+        }
+        if sent_done && wait_distinct_now(&paths) >= total {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "not delivered in 40 s: {} of {total}, pauses {pauses:?}",
+            wait_distinct_now(&paths)
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    eprintln!(
+        "delivery pauses of 700 ms or more: {pauses:?} in {:?}",
+        started.elapsed()
+    );
+    // The first batches wait one timeout on it; after that, none.
+    assert!(pauses.len() <= 1, "delivery paused {pauses:?}");
+    assert!(
+        pauses.iter().all(|p| *p < Duration::from_secs(4)),
+        "delivery paused {pauses:?}"
+    );
+    let all: usize = paths.iter().map(|p| spans_in(p).len()).sum();
+    assert_eq!(all, total, "a span lost or sent twice");
+    drop(agent);
+}
+
+fn wait_distinct_now(paths: &[PathBuf]) -> usize {
+    paths
+        .iter()
+        .flat_map(|p| spans_in(p))
+        .collect::<BTreeSet<_>>()
+        .len()
+}
