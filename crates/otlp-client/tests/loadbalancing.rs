@@ -556,3 +556,231 @@ fn wait_distinct_now(paths: &[PathBuf]) -> usize {
         .collect::<BTreeSet<_>>()
         .len()
 }
+
+/// Deterministic pseudo-random numbers (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// Writes `traces` traces of 1-20 spans as OTLP/JSON lines (50 traces a
+/// request) for `send --replay`; returns every (trace id, span id).
+fn replay_file(path: &Path, traces: usize, rng: &mut Rng) -> Vec<(String, String)> {
+    let mut ids = Vec::new();
+    let mut lines = String::new();
+    for chunk in 0..traces.div_ceil(50) {
+        let mut spans = Vec::new();
+        for _ in 0..50.min(traces - chunk * 50) {
+            let trace = format!("{:016x}{:016x}", rng.next(), rng.next());
+            for _ in 0..=(rng.next() % 20) {
+                let span = format!("{:016x}", rng.next());
+                spans.push(serde_json::json!({
+                    "traceId": trace, "spanId": span, "name": "op", "kind": 2,
+                    "startTimeUnixNano": "1", "endTimeUnixNano": "2",
+                }));
+                ids.push((trace.clone(), span));
+            }
+        }
+        let req = serde_json::json!({"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "lb-replay"}}]},
+            "scopeSpans": [{"scope": {"name": "lb"}, "spans": spans}],
+        }]});
+        lines.push_str(&req.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(path, lines).unwrap();
+    ids
+}
+
+/// Waits (up to 10 s) until the agent's `/metrics` lists exactly `want`
+/// as its traces backends: the resolved set changed.
+fn wait_backends(agent: &AgentProc, want: &[String]) {
+    let started = Instant::now();
+    loop {
+        let (_, metrics) = http_get(&agent.admin, "/metrics");
+        let have: BTreeSet<String> = metrics
+            .lines()
+            .filter_map(|l| l.strip_prefix("otlp_backend_up{signal=\"traces\",endpoint=\""))
+            .filter_map(|l| l.split_once('"').map(|(e, _)| e.to_owned()))
+            .collect();
+        if have == want.iter().cloned().collect() {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "backends {have:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The issue's scale test: 10,000 traces of 1-20 spans (5,000 from the
+/// Python SDK, 5,000 replayed by `otlp-client send`) through the agent to
+/// sinks behind a DNS name whose answer changes under load (a 4th gateway
+/// joins, one leaves), and one sink killed mid-run. Nothing is lost; traces
+/// sent after a change follow it (none reach the gateway that left, some
+/// reach the new one, the dead sink's share reaches the others); a trace on
+/// two sinks is one moved during a change, and their share is reported.
+#[test]
+fn ten_thousand_traces_survive_dns_changes_and_a_killed_sink() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<PathBuf> = (0..4)
+        .map(|i| dir.path().join(format!("sink{i}.jsonl")))
+        .collect();
+    let first = Sink::start_with(&["--output".as_ref(), paths[0].as_os_str()]);
+    let port = first.grpc.rsplit_once(':').unwrap().1.to_owned();
+    let mut others: Vec<Option<Proc>> = (1..4)
+        .map(|i| Some(sink_at(&format!("127.0.0.{}:{port}", i + 1), &paths[i])))
+        .collect();
+    let url = |i: usize| format!("http://127.0.0.{}:{port}", i + 1);
+    let records = dir.path().join("records");
+    std::fs::write(&records, "127.0.0.1\n127.0.0.2\n127.0.0.3\n").unwrap();
+    let mut dns = std::process::Command::new(python());
+    dns.arg(root().join("tests/python/dns_server.py"))
+        .arg(&records)
+        .args(["--deadline", "120"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut dns = Proc(dns.spawn().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(dns.0.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let dns_port: u16 = line.trim().parse().unwrap();
+    let agent = start_agent(
+        &first.grpc,
+        dir.path(),
+        &format!(
+            "timeout: 2s\nloadbalancing:\n  routing_key: trace_id\n  resolver: dns\n  dns:\n    hostname: gateways.test.\n    port: {port}\n    interval: 200ms\n    server: 127.0.0.1:{dns_port}\n"
+        ),
+    );
+    wait_backends(&agent, &[url(0), url(1), url(2)]);
+    let mut rng = Rng(22);
+    let chunks: Vec<(PathBuf, Vec<(String, String)>)> = (0..4)
+        .map(|c| {
+            let p = dir.path().join(format!("replay{c}.jsonl"));
+            let ids = replay_file(&p, 1250, &mut rng);
+            (p, ids)
+        })
+        .collect();
+    let replay = |c: usize| {
+        let out = run(
+            bin()
+                .args([
+                    "send",
+                    "--endpoint",
+                    &format!("http://{}", agent.grpc),
+                    "--replay",
+                ])
+                .arg(&chunks[c].0),
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    };
+    // The Python SDK's 5,000 traces run under all of what follows.
+    let mut python_sdk = Proc(
+        std::process::Command::new(python())
+            .arg(root().join("tests/python/lb_traces.py"))
+            .args([&format!("http://{}", agent.grpc), "5000", "22"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    replay(0);
+    // A 4th gateway joins.
+    std::fs::write(&records, "127.0.0.1\n127.0.0.2\n127.0.0.3\n127.0.0.4\n").unwrap();
+    wait_backends(&agent, &[url(0), url(1), url(2), url(3)]);
+    replay(1);
+    // The 2nd leaves the answer (it stays up: what it holds still lands).
+    std::fs::write(&records, "127.0.0.1\n127.0.0.3\n127.0.0.4\n").unwrap();
+    wait_backends(&agent, &[url(0), url(2), url(3)]);
+    replay(2);
+    // The 3rd dies while DNS still lists it.
+    drop(others[1].take());
+    replay(3);
+    let python_status = loop {
+        if let Some(s) = python_sdk.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the Python SDK did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(python_status.success(), "python: {python_status:?}");
+    let mut out = String::new();
+    std::io::Read::read_to_string(python_sdk.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let made: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let python_spans = made["spans"].as_u64().unwrap() as usize;
+    let replay_spans: usize = chunks.iter().map(|(_, ids)| ids.len()).sum();
+    let want = python_spans + replay_spans;
+
+    // Nothing lost.
+    let all = wait_distinct(&paths, want);
+    assert_eq!(all.len(), want, "spans lost");
+    for (c, (_, ids)) in chunks.iter().enumerate() {
+        let missing = ids.iter().filter(|id| !all.contains(*id)).count();
+        assert_eq!(missing, 0, "replay chunk {c}: {missing} spans lost");
+    }
+    // Where each trace landed.
+    let mut sinks_of: BTreeMap<String, BTreeSet<usize>> = BTreeMap::new();
+    let mut received = 0;
+    let per_sink: Vec<Vec<(String, String)>> = paths.iter().map(|p| spans_in(p)).collect();
+    for (i, spans) in per_sink.iter().enumerate() {
+        received += spans.len();
+        for (trace, _) in spans {
+            sinks_of.entry(trace.clone()).or_default().insert(i);
+        }
+    }
+    assert_eq!(sinks_of.len(), 10_000);
+    let traces_of =
+        |c: usize| -> BTreeSet<&String> { chunks[c].1.iter().map(|(t, _)| t).collect() };
+    let on = |i: usize, c: usize| {
+        traces_of(c)
+            .iter()
+            .filter(|t| sinks_of[**t].contains(&i))
+            .count()
+    };
+    // Sent after the change was in force: none to the gateway that left,
+    // a share to the one that joined, none to the dead one after its death.
+    assert_eq!(
+        on(1, 2) + on(1, 3),
+        0,
+        "traces reached the gateway that left"
+    );
+    assert!(
+        on(3, 1) > 100,
+        "the new gateway got {} of 1250 traces",
+        on(3, 1)
+    );
+    assert_eq!(on(2, 3), 0, "the dead sink got traces after its death");
+    // A trace is on two sinks only when it moved during a change (its
+    // spans were in batches on both sides of it, or a part was re-routed
+    // from the sink that died).
+    let moved = sinks_of.values().filter(|s| s.len() > 1).count();
+    let share = moved as f64 / sinks_of.len() as f64;
+    let counts: Vec<usize> = per_sink.iter().map(Vec::len).collect();
+    eprintln!(
+        "10,000 traces, {want} spans in {:?}: per sink {counts:?}; {moved} traces ({:.2}%) on two sinks (moved during a change); {} spans arrived twice",
+        started.elapsed(),
+        share * 100.0,
+        received - want
+    );
+    assert!(share < 0.10, "{moved} traces on two sinks");
+    drop(agent);
+    drop(dns);
+}
