@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 //! `loadbalancing:` end to end: `otlp-client send` -> the agent -> three
 //! sinks on distinct 127.0.0.1 ports. Every trace's spans land on exactly one
 //! sink with exact counts; a sink killed mid-run has its share delivered by
