@@ -83,6 +83,21 @@ pub struct ExplainSignal {
     pub compression: String,
     /// Whether TLS is used (https endpoint).
     pub tls: bool,
+    /// With `loadbalancing:`, the backend set this signal is balanced over
+    /// (URLs redacted) and how it is found; `None` without it.
+    pub backends: Option<ExplainBackends>,
+}
+
+/// The backend set of a load-balanced signal, as `explain-config` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExplainBackends {
+    /// The routing key (`trace_id`, `service`, `resource`, `round_robin`).
+    pub routing_key: String,
+    /// Where the set comes from (`static list (...)`, `dns NAME:PORT`).
+    pub resolver: String,
+    /// The backends, when known without the network (a static list); empty
+    /// for DNS, resolved at run time.
+    pub endpoints: Vec<String>,
 }
 
 /// Resolves `sources` and explains the result.
@@ -158,6 +173,17 @@ impl Resolved {
                         .trim()
                         .to_ascii_lowercase()
                         .starts_with("https://"),
+                    backends: config.loadbalancing.as_ref().map(|lb| ExplainBackends {
+                        routing_key: lb.routing_key.as_str().to_owned(),
+                        resolver: lb.resolver.describe(),
+                        endpoints: lb
+                            .resolver
+                            .static_backends(sc.signal, sc.protocol)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|u| redact_url(u))
+                            .collect(),
+                    }),
                 }
             })
             .collect();
@@ -234,6 +260,23 @@ impl Explained {
                 if s.tls { "on" } else { "off" },
                 headers
             );
+            if let Some(b) = &s.backends {
+                if b.endpoints.is_empty() {
+                    let _ = writeln!(
+                        out,
+                        "          load balanced by {} over {}: the set is resolved at run time (`otlp-client diagnose` resolves it once and lists it)",
+                        b.routing_key, b.resolver
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "          load balanced by {} over {} backends: {} (the endpoint above is not used)",
+                        b.routing_key,
+                        b.endpoints.len(),
+                        b.endpoints.join(", ")
+                    );
+                }
+            }
         }
         if !self.problems.is_empty() {
             out.push_str("\nproblems:\n");
@@ -266,6 +309,9 @@ impl Explained {
                     "protocol": s.protocol, "timeout": s.timeout, "compression": s.compression,
                     "tls": s.tls,
                     "headers": s.headers.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
+                    "loadbalancing": s.backends.as_ref().map(|b| json!({
+                        "routing_key": b.routing_key, "resolver": b.resolver, "backends": b.endpoints,
+                    })),
                 })
             })
             .collect();

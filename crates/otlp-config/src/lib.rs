@@ -92,11 +92,14 @@ pub use self::{
     },
     env::Env,
     error::ConfigError,
-    explain::{ExplainEntry, ExplainSignal, Explained, REDACTED, explain, is_secret_header},
+    explain::{
+        ExplainBackends, ExplainEntry, ExplainSignal, Explained, REDACTED, explain,
+        is_secret_header,
+    },
     fix::{Fix, Fixed, autofix},
     loadbalancing::{
         DEFAULT_LB_DNS_INTERVAL, DEFAULT_LB_DNS_PORT, DEFAULT_LB_DNS_TIMEOUT, LbResolver,
-        LoadBalancingConfig, RoutingKey,
+        LoadBalancingConfig, RoutingKey, backend_url,
     },
     model::{
         AdminConfig, BatchConfig, Compression, Config, DEFAULT_ADMIN_LISTEN,

@@ -60,8 +60,17 @@ pub const DEFAULT_LB_DNS_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_LB_DNS_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl RoutingKey {
-    /// The accepted spellings.
-    pub const VALUES: [&'static str; 4] = ["trace_id", "service", "resource", "round_robin"];
+    /// The accepted spellings: otlp-core's routing keys, then `round_robin`.
+    pub const VALUES: [&'static str; otlp_core::RouteKey::VALUES.len() + 1] = {
+        let keys = otlp_core::RouteKey::VALUES;
+        let mut out = ["round_robin"; otlp_core::RouteKey::VALUES.len() + 1];
+        let mut i = 0;
+        while i < keys.len() {
+            out[i] = keys[i];
+            i += 1;
+        }
+        out
+    };
 
     /// The spelling used in config files.
     pub const fn as_str(self) -> &'static str {
@@ -111,12 +120,56 @@ impl FromStr for ResolverKind {
     }
 }
 
+/// A backend's base URL as its exporter takes it: with the signal's path
+/// for OTLP/HTTP (as `endpoints` get it), as given for gRPC.
+pub fn backend_url(endpoint: &str, signal: otlp_core::Signal, protocol: crate::Protocol) -> String {
+    let e = endpoint.trim().trim_end_matches('/');
+    if protocol == crate::Protocol::Grpc || e.ends_with(signal.http_path()) {
+        e.to_owned()
+    } else {
+        format!("{e}{}", signal.http_path())
+    }
+}
+
 impl LbResolver {
+    /// The backend set of `signal` when it is known without the network
+    /// (the static list, as each backend's exporter takes it); `None` for
+    /// DNS, which is resolved at run time.
+    pub fn static_backends(
+        &self,
+        signal: otlp_core::Signal,
+        protocol: crate::Protocol,
+    ) -> Option<Vec<String>> {
+        match self {
+            LbResolver::Static { endpoints } => Some(
+                endpoints
+                    .iter()
+                    .map(|e| backend_url(e, signal, protocol))
+                    .collect(),
+            ),
+            LbResolver::Dns { .. } => None,
+        }
+    }
+
     /// How the resolver is shown: `static list (N)` or `dns NAME:PORT every D`.
     pub fn describe(&self) -> String {
         match self {
             LbResolver::Static { endpoints } => format!("static list ({})", endpoints.join(", ")),
             LbResolver::Dns { hostname, port, .. } => format!("dns {hostname}:{port}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_routing_key_spelling_parses_back_to_itself() {
+        assert_eq!(RoutingKey::VALUES.len(), 4);
+        for v in RoutingKey::VALUES {
+            let key: RoutingKey = v.parse().unwrap_or_else(|()| panic!("{v} does not parse"));
+            assert_eq!(key.as_str(), v);
         }
     }
 }

@@ -50,7 +50,7 @@ mod validate;
 mod wire;
 
 pub use self::{
-    batch::{Batch, RouteKey, count_items},
+    batch::{Batch, RouteKey, RouteSplit, count_items},
     classify::{Classify, DEFAULT_EXPORT_TIMEOUT, MAX_THROTTLE, Retryability, retry_defaults},
     error::{DecodeError, JoinError},
     outcome::{

@@ -84,6 +84,7 @@ pub use self::{
     process::ProcessStats,
     profiler::{ProfileReport, Stage, StageProfiler, StageReport, StageTimer},
     self_metrics::{
-        OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE, RecoveryAction, SelfMetrics,
+        BackendSample, BalancerSample, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE,
+        RecoveryAction, SelfMetrics,
     },
 };

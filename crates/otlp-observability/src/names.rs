@@ -7,7 +7,10 @@
 //! require.
 //!
 //! Label values are all drawn from fixed sets (signals, drop and fail reasons,
-//! error classes, outcomes), so no series count grows with traffic.
+//! error classes, outcomes), so no series count grows with traffic; the one
+//! exception, `endpoint` of the `otlp_backend_*` families, is bounded by the
+//! load balancer's resolved backend set: a backend's series end when it
+//! leaves the set.
 
 /// Export requests, by `signal` and `outcome` (`ok`, `retryable`, `throttled`, `permanent`, `too_large`, `cancelled`).
 pub const REQUESTS_TOTAL: &str = "otlp_requests_total";
@@ -78,13 +81,29 @@ pub const QUEUE_OLDEST_ITEM_AGE_SECONDS: &str = "otlp_queue_oldest_item_age_seco
 /// How many seconds of outage the queue can still absorb: its free bytes
 /// divided by the intake rate of the last minute (`+Inf` with no intake).
 pub const OUTAGE_ABSORBABLE_SECONDS: &str = "otlp_outage_absorbable_seconds";
+/// Items a load-balancing backend accepted, by `signal` and `endpoint`
+/// (series only for the backends in the current set).
+pub const BACKEND_ITEMS_SENT_TOTAL: &str = "otlp_backend_items_sent_total";
+/// Items of parts a load-balancing backend failed (each routed again to
+/// another backend, or the batch retried), by `signal` and `endpoint`.
+pub const BACKEND_ITEMS_FAILED_TOTAL: &str = "otlp_backend_items_failed_total";
+/// Items being sent to a load-balancing backend right now (there is no
+/// per-backend queue), by `signal` and `endpoint`.
+pub const BACKEND_IN_FLIGHT_ITEMS: &str = "otlp_backend_in_flight_items";
+/// 1 when a load-balancing backend's last part was delivered, 0 while it
+/// fails (it is skipped for its cooldown, then probed), by `signal` and `endpoint`.
+pub const BACKEND_UP: &str = "otlp_backend_up";
+/// Items delivered to a backend as part of a load-balanced batch that was
+/// then sent again whole (another part found no backend, or the attempt
+/// was cut off): the duplicates at-least-once delivery makes, by `signal`.
+pub const ITEMS_DUPLICATED_TOTAL: &str = "otlp_items_duplicated_total";
 /// Build information (`version`), always 1.
 pub const BUILD_INFO: &str = "otlp_build_info";
 
 /// Every exported family name, for tests and the tidy check against `deploy/`.
 ///
 /// The histogram also exposes `_bucket`, `_sum` and `_count` series under its name.
-pub const ALL: [&str; 31] = [
+pub const ALL: [&str; 36] = [
     REQUESTS_TOTAL,
     REQUEST_DURATION_SECONDS,
     ACTIVE_CONNECTIONS,
@@ -115,5 +134,10 @@ pub const ALL: [&str; 31] = [
     MEMORY_LIMIT_BYTES,
     QUEUE_OLDEST_ITEM_AGE_SECONDS,
     OUTAGE_ABSORBABLE_SECONDS,
+    BACKEND_ITEMS_SENT_TOTAL,
+    BACKEND_ITEMS_FAILED_TOTAL,
+    BACKEND_IN_FLIGHT_ITEMS,
+    BACKEND_UP,
+    ITEMS_DUPLICATED_TOTAL,
     BUILD_INFO,
 ];

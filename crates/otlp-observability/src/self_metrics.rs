@@ -107,6 +107,7 @@ pub struct SelfMetrics {
     oldest_age: [Gauge<f64, AtomicU64>; Signal::COUNT],
     absorbable: Gauge<f64, AtomicU64>,
     backlog_source: std::sync::OnceLock<BacklogSource>,
+    balancers: balance::BalancerSources,
     /// (when, intake bytes) at recent scrapes, oldest first: the intake rate.
     intake_samples: std::sync::Mutex<std::collections::VecDeque<(std::time::Instant, u64)>>,
     concurrency_source: std::sync::OnceLock<ConcurrencySource>,
@@ -413,6 +414,8 @@ impl SelfMetrics {
         );
         let build = Info::new([("version", env!("CARGO_PKG_VERSION"))]);
         register(&mut registry, names::BUILD_INFO, "Build information", build);
+        let balancers = balance::BalancerSources::default();
+        registry.register_collector(Box::new(balancers.clone()));
 
         Self {
             registry,
@@ -448,6 +451,7 @@ impl SelfMetrics {
             oldest_age,
             absorbable,
             backlog_source: std::sync::OnceLock::new(),
+            balancers,
             intake_samples: std::sync::Mutex::new(std::collections::VecDeque::new()),
             concurrency_source: std::sync::OnceLock::new(),
             losses: crate::LossLog::default(),
@@ -525,6 +529,17 @@ impl SelfMetrics {
     /// facade passes its adaptive controllers); the first source set wins.
     pub fn set_concurrency_source(&self, source: impl Fn() -> u64 + Send + Sync + 'static) {
         let _ = self.concurrency_source.set(Box::new(source));
+    }
+
+    /// Reads `signal`'s load balancer at every scrape into the per-backend
+    /// families (`otlp_backend_*`, one series per backend of the current
+    /// set) and `otlp_items_duplicated_total`.
+    pub fn add_balancer_source(
+        &self,
+        signal: Signal,
+        source: impl Fn() -> BalancerSample + Send + Sync + 'static,
+    ) {
+        self.balancers.add(signal, Box::new(source));
     }
 
     /// Reads the backlog gauges (`otlp_queue_oldest_item_age_seconds`,
@@ -882,6 +897,9 @@ fn to_i64(v: u64) -> i64 {
 fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
+
+mod balance;
+pub use self::balance::{BackendSample, BalancerSample};
 
 #[cfg(test)]
 mod tests;

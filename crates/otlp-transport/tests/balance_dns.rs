@@ -253,3 +253,37 @@ async fn a_failing_backend_makes_the_resolver_look_again_at_once() {
     assert_eq!(*alive.0.lock().unwrap_or_else(|e| e.into_inner()), 1000);
     wait_for_set(&lb, &["http://127.0.0.1:4317"]).await;
 }
+
+/// One address whose backend cannot be built does not freeze the set: it is
+/// left out and the rest of the answer applies (before, the whole answer
+/// was refused and the set stayed as it was, here empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_address_in_the_answer_is_left_out_and_the_rest_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    std::fs::write(&records, "127.0.0.1\n127.0.0.9\n127.0.0.2\n").unwrap();
+    let (_server, addr) = dns_server(&records);
+    let dns = DnsResolver::with_server("gateways.test.", addr, Duration::from_millis(500)).unwrap();
+    let lb: LoadBalancer<Backend> =
+        LoadBalancer::new(Balance::Route(RouteKey::TraceId), "dns gateways.test.:4317");
+    let _task = spawn_refresh(
+        lb.clone(),
+        dns,
+        Duration::from_millis(100),
+        |ip| format!("http://{ip}:4317"),
+        |name| {
+            if name.contains(".9:") {
+                Err(TransportError::InvalidEndpoint {
+                    endpoint: name.to_owned(),
+                    reason: "refused by the test".into(),
+                })
+            } else {
+                Ok(Backend::default())
+            }
+        },
+    );
+    wait_for_set(&lb, &["http://127.0.0.1:4317", "http://127.0.0.2:4317"]).await;
+    // And a later change still applies.
+    std::fs::write(&records, "127.0.0.9\n127.0.0.3\n").unwrap();
+    wait_for_set(&lb, &["http://127.0.0.3:4317"]).await;
+}

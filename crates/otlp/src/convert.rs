@@ -107,15 +107,21 @@ pub(crate) const ATTEMPT_TIMEOUT_GRACE: Duration = Duration::from_millis(100);
 /// signal's configured `timeout` (plus [`ATTEMPT_TIMEOUT_GRACE`] for the
 /// backstop); throttle hints are obeyed up to the policy's default cap,
 /// [`otlp_core::MAX_THROTTLE`].
+///
+/// With `loadbalancing:`, one attempt may send a part twice in a row (to
+/// its backend, which times out, then to the next owner), so it gets two
+/// timeouts: the backstop must not cut off the re-route (which would send
+/// the whole batch again, delivered parts included).
 pub(crate) fn retry_policy(config: &Config, signal: Signal) -> Result<RetryPolicy, OtlpError> {
     let r = &config.retry;
+    let timeout = config.signal(signal).timeout;
+    let attempt = if config.loadbalancing.is_some() {
+        timeout.saturating_mul(2)
+    } else {
+        timeout
+    };
     RetryPolicy::builder()
-        .with_attempt_timeout(Some(
-            config
-                .signal(signal)
-                .timeout
-                .saturating_add(ATTEMPT_TIMEOUT_GRACE),
-        ))
+        .with_attempt_timeout(Some(attempt.saturating_add(ATTEMPT_TIMEOUT_GRACE)))
         .with_initial_backoff(r.initial_backoff)
         .with_max_backoff(r.max_backoff)
         .with_multiplier(r.multiplier)
@@ -285,6 +291,28 @@ mod retry_policy_tests {
         assert_eq!(
             default.attempt_timeout(),
             Some(otlp_core::DEFAULT_EXPORT_TIMEOUT + ATTEMPT_TIMEOUT_GRACE)
+        );
+    }
+
+    #[test]
+    fn a_load_balanced_attempt_has_room_for_one_re_route() {
+        let config = Sources::new()
+            .with_env(Env::from_map([("OTEL_EXPORTER_OTLP_TIMEOUT", "300")]))
+            .with_file(
+                otlp_config::ConfigFile::parse(
+                    "lb.yaml",
+                    "loadbalancing:\n  endpoints: [http://a:4317, http://b:4317]\n",
+                )
+                .unwrap(),
+            )
+            .load()
+            .unwrap();
+        assert!(config.loadbalancing.is_some());
+        assert_eq!(
+            retry_policy(&config, Signal::Traces)
+                .unwrap()
+                .attempt_timeout(),
+            Some(Duration::from_millis(600) + ATTEMPT_TIMEOUT_GRACE)
         );
     }
 

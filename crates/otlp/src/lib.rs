@@ -101,6 +101,7 @@ pub use otlp_resilience as resilience;
 pub use otlp_transport as transport;
 
 pub use self::{
+    balance::resolve_backends,
     encode::{
         data_points, log_item, metric_item, resource, resource_group, scope_group, span_item,
     },

@@ -119,7 +119,7 @@ fn signal_stack(
     // Transport: sends the batch's bytes as they are and classifies the answer
     // per the OTLP spec. It applies the request timeout to each attempt itself.
     // With `loadbalancing:`, a load balancer over one exporter per backend.
-    let (transport, exporter) = crate::balance::transport(config, signal)?;
+    let (transport, exporter) = crate::balance::transport(config, signal, metrics)?;
     let transport = check_service(transport);
     let compress = exporter
         .filter(Exporter::compresses)

@@ -130,6 +130,17 @@ impl Scenario {
         self.side == Side::Relay
     }
 
+    /// How many count-sinks the relay agent balances over (`loadbalancing:`
+    /// by trace id, a static list): 3 for the `relay-lb3-*` rows, else 0
+    /// (a plain upstream).
+    fn balanced_backends(&self) -> usize {
+        if self.key.starts_with("relay-lb3-") {
+            3
+        } else {
+            0
+        }
+    }
+
     /// The protocol column: `grpc`, or `grpc + gzip` with compression.
     fn wire(&self) -> String {
         if self.compression == "none" {

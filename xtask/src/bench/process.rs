@@ -148,6 +148,30 @@ pub(super) fn run_once(
         "http://{}",
         if s.protocol == "grpc" { &grpc } else { &http }
     );
+    // A balanced relay spreads over more sinks: the first plus these.
+    let mut extra_sinks = Vec::new();
+    let mut backends = Vec::new();
+    if s.balanced_backends() > 0 {
+        backends.push(sink_endpoint.clone());
+        for _ in 1..s.balanced_backends() {
+            match SinkProcess::start(sink, opts.spans, max_secs) {
+                Ok((p, grpc, http)) => {
+                    backends.push(format!(
+                        "http://{}",
+                        if s.protocol == "grpc" { &grpc } else { &http }
+                    ));
+                    extra_sinks.push(p);
+                }
+                Err(e) => {
+                    let _ = sink_proc.finish(Duration::from_secs(5));
+                    for p in extra_sinks {
+                        let _ = p.finish(Duration::from_secs(5));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
     // A relay puts the agent between producer and sink.
     let agent = if s.relay() {
         match Agent::start(
@@ -155,11 +179,15 @@ pub(super) fn run_once(
             s.protocol,
             s.compression,
             &sink_endpoint,
+            &backends,
             gnu_time,
         ) {
             Ok(a) => Some(a),
             Err(e) => {
                 let _ = sink_proc.finish(Duration::from_secs(5));
+                for p in extra_sinks {
+                    let _ = p.finish(Duration::from_secs(5));
+                }
                 return Err(e);
             }
         }
@@ -220,7 +248,16 @@ pub(super) fn run_once(
     // it still held when the producer finished is part of the work.
     let agent_measure = agent.map(Agent::finish);
     let wall_s = started.elapsed().as_secs_f64();
-    let (final_line, sink_cpu_s) = sink_proc.finish(Duration::from_secs(10))?;
+    let (final_line, mut sink_cpu_s) = sink_proc.finish(Duration::from_secs(10))?;
+    let items_key = format!("{}_items", s.signal);
+    let mut extra_delivered = 0u64;
+    for p in extra_sinks {
+        let (line, cpu) = p.finish(Duration::from_secs(10))?;
+        sink_cpu_s += cpu;
+        extra_delivered += json_field(&line, &items_key)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| format!("count-sink final line without counts: {line}"))?;
+    }
     let agent_measure = agent_measure.transpose()?;
     let Some(status) = status else {
         return Err(format!(
@@ -236,9 +273,10 @@ pub(super) fn run_once(
         created: json_field(&out, "created")
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| format!("{} producer printed no created count: {out}", s.key))?,
-        delivered: json_field(&final_line, &format!("{}_items", s.signal))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("count-sink final line without counts: {final_line}"))?,
+        delivered: json_field(&final_line, &items_key)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| format!("count-sink final line without counts: {final_line}"))?
+            + extra_delivered,
         sink_cpu_s,
         polled: !gnu_time,
         ..Run::default()
@@ -285,13 +323,15 @@ pub(super) struct Agent {
 
 impl Agent {
     /// Writes the agent's config (receiver on a free loopback port, upstream
-    /// = the sink with `compression`, `block` policy), starts it and waits
+    /// = the sink with `compression`, `block` policy; with `backends`,
+    /// `loadbalancing:` by trace id over them instead), starts it and waits
     /// until its receiver accepts connections.
     pub(super) fn start(
         bin: &Path,
         protocol: &str,
         compression: &str,
         upstream: &str,
+        backends: &[String],
         gnu_time: bool,
     ) -> Result<Agent> {
         if !bin.exists() {
@@ -315,9 +355,15 @@ impl Agent {
         let config = tmp.join(format!("xtask-bench-agent-{id}.yaml"));
         let time_file = tmp.join(format!("xtask-bench-agent-{id}.time"));
         let stderr_file = tmp.join(format!("xtask-bench-agent-{id}.log"));
-        let yaml = format!(
+        let mut yaml = format!(
             "endpoint: {upstream}\nprotocol: {proto}\ncompression: {compression}\nreceivers:\n  {receiver_key}: {addr}\nadmin:\n  listen: 127.0.0.1:0\nqueue:\n  overflow: block\n"
         );
+        if !backends.is_empty() {
+            yaml.push_str(&format!(
+                "loadbalancing:\n  routing_key: trace_id\n  resolver: static\n  endpoints: [{}]\n",
+                backends.join(", ")
+            ));
+        }
         fs::write(&config, yaml).map_err(|e| format!("writing {}: {e}", config.display()))?;
         let stderr = fs::File::create(&stderr_file)
             .map_err(|e| format!("creating {}: {e}", stderr_file.display()))?;

@@ -342,6 +342,20 @@ pub(super) const SCENARIOS: &[Scenario] = &[
         baseline: "peer-grpc-full",
     },
     Scenario {
+        key: "relay-lb3-grpc",
+        title: "relay with load balancing: `ours-native --preencoded 512` -> `otlp-client run` (block policy, `loadbalancing` by trace_id over 3 backends) -> 3 count-sinks, gRPC",
+        side: Side::Relay,
+        signal: "traces",
+        protocol: "grpc",
+        compression: "none",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            extra: &["--overflow", "block", "--preencoded", "512"],
+        },
+        baseline: "peer-grpc-full",
+    },
+    Scenario {
         key: "relay-grpc-gzip",
         title: "relay: `ours-native --preencoded 512` -> `otlp-client run` (block policy, gzip upstream) -> count-sink, gRPC",
         side: Side::Relay,

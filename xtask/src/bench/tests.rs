@@ -157,6 +157,18 @@ fn every_scenario_has_a_producer_and_only_the_relay_uses_the_agent() {
     }
     let relay = SCENARIOS.iter().find(|s| s.key == "relay-grpc").unwrap();
     assert_eq!(relay.protocol, "grpc");
+    assert_eq!(relay.balanced_backends(), 0);
+    // The load-balanced relay row: the same producer and agent, over 3 sinks.
+    let lb = SCENARIOS
+        .iter()
+        .find(|s| s.key == "relay-lb3-grpc")
+        .unwrap();
+    assert_eq!(lb.balanced_backends(), 3);
+    assert!(lb.relay());
+    assert_eq!(
+        (lb.signal, lb.protocol, lb.compression),
+        (relay.signal, relay.protocol, relay.compression)
+    );
 }
 
 #[test]

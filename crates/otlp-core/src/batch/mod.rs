@@ -663,7 +663,7 @@ fn encode_part(parsed: &Parsed<'_>, range: Range<usize>, first: bool, other: boo
 
 mod route;
 
-pub use route::RouteKey;
+pub use route::{RouteKey, RouteSplit};
 
 #[cfg(test)]
 pub(crate) mod profiles_tests;

@@ -178,11 +178,13 @@ fn every_routed_part_carries_the_dictionary() {
     // Each resource's service.name goes to its own part.
     let parts = b
         .split_by_route(RouteKey::TraceId, 3, |k| match k {
-            b"svc-0" => 0,
-            b"svc-1" => 1,
-            _ => 2,
+            b"svc-0" => Some(0),
+            b"svc-1" => Some(1),
+            _ => Some(2),
         })
         .unwrap();
+    assert!(parts.leftover.is_none());
+    let parts = parts.parts;
     assert_eq!(parts.len(), 3);
     let decoded: Vec<_> = parts.iter().map(|(_, p)| decode(p)).collect();
     for d in &decoded {

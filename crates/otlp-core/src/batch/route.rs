@@ -55,11 +55,24 @@ struct Part {
     scope_used: bool,
 }
 
+/// What [`Batch::split_by_route`] makes: the parts by index, and the units
+/// no part was found for.
+#[derive(Clone, Debug, Default)]
+pub struct RouteSplit {
+    /// The non-empty parts with their index, in index order.
+    pub parts: Vec<(usize, Batch)>,
+    /// The units `route` named no part for (`None`), as one request of the
+    /// same signal under their own headers; `None` when there are none.
+    pub leftover: Option<Batch>,
+}
+
 impl Batch {
     /// Splits the request into at most `parts` requests, sending each unit
     /// (span, log record, or whole metric) to the part `route` names for its
     /// routing key (the key bytes: a trace id, a `service.name` value or an
-    /// encoded resource). A name of `parts` or more wraps around.
+    /// encoded resource). A name of `parts` or more wraps around; a unit
+    /// `route` names no part for (`None`, e.g. no backend left) goes to the
+    /// [`leftover`](RouteSplit::leftover).
     ///
     /// Each unit is written under a copy of its original resource and scope
     /// headers (every field but the repeated children), so each part decodes
@@ -67,9 +80,8 @@ impl Batch {
     /// without units goes with the part its resource routes to; top-level
     /// fields other than resources go with part 0, except for profiles, where
     /// every part carries them (the dictionary its profiles index into).
-    /// Returns the non-empty
-    /// parts with their index, in index order; when everything goes to one
-    /// part, that part is this batch itself (no copy).
+    /// When everything goes to one part (or to the leftover), that is this
+    /// batch itself (no copy).
     ///
     /// # Errors
     ///
@@ -78,11 +90,12 @@ impl Batch {
         &self,
         key: RouteKey,
         parts: usize,
-        mut route: impl FnMut(&[u8]) -> usize,
-    ) -> Result<Vec<(usize, Batch)>, DecodeError> {
+        mut route: impl FnMut(&[u8]) -> Option<usize>,
+    ) -> Result<RouteSplit, DecodeError> {
         let parts = parts.max(1);
-        let mut out: Vec<Part> = (0..parts).map(|_| Part::default()).collect();
-        let mut pick = |k: &[u8]| route(k) % parts;
+        // Slot `parts` is the leftover.
+        let mut out: Vec<Part> = (0..=parts).map(|_| Part::default()).collect();
+        let mut pick = |k: &[u8]| route(k).map_or(parts, |i| i % parts);
         let mut shared = Vec::new();
         for resource in Fields::new(&self.bytes) {
             let resource = resource?;
@@ -167,7 +180,7 @@ impl Batch {
                 }
             }
         }
-        let used: Vec<(usize, Part)> = out
+        let mut used: Vec<(usize, Part)> = out
             .into_iter()
             .enumerate()
             .filter(|(_, p)| !p.out.is_empty())
@@ -175,12 +188,28 @@ impl Batch {
         if let [(i, _)] = used.as_slice() {
             // Everything goes to one part: the request as it is, no copy (and
             // any wire form it holds, such as the compressed form it came in).
-            return Ok(vec![(*i, self.clone())]);
+            let i = *i;
+            return Ok(if i == parts {
+                RouteSplit {
+                    parts: Vec::new(),
+                    leftover: Some(self.clone()),
+                }
+            } else {
+                RouteSplit {
+                    parts: vec![(i, self.clone())],
+                    leftover: None,
+                }
+            });
         }
-        Ok(used
-            .into_iter()
-            .map(|(i, p)| (i, Batch::new(self.signal, Bytes::from(p.out), p.items)))
-            .collect())
+        let batch = |p: Part| Batch::new(self.signal, Bytes::from(p.out), p.items);
+        let leftover = match used.last() {
+            Some((i, _)) if *i == parts => used.pop().map(|(_, p)| batch(p)),
+            _ => None,
+        };
+        Ok(RouteSplit {
+            parts: used.into_iter().map(|(i, p)| (i, batch(p))).collect(),
+            leftover,
+        })
     }
 }
 

@@ -499,7 +499,11 @@ fn sorted_spans(reqs: &[ExportTraceServiceRequest]) -> Vec<(Vec<u8>, Vec<u8>, Ve
 fn route_split_to_one_part_is_the_request_itself() {
     let req = traces_with_ids(&[vec![vec![1, 2, 3]], vec![vec![4]]]);
     let batch = batch_of(Signal::Traces, &req);
-    let parts = batch.split_by_route(RouteKey::TraceId, 3, |_| 2).unwrap();
+    let split = batch
+        .split_by_route(RouteKey::TraceId, 3, |_| Some(2))
+        .unwrap();
+    assert!(split.leftover.is_none());
+    let parts = split.parts;
     assert_eq!(parts.len(), 1);
     assert_eq!(parts[0].0, 2);
     assert_eq!(
@@ -515,7 +519,7 @@ fn route_split_of_malformed_bytes_is_an_error() {
     let batch = Batch::new(Signal::Traces, Bytes::from_static(&[0x0a, 0x05, 0x12]), 1);
     assert!(
         batch
-            .split_by_route(RouteKey::TraceId, 3, |k| k.len())
+            .split_by_route(RouteKey::TraceId, 3, |k| Some(k.len()))
             .is_err()
     );
 }
@@ -527,9 +531,10 @@ fn route_split_by_service_keeps_a_service_on_one_part() {
     let parts = batch
         .split_by_route(RouteKey::TraceId, 2, |k| {
             // "svc-0" and "svc-2" to part 0, "svc-1" to part 1.
-            usize::from(k == b"svc-1")
+            Some(usize::from(k == b"svc-1"))
         })
-        .unwrap();
+        .unwrap()
+        .parts;
     assert_eq!(parts.len(), 2);
     let services = |b: &Batch| -> Vec<Option<Resource>> {
         ExportMetricsServiceRequest::decode(b.bytes().clone())
@@ -553,12 +558,13 @@ fn route_split_sends_logs_without_trace_id_with_their_resource() {
     let batch = batch_of(Signal::Logs, &req);
     let parts = batch
         .split_by_route(RouteKey::TraceId, 3, |k| match k {
-            [7, ..] => 1,
-            [8, ..] => 2,
+            [7, ..] => Some(1),
+            [8, ..] => Some(2),
             // Resources (encoded) to part 0.
-            _ => 0,
+            _ => Some(0),
         })
-        .unwrap();
+        .unwrap()
+        .parts;
     let decoded: Vec<_> = parts
         .iter()
         .map(|(i, b)| {
@@ -579,6 +585,41 @@ fn route_split_sends_logs_without_trace_id_with_their_resource() {
     assert_eq!(decoded[1].1.resource_logs[0].scope_logs[0].scope, scope(0));
 }
 
+/// Units routed to no part come back as one leftover request, under their
+/// own headers, never in a part; everything to no part is the request itself.
+#[test]
+fn route_split_keeps_unrouted_units_as_the_leftover() {
+    let req = traces_with_ids(&[vec![vec![1, 2, 3]], vec![vec![4, 1]]]);
+    let batch = batch_of(Signal::Traces, &req);
+    // Trace 1 has no part; the others go to part 1.
+    let split = batch
+        .split_by_route(RouteKey::TraceId, 2, |k| (k[0] != 1).then_some(1))
+        .unwrap();
+    assert_eq!(split.parts.len(), 1);
+    assert_eq!(split.parts[0].0, 1);
+    let leftover = split.leftover.expect("trace 1 is left over");
+    assert_eq!(leftover.items(), 2);
+    assert_eq!(split.parts[0].1.items() + leftover.items(), batch.items());
+    let left = ExportTraceServiceRequest::decode(leftover.bytes().clone()).unwrap();
+    let ids: Vec<u8> = left
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| s.trace_id[0])
+        .collect();
+    assert_eq!(ids, vec![1, 1]);
+    assert_eq!(left.resource_spans.len(), 2, "each under its own resource");
+    let all = batch
+        .split_by_route(RouteKey::TraceId, 2, |_| None)
+        .unwrap();
+    assert!(all.parts.is_empty());
+    assert_eq!(
+        all.leftover.map(|b| b.bytes().as_ptr()),
+        Some(batch.bytes().as_ptr())
+    );
+}
+
 proptest! {
     #[test]
     fn route_split_keeps_every_span_once_each_trace_on_one_part(
@@ -592,8 +633,10 @@ proptest! {
         let req = traces_with_ids(&shape);
         let batch = batch_of(Signal::Traces, &req);
         let split = batch
-            .split_by_route(RouteKey::TraceId, parts, |k| usize::from(k[0] ^ salt))
+            .split_by_route(RouteKey::TraceId, parts, |k| Some(usize::from(k[0] ^ salt)))
             .unwrap();
+        prop_assert!(split.leftover.is_none());
+        let split = split.parts;
         let mut decoded = Vec::new();
         let mut owner = std::collections::HashMap::new();
         let mut total = 0;
@@ -627,7 +670,7 @@ proptest! {
         for s in Signal::ALL {
             let b = Batch::new(s, Bytes::from(bytes.clone()), 0);
             for key in [RouteKey::TraceId, RouteKey::Service, RouteKey::Resource] {
-                let _ = b.split_by_route(key, 3, |k| k.first().copied().map_or(0, usize::from));
+                let _ = b.split_by_route(key, 3, |k| k.first().copied().map(usize::from));
             }
         }
     }

@@ -228,3 +228,48 @@ fn backlog_gauges_show_the_oldest_age_and_the_outage_the_queue_absorbs() {
     }
     assert!(m.intake_samples.lock().unwrap().len() <= 257);
 }
+
+/// A balancer's backends show with an `endpoint` label while they are in
+/// its set, and their series end when they leave it.
+#[test]
+fn balancer_backends_are_series_while_in_the_set() {
+    let m = SelfMetrics::new();
+    let set = std::sync::Arc::new(std::sync::Mutex::new(vec![
+        BackendSample {
+            endpoint: "http://10.0.0.1:4317".into(),
+            sent: 12,
+            failed: 3,
+            in_flight: 4,
+            up: true,
+        },
+        BackendSample {
+            endpoint: "http://10.0.0.2:4317".into(),
+            up: false,
+            ..Default::default()
+        },
+    ]));
+    let source = set.clone();
+    m.add_balancer_source(Signal::Traces, move || BalancerSample {
+        backends: source.lock().unwrap().clone(),
+        duplicates: 7,
+    });
+    let text = m.encode_text().unwrap();
+    for line in [
+        "otlp_backend_items_sent_total{signal=\"traces\",endpoint=\"http://10.0.0.1:4317\"} 12",
+        "otlp_backend_items_failed_total{signal=\"traces\",endpoint=\"http://10.0.0.1:4317\"} 3",
+        "otlp_backend_in_flight_items{signal=\"traces\",endpoint=\"http://10.0.0.1:4317\"} 4",
+        "otlp_backend_up{signal=\"traces\",endpoint=\"http://10.0.0.1:4317\"} 1",
+        "otlp_backend_up{signal=\"traces\",endpoint=\"http://10.0.0.2:4317\"} 0",
+        "otlp_items_duplicated_total{signal=\"traces\"} 7",
+        "otlp_items_duplicated_total{signal=\"logs\"} 0",
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    set.lock().unwrap().remove(1);
+    let text = m.encode_text().unwrap();
+    assert!(
+        !text.contains("10.0.0.2"),
+        "a removed backend's series stayed"
+    );
+    assert!(m.encode_openmetrics().unwrap().contains("10.0.0.1"));
+}

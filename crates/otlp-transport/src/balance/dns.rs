@@ -7,16 +7,13 @@ use std::{
     time::Duration,
 };
 
+use super::{Backend, LoadBalancer};
+use crate::TransportError;
 use hickory_resolver::{
     TokioResolver,
     config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts},
     net::runtime::TokioRuntimeProvider,
 };
-use otlp_core::{Batch, ExportResponse};
-use tower_service::Service;
-
-use super::LoadBalancer;
-use crate::TransportError;
 
 /// Resolves one host name to the backend set.
 #[derive(Clone)]
@@ -100,6 +97,11 @@ impl DnsResolver {
         })
     }
 
+    /// The name resolved.
+    pub fn hostname(&self) -> &str {
+        &self.hostname
+    }
+
     /// The name's addresses now, sorted and without duplicates.
     ///
     /// # Errors
@@ -123,26 +125,19 @@ impl DnsResolver {
 }
 
 /// Keeps `balancer`'s backend set equal to `dns`'s answer: resolves now,
-/// then every `interval` and whenever a backend fails, naming each address's backend with `url` and
-/// building new ones with `make`. A failed or empty resolution keeps the
-/// last set (a DNS hiccup never empties the tier). Ends when every other
-/// clone of the balancer is gone. Each change is logged at INFO with the
-/// set and how many backends came and went.
-pub fn spawn_refresh<S>(
+/// then every `interval` and whenever a backend fails, naming each address's
+/// backend with `url` and building new ones with `make`. A failed or empty
+/// resolution keeps the last set (a DNS hiccup never empties the tier); an
+/// address whose backend cannot be built is left out with a warning and the
+/// rest applied. Ends when every other clone of the balancer is gone. Each
+/// change is logged at INFO with the set and how many backends came and went.
+pub fn spawn_refresh<S: Backend>(
     balancer: LoadBalancer<S>,
     dns: DnsResolver,
     interval: Duration,
     url: impl Fn(IpAddr) -> String + Send + Sync + 'static,
     make: impl Fn(&str) -> Result<S, TransportError> + Send + Sync + 'static,
-) -> tokio::task::JoinHandle<()>
-where
-    S: Service<Batch, Response = ExportResponse, Error = TransportError>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send,
-{
+) -> tokio::task::JoinHandle<()> {
     let interval = interval.max(Duration::from_millis(10));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(interval);
@@ -163,17 +158,18 @@ where
             match dns.resolve().await {
                 Ok(ips) if !ips.is_empty() => {
                     let names = ips.into_iter().map(&url);
-                    match balancer.set_backends(names, &make) {
-                        Ok(0) => {}
-                        Ok(changed) => tracing::info!(
+                    let change = balancer.set_backends(names, &make);
+                    for (backend, e) in &change.skipped {
+                        tracing::warn!(hostname = %dns.hostname, %backend, error = %e, "a resolved address cannot be a backend; leaving it out and applying the rest of the answer (fix the address the name resolves to, or loadbalancing.dns.port)");
+                    }
+                    if change.changed() > 0 {
+                        tracing::info!(
                             hostname = %dns.hostname,
                             backends = ?balancer.backend_names(),
-                            changed,
+                            added = change.added,
+                            removed = change.removed,
                             "load balancing backend set changed"
-                        ),
-                        Err(e) => {
-                            tracing::warn!(hostname = %dns.hostname, error = %e, "a resolved backend cannot be built; keeping the last backend set (fix the address the name resolves to, or loadbalancing.dns.port)")
-                        }
+                        );
                     }
                 }
                 Ok(_) => {
