@@ -115,28 +115,7 @@ fn term(t: &[&str], at: &mut usize) -> bool {
 
 /// Every normal or build dependency's license is on [`LICENSES`].
 fn licenses(root: &Path) -> Result {
-    let out = Command::new("cargo")
-        .args([
-            "tree",
-            "--workspace",
-            "--all-features",
-            "--edges",
-            "normal,build",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}|{l}",
-        ])
-        .current_dir(root)
-        .output()
-        .map_err(|e| format!("could not run cargo tree: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo tree failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = cargo_tree(root, &["--format", "{p}|{l}"])?;
     let mut bad = std::collections::BTreeSet::new();
     let mut seen = 0;
     for line in text.lines() {
@@ -172,21 +151,21 @@ fn licenses(root: &Path) -> Result {
     }
 }
 
-pub(crate) fn check(root: &Path) -> Result {
-    licenses(root)?;
+/// `cargo tree` over the workspace's normal and build dependencies (all
+/// features, no prefix) with `extra` arguments; its output.
+fn cargo_tree(root: &Path, extra: &[&str]) -> std::result::Result<String, String> {
+    let mut args = vec![
+        "tree",
+        "--workspace",
+        "--all-features",
+        "--edges",
+        "normal,build",
+        "--prefix",
+        "none",
+    ];
+    args.extend_from_slice(extra);
     let out = Command::new("cargo")
-        .args([
-            "tree",
-            "--workspace",
-            "--all-features",
-            "--duplicates",
-            "--edges",
-            "normal,build",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-        ])
+        .args(&args)
         .current_dir(root)
         .output()
         .map_err(|e| format!("could not run cargo tree: {e}"))?;
@@ -196,7 +175,12 @@ pub(crate) fn check(root: &Path) -> Result {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub(crate) fn check(root: &Path) -> Result {
+    licenses(root)?;
+    let text = cargo_tree(root, &["--duplicates", "--format", "{p}"])?;
     let dups = duplicates(&text);
     let mut bad = Vec::new();
     for (name, versions) in &dups {
