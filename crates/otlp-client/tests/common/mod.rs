@@ -252,25 +252,9 @@ pub fn start_agent(upstream: &str, dir: &Path, receivers_extra: &str) -> AgentPr
         ),
     )
     .unwrap();
-    let mut child = bin()
-        .args(["run", "--log-format", "json", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let proc = Proc(child);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(4096);
-    std::thread::spawn(move || {
-        // Reads to the end so the agent never blocks on its stderr; lines
-        // nobody waits for any more are dropped.
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            let _ = tx.try_send(line);
-        }
-    });
+    // Lossy: the lines are not read after start, and the agent must never
+    // block on its stderr.
+    let (proc, rx) = spawn_json_agent(&config, &[], true);
     let (admin, grpc, http, _) = read_addresses(&rx);
     let started = Instant::now();
     while try_http_get(&admin, "/health/live").is_none() {
@@ -286,6 +270,40 @@ pub fn start_agent(upstream: &str, dir: &Path, receivers_extra: &str) -> AgentPr
         http,
         admin,
     }
+}
+
+/// Starts `otlp-client run --log-format json [extra] --config <config>` with
+/// its stderr read by a thread into a channel of 4096 lines. `lossy` drops
+/// the lines nobody takes (the thread reads to the end, so the agent never
+/// blocks on a full pipe); otherwise the thread waits for room.
+fn spawn_json_agent(
+    config: &Path,
+    extra: &[&str],
+    lossy: bool,
+) -> (Proc, std::sync::mpsc::Receiver<String>) {
+    let mut child = bin()
+        .args(["run", "--log-format", "json"])
+        .args(extra)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(4096);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { return };
+            if lossy {
+                let _ = tx.try_send(line);
+            } else if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (Proc(child), rx)
 }
 
 /// Reads the agent's JSON log lines (up to 60 s) until it logged the
@@ -350,32 +368,7 @@ pub fn start_logging_agent(upstream: &str, dir: &Path, extra: &str) -> LoggingAg
         ),
     )
     .unwrap();
-    let mut child = bin()
-        .args([
-            "run",
-            "--log-format",
-            "json",
-            "--shutdown-timeout",
-            "2s",
-            "--config",
-        ])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let proc = Proc(child);
-    let (tx, rx) = std::sync::mpsc::sync_channel::<String>(4096);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (proc, rx) = spawn_json_agent(&config, &["--shutdown-timeout", "2s"], false);
     let (admin, grpc, http, seen) = read_addresses(&rx);
     LoggingAgent {
         proc,
