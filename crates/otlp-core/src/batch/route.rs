@@ -8,10 +8,12 @@
 
 use bytes::Bytes;
 
-use super::{Batch, headers, unit_items};
+use std::ops::Range;
+
+use super::{Batch, unit_items};
 use crate::{
     DecodeError, Signal,
-    wire::{Fields, message, put_len_header},
+    wire::{Fields, len_field_size, message, put_len_header},
 };
 
 /// What a request is split on when it is load balanced.
@@ -43,16 +45,112 @@ impl RouteKey {
     }
 }
 
-/// One part being built: finished resources in `out`, the open resource's
-/// body in `resource`, the open scope's body in `scope`.
+/// One part being built: its finished resources in `out`; for the open
+/// resource, the scopes it holds units of and those units' byte ranges in
+/// the request. Units are copied once, when the resource closes and every
+/// length prefix is known.
 #[derive(Default)]
 struct Part {
     out: Vec<u8>,
-    resource: Vec<u8>,
-    scope: Vec<u8>,
+    scopes: Vec<OpenScope>,
+    ranges: Vec<Range<usize>>,
     items: u64,
-    resource_used: bool,
-    scope_used: bool,
+}
+
+/// A scope of the open resource in one part.
+struct OpenScope {
+    /// Its index among the open resource's scopes ([`ScopeHeader`]s).
+    scope: usize,
+    /// Its first unit range in [`Part::ranges`].
+    first_range: usize,
+    /// The bytes of its units in this part.
+    bytes: usize,
+}
+
+/// A scope's header fields (every field but its units) and their size.
+#[derive(Default)]
+struct ScopeHeader<'a> {
+    fields: Vec<&'a [u8]>,
+    len: usize,
+}
+
+impl Part {
+    /// Adds the unit at `range` of the request, of scope `scope`.
+    fn push(&mut self, scope: usize, range: Range<usize>, items: u64) {
+        self.items += items;
+        let len = range.len();
+        match self.scopes.last_mut() {
+            Some(open) if open.scope == scope => {
+                open.bytes += len;
+                // Units next to each other in the request are copied as one.
+                if open.first_range < self.ranges.len()
+                    && let Some(last) = self.ranges.last_mut()
+                    && last.end == range.start
+                {
+                    last.end = range.end;
+                    return;
+                }
+            }
+            _ => self.scopes.push(OpenScope {
+                scope,
+                first_range: self.ranges.len(),
+                bytes: len,
+            }),
+        }
+        self.ranges.push(range);
+    }
+
+    /// Takes a scope with no units at all (it goes with its resource's part).
+    fn push_empty(&mut self, scope: usize) {
+        if self.scopes.last().is_none_or(|open| open.scope != scope) {
+            self.scopes.push(OpenScope {
+                scope,
+                first_range: self.ranges.len(),
+                bytes: 0,
+            });
+        }
+    }
+
+    /// Writes the open resource (`header`, then its scopes in this part with
+    /// their units) to `out`, sized exactly first.
+    fn close_resource(
+        &mut self,
+        request: &[u8],
+        header: &ScopeHeader<'_>,
+        scopes: &[ScopeHeader<'_>],
+    ) {
+        let scope_len = |open: &OpenScope| scopes.get(open.scope).map_or(0, |h| h.len) + open.bytes;
+        let body = header.len
+            + self
+                .scopes
+                .iter()
+                .map(|open| len_field_size(2, scope_len(open)))
+                .sum::<usize>();
+        self.out.reserve(len_field_size(1, body));
+        put_len_header(&mut self.out, 1, body);
+        for field in &header.fields {
+            self.out.extend_from_slice(field);
+        }
+        for (k, open) in self.scopes.iter().enumerate() {
+            put_len_header(&mut self.out, 2, scope_len(open));
+            if let Some(h) = scopes.get(open.scope) {
+                for field in &h.fields {
+                    self.out.extend_from_slice(field);
+                }
+            }
+            let end = self
+                .scopes
+                .get(k + 1)
+                .map_or(self.ranges.len(), |next| next.first_range);
+            for range in self.ranges.get(open.first_range..end).unwrap_or_default() {
+                if let Some(unit) = request.get(range.clone()) {
+                    self.out.extend_from_slice(unit);
+                }
+            }
+        }
+        self.scopes.clear();
+        self.ranges.clear();
+    }
 }
 
 /// What [`Batch::split_by_route`] makes: the parts by index, and the units
@@ -97,6 +195,13 @@ impl Batch {
         let mut out: Vec<Part> = (0..=parts).map(|_| Part::default()).collect();
         let mut pick = |k: &[u8]| route(k).map_or(parts, |i| i % parts);
         let mut shared = Vec::new();
+        // Where a unit is in the request: its slice's offset from the start.
+        let base = self.bytes.as_ptr() as usize;
+        let range_of = |raw: &[u8]| {
+            let start = (raw.as_ptr() as usize).wrapping_sub(base);
+            start..start + raw.len()
+        };
+        let mut scopes: Vec<ScopeHeader<'_>> = Vec::new();
         for resource in Fields::new(&self.bytes) {
             let resource = resource?;
             if resource.number != 1 {
@@ -108,34 +213,25 @@ impl Batch {
                 continue;
             }
             let body = message(&resource)?;
-            let header = headers(body)?;
             let resource_key = resource_key(body, key, self.signal)?;
             let resource_part = pick(resource_key);
-            for p in out.iter_mut() {
-                p.resource.clear();
-                p.resource_used = false;
-                for raw in &header {
-                    p.resource.extend_from_slice(raw);
-                }
-            }
+            let mut header = ScopeHeader::default();
+            scopes.clear();
             for scope in Fields::new(body) {
                 let scope = scope?;
                 if scope.number != 2 {
+                    header.fields.push(scope.raw);
+                    header.len += scope.raw.len();
                     continue;
                 }
-                let scope_body = message(&scope)?;
-                let scope_header = headers(scope_body)?;
-                for p in out.iter_mut() {
-                    p.scope.clear();
-                    p.scope_used = false;
-                    for raw in &scope_header {
-                        p.scope.extend_from_slice(raw);
-                    }
-                }
+                let s = scopes.len();
+                let mut scope_header = ScopeHeader::default();
                 let mut any = false;
-                for item in Fields::new(scope_body) {
+                for item in Fields::new(message(&scope)?) {
                     let item = item?;
                     if item.number != 2 {
+                        scope_header.fields.push(item.raw);
+                        scope_header.len += item.raw.len();
                         continue;
                     }
                     let n = unit_items(self.signal, &item)?;
@@ -143,32 +239,19 @@ impl Batch {
                         Some(trace_id) => pick(trace_id),
                         None => resource_part,
                     };
-                    let p = &mut out[idx];
-                    p.scope.extend_from_slice(item.raw);
-                    p.items += n;
-                    p.scope_used = true;
+                    out[idx].push(s, range_of(item.raw), n);
                     any = true;
                 }
                 if !any {
-                    out[resource_part].scope_used = true;
+                    out[resource_part].push_empty(s);
                 }
-                for p in out.iter_mut() {
-                    if p.scope_used {
-                        put_len_header(&mut p.resource, 2, p.scope.len());
-                        let Part {
-                            resource, scope, ..
-                        } = p;
-                        resource.extend_from_slice(scope);
-                        p.resource_used = true;
-                    }
-                }
+                scopes.push(scope_header);
             }
-            out[resource_part].resource_used |= !out.iter().any(|p| p.resource_used);
-            for p in out.iter_mut() {
-                if p.resource_used {
-                    put_len_header(&mut p.out, 1, p.resource.len());
-                    let Part { out, resource, .. } = p;
-                    out.extend_from_slice(resource);
+            // A resource with no scope goes with its part, as its header.
+            let none_used = out.iter().all(|p| p.scopes.is_empty());
+            for (i, p) in out.iter_mut().enumerate() {
+                if !p.scopes.is_empty() || (none_used && i == resource_part) {
+                    p.close_resource(&self.bytes, &header, &scopes);
                 }
             }
         }
