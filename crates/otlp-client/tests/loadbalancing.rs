@@ -784,3 +784,102 @@ fn ten_thousand_traces_survive_dns_changes_and_a_killed_sink() {
     drop(agent);
     drop(dns);
 }
+
+/// `diagnose` probes each backend of the set (DNS, TCP, TLS, OTLP probe, as
+/// for one endpoint): with a live sink and a closed port it names the closed
+/// one as failing, in text and JSON, and exits 1; with the live one alone, 0.
+#[test]
+fn diagnose_probes_each_backend_and_fails_naming_the_one_that_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = Sink::start();
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let live_url = format!("http://{}", live.grpc);
+    let config = dir.path().join("lb.yaml");
+    let write = |endpoints: &str| {
+        std::fs::write(
+            &config,
+            format!("protocol: grpc\nloadbalancing:\n  routing_key: trace_id\n  endpoints: [{endpoints}]\n"),
+        )
+        .unwrap();
+    };
+    let diagnose = |format: &str| {
+        run(
+            bin()
+                .args([
+                    "diagnose",
+                    "--timeout",
+                    "2s",
+                    "--format",
+                    format,
+                    "--config",
+                ])
+                .arg(&config),
+            Duration::from_secs(30),
+        )
+    };
+    write(&format!("{live_url}, {closed}"));
+    let out = diagnose("json");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lb = &v["loadbalancing"];
+    assert_eq!(lb["backends"], serde_json::json!([live_url, closed]), "{v}");
+    assert_eq!(lb["failing"], serde_json::json!([closed]), "{v}");
+    assert_eq!(lb["healthy"], false, "{v}");
+    assert_eq!(lb["not_probed"], 0, "{v}");
+    let probes = lb["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 2, "{v}");
+    let verdict = |p: &serde_json::Value, kind: &str| -> Vec<String> {
+        p["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["kind"] == kind)
+            .map(|s| s["verdict"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(probes[0]["endpoint"], live_url.as_str());
+    assert_eq!(probes[0]["healthy"], true, "{v}");
+    assert_eq!(verdict(&probes[0], "otlp_probe"), ["pass"], "{v}");
+    assert_eq!(probes[1]["endpoint"], closed.as_str());
+    assert_eq!(probes[1]["healthy"], false, "{v}");
+    assert_eq!(verdict(&probes[1], "tcp"), ["fail"], "{v}");
+    assert_eq!(verdict(&probes[1], "otlp_probe"), ["skipped"], "{v}");
+    // The text names both, in the main diagnosis's step style, and the verdict.
+    let out = diagnose("text");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let shown = text(&out);
+    for want in [
+        format!("backend 1 of 2: diagnosis of {live_url} (grpc)"),
+        format!("backend 2 of 2: diagnosis of {closed} (grpc)"),
+        "[PASS] otlp".to_owned(),
+        "[FAIL] tcp".to_owned(),
+        format!("load balancing result: FAIL 1 of 2 probed backend(s) failing: {closed}"),
+    ] {
+        assert!(shown.contains(&want), "{want:?} missing from:\n{shown}");
+    }
+    // A set larger than the 16 probed: the rest are counted, not probed.
+    let mut closed_ports = BTreeSet::new();
+    while closed_ports.len() < 16 {
+        closed_ports.insert(free_port());
+    }
+    let many: Vec<String> = std::iter::once(live_url.clone())
+        .chain(closed_ports.iter().map(|p| format!("http://127.0.0.1:{p}")))
+        .collect();
+    write(&many.join(", "));
+    let out = diagnose("json");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lb = &v["loadbalancing"];
+    assert_eq!(lb["probes"].as_array().unwrap().len(), 16, "{v}");
+    assert_eq!(lb["not_probed"], 1, "{v}");
+    assert_eq!(lb["failing"].as_array().unwrap().len(), 15, "{v}");
+    // The live backend alone: healthy, exit 0.
+    write(&live_url);
+    let out = diagnose("text");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("load balancing result: every probed backend is healthy"),
+        "{}",
+        text(&out)
+    );
+}
