@@ -1,6 +1,8 @@
 //! Test-only helpers shared by the workspace's test suites: a certificate
 //! authority made in the test with rcgen, so no key or certificate is
-//! checked in and every run gets fresh ones.
+//! checked in and every run gets fresh ones; the pinned Python venv
+//! ([`python`]) and the DNS server of the load-balancing tests
+//! ([`DnsServer`]).
 //!
 //! Only dev-dependencies point here; no product crate depends on it.
 //!
@@ -18,6 +20,9 @@
 // the test that called it.
 #![allow(clippy::expect_used)]
 
+mod python;
+
+pub use self::python::{DnsServer, python};
 pub use rcgen;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 

@@ -14,6 +14,7 @@ use std::{
 mod common;
 
 use common::*;
+use otlp_test_support::DnsServer;
 
 /// (trace id, span id) of every span in a sink's OTLP/JSON capture.
 fn spans_in(path: &Path) -> Vec<(String, String)> {
@@ -219,17 +220,7 @@ fn a_sink_killed_mid_run_has_its_share_delivered_by_the_others() {
     let dead = sinks[1].grpc.clone();
     drop(sinks.remove(1));
     let before_kill = spans_in(&paths[1]).len();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = send.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "send did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = send.wait_within(Duration::from_secs(60), "send");
     assert!(status.success(), "send: {status:?}");
     // Nothing lost: every span arrived, at least once, on some sink.
     let all = wait_distinct(&paths, 6000);
@@ -261,32 +252,31 @@ fn a_sink_killed_mid_run_has_its_share_delivered_by_the_others() {
     drop(agent);
 }
 
-/// A sink listening for OTLP/gRPC on `grpc` (HTTP on a free port of the same IP).
-fn sink_at(grpc: &str, output: &Path) -> Proc {
+/// A sink writing to `output`, listening for OTLP/gRPC on `grpc` (HTTP on
+/// a free port of the same IP).
+fn sink_at(grpc: &str, output: &Path) -> Sink {
     let ip = grpc.rsplit_once(':').map_or("127.0.0.1", |(ip, _)| ip);
-    let mut child = bin()
-        .args([
-            "sink",
-            "--grpc",
-            grpc,
-            "--http",
-            &format!("{ip}:0"),
-            "--output",
-        ])
-        .arg(output)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
-        &mut line,
+    let sink = Sink::start_on(
+        grpc,
+        &format!("{ip}:0"),
+        &["--output".as_ref(), output.as_os_str()],
+    );
+    assert_eq!(sink.grpc, grpc);
+    sink
+}
+
+/// The agent balancing by trace id over what `gateways.test.` resolves to
+/// at `dns` (gateways listening on `port`), refreshed every 200 ms;
+/// `extra` is YAML before the `loadbalancing:` section.
+fn dns_agent(upstream: &Sink, dir: &Path, dns: &DnsServer, port: &str, extra: &str) -> AgentProc {
+    start_agent(
+        &upstream.grpc,
+        dir,
+        &format!(
+            "{extra}loadbalancing:\n  routing_key: trace_id\n  resolver: dns\n  dns:\n    hostname: gateways.test.\n    port: {port}\n    interval: 200ms\n    server: {}\n",
+            dns.addr()
+        ),
     )
-    .unwrap();
-    assert!(line.contains(grpc), "sink line {line:?}");
-    Proc(child)
 }
 
 fn send_traces(agent: &AgentProc, count: &str) {
@@ -314,33 +304,13 @@ fn dns_resolver_balances_over_the_answer_and_follows_its_change() {
         .collect();
     let first = Sink::start_with(&["--output".as_ref(), paths[0].as_os_str()]);
     let port = first.grpc.rsplit_once(':').unwrap().1.to_owned();
-    let _others: Vec<Proc> = (1..3)
+    let _others: Vec<Sink> = (1..3)
         .map(|i| sink_at(&format!("127.0.0.{}:{port}", i + 1), &paths[i]))
         .collect();
     let records = dir.path().join("records");
     std::fs::write(&records, "127.0.0.1\n127.0.0.2\n127.0.0.3\n").unwrap();
-    let mut dns = std::process::Command::new(python());
-    dns.arg(root().join("tests/python/dns_server.py"))
-        .arg(&records)
-        .args(["--deadline", "90"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut dns = Proc(dns.spawn().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(dns.0.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let dns_port: u16 = line.trim().parse().unwrap();
-    let agent = start_agent(
-        &first.grpc,
-        dir.path(),
-        &format!(
-            "loadbalancing:\n  routing_key: trace_id\n  resolver: dns\n  dns:\n    hostname: gateways.test.\n    port: {port}\n    interval: 200ms\n    server: 127.0.0.1:{dns_port}\n"
-        ),
-    );
+    let dns = DnsServer::start(&records, Duration::from_secs(90));
+    let agent = dns_agent(&first, dir.path(), &dns, &port, "");
     // `diagnose` resolves the name once and lists the backends.
     let out = run(
         bin()
@@ -637,34 +607,14 @@ fn ten_thousand_traces_survive_dns_changes_and_a_killed_sink() {
         .collect();
     let first = Sink::start_with(&["--output".as_ref(), paths[0].as_os_str()]);
     let port = first.grpc.rsplit_once(':').unwrap().1.to_owned();
-    let mut others: Vec<Option<Proc>> = (1..4)
+    let mut others: Vec<Option<Sink>> = (1..4)
         .map(|i| Some(sink_at(&format!("127.0.0.{}:{port}", i + 1), &paths[i])))
         .collect();
     let url = |i: usize| format!("http://127.0.0.{}:{port}", i + 1);
     let records = dir.path().join("records");
     std::fs::write(&records, "127.0.0.1\n127.0.0.2\n127.0.0.3\n").unwrap();
-    let mut dns = std::process::Command::new(python());
-    dns.arg(root().join("tests/python/dns_server.py"))
-        .arg(&records)
-        .args(["--deadline", "120"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut dns = Proc(dns.spawn().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(dns.0.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let dns_port: u16 = line.trim().parse().unwrap();
-    let agent = start_agent(
-        &first.grpc,
-        dir.path(),
-        &format!(
-            "timeout: 2s\nloadbalancing:\n  routing_key: trace_id\n  resolver: dns\n  dns:\n    hostname: gateways.test.\n    port: {port}\n    interval: 200ms\n    server: 127.0.0.1:{dns_port}\n"
-        ),
-    );
+    let dns = DnsServer::start(&records, Duration::from_secs(120));
+    let agent = dns_agent(&first, dir.path(), &dns, &port, "timeout: 2s\n");
     wait_backends(&agent, &[url(0), url(1), url(2)]);
     let mut rng = Rng(22);
     let chunks: Vec<(PathBuf, Vec<(String, String)>)> = (0..4)
@@ -711,16 +661,10 @@ fn ten_thousand_traces_survive_dns_changes_and_a_killed_sink() {
     // The 3rd dies while DNS still lists it.
     drop(others[1].take());
     replay(3);
-    let python_status = loop {
-        if let Some(s) = python_sdk.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "the Python SDK did not finish"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let python_status = python_sdk.wait_within(
+        Duration::from_secs(90).saturating_sub(started.elapsed()),
+        "the Python SDK",
+    );
     assert!(python_status.success(), "python: {python_status:?}");
     let mut out = String::new();
     std::io::Read::read_to_string(python_sdk.0.stdout.as_mut().unwrap(), &mut out).unwrap();
@@ -783,4 +727,103 @@ fn ten_thousand_traces_survive_dns_changes_and_a_killed_sink() {
     assert!(share < 0.10, "{moved} traces on two sinks");
     drop(agent);
     drop(dns);
+}
+
+/// `diagnose` probes each backend of the set (DNS, TCP, TLS, OTLP probe, as
+/// for one endpoint): with a live sink and a closed port it names the closed
+/// one as failing, in text and JSON, and exits 1; with the live one alone, 0.
+#[test]
+fn diagnose_probes_each_backend_and_fails_naming_the_one_that_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = Sink::start();
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let live_url = format!("http://{}", live.grpc);
+    let config = dir.path().join("lb.yaml");
+    let write = |endpoints: &str| {
+        std::fs::write(
+            &config,
+            format!("protocol: grpc\nloadbalancing:\n  routing_key: trace_id\n  endpoints: [{endpoints}]\n"),
+        )
+        .unwrap();
+    };
+    let diagnose = |format: &str| {
+        run(
+            bin()
+                .args([
+                    "diagnose",
+                    "--timeout",
+                    "2s",
+                    "--format",
+                    format,
+                    "--config",
+                ])
+                .arg(&config),
+            Duration::from_secs(30),
+        )
+    };
+    write(&format!("{live_url}, {closed}"));
+    let out = diagnose("json");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lb = &v["loadbalancing"];
+    assert_eq!(lb["backends"], serde_json::json!([live_url, closed]), "{v}");
+    assert_eq!(lb["failing"], serde_json::json!([closed]), "{v}");
+    assert_eq!(lb["healthy"], false, "{v}");
+    assert_eq!(lb["not_probed"], 0, "{v}");
+    let probes = lb["probes"].as_array().unwrap();
+    assert_eq!(probes.len(), 2, "{v}");
+    let verdict = |p: &serde_json::Value, kind: &str| -> Vec<String> {
+        p["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["kind"] == kind)
+            .map(|s| s["verdict"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(probes[0]["endpoint"], live_url.as_str());
+    assert_eq!(probes[0]["healthy"], true, "{v}");
+    assert_eq!(verdict(&probes[0], "otlp_probe"), ["pass"], "{v}");
+    assert_eq!(probes[1]["endpoint"], closed.as_str());
+    assert_eq!(probes[1]["healthy"], false, "{v}");
+    assert_eq!(verdict(&probes[1], "tcp"), ["fail"], "{v}");
+    assert_eq!(verdict(&probes[1], "otlp_probe"), ["skipped"], "{v}");
+    // The text names both, in the main diagnosis's step style, and the verdict.
+    let out = diagnose("text");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let shown = text(&out);
+    for want in [
+        format!("backend 1 of 2: diagnosis of {live_url} (grpc)"),
+        format!("backend 2 of 2: diagnosis of {closed} (grpc)"),
+        "[PASS] otlp".to_owned(),
+        "[FAIL] tcp".to_owned(),
+        format!("load balancing result: FAIL 1 of 2 probed backend(s) failing: {closed}"),
+    ] {
+        assert!(shown.contains(&want), "{want:?} missing from:\n{shown}");
+    }
+    // A set larger than the 16 probed: the rest are counted, not probed.
+    let mut closed_ports = BTreeSet::new();
+    while closed_ports.len() < 16 {
+        closed_ports.insert(free_port());
+    }
+    let many: Vec<String> = std::iter::once(live_url.clone())
+        .chain(closed_ports.iter().map(|p| format!("http://127.0.0.1:{p}")))
+        .collect();
+    write(&many.join(", "));
+    let out = diagnose("json");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let lb = &v["loadbalancing"];
+    assert_eq!(lb["probes"].as_array().unwrap().len(), 16, "{v}");
+    assert_eq!(lb["not_probed"], 1, "{v}");
+    assert_eq!(lb["failing"].as_array().unwrap().len(), 15, "{v}");
+    // The live backend alone: healthy, exit 0.
+    write(&live_url);
+    let out = diagnose("text");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("load balancing result: every probed backend is healthy"),
+        "{}",
+        text(&out)
+    );
 }

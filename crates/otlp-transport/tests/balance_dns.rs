@@ -5,10 +5,7 @@
 //! gets its share, and a dead DNS server keeps the last set.
 
 use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    path::PathBuf,
     sync::{Arc, Mutex},
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -21,6 +18,7 @@ use opentelemetry_proto::tonic::{
     trace::v1::{ResourceSpans, ScopeSpans, Span},
 };
 use otlp_core::{Batch, ExportResponse, RouteKey, Signal};
+use otlp_test_support::DnsServer;
 use otlp_transport::{
     TransportError,
     balance::{Balance, DnsResolver, LoadBalancer, spawn_refresh},
@@ -28,48 +26,32 @@ use otlp_transport::{
 use prost::Message;
 use tower::{Service, ServiceExt};
 
-fn python() -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let p = std::env::var_os("OTLP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".ci/venv/bin/python"));
-    assert!(
-        p.exists(),
-        "python {} not found: run `cargo xtask setup` to create the venv from tests/python/requirements.txt, or set OTLP_PYTHON",
-        p.display()
-    );
-    p
+/// `gateways.test.` served by the DNS server with a first answer (rewrite
+/// `records` to change it), a resolver asking that server, and an empty
+/// balancer for the resolver to fill.
+struct Gateways {
+    records: PathBuf,
+    server: DnsServer,
+    dns: DnsResolver,
+    lb: LoadBalancer<Backend>,
+    _dir: tempfile::TempDir,
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+fn gateways(answer: &str) -> Gateways {
+    let dir = tempfile::tempdir().unwrap();
+    let records = dir.path().join("records");
+    std::fs::write(&records, answer).unwrap();
+    let server = DnsServer::start(&records, Duration::from_secs(60));
+    let dns = DnsResolver::with_server("gateways.test.", server.addr(), Duration::from_millis(500))
+        .unwrap();
+    let lb = LoadBalancer::new(Balance::Route(RouteKey::TraceId), "dns gateways.test.:4317");
+    Gateways {
+        records,
+        server,
+        dns,
+        lb,
+        _dir: dir,
     }
-}
-
-fn dns_server(records: &Path) -> (Server, SocketAddr) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/dns_server.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .arg(records)
-        .args(["--deadline", "60"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("port line {line:?}: {e}"));
-    (Server(child), SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// A backend that counts the spans it receives, or fails when `down`.
@@ -124,6 +106,14 @@ fn traces(n: u32, salt: u32) -> Batch {
     Batch::from_encoded(Signal::Traces, Bytes::from(req.encode_to_vec())).unwrap()
 }
 
+/// One call of `lb`, once it is ready.
+async fn send(
+    lb: &mut LoadBalancer<Backend>,
+    batch: Batch,
+) -> Result<ExportResponse, TransportError> {
+    lb.ready().await?.call(batch).await
+}
+
 async fn wait_for_set(lb: &LoadBalancer<Backend>, want: &[&str]) {
     let started = Instant::now();
     loop {
@@ -141,13 +131,13 @@ async fn wait_for_set(lb: &LoadBalancer<Backend>, want: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backend_set_follows_the_dns_answer() {
-    let dir = tempfile::tempdir().unwrap();
-    let records = dir.path().join("records");
-    std::fs::write(&records, "127.0.0.1\n127.0.0.2\n127.0.0.3\n").unwrap();
-    let (server, addr) = dns_server(&records);
-    let dns = DnsResolver::with_server("gateways.test.", addr, Duration::from_millis(500)).unwrap();
-    let mut lb: LoadBalancer<Backend> =
-        LoadBalancer::new(Balance::Route(RouteKey::TraceId), "dns gateways.test.:4317");
+    let Gateways {
+        records,
+        server,
+        dns,
+        mut lb,
+        _dir,
+    } = gateways("127.0.0.1\n127.0.0.2\n127.0.0.3\n");
     let backends: Arc<Mutex<Vec<(String, Backend)>>> = Arc::default();
     let made = backends.clone();
     let _task = spawn_refresh(
@@ -169,23 +159,13 @@ async fn the_backend_set_follows_the_dns_answer() {
         "http://127.0.0.3:4317",
     ];
     wait_for_set(&lb, &three).await;
-    lb.ready()
-        .await
-        .unwrap()
-        .call(traces(3000, 0))
-        .await
-        .unwrap();
+    send(&mut lb, traces(3000, 0)).await.unwrap();
 
     // A 4th gateway: it gets about a quarter of the next traces.
     std::fs::write(&records, "127.0.0.1\n127.0.0.2\n127.0.0.3\n127.0.0.4\n").unwrap();
     let four = [three[0], three[1], three[2], "http://127.0.0.4:4317"];
     wait_for_set(&lb, &four).await;
-    lb.ready()
-        .await
-        .unwrap()
-        .call(traces(4000, 1))
-        .await
-        .unwrap();
+    send(&mut lb, traces(4000, 1)).await.unwrap();
     let count = |name: &str| -> u64 {
         backends
             .lock()
@@ -218,13 +198,13 @@ async fn the_backend_set_follows_the_dns_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_backend_makes_the_resolver_look_again_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let records = dir.path().join("records");
-    std::fs::write(&records, "127.0.0.1\n127.0.0.2\n").unwrap();
-    let (_server, addr) = dns_server(&records);
-    let dns = DnsResolver::with_server("gateways.test.", addr, Duration::from_millis(500)).unwrap();
-    let mut lb: LoadBalancer<Backend> =
-        LoadBalancer::new(Balance::Route(RouteKey::TraceId), "dns gateways.test.:4317");
+    let Gateways {
+        records,
+        server: _server,
+        dns,
+        mut lb,
+        _dir,
+    } = gateways("127.0.0.1\n127.0.0.2\n");
     let alive = Backend::default();
     let kept = alive.clone();
     // An interval far longer than the test: only the failure can trigger the look-up.
@@ -244,12 +224,7 @@ async fn a_failing_backend_makes_the_resolver_look_again_at_once() {
     wait_for_set(&lb, &["http://127.0.0.1:4317", "http://127.0.0.2:4317"]).await;
     // The second gateway dies and leaves DNS; its share goes to the first at once.
     std::fs::write(&records, "127.0.0.1\n").unwrap();
-    lb.ready()
-        .await
-        .unwrap()
-        .call(traces(1000, 0))
-        .await
-        .unwrap();
+    send(&mut lb, traces(1000, 0)).await.unwrap();
     assert_eq!(*alive.0.lock().unwrap_or_else(|e| e.into_inner()), 1000);
     wait_for_set(&lb, &["http://127.0.0.1:4317"]).await;
 }
@@ -259,13 +234,13 @@ async fn a_failing_backend_makes_the_resolver_look_again_at_once() {
 /// was refused and the set stayed as it was, here empty).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_address_in_the_answer_is_left_out_and_the_rest_applied() {
-    let dir = tempfile::tempdir().unwrap();
-    let records = dir.path().join("records");
-    std::fs::write(&records, "127.0.0.1\n127.0.0.9\n127.0.0.2\n").unwrap();
-    let (_server, addr) = dns_server(&records);
-    let dns = DnsResolver::with_server("gateways.test.", addr, Duration::from_millis(500)).unwrap();
-    let lb: LoadBalancer<Backend> =
-        LoadBalancer::new(Balance::Route(RouteKey::TraceId), "dns gateways.test.:4317");
+    let Gateways {
+        records,
+        server: _server,
+        dns,
+        lb,
+        _dir,
+    } = gateways("127.0.0.1\n127.0.0.9\n127.0.0.2\n");
     let _task = spawn_refresh(
         lb.clone(),
         dns,

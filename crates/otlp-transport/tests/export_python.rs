@@ -30,22 +30,9 @@ use opentelemetry_proto::tonic::{
     trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span::Event},
 };
 use otlp_core::{Batch, Signal};
+use otlp_test_support::python;
 use otlp_transport::{Compression, Exporter, Protocol};
 use prost::Message as _;
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("OTLP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.ci/venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "python with the pinned OpenTelemetry packages not found at {}: run `bash .ci/run` (or set OTLP_PYTHON)",
-        path.display()
-    );
-    path
-}
 
 fn kv(key: &str, value: Value) -> KeyValue {
     KeyValue {

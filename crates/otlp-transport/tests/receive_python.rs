@@ -26,26 +26,13 @@ use opentelemetry_proto::tonic::{
     metrics::v1::{metric::Data, number_data_point},
 };
 use otlp_core::{Batch, Retryability, Signal};
+use otlp_test_support::python;
 use otlp_transport::{GrpcReceiver, HttpReceiver, ReceiverLimits};
 use prost::Message;
 
 use support::{Mode, Recorder, Running};
 
 /// The venv python: `OTLP_PYTHON`, else `<workspace>/.ci/venv/bin/python`.
-fn python() -> PathBuf {
-    let path = std::env::var_os("OTLP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.ci/venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "python with the pinned OpenTelemetry packages not found at {}: run `bash .ci/run` (or set OTLP_PYTHON)",
-        path.display()
-    );
-    path
-}
-
 /// Runs the peer script to completion (bounded) and returns its stdout.
 async fn run_peer(args: Vec<String>) -> String {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/receive_peer.py");

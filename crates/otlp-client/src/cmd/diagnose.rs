@@ -1,12 +1,12 @@
 //! `diagnose`: DNS, TCP, TLS and an OTLP probe against the collector, with a
 //! verdict and a fix per step.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, time::Duration};
 
 use otlp::{
     config::{Config, ConfigFile, Env, Sources},
     core::Signal,
-    transport::{Diagnosis, Protocol, TlsConfig, diagnose::Verdict},
+    transport::{Diagnosis, Protocol, TlsConfig},
 };
 
 use super::stdout::outln;
@@ -42,39 +42,61 @@ pub(crate) async fn diagnose(args: DiagnoseArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_USAGE);
     }
+    // With `loadbalancing:` the signal endpoint is not where data goes:
+    // each backend of the resolved set is probed instead.
+    if let Some(set) = backend_set(&resolved.config, args.timeout).await {
+        return report_backends(&set, args.output_format());
+    }
     let report = probe(&resolved.config, args.timeout).await;
-    let backends = backend_set(&resolved.config).await;
     if args.output_format() == Format::Json {
-        let mut json = serde_json::to_value(&report)
-            .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
-        if let (Some(b), Some(obj)) = (&backends, json.as_object_mut()) {
-            obj.insert("loadbalancing".into(), b.to_json());
-        }
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&json)
-                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+        print_json(
+            &serde_json::to_value(&report)
+                .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()})),
         );
     } else {
         outln!(
             "{}",
             super::style::paint_verdicts(&report.to_string(), super::style::colour_stdout())
         );
-        if let Some(b) = &backends {
-            outln!("{}", b.to_text());
-        }
     }
-    let lb_failed = backends.as_ref().is_some_and(|b| b.backends.is_err());
-    if lb_failed || report.steps.iter().any(|s| s.verdict == Verdict::Fail) {
-        ExitCode::from(EXIT_PROBLEM)
+    exit_code(report.first_failure().is_none())
+}
+
+/// Prints the backend set and each backend's diagnosis; fails unless the
+/// set resolved to at least one backend and every probed one passed.
+fn report_backends(set: &BackendSet, format: Format) -> ExitCode {
+    if format == Format::Json {
+        print_json(&set.to_json());
     } else {
-        ExitCode::from(EXIT_OK)
+        outln!(
+            "{}",
+            super::style::paint_verdicts(&set.to_text(), super::style::colour_stdout())
+        );
     }
+    exit_code(set.is_healthy())
+}
+
+fn print_json(json: &serde_json::Value) {
+    outln!(
+        "{}",
+        serde_json::to_string_pretty(json).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    );
+}
+
+fn exit_code(healthy: bool) -> ExitCode {
+    ExitCode::from(if healthy { EXIT_OK } else { EXIT_PROBLEM })
 }
 
 /// Diagnoses the upstream of a resolved (valid) config: the traces
 /// endpoint, its protocol and TLS files, each step bounded by `timeout`.
-pub(crate) async fn probe(config: &Config, timeout: std::time::Duration) -> Diagnosis {
+pub(crate) async fn probe(config: &Config, timeout: Duration) -> Diagnosis {
+    let (protocol, tls) = probe_settings(config);
+    let endpoint = &config.signal(Signal::Traces).endpoint;
+    otlp::transport::diagnose(endpoint, protocol, &tls, timeout).await
+}
+
+/// The traces signal's protocol and TLS files, as the probe takes them.
+fn probe_settings(config: &Config) -> (Protocol, TlsConfig) {
     let sc = config.signal(Signal::Traces);
     let protocol = match sc.protocol {
         otlp::config::Protocol::Grpc => Protocol::Grpc,
@@ -88,64 +110,175 @@ pub(crate) async fn probe(config: &Config, timeout: std::time::Duration) -> Diag
         insecure: sc.tls.insecure,
         insecure_skip_verify: sc.tls.insecure_skip_verify,
     };
-    otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, timeout).await
+    (protocol, tls)
 }
 
+/// At most this many backends are probed (all at once); the rest of a
+/// larger set are listed and counted as not probed.
+const MAX_PROBED: usize = 16;
+
 /// The resolved backend set of `loadbalancing:` (traces), as `run` would
-/// start with it: the static list, or the DNS name resolved once.
+/// start with it (the static list, or the DNS name resolved once), and the
+/// diagnosis of each of its first [`MAX_PROBED`] backends, in set order.
 struct BackendSet {
     routing_key: &'static str,
     resolver: String,
     backends: Result<Vec<String>, String>,
+    probes: Vec<Diagnosis>,
 }
 
-async fn backend_set(config: &Config) -> Option<BackendSet> {
+async fn backend_set(config: &Config, timeout: Duration) -> Option<BackendSet> {
     let lb = config.loadbalancing.as_ref()?;
     let backends = otlp::resolve_backends(config, Signal::Traces)
         .await?
         .map_err(|e| e.to_string());
+    let probes = match &backends {
+        Ok(list) => probe_all(config, &list[..list.len().min(MAX_PROBED)], timeout).await,
+        Err(_) => Vec::new(),
+    };
     Some(BackendSet {
         routing_key: lb.routing_key.as_str(),
         resolver: lb.resolver.describe(),
         backends,
+        probes,
     })
 }
 
-impl BackendSet {
-    fn to_text(&self) -> String {
-        match &self.backends {
-            Ok(list) if list.is_empty() => format!(
-                "load balancing ({} over {}): FAIL no backend: the name resolved to no address (check that the gateways are up and registered under it)",
-                self.routing_key, self.resolver
-            ),
-            Ok(list) => {
-                let mut out = format!(
-                    "load balancing ({} over {}): {} backend(s), traces go to:",
-                    self.routing_key,
-                    self.resolver,
-                    list.len()
-                );
-                for b in list {
-                    out.push_str("\n  ");
-                    out.push_str(b);
-                }
-                out
-            }
-            Err(e) => format!(
-                "load balancing ({} over {}): FAIL the backend set cannot be resolved: {e} (check loadbalancing.dns.hostname and loadbalancing.dns.server)",
-                self.routing_key, self.resolver
-            ),
+/// Diagnoses every backend of `list` concurrently, with the traces
+/// signal's protocol and TLS files; the results in `list`'s order.
+async fn probe_all(config: &Config, list: &[String], timeout: Duration) -> Vec<Diagnosis> {
+    let (protocol, tls) = probe_settings(config);
+    let mut probes = tokio::task::JoinSet::new();
+    for (i, endpoint) in list.iter().enumerate() {
+        let (endpoint, tls) = (endpoint.clone(), tls.clone());
+        probes.spawn(async move {
+            let d = otlp::transport::diagnose(&endpoint, protocol, &tls, timeout).await;
+            (i, d)
+        });
+    }
+    let mut done = Vec::with_capacity(list.len());
+    while let Some(joined) = probes.join_next().await {
+        match joined {
+            Ok(probe) => done.push(probe),
+            // A probe never panics by design; if one does, say so rather
+            // than report the backend healthy.
+            Err(e) => eprintln!("otlp-client diagnose: a backend probe ended early: {e}"),
         }
+    }
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, d)| d).collect()
+}
+
+impl BackendSet {
+    /// The probed backends that failed a step.
+    fn failing(&self) -> Vec<&str> {
+        self.probes
+            .iter()
+            .filter(|d| d.first_failure().is_some())
+            .map(|d| d.endpoint.as_str())
+            .collect()
+    }
+
+    /// How many backends of the set were not probed (over [`MAX_PROBED`]).
+    fn not_probed(&self) -> usize {
+        self.backends
+            .as_ref()
+            .map_or(0, |list| list.len() - self.probes.len())
+    }
+
+    /// Resolved to at least one backend, each probed one passed, and none
+    /// was lost to a failed probe task.
+    fn is_healthy(&self) -> bool {
+        let probed = self
+            .backends
+            .as_ref()
+            .map_or(0, |l| l.len().min(MAX_PROBED));
+        probed > 0 && self.probes.len() == probed && self.failing().is_empty()
+    }
+
+    fn to_text(&self) -> String {
+        let head = format!(
+            "load balancing ({} over {})",
+            self.routing_key, self.resolver
+        );
+        let list = match &self.backends {
+            Ok(list) if list.is_empty() => {
+                return format!(
+                    "{head}: FAIL no backend: the name resolved to no address (check that the gateways are up and registered under it)"
+                );
+            }
+            Err(e) => {
+                return format!(
+                    "{head}: FAIL the backend set cannot be resolved: {e} (check loadbalancing.dns.hostname and loadbalancing.dns.server)"
+                );
+            }
+            Ok(list) => list,
+        };
+        let mut out = format!("{head}: {} backend(s), traces go to:", list.len());
+        for b in list {
+            out.push_str("\n  ");
+            out.push_str(b);
+        }
+        out.push_str(
+            "\n(the endpoint setting is not used with loadbalancing: each backend is probed instead)",
+        );
+        for (i, d) in self.probes.iter().enumerate() {
+            out.push_str(&format!("\n\nbackend {} of {}: {d}", i + 1, list.len()));
+        }
+        out.push_str("\n\n");
+        let skipped = self.not_probed();
+        if skipped > 0 {
+            out.push_str(&format!(
+                "{} of {} backends probed (the first {MAX_PROBED} of the set); {skipped} not probed\n",
+                self.probes.len(),
+                list.len()
+            ));
+        }
+        let failing = self.failing();
+        if failing.is_empty() && self.is_healthy() {
+            out.push_str("load balancing result: every probed backend is healthy");
+        } else if failing.is_empty() {
+            out.push_str("load balancing result: FAIL a backend probe ended early (see above)");
+        } else {
+            out.push_str(&format!(
+                "load balancing result: FAIL {} of {} probed backend(s) failing: {} (the agent sends their share to the other backends meanwhile: fix or restart each one, following the fix of its first failed step above, or remove it from the set)",
+                failing.len(),
+                self.probes.len(),
+                failing.join(", ")
+            ));
+        }
+        out
     }
 
     fn to_json(&self) -> serde_json::Value {
-        match &self.backends {
-            Ok(list) => serde_json::json!({
-                "routing_key": self.routing_key, "resolver": self.resolver, "backends": list,
-            }),
-            Err(e) => serde_json::json!({
-                "routing_key": self.routing_key, "resolver": self.resolver, "backends": [], "error": e,
-            }),
+        let (backends, error) = match &self.backends {
+            Ok(list) => (list.clone(), None),
+            Err(e) => (Vec::new(), Some(e.as_str())),
+        };
+        let probes: Vec<serde_json::Value> = self
+            .probes
+            .iter()
+            .map(|d| {
+                let mut v = serde_json::to_value(d)
+                    .unwrap_or_else(|e| serde_json::json!({"error": e.to_string()}));
+                if let Some(obj) = v.as_object_mut() {
+                    obj.insert("healthy".into(), d.first_failure().is_none().into());
+                }
+                v
+            })
+            .collect();
+        let mut lb = serde_json::json!({
+            "routing_key": self.routing_key,
+            "resolver": self.resolver,
+            "backends": backends,
+            "probes": probes,
+            "not_probed": self.not_probed(),
+            "failing": self.failing(),
+            "healthy": self.is_healthy(),
+        });
+        if let (Some(e), Some(obj)) = (error, lb.as_object_mut()) {
+            obj.insert("error".into(), e.into());
         }
+        serde_json::json!({ "loadbalancing": lb })
     }
 }

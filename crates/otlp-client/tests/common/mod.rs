@@ -61,18 +61,10 @@ pub fn text(o: &Output) -> String {
     )
 }
 
-/// The venv's python with the pinned OpenTelemetry packages.
-pub fn python() -> PathBuf {
-    let p = std::env::var_os("OTLP_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".ci/venv/bin/python"));
-    assert!(
-        p.exists(),
-        "python {} not found: run `bash .ci/run` (or `cargo xtask setup`) to create the venv from tests/python/requirements.txt, or set OTLP_PYTHON",
-        p.display()
-    );
-    p
-}
+/// The venv's python with the pinned OpenTelemetry packages (one lookup
+/// for every suite).
+#[allow(unused_imports)] // as dead_code above: not every test binary runs python
+pub use otlp_test_support::python;
 
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
@@ -98,8 +90,14 @@ impl Sink {
 
     /// A sink with more arguments, e.g. `--expect N --output FILE`.
     pub fn start_with(extra: &[&std::ffi::OsStr]) -> Self {
+        Self::start_on("127.0.0.1:0", "127.0.0.1:0", extra)
+    }
+
+    /// A sink whose receivers bind `grpc` and `http` (e.g. one port on
+    /// 127.0.0.2, for gateways behind a DNS name), with more arguments.
+    pub fn start_on(grpc: &str, http: &str, extra: &[&std::ffi::OsStr]) -> Self {
         let mut child = bin()
-            .args(["sink", "--grpc", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["sink", "--grpc", grpc, "--http", http])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -223,6 +221,24 @@ fn dechunk(mut body: &str) -> String {
 
 /// A child process, killed and reaped when dropped.
 pub struct Proc(pub Child);
+
+impl Proc {
+    /// Waits (up to `limit`) for the process to exit by itself; panics
+    /// naming `what` when it does not.
+    pub fn wait_within(&mut self, limit: Duration, what: &str) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{what} did not finish within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
 
 impl Drop for Proc {
     fn drop(&mut self) {

@@ -131,6 +131,11 @@ fn request(traces: u32, spans: u32, salt: u32) -> Batch {
     Batch::from_encoded(Signal::Traces, Bytes::from(req.encode_to_vec())).unwrap()
 }
 
+/// One call of `lb`, once it is ready.
+async fn send(lb: &mut LoadBalancer<Mem>, batch: Batch) -> Result<ExportResponse, TransportError> {
+    lb.ready().await?.call(batch).await
+}
+
 fn balancer(backends: &[Mem]) -> LoadBalancer<Mem> {
     let lb = LoadBalancer::new(Balance::Route(RouteKey::TraceId), "static list");
     let by_name: HashMap<String, Mem> = backends
@@ -150,12 +155,7 @@ async fn every_trace_lands_on_exactly_one_backend_with_every_span() {
     let backends = vec![Mem::default(), Mem::default(), Mem::default()];
     let mut lb = balancer(&backends);
     for salt in 0..5 {
-        lb.ready()
-            .await
-            .unwrap()
-            .call(request(40, 5, salt))
-            .await
-            .unwrap();
+        send(&mut lb, request(40, 5, salt)).await.unwrap();
     }
     let mut owner: HashMap<Vec<u8>, usize> = HashMap::new();
     let mut total = 0;
@@ -177,27 +177,15 @@ async fn a_failing_backend_share_goes_to_the_others_and_comes_back() {
     let backends = vec![Mem::default(), Mem::default(), Mem::default()];
     let mut lb = balancer(&backends).with_cooldown(Duration::ZERO);
     backends[1].down.store(true, Ordering::SeqCst);
-    let resp = lb
-        .ready()
-        .await
-        .unwrap()
-        .call(request(60, 3, 0))
-        .await
-        .unwrap();
+    let resp = send(&mut lb, request(60, 3, 0)).await.unwrap();
     assert_eq!(resp.rejected, 0);
-    let spans = |b: &Mem| b.traces().values().sum::<usize>();
-    assert_eq!(spans(&backends[1]), 0);
-    assert_eq!(spans(&backends[0]) + spans(&backends[2]), 180);
+    assert_eq!(spans_of(&backends[1]), 0);
+    assert_eq!(spans_of(&backends[0]) + spans_of(&backends[2]), 180);
     // Back up: it gets its share again (cooldown zero).
     backends[1].down.store(false, Ordering::SeqCst);
-    lb.ready()
-        .await
-        .unwrap()
-        .call(request(60, 3, 1))
-        .await
-        .unwrap();
-    assert!(spans(&backends[1]) > 0);
-    assert_eq!(backends.iter().map(spans).sum::<usize>(), 360);
+    send(&mut lb, request(60, 3, 1)).await.unwrap();
+    assert!(spans_of(&backends[1]) > 0);
+    assert_eq!(backends.iter().map(spans_of).sum::<usize>(), 360);
 }
 
 /// The cooldown runs from the failure: a backend that takes 100 ms to fail
@@ -210,12 +198,7 @@ async fn a_backend_slower_to_fail_than_the_cooldown_is_skipped_by_the_next_call(
     backends[1].down.store(true, Ordering::SeqCst);
     backends[1].slow.store(true, Ordering::SeqCst);
     for salt in 0..2 {
-        lb.ready()
-            .await
-            .unwrap()
-            .call(request(60, 3, salt))
-            .await
-            .unwrap();
+        send(&mut lb, request(60, 3, salt)).await.unwrap();
     }
     assert_eq!(backends[1].calls.load(Ordering::SeqCst), 1);
 }
@@ -227,22 +210,10 @@ async fn all_backends_down_is_a_retryable_error_and_none_is_no_backend() {
     for b in &backends {
         b.down.store(true, Ordering::SeqCst);
     }
-    let err = lb
-        .ready()
-        .await
-        .unwrap()
-        .call(request(10, 2, 0))
-        .await
-        .unwrap_err();
+    let err = send(&mut lb, request(10, 2, 0)).await.unwrap_err();
     assert!(err.classify().is_retryable(), "{err}");
     let mut empty: LoadBalancer<Mem> = LoadBalancer::new(Balance::RoundRobin, "dns gw:4317");
-    let err = empty
-        .ready()
-        .await
-        .unwrap()
-        .call(request(1, 1, 0))
-        .await
-        .unwrap_err();
+    let err = send(&mut empty, request(1, 1, 0)).await.unwrap_err();
     assert!(matches!(err, TransportError::NoBackend { .. }), "{err}");
     assert!(err.classify().is_retryable());
     assert!(err.to_string().contains("dns gw:4317"));
@@ -299,23 +270,13 @@ async fn round_robin_spreads_whole_batches_and_fails_over() {
         ..lb
     };
     for i in 0..4 {
-        lb.ready()
-            .await
-            .unwrap()
-            .call(request(2, 1, i))
-            .await
-            .unwrap();
+        send(&mut lb, request(2, 1, i)).await.unwrap();
     }
     let batches = |b: &Mem| b.got.lock().unwrap_or_else(|e| e.into_inner()).len();
     assert_eq!((batches(&backends[0]), batches(&backends[1])), (2, 2));
     backends[0].down.store(true, Ordering::SeqCst);
     for i in 0..2 {
-        lb.ready()
-            .await
-            .unwrap()
-            .call(request(2, 1, i))
-            .await
-            .unwrap();
+        send(&mut lb, request(2, 1, i)).await.unwrap();
     }
     assert_eq!((batches(&backends[0]), batches(&backends[1])), (2, 4));
 }
@@ -330,12 +291,7 @@ fn spans_of(b: &Mem) -> usize {
 async fn parts_delivered_before_a_retried_failure_are_counted_as_duplicates() {
     let backends = vec![Mem::default(), Mem::default()];
     let mut lb = balancer(&backends);
-    lb.ready()
-        .await
-        .unwrap()
-        .call(request(20, 2, 0))
-        .await
-        .unwrap();
+    send(&mut lb, request(20, 2, 0)).await.unwrap();
     assert_eq!(lb.duplicates(), 0);
     let before = spans_of(&backends[0]);
     // Backend 1 is down; backend 0 takes its first part, then fails the
@@ -345,13 +301,7 @@ async fn parts_delivered_before_a_retried_failure_are_counted_as_duplicates() {
         backends[0].calls.load(Ordering::SeqCst) + 1,
         Ordering::SeqCst,
     );
-    let err = lb
-        .ready()
-        .await
-        .unwrap()
-        .call(request(20, 2, 1))
-        .await
-        .unwrap_err();
+    let err = send(&mut lb, request(20, 2, 1)).await.unwrap_err();
     assert!(err.classify().is_retryable(), "{err}");
     let delivered = spans_of(&backends[0]) - before;
     assert!(delivered > 0);
@@ -383,12 +333,7 @@ async fn backend_stats_count_sent_failed_and_up_per_backend() {
     let backends = vec![Mem::default(), Mem::default(), Mem::default()];
     let mut lb = balancer(&backends).with_cooldown(Duration::from_secs(60));
     backends[2].down.store(true, Ordering::SeqCst);
-    lb.ready()
-        .await
-        .unwrap()
-        .call(request(60, 3, 0))
-        .await
-        .unwrap();
+    send(&mut lb, request(60, 3, 0)).await.unwrap();
     let stats = lb.backend_stats();
     let names: Vec<&str> = stats.iter().map(|s| s.endpoint.as_str()).collect();
     assert_eq!(names, ["b0", "b1", "b2"]);
