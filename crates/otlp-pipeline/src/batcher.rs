@@ -10,6 +10,13 @@ use crate::item::{Group, Item, len_field_size, put_len_header};
 /// Upper bound of a tag plus a length varint: what a new entry may add at cut time.
 const ENTRY_OVERHEAD: u64 = 11;
 
+/// A (resource, scope) buffer of this capacity or less is kept, emptied,
+/// after a cut for the next batch of the same groups, so a steady producer
+/// fills it without growing it again (no reallocation copies, no fresh
+/// pages); a larger one is freed. Held at most once per group of the last
+/// batch, outside the memory limit, like a `Vec`'s own spare capacity.
+const KEEP_CAPACITY: usize = 2 * 1024 * 1024;
+
 /// The open batch of one signal, grouped by resource and scope.
 ///
 /// Each item's encoded body is appended to its (resource, scope) buffer as it
@@ -38,7 +45,11 @@ const ENTRY_OVERHEAD: u64 = 11;
 #[derive(Debug)]
 pub struct Batcher {
     signal: Signal,
+    /// The groups of the open batch, and (emptied) those of the last one;
+    /// a scope holds items of the open batch when its buffer is not empty.
     resources: Vec<ResourceBuf>,
+    /// Whether any item went to `resources` since the last cut.
+    grouped: bool,
     /// Already-encoded requests from the raw path, appended after the grouped items.
     raw: Vec<Batch>,
     items: u64,
@@ -61,6 +72,19 @@ struct ScopeBuf {
     buf: Vec<u8>,
 }
 
+impl ResourceBuf {
+    fn is_open(&self) -> bool {
+        self.scopes.iter().any(ScopeBuf::is_open)
+    }
+}
+
+impl ScopeBuf {
+    /// Whether it holds items of the open batch (each adds a tag and a length).
+    fn is_open(&self) -> bool {
+        !self.buf.is_empty()
+    }
+}
+
 // === impl Batcher ===
 
 impl Batcher {
@@ -69,6 +93,7 @@ impl Batcher {
         Self {
             signal,
             resources: Vec::new(),
+            grouped: false,
             raw: Vec::new(),
             items: 0,
             charged: 0,
@@ -88,7 +113,11 @@ impl Batcher {
 
     /// Whether no batch is open.
     pub fn is_empty(&self) -> bool {
-        self.resources.is_empty() && self.raw.is_empty()
+        !self.grouped && self.raw.is_empty()
+    }
+
+    fn open_resources(&self) -> impl Iterator<Item = &ResourceBuf> {
+        self.resources.iter().filter(|r| r.is_open())
     }
 
     pub(crate) fn started(&self) -> Option<Instant> {
@@ -104,11 +133,18 @@ impl Batcher {
             .rev()
             .find(|r| r.group == item.resource)
         {
-            None => cost += 2 * ENTRY_OVERHEAD + (item.resource.len() + item.scope.len()) as u64,
-            Some(r) if !r.scopes.iter().rev().any(|s| s.group == item.scope) => {
-                cost += ENTRY_OVERHEAD + item.scope.len() as u64
+            Some(r) if r.is_open() => {
+                if !r
+                    .scopes
+                    .iter()
+                    .rev()
+                    .any(|s| s.group == item.scope && s.is_open())
+                {
+                    cost += ENTRY_OVERHEAD + item.scope.len() as u64
+                }
             }
-            Some(_) => {}
+            // A resource new to the open batch costs both headers.
+            _ => cost += 2 * ENTRY_OVERHEAD + (item.resource.len() + item.scope.len()) as u64,
         }
         cost
     }
@@ -122,6 +158,7 @@ impl Batcher {
     /// Appends `item`; `cost` is what [`Batcher::cost`] returned for it.
     pub(crate) fn push_costed(&mut self, item: Item, cost: u64) {
         self.started.get_or_insert_with(Instant::now);
+        self.grouped = true;
         self.items += item.count;
         self.charged += cost;
         // Most producers use one resource and few scopes: search from the most recent.
@@ -130,6 +167,14 @@ impl Batcher {
             .iter()
             .rposition(|r| r.group == item.resource)
         {
+            // A kept entry opened again goes last: the cut writes the groups
+            // in the order the open batch first used them.
+            Some(i) if !self.resources[i].is_open() => {
+                let r = self.resources.remove(i);
+                self.resources.push(r);
+                let last = self.resources.len() - 1;
+                &mut self.resources[last]
+            }
             Some(i) => &mut self.resources[i],
             None => {
                 self.resources.push(ResourceBuf {
@@ -141,6 +186,12 @@ impl Batcher {
             }
         };
         let s = match r.scopes.iter().rposition(|s| s.group == item.scope) {
+            Some(i) if !r.scopes[i].is_open() => {
+                let s = r.scopes.remove(i);
+                r.scopes.push(s);
+                let last = r.scopes.len() - 1;
+                &mut r.scopes[last]
+            }
             Some(i) => &mut r.scopes[i],
             None => {
                 r.scopes.push(ScopeBuf {
@@ -181,7 +232,7 @@ impl Batcher {
         }
         // A batch made of exactly one received request is that request: hand
         // on its bytes (a reference count) instead of copying ~hundreds of KiB.
-        if self.resources.is_empty() && self.raw.len() == 1 {
+        if !self.grouped && self.raw.len() == 1 {
             let batch = self.raw.pop()?;
             let charged = self.charged;
             self.reset();
@@ -190,9 +241,9 @@ impl Batcher {
         let mut scope_lens = Vec::new();
         let mut resource_lens = Vec::with_capacity(self.resources.len());
         let mut total = 0;
-        for r in &self.resources {
+        for r in self.open_resources() {
             let mut rlen = r.group.len();
-            for s in &r.scopes {
+            for s in r.scopes.iter().filter(|s| s.is_open()) {
                 let slen = s.group.len() + s.buf.len();
                 scope_lens.push(slen);
                 rlen += len_field_size(slen);
@@ -203,10 +254,10 @@ impl Batcher {
         total += self.raw.iter().map(Batch::byte_size).sum::<usize>();
         let mut out = Vec::with_capacity(total);
         let mut si = 0;
-        for (r, rlen) in self.resources.iter().zip(&resource_lens) {
+        for (r, rlen) in self.open_resources().zip(&resource_lens) {
             put_len_header(&mut out, 1, *rlen);
             out.extend_from_slice(r.group.as_bytes());
-            for s in &r.scopes {
+            for s in r.scopes.iter().filter(|s| s.is_open()) {
                 put_len_header(&mut out, 2, scope_lens[si]);
                 si += 1;
                 out.extend_from_slice(s.group.as_bytes());
@@ -214,7 +265,7 @@ impl Batcher {
             }
         }
         let mut parts = Vec::with_capacity(self.raw.len() + 1);
-        if !self.resources.is_empty() {
+        if self.grouped {
             let grouped = self.items - self.raw.iter().map(Batch::items).sum::<u64>();
             parts.push(Part {
                 offset: 0,
@@ -240,7 +291,17 @@ impl Batcher {
 
     /// Empties the open batch after a cut.
     fn reset(&mut self) {
-        self.resources.clear();
+        // Keep the buffers of this batch's groups, emptied, for the next
+        // batch; forget the groups it did not use.
+        for r in &mut self.resources {
+            r.scopes
+                .retain(|s| s.is_open() && s.buf.capacity() <= KEEP_CAPACITY);
+            for s in &mut r.scopes {
+                s.buf.clear();
+            }
+        }
+        self.resources.retain(|r| !r.scopes.is_empty());
+        self.grouped = false;
         self.raw.clear();
         self.items = 0;
         self.charged = 0;

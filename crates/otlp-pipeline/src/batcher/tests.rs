@@ -257,3 +257,60 @@ fn two_raw_requests_are_joined_into_one_request() {
     b.push_raw(second);
     assert_eq!(b.cut().unwrap().items(), 5);
 }
+
+/// Items `(resource, scope, span)` as the batcher takes them.
+fn span_items(spec: &[(usize, usize, usize)]) -> Vec<Item> {
+    spec.iter()
+        .map(|&(r, s, i)| {
+            Item::new(
+                Signal::Traces,
+                Group::resource(&resource(r).encode_to_vec(), ""),
+                Group::scope(&scope(s).encode_to_vec(), ""),
+                Bytes::from(span(i).encode_to_vec()),
+                1,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn buffers_kept_from_the_last_batch_never_change_the_next_one() {
+    let first = span_items(&[(0, 0, 1), (1, 1, 2), (0, 1, 3)]);
+    // The next batch uses one group of the last, in another order, and a new one.
+    let second = span_items(&[(2, 0, 4), (0, 1, 5), (0, 1, 6)]);
+    let mut reused = Batcher::new(Signal::Traces);
+    for item in first {
+        reused.push(item);
+    }
+    reused.cut().unwrap();
+    assert!(reused.is_empty());
+    let kept = reused.resources[0].scopes[0].buf.capacity();
+    assert!(kept > 0, "the buffers of the last batch are kept");
+    let mut fresh = Batcher::new(Signal::Traces);
+    for item in second {
+        // An entry kept empty costs its headers again, as a new one does.
+        assert_eq!(reused.cost(&item), fresh.cost(&item));
+        reused.push(item.clone());
+        fresh.push(item);
+    }
+    assert_eq!(reused.charged(), fresh.charged());
+    let (a, b) = (reused.cut().unwrap(), fresh.cut().unwrap());
+    assert_eq!(a.items(), 3);
+    // Same resources and scopes, no empty entry of the last batch.
+    assert_eq!(
+        ExportTraceServiceRequest::decode(a.bytes().clone()).unwrap(),
+        ExportTraceServiceRequest::decode(b.bytes().clone()).unwrap()
+    );
+    assert_eq!(
+        a.bytes(),
+        b.bytes(),
+        "byte for byte, in the order of first use"
+    );
+    // Groups the second batch did not use are forgotten at its cut.
+    assert_eq!(reused.resources.len(), 2);
+    // A raw request alone is still cut as its own bytes.
+    let raw = raw_logs(0, 2);
+    let mut logs = Batcher::new(Signal::Logs);
+    logs.push_raw(raw.clone());
+    assert_eq!(logs.cut().unwrap().bytes().as_ptr(), raw.bytes().as_ptr());
+}
