@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use otlp::{
     config::{Config, ConfigFile, Env, Sources},
     core::Signal,
-    transport::{Diagnosis, Protocol, TlsConfig, diagnose::Verdict},
+    transport::{Diagnosis, Protocol, TlsConfig, Verdict},
 };
 
 use super::stdout::outln;
@@ -88,7 +88,7 @@ pub(crate) async fn probe(config: &Config, timeout: std::time::Duration) -> Diag
         insecure: sc.tls.insecure,
         insecure_skip_verify: sc.tls.insecure_skip_verify,
     };
-    otlp::transport::diagnose::diagnose(&sc.endpoint, protocol, &tls, timeout).await
+    otlp::transport::diagnose(&sc.endpoint, protocol, &tls, timeout).await
 }
 
 /// The resolved backend set of `loadbalancing:` (traces), as `run` would
