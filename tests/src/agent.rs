@@ -2,7 +2,7 @@
 //! its receivers and admin server, shared by every suite that drives it.
 
 use std::{
-    net::{SocketAddr, TcpListener},
+    net::{Ipv4Addr, SocketAddr, SocketAddrV4},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -12,12 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{E2eError, client_binary};
 
-/// A port that was free a moment ago on 127.0.0.1 (the agent binds it itself).
-pub fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
-}
+/// `127.0.0.1:0`: the agent binds a port the kernel picks, and [`Agent::start`]
+/// reads the one it got back from the agent's log (never a port found free
+/// a moment before, which another process may take in between).
+pub const ANY_PORT: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
 
 /// The agent's configuration: the upstream, the listen addresses, and YAML
 /// blocks that override the defaults of these suites.
@@ -33,11 +31,16 @@ pub struct AgentConfig {
     pub persistent: Option<PathBuf>,
     /// `queue.persistent.max_bytes` when `persistent` is set.
     pub disk_max_bytes: String,
-    /// The gRPC receiver.
+    /// The gRPC receiver ([`ANY_PORT`] unless a test sets it; the address
+    /// bound is [`Agent::grpc`]). A test that restarts the agent after
+    /// `kill -9` and needs the same addresses sets these three to the first
+    /// run's [`Agent`] addresses: that agent bound them, so binding them again
+    /// once it is dead is the one legitimate rebind. No suite needs it today:
+    /// a restarted agent is reached through its own [`Agent`] addresses.
     pub grpc: SocketAddr,
-    /// The HTTP receiver.
+    /// The HTTP receiver ([`ANY_PORT`] unless a test sets it).
     pub http: SocketAddr,
-    /// The admin server.
+    /// The admin server ([`ANY_PORT`] unless a test sets it).
     pub admin: SocketAddr,
     /// The `retry:` block's body (indented two spaces per line).
     pub retry: String,
@@ -60,9 +63,9 @@ impl AgentConfig {
             compression: "none",
             persistent: None,
             disk_max_bytes: "256MiB".to_owned(),
-            grpc: free_port(),
-            http: free_port(),
-            admin: free_port(),
+            grpc: ANY_PORT,
+            http: ANY_PORT,
+            admin: ANY_PORT,
             retry: "  max_retries: 100\n  initial_backoff: 20ms\n  max_backoff: 1s\n  max_elapsed: 2m\n"
                 .to_owned(),
             queue: format!(
@@ -107,19 +110,20 @@ impl AgentConfig {
 #[derive(Debug)]
 pub struct Agent {
     child: Child,
-    /// The HTTP receiver.
+    /// The HTTP receiver's bound address.
     pub http: SocketAddr,
-    /// The gRPC receiver.
+    /// The gRPC receiver's bound address.
     pub grpc: SocketAddr,
-    /// The admin server.
+    /// The admin server's bound address.
     pub admin: SocketAddr,
     dir: PathBuf,
 }
 
 impl Agent {
     /// Writes `cfg` to `dir/agent-<tag>.yaml`, starts `otlp-client run` with
-    /// debug logs into `dir/agent-<tag>.log`, and waits until the HTTP
-    /// receiver accepts connections.
+    /// debug logs into `dir/agent-<tag>.log`, reads the addresses its
+    /// listeners bound from that log, and waits until the HTTP receiver
+    /// accepts connections.
     ///
     /// # Errors
     ///
@@ -145,8 +149,8 @@ impl Agent {
         let bin = client_binary()?;
         let config = dir.join(format!("agent-{tag}.yaml"));
         std::fs::write(&config, cfg.yaml()).map_err(io("write agent config"))?;
-        let log = std::fs::File::create(dir.join(format!("agent-{tag}.log")))
-            .map_err(io("create agent log"))?;
+        let log_path = dir.join(format!("agent-{tag}.log"));
+        let log = std::fs::File::create(&log_path).map_err(io("create agent log"))?;
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);
@@ -174,29 +178,52 @@ impl Agent {
             dir: dir.to_path_buf(),
         };
         let deadline = Instant::now() + start_limit;
-        // Bounded by `start_limit`.
-        while std::net::TcpStream::connect(cfg.http).is_err() {
-            if !agent.alive() {
-                return Err(E2eError::Io {
-                    what: "agent start",
-                    source: std::io::Error::other(format!(
-                        "agent exited at start:\n{}",
-                        agent.logs()
-                    )),
-                });
+        // Bounded by `start_limit`: the agent logs each address once bound.
+        loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let bound = (
+                logged_addr(&text, "admin server listening"),
+                logged_addr(&text, "OTLP/gRPC receiver listening"),
+                logged_addr(&text, "OTLP/HTTP receiver listening"),
+            );
+            if let (Some(admin), Some(grpc), Some(http)) = bound {
+                (agent.admin, agent.grpc, agent.http) = (admin, grpc, http);
+                break;
             }
-            if Instant::now() >= deadline {
-                return Err(E2eError::Io {
-                    what: "agent start",
-                    source: std::io::Error::other(format!(
-                        "agent did not listen within {start_limit:?}:\n{}",
-                        agent.logs()
-                    )),
-                });
-            }
+            agent.check_starting(deadline, start_limit, "log its addresses")?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        while std::net::TcpStream::connect(agent.http).is_err() {
+            agent.check_starting(deadline, start_limit, "listen")?;
             std::thread::sleep(Duration::from_millis(20));
         }
         Ok(agent)
+    }
+
+    /// Fails when the agent has exited, or when `deadline` passed before it
+    /// did `what`.
+    fn check_starting(
+        &mut self,
+        deadline: Instant,
+        start_limit: Duration,
+        what: &str,
+    ) -> Result<(), E2eError> {
+        if !self.alive() {
+            return Err(E2eError::Io {
+                what: "agent start",
+                source: std::io::Error::other(format!("agent exited at start:\n{}", self.logs())),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(E2eError::Io {
+                what: "agent start",
+                source: std::io::Error::other(format!(
+                    "agent did not {what} within {start_limit:?}:\n{}",
+                    self.logs()
+                )),
+            });
+        }
+        Ok(())
     }
 
     /// Whether the process still runs.
@@ -245,6 +272,19 @@ impl Agent {
     pub async fn metric(&self, family: &str, labels: &[&str]) -> u64 {
         metric_sum(&self.metrics().await, family, labels)
     }
+}
+
+/// The address (`addr=`) on the first text-format log line that contains
+/// `message` (`otlp-client run` logs `admin server listening addr=…` and
+/// one such line per receiver once bound).
+fn logged_addr(log: &str, message: &str) -> Option<SocketAddr> {
+    log.lines()
+        .filter(|line| line.contains(message))
+        .find_map(|line| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+        })
+        .and_then(|addr| addr.trim_matches('"').parse().ok())
 }
 
 /// One OTLP/protobuf traces request of `n` spans whose span ids (big-endian)

@@ -170,33 +170,21 @@ fn a_bare_run_receives_on_loopback_only() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Sink::start();
     let config = dir.path().join("agent.yaml");
-    let a = free_port();
     std::fs::write(
         &config,
         format!(
-            "endpoint: http://{}\nadmin:\n  listen: 127.0.0.1:{a}\n",
+            "endpoint: http://{}\nadmin:\n  listen: 127.0.0.1:0\n",
             sink.grpc
         ),
     )
     .unwrap();
-    let _agent = Proc(
-        bin()
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
+    // Each address is logged once bound; lossy, the rest is not read.
+    let (_agent, rx) = spawn_json_agent(&config, &[], true);
+    let (_, grpc, http, _) = read_addresses(&rx);
+    assert_eq!(
+        (grpc.as_str(), http.as_str()),
+        ("127.0.0.1:4317", "127.0.0.1:4318")
     );
-    let admin = format!("127.0.0.1:{a}");
-    let started = Instant::now();
-    while try_http_get(&admin, "/health/live").is_none() || listeners(4318).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "agent did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     // 0100007F is 127.0.0.1; 00000000 would be every interface.
     assert_eq!(listeners(4317), vec!["0100007F:10DD".to_owned()]);
     assert_eq!(listeners(4318), vec!["0100007F:10DE".to_owned()]);
@@ -206,11 +194,10 @@ fn a_bare_run_receives_on_loopback_only() {
 /// `dir/agent.log`; returns the process and its log path once `/health/live`
 /// answers, plus the HTTP receiver's address.
 fn agent_with_ulimit(ulimit: &str, dir: &Path, sink: &str) -> (Proc, std::path::PathBuf, String) {
-    let (h, a) = (free_port(), free_port());
     let config = dir.join("agent.yaml");
     std::fs::write(
         &config,
-        format!("endpoint: http://{sink}\nreceivers:\n  http: 127.0.0.1:{h}\nadmin:\n  listen: 127.0.0.1:{a}\n"),
+        format!("endpoint: http://{sink}\nreceivers:\n  http: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n"),
     )
     .unwrap();
     let log = dir.join("agent.log");
@@ -229,8 +216,20 @@ fn agent_with_ulimit(ulimit: &str, dir: &Path, sink: &str) -> (Proc, std::path::
         }
     }
     let agent = Proc(cmd.spawn().unwrap());
-    let admin = format!("127.0.0.1:{a}");
     let started = Instant::now();
+    // The agent logs the address of each listener once bound.
+    let (admin, http) = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let admin = logged_addr(&text, "admin server listening");
+        if let (Some(a), Some(h)) = (admin, logged_addr(&text, "OTLP/HTTP receiver listening")) {
+            break (a, h);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "agent did not log its addresses: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
     while try_http_get(&admin, "/health/live").is_none() {
         assert!(
             started.elapsed() < Duration::from_secs(20),
@@ -239,7 +238,7 @@ fn agent_with_ulimit(ulimit: &str, dir: &Path, sink: &str) -> (Proc, std::path::
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    (agent, log, format!("127.0.0.1:{h}"))
+    (agent, log, http)
 }
 
 /// The soft and hard "Max open files" of process `pid`.

@@ -539,7 +539,7 @@ fn grpc_sent_to_an_otlp_http_sink_names_the_protocol_mismatch() {
 fn with_closed_stdout(
     cmd: &mut std::process::Command,
     limit: Duration,
-    before_wait: impl FnOnce(u32),
+    before_wait: impl FnOnce(u32, &dyn Fn() -> String),
 ) -> (Option<i32>, String) {
     let mut child = cmd
         .stdin(Stdio::null())
@@ -548,14 +548,21 @@ fn with_closed_stdout(
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    // Read stderr on the side so a chatty child never blocks on it.
+    // Read stderr on the side so a chatty child never blocks on it;
+    // `before_wait` can look at what it wrote so far.
     let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    before_wait(child.id());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut chunk) {
+                seen.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        })
+    };
+    let so_far = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    before_wait(child.id(), &so_far);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -568,7 +575,8 @@ fn with_closed_stdout(
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    (status.code(), reader.join().unwrap())
+    reader.join().unwrap();
+    (status.code(), so_far())
 }
 
 #[test]
@@ -623,7 +631,8 @@ fn every_command_exits_quietly_on_a_closed_stdout() {
         (vec!["validate-config", config.to_str().unwrap()], 0),
     ];
     for (args, code) in cases {
-        let (got, stderr) = with_closed_stdout(bin().args(&args), Duration::from_secs(60), |_| {});
+        let (got, stderr) =
+            with_closed_stdout(bin().args(&args), Duration::from_secs(60), |_, _| {});
         assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
         assert_eq!(got, Some(code), "{args:?}:\n{stderr}");
     }
@@ -633,24 +642,34 @@ fn every_command_exits_quietly_on_a_closed_stdout() {
 #[test]
 fn the_agent_exits_cleanly_on_sigterm_with_a_closed_stdout() {
     let dir = tempfile::tempdir().unwrap();
-    let (g, h, a) = (free_port(), free_port(), free_port());
     let config = dir.path().join("agent.yaml");
     std::fs::write(
         &config,
         format!(
-            "endpoint: http://{}\nreceivers:\n  grpc: 127.0.0.1:{g}\n  http: 127.0.0.1:{h}\nadmin:\n  listen: 127.0.0.1:{a}\n",
+            "endpoint: http://{}\nreceivers:\n  grpc: 127.0.0.1:0\n  http: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n",
             closed_port()
         ),
     )
     .unwrap();
-    let admin = format!("127.0.0.1:{a}");
     let (code, stderr) = with_closed_stdout(
         bin()
             .args(["run", "--shutdown-timeout", "1s", "--config"])
             .arg(&config),
         Duration::from_secs(60),
-        |pid| {
+        |pid, stderr| {
             let started = Instant::now();
+            // The admin server logs its address once bound.
+            let admin = loop {
+                if let Some(admin) = logged_addr(&stderr(), "admin server listening") {
+                    break admin;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "agent did not log its admin address: {}",
+                    stderr()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            };
             while try_http_get(&admin, "/health/live").is_none() {
                 assert!(
                     started.elapsed() < Duration::from_secs(20),

@@ -45,10 +45,16 @@
 //! | `zstd` | no | zstd request compression |
 //! | `tls` | no | `https://` endpoints with rustls: custom CA, mTLS, system roots; TLS step of `diagnose`; receivers serving TLS and mTLS ([`ReceiverTls`]) |
 
+// `balance` and `google_rpc` are public modules on purpose: each is a
+// self-contained surface with its own vocabulary (`balance::LoadBalancer`,
+// `balance::DnsResolver`, `balance::Rendezvous`; the `google.rpc` messages and
+// the gRPC code table that the test receivers share), whose names would crowd
+// the crate root. `diagnose` and `export` are internal: what they offer is
+// re-exported below.
 pub mod balance;
-pub mod diagnose;
+mod diagnose;
 mod error;
-pub mod export;
+mod export;
 pub mod google_rpc;
 #[cfg(feature = "http-json")]
 mod json;
@@ -63,9 +69,12 @@ pub use self::export::json::to_json as to_otlp_json;
 #[cfg(feature = "http-json")]
 pub use self::receive::from_otlp_json;
 pub use self::{
-    diagnose::{Diagnosis, diagnose},
+    diagnose::{Diagnosis, Step, StepKind, Verdict, diagnose, protocol_mismatch_hint},
     error::{ConnectStep, TransportError},
-    export::{Compression, Exporter, ExporterBuilder, ExporterConfig, Protocol, TlsConfig},
+    export::{
+        Compression, DEFAULT_MAX_REQUEST_BYTES, Exporter, ExporterBuilder, ExporterConfig,
+        Protocol, TlsConfig, USER_AGENT,
+    },
 };
 // --- receivers (owned by the receiver work) ---
 mod receive;

@@ -10,10 +10,7 @@ use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use common::{Reply, closed_port, serve};
-use otlp_transport::{
-    Protocol, TlsConfig, diagnose,
-    diagnose::{StepKind, Verdict},
-};
+use otlp_transport::{Protocol, StepKind, TlsConfig, Verdict, diagnose, protocol_mismatch_hint};
 
 const T: Duration = Duration::from_secs(3);
 
@@ -264,7 +261,7 @@ async fn the_mismatch_hint_names_grpc_on_otlp_http_and_spares_a_real_grpc_intern
     .await
     .unwrap()
     .unwrap_err();
-    let hint = diagnose::protocol_mismatch_hint(&err).unwrap_or_else(|| panic!("no hint: {err}"));
+    let hint = protocol_mismatch_hint(&err).unwrap_or_else(|| panic!("no hint: {err}"));
     assert!(hint.contains("OTLP/HTTP server"), "{hint}");
     assert!(hint.contains("--protocol http/protobuf"), "{hint}");
 
@@ -289,7 +286,7 @@ async fn the_mismatch_hint_names_grpc_on_otlp_http_and_spares_a_real_grpc_intern
         .send(otlp_core::Batch::empty(otlp_core::Signal::Traces))
         .await
         .unwrap_err();
-    assert_eq!(diagnose::protocol_mismatch_hint(&err), None, "{err}");
+    assert_eq!(protocol_mismatch_hint(&err), None, "{err}");
     let d = diagnose(
         &format!("http://{g}"),
         Protocol::Grpc,

@@ -5,8 +5,12 @@
 //! flags) through `otlp-config`, assembles the export stack in one function
 //! (`stack.rs`: metrics -> recovery -> retry -> adaptive concurrency ->
 //! transport), puts the pipeline (batcher, bounded queue, workers) in front of
-//! it, and reports every item into `otlp-observability`'s self-metrics. The
-//! component crates are re-exported as modules for users who need more.
+//! it, and reports every item into `otlp-observability`'s self-metrics.
+//!
+//! The types an application needs are re-exported at the crate root
+//! ([`Config`], [`Signal`], [`Item`], [`Stats`], ...); the component crates
+//! are re-exported whole as modules ([`config`], [`core`], [`pipeline`],
+//! [`resilience`], [`transport`], [`observability`]) for users who need more.
 //!
 //! # Example
 //!
@@ -16,7 +20,7 @@
 //! use opentelemetry_proto::tonic::{
 //!     common::v1::InstrumentationScope, resource::v1::Resource, trace::v1::Span,
 //! };
-//! use otlp::{Otlp, config::Config};
+//! use otlp::{Config, Otlp, Signal};
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
 //! // No collector runs in this example: the export fails and is accounted.
@@ -30,7 +34,7 @@
 //! otlp.try_export(otlp::span_item(&resource, &scope, &span))?;
 //!
 //! let report = otlp.shutdown(Duration::from_secs(2)).await;
-//! assert_eq!(otlp.stats().signal(otlp::core::Signal::Traces).accepted, 1);
+//! assert_eq!(otlp.stats().signal(Signal::Traces).accepted, 1);
 //! # let _ = report;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # })?;
@@ -68,6 +72,31 @@
 //! // `otlp.try_export(item)` hands it to the pipeline as `span_item` does.
 //! ```
 //!
+//! # Which type to use
+//!
+//! The config and the components each define their own plain types, on
+//! purpose: a component crate never depends on `otlp-config` (or a sibling),
+//! so it can be used alone. An application describes what it wants with the
+//! config's types (set on [`Config`] and handed to [`Otlp::builder`]); a user
+//! of one component alone builds that component's settings directly. The
+//! facade's `convert.rs` is the one place that maps the first onto the second,
+//! so an application never writes a component's type itself.
+//!
+//! | name | an application uses (config) | a component user uses | mapped by `convert.rs` |
+//! |------|------------------------------|-----------------------|------------------------|
+//! | `TlsConfig` | [`config::TlsConfig`] (also [`TlsConfig`]): one signal's `tls.*` keys | [`transport::TlsConfig`], in [`transport::ExporterConfig::tls`] | `exporter_config` |
+//! | `Protocol` | [`config::Protocol`] (also [`Protocol`]) | [`transport::Protocol`] | `exporter_config` |
+//! | `Compression` | [`config::Compression`] (also [`Compression`]) | [`transport::Compression`] | `exporter_config` |
+//! | `Overflow` | [`config::Overflow`]: `Block` has no deadline | [`pipeline::Overflow`]: `Block { deadline }` (the facade gives it the traces `timeout`) | `pipeline_config` |
+//! | `BatchConfig` | [`config::BatchConfig`] | [`pipeline::BatchConfig`] | `pipeline_config` |
+//! | `QueueConfig` | [`config::QueueConfig`] (`persistent`: [`config::PersistentConfig`]) | [`pipeline::QueueConfig`] (`persistent`: [`pipeline::DiskQueueConfig`]) | `pipeline_config` |
+//! | retry | [`config::RetryConfig`] | [`resilience::RetryPolicy`] | `retry_policy` |
+//! | receiver TLS | [`config::ReceiverTlsConfig`] | [`transport::ReceiverTls`] | `receiver_tls` |
+//!
+//! The root re-exports [`Protocol`], [`Compression`] and [`TlsConfig`] are
+//! the config's; the others of these names are reached through their module
+//! only.
+//!
 //! # Feature flags
 //!
 //! | feature | default | what it adds |
@@ -99,6 +128,16 @@ pub use otlp_observability as observability;
 pub use otlp_pipeline as pipeline;
 pub use otlp_resilience as resilience;
 pub use otlp_transport as transport;
+
+// The types an application needs, at the root: what it configures (the
+// config's types, see "Which type to use"), what it hands over, and what the
+// `Otlp` handle returns.
+pub use otlp_config::{Compression, Config, Env, Flags, Protocol, TlsConfig};
+pub use otlp_core::{Batch, DropReason, FailReason, Signal};
+pub use otlp_observability::{
+    HealthChecker, HealthReport, HealthStatus, SelfMetrics, StageProfiler,
+};
+pub use otlp_pipeline::{Group, Item, Sender, ShutdownReport, SignalStats, Stats, TrySendError};
 
 pub use self::{
     balance::resolve_backends,

@@ -58,7 +58,7 @@ impl LastErrors {
     /// Keeps `error` (with a protocol-mismatch hint when the answer shows
     /// one its text does not name) as `signal`'s last error.
     fn record(&self, signal: Signal, error: &TransportError) {
-        let text = match otlp_transport::diagnose::protocol_mismatch_hint(error) {
+        let text = match otlp_transport::protocol_mismatch_hint(error) {
             Some(hint) => format!("{error} ({hint})"),
             None => error.to_string(),
         };

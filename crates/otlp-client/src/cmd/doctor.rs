@@ -9,7 +9,7 @@ use std::{net::SocketAddr, path::Path, process::ExitCode, time::Duration};
 use otlp::{
     config::{Config, ConfigFile, Env, Severity, Sources},
     core::Signal,
-    transport::{Diagnosis, diagnose::Verdict},
+    transport::{Diagnosis, Verdict},
 };
 use serde::Serialize;
 

@@ -7,7 +7,7 @@
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     time::{Duration, Instant},
@@ -66,13 +66,19 @@ pub fn text(o: &Output) -> String {
 #[allow(unused_imports)] // as dead_code above: not every test binary runs python
 pub use otlp_test_support::python;
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The address (`addr=`) on the first text-format log line that contains
+/// `message`: `otlp-client run` logs `admin server listening addr=…` and one
+/// such line per receiver (`OTLP/gRPC receiver listening`, `OTLP/HTTP
+/// receiver listening`) once bound, so a test binds `127.0.0.1:0` and reads
+/// the port back.
+pub fn logged_addr(log: &str, message: &str) -> Option<String> {
+    log.lines()
+        .filter(|line| line.contains(message))
+        .find_map(|line| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix("addr="))
+        })
+        .map(|addr| addr.trim_matches('"').to_owned())
 }
 
 /// `otlp-client sink` on free loopback ports, killed on drop.
@@ -292,7 +298,7 @@ pub fn start_agent(upstream: &str, dir: &Path, receivers_extra: &str) -> AgentPr
 /// its stderr read by a thread into a channel of 4096 lines. `lossy` drops
 /// the lines nobody takes (the thread reads to the end, so the agent never
 /// blocks on a full pipe); otherwise the thread waits for room.
-fn spawn_json_agent(
+pub fn spawn_json_agent(
     config: &Path,
     extra: &[&str],
     lossy: bool,
@@ -325,7 +331,9 @@ fn spawn_json_agent(
 /// Reads the agent's JSON log lines (up to 60 s) until it logged the
 /// addresses its admin server and both receivers bound: (admin, gRPC, HTTP,
 /// the lines read).
-fn read_addresses(rx: &std::sync::mpsc::Receiver<String>) -> (String, String, String, Vec<String>) {
+pub fn read_addresses(
+    rx: &std::sync::mpsc::Receiver<String>,
+) -> (String, String, String, Vec<String>) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut admin, mut grpc, mut http): (Option<String>, Option<String>, Option<String>) =
         (None, None, None);

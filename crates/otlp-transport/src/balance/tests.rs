@@ -309,8 +309,9 @@ async fn parts_delivered_before_a_retried_failure_are_counted_as_duplicates() {
 }
 
 /// A call cut off (the retry layer's attempt timeout) after some parts were
-/// delivered counts them as duplicates too, and releases its probes.
-#[tokio::test]
+/// delivered counts them as duplicates too, and releases its probes. Paused
+/// time: the stalled part never answers, so the 50 ms pass at once.
+#[tokio::test(start_paused = true)]
 async fn a_cancelled_call_counts_what_it_delivered_as_duplicates() {
     let backends = vec![Mem::default(), Mem::default()];
     let mut lb = balancer(&backends);

@@ -2,7 +2,7 @@
 //! plus the parsers for server hints (`RetryInfo`, `Retry-After`) and for
 //! partial-success responses.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use otlp_core::ExportResponse;
 
@@ -10,18 +10,19 @@ use crate::google_rpc;
 
 /// Server throttle hints are capped so a misbehaving server cannot park an
 /// exporter for hours: [`otlp_core::MAX_THROTTLE`], five minutes.
-pub const MAX_THROTTLE: Duration = otlp_core::MAX_THROTTLE;
+pub(crate) const MAX_THROTTLE: Duration = otlp_core::MAX_THROTTLE;
 
 /// Responses larger than this are refused (a collector's answer is tiny).
-pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The OTLP specification's retry rules, defined in otlp-core (where
 /// `Classify for tonic::Status` uses them too).
-pub use otlp_core::grpc::{grpc_retryability, http_retryability};
+pub(crate) use otlp_core::grpc::{grpc_retryability, http_retryability};
 
 /// Parses an HTTP `Retry-After` value: delay-seconds or an IMF-fixdate
 /// HTTP-date (relative to `now`). The result is capped at [`MAX_THROTTLE`].
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+#[cfg(any(feature = "http", test))]
+pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs).min(MAX_THROTTLE));
@@ -54,7 +55,8 @@ pub(crate) struct PartialSuccess {
 /// Reads the `RetryInfo` delay from `grpc-status-details-bin` (an encoded
 /// `google.rpc.Status` whose details hold a `google.rpc.RetryInfo`), capped
 /// at [`MAX_THROTTLE`].
-pub fn retry_info_from_status_details(details: &[u8]) -> Option<Duration> {
+#[cfg(any(feature = "grpc", test))]
+pub(crate) fn retry_info_from_status_details(details: &[u8]) -> Option<Duration> {
     let status = google_rpc::Status::decode_bytes(details).ok()?;
     status.retry_delay().map(|d| d.min(MAX_THROTTLE))
 }
@@ -62,7 +64,8 @@ pub fn retry_info_from_status_details(details: &[u8]) -> Option<Duration> {
 /// Reads the delay from a `google.rpc.retryinfo-bin` trailer (an encoded
 /// `google.rpc.RetryInfo`, as the Python exporter expects it), capped at
 /// [`MAX_THROTTLE`].
-pub fn retry_info_from_trailer(value: &[u8]) -> Option<Duration> {
+#[cfg(any(feature = "grpc", test))]
+pub(crate) fn retry_info_from_trailer(value: &[u8]) -> Option<Duration> {
     use prost::Message as _;
     google_rpc::RetryInfo::decode(value)
         .ok()
@@ -73,7 +76,7 @@ pub fn retry_info_from_trailer(value: &[u8]) -> Option<Duration> {
 /// Decodes an `Export*ServiceResponse` protobuf body into an [`ExportResponse`].
 /// An undecodable body counts as full success: the status already said OK, and
 /// the spec makes the partial-success field optional.
-pub fn decode_partial_success(body: &[u8]) -> ExportResponse {
+pub(crate) fn decode_partial_success(body: &[u8]) -> ExportResponse {
     use prost::Message as _;
     match ExportServiceResponse::decode(body) {
         Ok(ExportServiceResponse {
@@ -87,7 +90,8 @@ pub fn decode_partial_success(body: &[u8]) -> ExportResponse {
 
 /// Decodes an OTLP/JSON response body's `partialSuccess` (rejected counts are
 /// 64-bit integers, so they may come as strings).
-pub fn decode_partial_success_json(body: &[u8]) -> ExportResponse {
+#[cfg(any(feature = "http", test))]
+pub(crate) fn decode_partial_success_json(body: &[u8]) -> ExportResponse {
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
         return ExportResponse::success();
     };

@@ -25,7 +25,7 @@ use otlp_core::{Batch, Classify as _, ExportResponse};
 
 use crate::TransportError;
 
-pub mod classify;
+pub(crate) mod classify;
 mod compress;
 pub(crate) mod connect;
 #[cfg(feature = "grpc")]
@@ -33,7 +33,7 @@ mod grpc;
 #[cfg(feature = "http")]
 mod http;
 #[cfg(feature = "http-json")]
-pub mod json;
+pub(crate) mod json;
 #[cfg(feature = "tls")]
 pub(crate) mod tls;
 
