@@ -20,12 +20,6 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// A port nobody listens on: bind, note the port, close.
-fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
-
 #[test]
 fn help_lists_every_command() {
     let out = run(bin().arg("--help"), Duration::from_secs(10));

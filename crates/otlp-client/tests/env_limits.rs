@@ -3,20 +3,11 @@
 //! loud `tls.insecure_skip_verify`, and the environment variables the binary
 //! must know, driven through the real binary on 127.0.0.1.
 
-use std::{
-    net::{SocketAddr, TcpListener},
-    time::Duration,
-};
+use std::time::Duration;
 
 mod common;
 
 use common::*;
-
-/// A port nobody listens on: bind, note the port, close.
-fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap()
-}
 
 #[test]
 fn send_to_a_scheme_less_grpc_endpoint_is_plaintext_only_when_insecure_is_true() {

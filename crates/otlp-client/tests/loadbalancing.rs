@@ -736,7 +736,7 @@ fn ten_thousand_traces_survive_dns_changes_and_a_killed_sink() {
 fn diagnose_probes_each_backend_and_fails_naming_the_one_that_is_down() {
     let dir = tempfile::tempdir().unwrap();
     let live = Sink::start();
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    let closed = format!("http://{}", closed_port());
     let live_url = format!("http://{}", live.grpc);
     let config = dir.path().join("lb.yaml");
     let write = |endpoints: &str| {
@@ -804,7 +804,7 @@ fn diagnose_probes_each_backend_and_fails_naming_the_one_that_is_down() {
     // A set larger than the 16 probed: the rest are counted, not probed.
     let mut closed_ports = BTreeSet::new();
     while closed_ports.len() < 16 {
-        closed_ports.insert(free_port());
+        closed_ports.insert(closed_port().port());
     }
     let many: Vec<String> = std::iter::once(live_url.clone())
         .chain(closed_ports.iter().map(|p| format!("http://127.0.0.1:{p}")))

@@ -5,19 +5,13 @@
 //! report as JSON log fields. Terminals are pseudo-terminals from util-linux
 //! `script`; every socket is on 127.0.0.1 and every wait is bounded.
 
-use std::{net::TcpListener, time::Duration};
+use std::time::Duration;
 
 mod common;
 
 use common::*;
 
 const EXE: &str = env!("CARGO_BIN_EXE_otlp-client");
-
-/// A port nobody listens on: bind, note the address, close.
-fn closed_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
 
 fn json_stdout(args: &[&str]) -> (Option<i32>, serde_json::Value) {
     let out = run(bin().args(args), Duration::from_secs(60));
@@ -28,7 +22,7 @@ fn json_stdout(args: &[&str]) -> (Option<i32>, serde_json::Value) {
 
 #[test]
 fn format_json_is_the_one_spelling_and_the_old_ones_still_work() {
-    let dead = format!("http://{}", closed_addr());
+    let dead = format!("http://{}", closed_port());
     for flag in [&["--format", "json"][..], &["--json"][..]] {
         let (code, v) = json_stdout(
             &[
@@ -132,7 +126,7 @@ fn help_lists_protocol_and_overflow_values_and_every_commands_exit_codes() {
 
 #[test]
 fn diagnose_colours_verdicts_on_a_terminal_only_and_honours_no_color() {
-    let dead = format!("http://{}", closed_addr());
+    let dead = format!("http://{}", closed_port());
     let line = format!("{EXE} diagnose --endpoint {dead} --timeout 1s");
     let (code, tty) = on_a_terminal(&line, &[], Duration::from_secs(60));
     assert_eq!(code, Some(1), "{tty}");

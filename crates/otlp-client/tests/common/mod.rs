@@ -458,3 +458,11 @@ pub fn on_a_terminal(
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
 }
+
+/// A loopback address nobody listens on: bound by the kernel, noted, closed
+/// (the one legitimate free-then-use: the test needs a port with no listener).
+#[allow(dead_code)] // Not every test binary probes a closed port.
+pub fn closed_port() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
