@@ -112,13 +112,15 @@ impl Part {
     }
 
     /// Writes the open resource (`header`, then its scopes in this part with
-    /// their units) to `out`, sized exactly first.
+    /// their units) to `out`, sized exactly first. A unit range outside
+    /// `request` (never: each is a slice of it) is an error, not a part whose
+    /// length prefixes would disagree with its bytes.
     fn close_resource(
         &mut self,
         request: &[u8],
         header: &ScopeHeader<'_>,
         scopes: &[ScopeHeader<'_>],
-    ) {
+    ) -> Result<(), DecodeError> {
         let scope_len = |open: &OpenScope| scopes.get(open.scope).map_or(0, |h| h.len) + open.bytes;
         let body = header.len
             + self
@@ -143,13 +145,15 @@ impl Part {
                 .get(k + 1)
                 .map_or(self.ranges.len(), |next| next.first_range);
             for range in self.ranges.get(open.first_range..end).unwrap_or_default() {
-                if let Some(unit) = request.get(range.clone()) {
-                    self.out.extend_from_slice(unit);
-                }
+                let unit = request.get(range.clone()).ok_or(DecodeError::Truncated {
+                    offset: range.start,
+                })?;
+                self.out.extend_from_slice(unit);
             }
         }
         self.scopes.clear();
         self.ranges.clear();
+        Ok(())
     }
 }
 
@@ -251,7 +255,7 @@ impl Batch {
             let none_used = out.iter().all(|p| p.scopes.is_empty());
             for (i, p) in out.iter_mut().enumerate() {
                 if !p.scopes.is_empty() || (none_used && i == resource_part) {
-                    p.close_resource(&self.bytes, &header, &scopes);
+                    p.close_resource(&self.bytes, &header, &scopes)?;
                 }
             }
         }
