@@ -79,17 +79,7 @@ fn every_trace_lands_on_exactly_one_sink_with_exact_counts() {
     let (sinks, paths) = sinks(dir.path());
     let agent = agent(dir.path(), &sinks);
     // `send` makes traces of 10 spans each.
-    let out = run(
-        bin().args([
-            "send",
-            "--endpoint",
-            &format!("http://{}", agent.grpc),
-            "--count",
-            "3000",
-        ]),
-        Duration::from_secs(60),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    send_traces(&agent, "3000");
     for s in &sinks {
         // Exact: nothing lost, nothing twice, over the three sinks.
         let _ = s.stats();
@@ -191,23 +181,7 @@ fn a_sink_killed_mid_run_has_its_share_delivered_by_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let (mut sinks, paths) = sinks(dir.path());
     let agent = agent(dir.path(), &sinks);
-    let mut send = Proc(
-        bin()
-            .args([
-                "send",
-                "--endpoint",
-                &format!("http://{}", agent.grpc),
-                "--count",
-                "6000",
-                "--rate",
-                "2000",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut send = spawn_send(&agent, 6000, 2000);
     // Kill sink 1 once it has received part of its share.
     let started = Instant::now();
     while spans_in(&paths[1]).len() < 200 {
@@ -276,6 +250,20 @@ fn dns_agent(upstream: &Sink, dir: &Path, dns: &DnsServer, port: &str, extra: &s
             "{extra}loadbalancing:\n  routing_key: trace_id\n  resolver: dns\n  dns:\n    hostname: gateways.test.\n    port: {port}\n    interval: 200ms\n    server: {}\n",
             dns.addr()
         ),
+    )
+}
+
+/// `otlp-client send` of `count` items at `rate` a second, in the background.
+fn spawn_send(agent: &AgentProc, count: usize, rate: u32) -> Proc {
+    Proc(
+        bin()
+            .args(["send", "--endpoint", &format!("http://{}", agent.grpc)])
+            .args(["--count", &count.to_string(), "--rate", &rate.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
     )
 }
 
@@ -459,23 +447,7 @@ fn a_stalled_gateway_does_not_hold_the_others_beyond_its_timeout() {
         ),
     );
     let total = 9000;
-    let mut send = Proc(
-        bin()
-            .args([
-                "send",
-                "--endpoint",
-                &format!("http://{}", agent.grpc),
-                "--count",
-                &total.to_string(),
-                "--rate",
-                "1000",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut send = spawn_send(&agent, total, 1000);
     // Watch the live sinks' captures grow; note each pause of delivery.
     let size = |p: &PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
     let started = Instant::now();
