@@ -21,12 +21,9 @@
 
 use std::{
     collections::BTreeSet,
-    io::{BufRead, BufReader},
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
+    process::{Command, Output},
+    time::Duration,
 };
 
 mod common;
@@ -589,17 +586,14 @@ fn metric_name_matching_follows_the_exposition_types() {
 
 /// `otlp-client run` with every listener on a free 127.0.0.1 port, killed on drop.
 struct Agent {
-    child: Child,
+    _proc: Proc,
     admin: String,
     _dir: tempfile::TempDir,
 }
 
 impl Agent {
     fn start() -> Self {
-        let closed = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let closed = closed_port();
         let dir = tempfile::tempdir().unwrap();
         let queue = dir.path().join("queue");
         let config = dir.path().join("config.yaml");
@@ -614,51 +608,12 @@ impl Agent {
             ),
         )
         .unwrap();
-        let mut child = bin()
-            .args(["run", "--config"])
-            .arg(&config)
-            .args(["--log-format", "json", "--shutdown-timeout", "1s"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::sync_channel::<String>(256);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { return };
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut seen = Vec::new();
-        let admin = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if line.contains("admin server")
-                        && let Some(addr) = loopback_addr(&line)
-                    {
-                        break addr;
-                    }
-                    seen.push(line);
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "agent printed no admin address within 60s:\n{}",
-                        seen.join("\n")
-                    );
-                }
-            }
-        };
-        // Keep draining stderr so the agent never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        // Lossy: the reader thread keeps draining stderr, so the agent never
+        // blocks on a full pipe.
+        let (proc, rx) = spawn_json_agent(&config, &["--shutdown-timeout", "1s"], true);
+        let (admin, ..) = read_addresses(&rx);
         Self {
-            child,
+            _proc: proc,
             admin,
             _dir: dir,
         }
@@ -668,23 +623,6 @@ impl Agent {
     fn get(&self, path: &str) -> (u16, String) {
         http_get(&self.admin, path)
     }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The first `127.0.0.1:PORT` in a log line.
-fn loopback_addr(line: &str) -> Option<String> {
-    let i = line.find("127.0.0.1:")?;
-    let port: String = line[i + 10..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    (!port.is_empty() && port != "0").then(|| format!("127.0.0.1:{port}"))
 }
 
 #[test]
