@@ -36,14 +36,6 @@ fn check<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
         .unwrap_or_else(|| panic!("no {name} check: {report}"))
 }
 
-fn closed_addr() -> String {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn a_working_upstream_and_a_healthy_agent_give_one_healthy_verdict() {
     let sink = Sink::start();
@@ -86,8 +78,8 @@ fn a_dead_upstream_fails_with_its_fix_and_a_missing_agent_is_a_warning() {
         &config,
         format!(
             "endpoint: http://{}\nprotocol: grpc\nadmin:\n  listen: {}\n",
-            closed_addr(),
-            closed_addr()
+            closed_port(),
+            closed_port()
         ),
     )
     .unwrap();
@@ -116,7 +108,7 @@ fn an_invalid_config_fails_with_the_validators_hint_and_skips_the_network_checks
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.yaml");
     std::fs::write(&config, "endpoint: http://127.0.0.1:1\nprotocol: grcp\n").unwrap();
-    let (code, r) = doctor(&config, &["--admin", &closed_addr()]);
+    let (code, r) = doctor(&config, &["--admin", &closed_port().to_string()]);
     assert_eq!(code, Some(1), "{r:#}");
     let c = check(&r, "config");
     assert_eq!(c["verdict"], "fail");
@@ -129,7 +121,7 @@ fn an_invalid_config_fails_with_the_validators_hint_and_skips_the_network_checks
     assert_eq!(check(&r, "upstream")["verdict"], "skipped");
 
     std::fs::write(&config, "endpoint: [unclosed\n").unwrap();
-    let (code, r) = doctor(&config, &["--admin", &closed_addr()]);
+    let (code, r) = doctor(&config, &["--admin", &closed_port().to_string()]);
     assert_eq!(code, Some(2), "unreadable YAML is exit 2: {r:#}");
     assert_eq!(check(&r, "config")["verdict"], "fail");
 }
@@ -178,4 +170,71 @@ fn an_unhealthy_agent_fails_with_the_unhealthy_checks_named() {
         !detail.contains("queue"),
         "healthy checks are not listed: {detail}"
     );
+}
+
+/// With `loadbalancing:` traces go to the backend set, not to the signal
+/// endpoint: the upstream check probes the backends. A live endpoint with a
+/// dead backend fails naming that backend; a dead endpoint with a live
+/// backend passes.
+#[test]
+fn with_load_balancing_the_upstream_check_is_the_backend_set() {
+    let live = Sink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lb.yaml");
+    let live_url = format!("http://{}", live.grpc);
+    let closed = format!("http://{}", closed_port());
+    let write = |endpoint: &str, backends: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "endpoint: {endpoint}\nprotocol: grpc\nadmin:\n  listen: {}\nloadbalancing:\n  routing_key: trace_id\n  endpoints: [{backends}]\n",
+                closed_port()
+            ),
+        )
+        .unwrap();
+    };
+
+    write(&live_url, &format!("{live_url}, {closed}"));
+    let (code, r) = doctor(&config, &[]);
+    assert_eq!(code, Some(1), "{r:#}");
+    assert_eq!(r["verdict"], "problems found", "{r:#}");
+    let upstream = check(&r, "upstream");
+    assert_eq!(upstream["verdict"], "fail", "{r:#}");
+    let detail = upstream["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&format!("1 of 2 probed backend(s) failing: {closed}")),
+        "{detail}"
+    );
+    assert!(
+        upstream["fix"]
+            .as_str()
+            .unwrap()
+            .contains("start the collector"),
+        "{upstream}"
+    );
+    assert_eq!(
+        upstream["loadbalancing"]["failing"],
+        serde_json::json!([closed]),
+        "{upstream}"
+    );
+    let effective = check(&r, "effective")["detail"].as_str().unwrap();
+    for want in [
+        "load-balanced by trace_id",
+        "loadbalancing.endpoints from file",
+        "the endpoint setting is not used",
+    ] {
+        assert!(
+            effective.contains(want),
+            "{want:?} missing from {effective}"
+        );
+    }
+
+    write(&closed, &live_url);
+    let (code, r) = doctor(&config, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    let upstream = check(&r, "upstream");
+    assert_eq!(upstream["verdict"], "pass", "{r:#}");
+    let detail = upstream["detail"].as_str().unwrap();
+    assert!(detail.contains("1 backend(s) answer OTLP"), "{detail}");
+    assert_eq!(upstream["loadbalancing"]["healthy"], true, "{upstream}");
 }

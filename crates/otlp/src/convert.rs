@@ -51,8 +51,11 @@ pub(crate) fn receiver_limits(config: &Config) -> ReceiverLimits {
         .with_idle_timeout(i.idle_timeout)
 }
 
-/// The exporter settings of one signal.
-pub(crate) fn exporter_config(config: &Config, signal: Signal) -> ExporterConfig {
+/// The transport settings the pipeline's exporter for `signal` is built
+/// from (endpoint, protocol, headers, timeouts, compression, TLS files):
+/// what a tool that talks to the same upstream outside the pipeline, such
+/// as `otlp-client diagnose`, should use rather than map the config itself.
+pub fn exporter_config(config: &Config, signal: Signal) -> ExporterConfig {
     let sc = config.signal(signal);
     let mut ec = ExporterConfig {
         endpoint: sc.endpoint.clone(),

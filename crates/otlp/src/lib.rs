@@ -93,6 +93,9 @@
 //! | retry | [`config::RetryConfig`] | [`resilience::RetryPolicy`] | `retry_policy` |
 //! | receiver TLS | [`config::ReceiverTlsConfig`] | [`transport::ReceiverTls`] | `receiver_tls` |
 //!
+//! [`exporter_config`] returns the mapped transport settings of one signal,
+//! for a tool that talks to the same upstream outside the pipeline.
+//!
 //! The root re-exports [`Protocol`], [`Compression`] and [`TlsConfig`] are
 //! the config's; the others of these names are reached through their module
 //! only.
@@ -141,6 +144,7 @@ pub use otlp_pipeline::{Group, Item, Sender, ShutdownReport, SignalStats, Stats,
 
 pub use self::{
     balance::resolve_backends,
+    convert::exporter_config,
     encode::{
         data_points, log_item, metric_item, resource, resource_group, scope_group, span_item,
     },

@@ -6,7 +6,7 @@ use std::{process::ExitCode, time::Duration};
 use otlp::{
     config::{Config, ConfigFile, Env, Sources},
     core::Signal,
-    transport::{Diagnosis, Protocol, TlsConfig},
+    transport::{Diagnosis, Protocol, TlsConfig, Verdict},
 };
 
 use super::stdout::outln;
@@ -95,22 +95,10 @@ pub(crate) async fn probe(config: &Config, timeout: Duration) -> Diagnosis {
     otlp::transport::diagnose(endpoint, protocol, &tls, timeout).await
 }
 
-/// The traces signal's protocol and TLS files, as the probe takes them.
+/// The traces signal's protocol and TLS files, as its exporter takes them.
 fn probe_settings(config: &Config) -> (Protocol, TlsConfig) {
-    let sc = config.signal(Signal::Traces);
-    let protocol = match sc.protocol {
-        otlp::config::Protocol::Grpc => Protocol::Grpc,
-        otlp::config::Protocol::HttpProtobuf => Protocol::HttpProtobuf,
-        otlp::config::Protocol::HttpJson => Protocol::HttpJson,
-    };
-    let tls = TlsConfig {
-        ca_file: sc.tls.ca_file.clone(),
-        cert_file: sc.tls.cert_file.clone(),
-        key_file: sc.tls.key_file.clone(),
-        insecure: sc.tls.insecure,
-        insecure_skip_verify: sc.tls.insecure_skip_verify,
-    };
-    (protocol, tls)
+    let ec = otlp::exporter_config(config, Signal::Traces);
+    (ec.protocol, ec.tls)
 }
 
 /// At most this many backends are probed (all at once); the rest of a
@@ -120,14 +108,14 @@ const MAX_PROBED: usize = 16;
 /// The resolved backend set of `loadbalancing:` (traces), as `run` would
 /// start with it (the static list, or the DNS name resolved once), and the
 /// diagnosis of each of its first [`MAX_PROBED`] backends, in set order.
-struct BackendSet {
+pub(crate) struct BackendSet {
     routing_key: &'static str,
     resolver: String,
     backends: Result<Vec<String>, String>,
     probes: Vec<Diagnosis>,
 }
 
-async fn backend_set(config: &Config, timeout: Duration) -> Option<BackendSet> {
+pub(crate) async fn backend_set(config: &Config, timeout: Duration) -> Option<BackendSet> {
     let lb = config.loadbalancing.as_ref()?;
     let backends = otlp::resolve_backends(config, Signal::Traces)
         .await?
@@ -171,7 +159,7 @@ async fn probe_all(config: &Config, list: &[String], timeout: Duration) -> Vec<D
 
 impl BackendSet {
     /// The probed backends that failed a step.
-    fn failing(&self) -> Vec<&str> {
+    pub(crate) fn failing(&self) -> Vec<&str> {
         self.probes
             .iter()
             .filter(|d| d.first_failure().is_some())
@@ -188,7 +176,7 @@ impl BackendSet {
 
     /// Resolved to at least one backend, each probed one passed, and none
     /// was lost to a failed probe task.
-    fn is_healthy(&self) -> bool {
+    pub(crate) fn is_healthy(&self) -> bool {
         let probed = self
             .backends
             .as_ref()
@@ -196,23 +184,87 @@ impl BackendSet {
         probed > 0 && self.probes.len() == probed && self.failing().is_empty()
     }
 
-    fn to_text(&self) -> String {
-        let head = format!(
+    fn head(&self) -> String {
+        format!(
             "load balancing ({} over {})",
             self.routing_key, self.resolver
-        );
-        let list = match &self.backends {
-            Ok(list) if list.is_empty() => {
-                return format!(
-                    "{head}: FAIL no backend: the name resolved to no address (check that the gateways are up and registered under it)"
-                );
-            }
-            Err(e) => {
-                return format!(
-                    "{head}: FAIL the backend set cannot be resolved: {e} (check loadbalancing.dns.hostname and loadbalancing.dns.server)"
-                );
-            }
-            Ok(list) => list,
+        )
+    }
+
+    /// Why the set has no backend to probe, and the fix; `None` once it
+    /// resolved to at least one.
+    fn unusable(&self) -> Option<(String, &'static str)> {
+        match &self.backends {
+            Ok(list) if list.is_empty() => Some((
+                "no backend: the name resolved to no address".to_owned(),
+                "check that the gateways are up and registered under it",
+            )),
+            Err(e) => Some((
+                format!("the backend set cannot be resolved: {e}"),
+                "check loadbalancing.dns.hostname and loadbalancing.dns.server",
+            )),
+            Ok(_) => None,
+        }
+    }
+
+    /// The set in one verdict, for `doctor`: what was found, and the fix
+    /// of the first failing backend's first failed step.
+    pub(crate) fn summary(&self) -> (Verdict, String, Option<String>) {
+        let head = self.head();
+        if let Some((problem, fix)) = self.unusable() {
+            return (
+                Verdict::Fail,
+                format!("{head}: {problem}"),
+                Some(fix.to_owned()),
+            );
+        }
+        let total = self.backends.as_ref().map_or(0, Vec::len);
+        let failing = self.failing();
+        let first_failed = self.probes.iter().find_map(Diagnosis::first_failure);
+        if let Some(step) = first_failed {
+            return (
+                Verdict::Fail,
+                format!(
+                    "{head}: {} of {} probed backend(s) failing: {} (first: {}: {})",
+                    failing.len(),
+                    self.probes.len(),
+                    failing.join(", "),
+                    step.target,
+                    step.detail
+                ),
+                step.fix.clone(),
+            );
+        }
+        if !self.is_healthy() {
+            return (
+                Verdict::Fail,
+                format!("{head}: a backend probe ended early"),
+                Some("run `otlp-client diagnose --config FILE` to see each backend".to_owned()),
+            );
+        }
+        let skipped = self.not_probed();
+        let probed = if skipped > 0 {
+            format!(
+                " (the first {} probed, {skipped} not probed)",
+                self.probes.len()
+            )
+        } else {
+            String::new()
+        };
+        (
+            Verdict::Pass,
+            format!("{head}: {total} backend(s) answer OTLP{probed}"),
+            None,
+        )
+    }
+
+    fn to_text(&self) -> String {
+        let head = self.head();
+        if let Some((problem, fix)) = self.unusable() {
+            return format!("{head}: FAIL {problem} ({fix})");
+        }
+        let Ok(list) = &self.backends else {
+            return head;
         };
         let mut out = format!("{head}: {} backend(s), traces go to:", list.len());
         for b in list {
@@ -250,7 +302,7 @@ impl BackendSet {
         out
     }
 
-    fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         let (backends, error) = match &self.backends {
             Ok(list) => (list.clone(), None),
             Err(e) => (Vec::new(), Some(e.as_str())),

@@ -38,6 +38,10 @@ pub(crate) struct Check {
     /// The upstream's step-by-step diagnosis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) diagnosis: Option<Diagnosis>,
+    /// With `loadbalancing:`, the backend set and each backend's diagnosis
+    /// (as `diagnose --format json` shows it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) loadbalancing: Option<serde_json::Value>,
     /// The agent's `/health` answer as it sent it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) health: Option<serde_json::Value>,
@@ -133,6 +137,7 @@ fn check(name: &'static str, verdict: Verdict, detail: String, fix: Option<Strin
         detail,
         fix,
         diagnosis: None,
+        loadbalancing: None,
         health: None,
     }
 }
@@ -197,14 +202,31 @@ fn effective_check(resolved: &otlp::config::Resolved) -> Check {
             .source_of(key)
             .map_or_else(|| "default".to_owned(), ToString::to_string)
     };
+    let upstream = match &resolved.config.loadbalancing {
+        Some(lb) => {
+            let key = match lb.resolver {
+                otlp::config::LbResolver::Static { .. } => "loadbalancing.endpoints",
+                otlp::config::LbResolver::Dns { .. } => "loadbalancing.dns.hostname",
+            };
+            format!(
+                "traces load-balanced by {} over {} ({key} from {}; the endpoint setting is not used for traces)",
+                lb.routing_key.as_str(),
+                lb.resolver.describe(),
+                source(key),
+            )
+        }
+        None => format!(
+            "upstream {} (endpoint from {})",
+            redact_userinfo(&sc.endpoint),
+            source("endpoint"),
+        ),
+    };
     check(
         "effective",
         Verdict::Pass,
         format!(
-            "upstream {} over {} (endpoint from {}, protocol from {}); admin on {}",
-            redact_userinfo(&sc.endpoint),
+            "{upstream}; protocol {} (from {}); admin on {}",
             sc.protocol.as_str(),
-            source("endpoint"),
             source("protocol"),
             resolved.config.admin.listen,
         ),
@@ -213,6 +235,16 @@ fn effective_check(resolved: &otlp::config::Resolved) -> Check {
 }
 
 async fn upstream_check(config: &Config, timeout: Duration) -> Check {
+    // With `loadbalancing:` data goes to the backend set, not to the
+    // signal endpoint: the set is what is checked.
+    if let Some(set) = super::diagnose::backend_set(config, timeout).await {
+        let (verdict, detail, fix) = set.summary();
+        let mut json = set.to_json();
+        return Check {
+            loadbalancing: Some(json["loadbalancing"].take()),
+            ..check("upstream", verdict, detail, fix)
+        };
+    }
     let diagnosis = super::diagnose::probe(config, timeout).await;
     let worst = diagnosis
         .steps

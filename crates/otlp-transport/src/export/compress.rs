@@ -28,6 +28,19 @@ impl Compression {
             Compression::Zstd => 1..=19,
         }
     }
+    /// `body` compressed as the exporter compresses a request at `level`
+    /// (default [`Compression::DEFAULT_LEVEL`]): a copy of it for
+    /// [`Compression::None`].
+    ///
+    /// # Errors
+    ///
+    /// [`TransportError::CompressionDisabled`] when the compression's
+    /// feature is off, [`TransportError::CompressionLevel`] for a level
+    /// outside [`Compression::levels`], [`TransportError::Compress`] when
+    /// the encoder fails.
+    pub fn compress(self, level: Option<u32>, body: &[u8]) -> Result<Bytes, TransportError> {
+        Compressor::new(self, level)?.bytes(body)
+    }
 }
 
 impl Compressor {
