@@ -390,4 +390,25 @@ pub(super) const SCENARIOS: &[Scenario] = &[
         },
         baseline: "peer-grpc-gzip",
     },
+    Scenario {
+        key: "relay-grpc-zstd-passthrough",
+        title: "relay: `ours-native --preencoded 512 --compression zstd` -> `otlp-client run` (block policy, zstd upstream: forwarded as received) -> count-sink, gRPC",
+        side: Side::Relay,
+        signal: "traces",
+        protocol: "grpc",
+        compression: "zstd",
+        producer: Producer::Bin {
+            package: "otlp-benches",
+            bin: "ours-native",
+            extra: &[
+                "--overflow",
+                "block",
+                "--preencoded",
+                "512",
+                "--compression",
+                "zstd",
+            ],
+        },
+        baseline: "peer-grpc-zstd",
+    },
 ];
